@@ -1,0 +1,45 @@
+# reviewscore: `make help` lists every target.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL ?= models/imdb-bilstm
+INPUT ?= examples/reviews/
+OUTPUT ?= out/scored
+DATA ?=
+BUNDLE ?= runs/bundle
+ARCH ?= bilstm-pool
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint train info score bench clean
+
+help: ## List every target.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "Variables: DATA=... BUNDLE=... ARCH=... (train); INPUT=... OUTPUT=... MODEL=... (score)"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## Create .venv and install reviewscore with its dev tools.
+
+test: $(BIN)/.installed ## Run the test suite (fast; needs no data outside the repository).
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.installed ## Check style with ruff.
+	$(BIN)/ruff check pipeline training schemas tests
+	$(BIN)/ruff format --check pipeline training schemas tests
+
+train: $(BIN)/.installed ## Train a bundle: make train DATA=path/to/aclImdb [BUNDLE=runs/bundle ARCH=bilstm-pool].
+	@test -n "$(DATA)" || (echo "usage: make train DATA=path/to/aclImdb-or-parquet [BUNDLE=dir] [ARCH=name]" && exit 2)
+	$(BIN)/reviewscore train --data $(DATA) --out $(BUNDLE) --arch $(ARCH)
+
+info: $(BIN)/.installed ## Describe a bundle: make info [MODEL=models/imdb-bilstm].
+	$(BIN)/reviewscore info $(MODEL)
+
+score: $(BIN)/.installed ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/scored MODEL=models/imdb-bilstm].
+	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL)
+
+clean: ## Remove build leftovers and test caches (keeps .venv).
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,166 @@
+"""Reading and writing model bundles, with every check done before any of the bundle is used.
+
+`Bundle.open` verifies the manifest (format version, file list) and the sha256 of every file, then
+parses the preprocessing settings and the vocabulary; the Keras model itself is loaded only on
+demand (`load_model`), in Keras safe mode, and checked against the vocabulary. Any problem raises a
+BundleError whose message names the bundle and what is wrong. Nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+
+import pipeline
+from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary
+from schemas.bundle import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PREPROCESSING_FILE,
+    VOCABULARY_FILE,
+    Manifest,
+    ManifestError,
+)
+
+
+class BundleError(Exception):
+    """A model bundle is missing, incomplete, tampered with or incompatible."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+    preprocessing: PreprocessingConfig
+    vocabulary: Vocabulary
+
+    @classmethod
+    def open(cls, path: str | Path) -> Bundle:
+        path = Path(path)
+        if not path.is_dir():
+            raise BundleError(f"model bundle {path} is not a directory")
+        manifest = _read_manifest(path)
+        for name, expected in manifest.files.items():
+            file = path / name
+            if not file.is_file():
+                raise BundleError(f"model bundle {path} is missing {name}")
+            if sha256_file(file) != expected:
+                raise BundleError(f"model bundle {path}: checksum mismatch for {name} (file changed after export)")
+        try:
+            preprocessing = PreprocessingConfig.from_dict(_read_json(path / PREPROCESSING_FILE))
+        except (ValueError, TypeError) as e:
+            raise BundleError(f"model bundle {path}: invalid {PREPROCESSING_FILE}: {e}") from None
+        try:
+            vocabulary = Vocabulary.from_json((path / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise BundleError(f"model bundle {path}: invalid {VOCABULARY_FILE}: {e}") from None
+        if len(vocabulary.tokens) > preprocessing.vocab_size:
+            raise BundleError(
+                f"model bundle {path}: {VOCABULARY_FILE} holds {len(vocabulary.tokens)} words but "
+                f"{PREPROCESSING_FILE} allows {preprocessing.vocab_size}"
+            )
+        return cls(path, manifest, preprocessing, vocabulary)
+
+    @property
+    def encoder(self) -> TextEncoder:
+        return TextEncoder(self.preprocessing, self.vocabulary)
+
+    @property
+    def model_version(self) -> str:
+        return self.manifest.version
+
+    def load_model(self) -> keras.Model:
+        """The bare Keras model, loaded in safe mode and checked to accept this vocabulary's ids."""
+        try:
+            model = keras.saving.load_model(self.path / MODEL_FILE, compile=False, safe_mode=True)
+        except Exception as e:  # Keras raises many types for a bad archive; all mean the same here.
+            raise BundleError(f"model bundle {self.path}: cannot load {MODEL_FILE}: {e}") from None
+        check_vocabulary_fits(model, self.vocabulary, self.path)
+        return model
+
+
+def check_vocabulary_fits(model: keras.Model, vocabulary: Vocabulary, where: Path) -> None:
+    embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
+    if len(embeddings) != 1:
+        raise BundleError(f"model bundle {where}: expected one Embedding layer, found {len(embeddings)}")
+    if embeddings[0].input_dim != len(vocabulary):
+        raise BundleError(
+            f"model bundle {where}: the vocabulary has {len(vocabulary)} ids but the model's embedding "
+            f"takes {embeddings[0].input_dim}; {VOCABULARY_FILE} does not belong to this model"
+        )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"cannot read {path}: {e}") from None
+
+
+def _read_manifest(path: Path) -> Manifest:
+    if not (path / MANIFEST_FILE).is_file():
+        raise BundleError(f"model bundle {path} has no {MANIFEST_FILE}")
+    try:
+        return Manifest.from_dict(_read_json(path / MANIFEST_FILE))
+    except (ManifestError, TypeError) as e:
+        raise BundleError(f"model bundle {path}: {e}") from None
+
+
+def write_bundle(
+    path: str | Path,
+    *,
+    model: keras.Model,
+    preprocessing: PreprocessingConfig,
+    vocabulary: Vocabulary,
+    name: str,
+    version: str | None,
+    architecture: dict[str, Any],
+    class_names: list[str],
+    training_data: dict[str, Any],
+    metrics: dict[str, Any],
+    extra_files: tuple[str, ...] = (),
+) -> Bundle:
+    """Write a bundle directory; `extra_files` are files already written into it to be checksummed too.
+
+    The model is saved without optimizer state (it is for inference), which keeps the bundle small.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    # Rebuilt from its config: keras.models.clone_model would carry the optimizer (3x the size).
+    inference_model = keras.Model.from_config(model.get_config())
+    inference_model.set_weights(model.get_weights())
+    inference_model.save(path / MODEL_FILE)
+    (path / VOCABULARY_FILE).write_text(vocabulary.to_json(), encoding="utf-8")
+    (path / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2), encoding="utf-8")
+    files = {f: sha256_file(path / f) for f in (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE, *extra_files)}
+    created = datetime.now(UTC)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        name=name,
+        version=version or f"{created:%Y.%m.%d}-{files[MODEL_FILE][:8]}",
+        created=created.isoformat(timespec="seconds"),
+        architecture=architecture,
+        class_names=class_names,
+        training_data=training_data,
+        metrics=metrics,
+        files=files,
+        reviewscore_version=pipeline.__version__,
+    )
+    manifest.validate()
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    return Bundle.open(path)

@@ -1,0 +1,96 @@
+"""Mask-aware Keras layers that the stock layers lack, so padding never changes a prediction.
+
+Keras 3's GlobalMaxPooling1D, Conv1D and MaxPooling1D ignore the padding mask: a padded position
+would take part in the max, the convolution or the pooled window, and a review's score would depend
+on how much it was padded. These versions honour the mask. They are registered as serializable
+when `pipeline` is imported, so `keras.saving.load_model(..., safe_mode=True)` can rebuild a model
+that uses them without any custom_objects argument.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "reviewscore"
+# Stands in for padded values before a max: below any float32 activation, still finite.
+_BELOW_ANY_VALUE = -3.0e38
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """Max over the unmasked time steps; a review with no unmasked step pools to zeros."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        pooled = ops.max(ops.where(valid, inputs, _BELOW_ANY_VALUE), axis=1)
+        any_valid = ops.any(valid, axis=1)
+        return ops.where(any_valid, pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedConv1D(keras.layers.Conv1D):
+    """Conv1D ('same' padding, stride 1) that sees padded positions as zeros and outputs zeros there.
+
+    Zeroing the inputs makes a window that overlaps the padding see exactly what it would see at the
+    end of an unpadded sequence (Conv1D's own 'same' padding is zeros too); zeroing the outputs keeps
+    padded positions out of whatever follows. The mask passes through unchanged.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs["padding"] = "same"
+        kwargs["strides"] = 1
+        super().__init__(*args, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return super().call(inputs)
+        valid = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        outputs = super().call(inputs * valid)
+        return outputs * ops.cast(valid, outputs.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedMaxPooling1D(keras.layers.MaxPooling1D):
+    """MaxPooling1D over unmasked steps only, with the mask pooled alongside.
+
+    Uses 'same' padding so the last, partly filled window of an unpadded review is kept; a window is
+    valid when any of its steps is.
+    """
+
+    def __init__(self, pool_size=2, **kwargs):
+        kwargs["padding"] = "same"
+        kwargs.setdefault("strides", pool_size)
+        super().__init__(pool_size=pool_size, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return super().call(inputs)
+        valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        pooled = super().call(ops.where(valid, inputs, _BELOW_ANY_VALUE))
+        pooled_valid = ops.expand_dims(self.compute_mask(inputs, mask), -1)
+        return ops.where(pooled_valid, pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None:
+            return None
+        as_float = ops.expand_dims(ops.cast(mask, "float32"), -1)
+        pooled = keras.layers.MaxPooling1D.call(self, as_float)
+        return ops.squeeze(pooled, -1) > 0.5

@@ -1,0 +1,125 @@
+"""Bundle round trip and the checks that make a tampered or incompatible bundle unusable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.bundle import Bundle, BundleError
+from schemas.bundle import FORMAT_VERSION, MANIFEST_FILE, MODEL_FILE, PREPROCESSING_FILE, VOCABULARY_FILE
+
+REVIEWS = ["A wonderful, moving film. Loved it!", "Dreadful and boring.", "", "the plot was fine"]
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(tiny_bundle.path, target)
+    return target
+
+
+def scores(bundle: Bundle, model: keras.Model) -> np.ndarray:
+    return model.predict(bundle.encoder.encode(REVIEWS).padded(), verbose=0)[:, 0]
+
+
+def test_round_trip_gives_identical_predictions(tiny_bundle, bundle_copy):
+    original = Bundle.open(tiny_bundle.path)
+    reopened = Bundle.open(bundle_copy)
+    assert reopened.manifest == original.manifest
+    assert reopened.preprocessing == original.preprocessing
+    assert reopened.vocabulary == original.vocabulary
+    np.testing.assert_array_equal(scores(original, original.load_model()), scores(reopened, reopened.load_model()))
+
+
+def test_bare_model_loads_in_safe_mode_after_importing_pipeline(tiny_bundle):
+    import pipeline  # noqa: F401
+
+    model = keras.saving.load_model(tiny_bundle.path / MODEL_FILE, safe_mode=True)
+    assert model.output_shape == (None, 1)
+
+
+def test_bundle_holds_no_pickle(tiny_bundle):
+    for file in tiny_bundle.path.iterdir():
+        data = file.read_bytes()
+        if file.suffix == ".keras":
+            with zipfile.ZipFile(file) as archive:
+                assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+                data = archive.read("config.json")
+        assert b"__reduce__" not in data and not data.startswith(b"\x80\x04")
+
+
+def test_manifest_describes_the_bundle(tiny_bundle):
+    manifest = tiny_bundle.manifest
+    assert manifest.format_version == FORMAT_VERSION
+    assert manifest.class_names == ["negative", "positive"]
+    assert manifest.architecture["name"] == "lstm"
+    assert manifest.training_data["fingerprint"].startswith("sha256:")
+    assert 0.0 <= manifest.metrics["validation_accuracy"] <= 1.0
+    assert set(manifest.files) >= {MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE, "metrics.json"}
+
+
+def test_tampered_vocabulary_is_rejected(bundle_copy):
+    vocab = json.loads((bundle_copy / VOCABULARY_FILE).read_text())
+    vocab["tokens"][0], vocab["tokens"][1] = vocab["tokens"][1], vocab["tokens"][0]
+    (bundle_copy / VOCABULARY_FILE).write_text(json.dumps(vocab))
+    with pytest.raises(BundleError, match=f"checksum mismatch for {VOCABULARY_FILE}"):
+        Bundle.open(bundle_copy)
+
+
+def test_tampered_model_is_rejected(bundle_copy):
+    with (bundle_copy / MODEL_FILE).open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match=f"checksum mismatch for {MODEL_FILE}"):
+        Bundle.open(bundle_copy)
+
+
+def test_missing_file_is_named(bundle_copy):
+    (bundle_copy / PREPROCESSING_FILE).unlink()
+    with pytest.raises(BundleError, match=f"missing {PREPROCESSING_FILE}"):
+        Bundle.open(bundle_copy)
+
+
+def edit_manifest(bundle_dir, **changes):
+    manifest = json.loads((bundle_dir / MANIFEST_FILE).read_text())
+    manifest.update(changes)
+    (bundle_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_unknown_format_version_is_rejected(bundle_copy):
+    edit_manifest(bundle_copy, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(BundleError, match=f"unknown bundle format version {FORMAT_VERSION + 1}"):
+        Bundle.open(bundle_copy)
+
+
+@pytest.mark.parametrize("name", ["../outside.json", "/etc/passwd", "sub/../../x", "~/.ssh/id_rsa"])
+def test_manifest_paths_outside_the_bundle_are_rejected(bundle_copy, name):
+    manifest = json.loads((bundle_copy / MANIFEST_FILE).read_text())
+    edit_manifest(bundle_copy, files={**manifest["files"], name: "0" * 64})
+    with pytest.raises(BundleError, match="outside the bundle"):
+        Bundle.open(bundle_copy)
+
+
+def test_vocabulary_that_does_not_fit_the_model_is_rejected(bundle_copy):
+    vocab = json.loads((bundle_copy / VOCABULARY_FILE).read_text())
+    vocab["tokens"] = vocab["tokens"][:-3]
+    (bundle_copy / VOCABULARY_FILE).write_text(json.dumps(vocab))
+    manifest = json.loads((bundle_copy / MANIFEST_FILE).read_text())
+    from pipeline.bundle import sha256_file
+
+    edit_manifest(bundle_copy, files={**manifest["files"], VOCABULARY_FILE: sha256_file(bundle_copy / VOCABULARY_FILE)})
+    bundle = Bundle.open(bundle_copy)
+    with pytest.raises(BundleError, match="does not belong to this model"):
+        bundle.load_model()
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(BundleError, match="not a directory"):
+        Bundle.open(tmp_path / "nothing")
+    with pytest.raises(BundleError, match=r"has no manifest\.json"):
+        Bundle.open(tmp_path)

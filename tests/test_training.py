@@ -1,0 +1,102 @@
+"""End-to-end training on data the tests write: aclImdb layout and Parquet, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.bundle import Bundle
+from pipeline.cli import app
+from tests.conftest import make_reviews
+from training.datasets import DatasetError, load_labelled
+from training.train import stratified_split
+
+runner = CliRunner()
+
+
+def write_aclimdb(root, reviews):
+    for i, (text, label) in enumerate(reviews):
+        folder = root / "train" / ("pos" if label else "neg")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}_{8 if label else 2}.txt").write_text(text, encoding="utf-8")
+    # The test split must never be read for training.
+    (root / "test" / "pos").mkdir(parents=True)
+    (root / "test" / "pos" / "0_10.txt").write_text("test split text", encoding="utf-8")
+
+
+def test_train_cli_on_aclimdb_layout_then_info(tmp_path):
+    write_aclimdb(tmp_path / "aclImdb", make_reviews(160, seed=3))
+    out = tmp_path / "bundle"
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(tmp_path / "aclImdb"), "--out", str(out), "--arch", "cnn-lstm", "--epochs", "2",
+         "--vocab-size", "100", "--max-length", "30", "--batch-size", "16", "--version", "9.9.9"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    bundle = Bundle.open(out)
+    assert bundle.manifest.version == "9.9.9"
+    assert bundle.manifest.training_data["rows"] == 160
+    assert "test split text" not in (out / "vocab.json").read_text()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and len(metrics["history"]["val_loss"]) == 2
+    assert (out / "training_history.png").read_bytes().startswith(b"\x89PNG")
+
+    described = runner.invoke(app, ["info", str(out)])
+    assert described.exit_code == 0, described.output
+    for expected in ("cnn-lstm", "9.9.9", "vocabulary", "max_length: 30", "validation_accuracy", "sha256:"):
+        assert expected in described.output
+
+
+def test_trained_model_learns_the_synthetic_signal(tiny_bundle):
+    model = tiny_bundle.load_model()
+    reviews = ["wonderful brilliant superb film", "dreadful awful boring film"]
+    positive, negative = model.predict(tiny_bundle.encoder.encode(reviews).padded(), verbose=0)[:, 0]
+    assert positive > 0.5 > negative
+
+
+def test_training_is_reproducible_with_a_seed(tmp_path, labelled_parquet):
+    def run(out):
+        result = runner.invoke(
+            app,
+            ["train", "--data", labelled_parquet, "--out", str(out), "--arch", "lstm", "--epochs", "1",
+             "--vocab-size", "50", "--max-length", "20", "--seed", "5"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return Bundle.open(out)
+
+    first, second = run(tmp_path / "a"), run(tmp_path / "b")
+    assert first.vocabulary == second.vocabulary
+    assert first.manifest.training_data == second.manifest.training_data
+    texts = ["wonderful film", "boring plot"]
+    a = first.load_model().predict(first.encoder.encode(texts).padded(), verbose=0)
+    b = second.load_model().predict(second.encoder.encode(texts).padded(), verbose=0)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_stratified_split_keeps_class_balance():
+    labels = np.array([0] * 80 + [1] * 20)
+    train_idx, val_idx = stratified_split(labels, 0.25, seed=1)
+    assert len(np.intersect1d(train_idx, val_idx)) == 0 and len(train_idx) + len(val_idx) == 100
+    assert labels[val_idx].sum() == 5 and (labels[val_idx] == 0).sum() == 20
+
+
+def test_bad_training_data_is_one_clear_error(tmp_path):
+    pq.write_table(pa.table({"body": ["x"], "label": [1]}), tmp_path / "no_text.parquet")
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "no_text.parquet"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "no column 'text'" in result.output
+    pq.write_table(pa.table({"text": ["x", "y"], "label": [1, 3]}), tmp_path / "bad_label.parquet")
+    with pytest.raises(DatasetError, match="must be 0 \\(negative\\) or 1"):
+        load_labelled(tmp_path / "bad_label.parquet")
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_labelled(tmp_path / "missing")
+
+
+def test_string_labels_are_accepted(tmp_path):
+    pq.write_table(pa.table({"text": ["a", "b"], "label": ["positive", "negative"]}), tmp_path / "s.parquet")
+    assert load_labelled(tmp_path / "s.parquet").labels.tolist() == [1, 0]

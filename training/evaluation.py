@@ -1,0 +1,83 @@
+"""Binary classification metrics and plots, shared by training reports and `reviewscore evaluate`.
+
+Computed with NumPy directly (ROC AUC by the rank statistic), so the project needs no scikit-learn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = np.asarray(scores)[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # Average ranks over ties.
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(average, counts)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    labels = np.asarray(labels).astype(bool)
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    hits = labels[order]
+    tpr = np.concatenate([[0.0], np.cumsum(hits) / max(hits.sum(), 1)])
+    fpr = np.concatenate([[0.0], np.cumsum(~hits) / max((~hits).sum(), 1)])
+    return fpr, tpr
+
+
+def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+    labels = np.asarray(labels).astype(np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    predicted = (scores >= threshold).astype(np.int64)
+    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
+    loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
+    confusion = np.zeros((2, 2), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    return {
+        "examples": len(labels),
+        "accuracy": float((predicted == labels).mean()),
+        "loss": float(loss),
+        "roc_auc": roc_auc(labels, scores),
+        "threshold": threshold,
+        "confusion_matrix": {
+            "rows": "true class (negative, positive)",
+            "columns": "predicted class (negative, positive)",
+            "values": confusion.tolist(),
+        },
+    }
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:
+    """Training and validation loss and accuracy per epoch, side by side, as the tutorials plotted them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.plot(epochs, history[metric], "o-", label="training")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
