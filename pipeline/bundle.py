@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from schemas.bundle import (
     VOCABULARY_FILE,
     Manifest,
     ManifestError,
+    check_bundle_relative,
 )
 
 
@@ -92,6 +94,40 @@ class Bundle:
             raise BundleError(f"model bundle {self.path}: cannot load {MODEL_FILE}: {e}") from None
         check_vocabulary_fits(model, self.vocabulary, self.path)
         return model
+
+
+def open_bundle(uri: str | Path) -> Bundle:
+    """Open a bundle from a local path or any Beam filesystem URI (gs://...), copying it locally once.
+
+    Keras loads models from local files only, so a remote bundle is copied into a per-process cache
+    directory: every worker process downloads it once, however many threads use it.
+    """
+    uri = str(uri)
+    if "://" not in uri:
+        return Bundle.open(uri)
+    if uri not in _LOCAL_COPIES:
+        from apache_beam.io.filesystems import FileSystems
+
+        local = Path(tempfile.mkdtemp(prefix="reviewscore-bundle-"))
+        try:
+            with FileSystems.open(FileSystems.join(uri, MANIFEST_FILE)) as f:
+                manifest_bytes = f.read()
+            names = [MANIFEST_FILE, *json.loads(manifest_bytes).get("files", {})]
+            for name in names:
+                check_bundle_relative(name)
+                with FileSystems.open(FileSystems.join(uri, name)) as src:
+                    (local / name).write_bytes(src.read())
+        except ManifestError as e:
+            raise BundleError(f"model bundle {uri}: {e}") from None
+        except BundleError:
+            raise
+        except Exception as e:
+            raise BundleError(f"cannot copy model bundle {uri}: {e}") from None
+        _LOCAL_COPIES[uri] = local
+    return Bundle.open(_LOCAL_COPIES[uri])
+
+
+_LOCAL_COPIES: dict[str, Path] = {}
 
 
 def check_vocabulary_fits(model: keras.Model, vocabulary: Vocabulary, where: Path) -> None:

@@ -7,6 +7,11 @@ Configuration mistakes exit with code 2 and one clear message, never a traceback
 from __future__ import annotations
 
 import json
+import logging
+import sys
+import time
+
+STARTED = time.time()  # the console script imports this module first: start-up counts in wall time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -25,6 +30,7 @@ console = Console()
 errors = Console(stderr=True)
 
 EXIT_CONFIG_ERROR = 2
+DEFAULT_MODEL = "models/imdb-bilstm"
 
 
 def fail(message: str) -> NoReturn:
@@ -101,6 +107,7 @@ def train(
         version=version,
         text_column=text_column,
         label_column=label_column,
+        verbose=1 if sys.stdout.isatty() else 2,  # a progress bar only where someone watches it
     )
     try:
         run_training(config)
@@ -140,9 +147,137 @@ def info(
     console.print(table)
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def score(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Review folders (*.txt and *.parquet found recursively), files or globs; local or gs://."),
+    ],
+    output: Annotated[str, typer.Option(help="Folder for scored-*.parquet, errors-*.parquet and _SUMMARY.json.")],
+    model: Annotated[str, typer.Option(help="Model bundle folder (local or gs://).")] = DEFAULT_MODEL,
+    text_column: Annotated[str, typer.Option(help="Text column of Parquet inputs.")] = "text",
+    id_column: Annotated[
+        str, typer.Option(help="Id column of Parquet inputs; when absent, ids are FILE:ROW.")
+    ] = "review_id",
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Most reviews per RunInference batch (sorted by length inside).")
+    ] = 1024,
+    inference_batch_size: Annotated[
+        int, typer.Option(min=1, help="Rows per model call; each call is padded to its own longest review.")
+    ] = 128,
+    max_error_rate: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Exit with code 1 when failed/read exceeds this share.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace the contents of a non-empty output folder.")] = False,
+    num_shards: Annotated[int, typer.Option(min=0, help="Scored files to write; 0 lets the runner decide.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Beam and TensorFlow logs.")] = False,
+) -> None:
+    """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
+    quiet_logging(verbose)
+    from pipeline.bundle import BundleError
+    from pipeline.job import ScoringJob, run_scoring
+    from pipeline.sinks import OutputError
+    from pipeline.sources import InputError
+    from schemas.output import SchemaError
+
+    job = ScoringJob(
+        inputs=inputs,
+        output=output,
+        model=model,
+        text_column=text_column,
+        id_column=id_column,
+        max_batch_size=batch_size,
+        inference_batch_size=inference_batch_size,
+        overwrite=overwrite,
+        num_shards=num_shards,
+        beam_args=list((ctx.obj or {}).get("beam_args", [])),
+        started=STARTED,
+    )
+    try:
+        summary = run_scoring(job)
+    except (BundleError, InputError, OutputError, SchemaError) as e:
+        fail(str(e))
+    if summary is None:
+        console.print("job submitted (dry run): nothing was scored")
+        return
+    _print_summary(summary, output)
+    if not summary["accounting_ok"]:
+        errors.print("[bold red]error:[/] records read differ from scored + failed; please report this")
+        raise typer.Exit(1)
+    rate = summary["records_failed"] / summary["records_read"] if summary["records_read"] else 0.0
+    if max_error_rate is not None and rate > max_error_rate:
+        errors.print(f"[bold red]error:[/] {rate:.2%} of records failed, above --max-error-rate {max_error_rate:.2%}")
+        raise typer.Exit(1)
+
+
+def quiet_logging(verbose: bool) -> None:
+    """Keep the terminal for our own lines: Beam and TensorFlow chatter only with --verbose."""
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.ERROR)
+    progress = logging.getLogger("reviewscore")
+    progress.setLevel(logging.INFO)
+    if not progress.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        progress.addHandler(handler)
+    progress.propagate = False
+
+
+def _print_summary(summary: dict, output: str) -> None:
+    table = Table(title=f"scored with model {summary['model_version']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("records read", f"{summary['records_read']:,}")
+    table.add_row("scored", f"{summary['records_scored']:,}")
+    table.add_row("failed", f"{summary['records_failed']:,}")
+    for label, count in summary["label_counts"].items():
+        table.add_row(f"  {label}", f"{count:,}")
+    table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
+    table.add_row("throughput", f"{summary['reviews_per_second'] or 0:,.0f} reviews/s")
+    if summary.get("model_loads") is not None:
+        table.add_row("model loads", str(summary["model_loads"]))
+    console.print(table)
+    console.print(f"output: {output}/scored-*.parquet" + (", errors-*.parquet" if summary["records_failed"] else ""))
+
+
+@app.command()
+def evaluate(
+    input: Annotated[
+        Path, typer.Option(help="Labelled reviews: aclImdb split folder (with pos/ and neg/) or Parquet with a label.")
+    ],
+    report: Annotated[Path, typer.Option(help="Folder for metrics.json, roc_curve.png and score_histogram.png.")],
+    model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
+    text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
+    label_column: Annotated[
+        str, typer.Option(help="Label column (0/1 or negative/positive), for Parquet data.")
+    ] = "label",
+) -> None:
+    """Score labelled reviews and report accuracy, ROC AUC, confusion matrix and plots."""
+    import pipeline  # noqa: F401
+    from pipeline.bundle import BundleError
+    from training.datasets import DatasetError
+    from training.evaluation import evaluate_bundle
+
+    try:
+        metrics = evaluate_bundle(model, input, report, text_column, label_column)
+    except (BundleError, DatasetError) as e:
+        fail(str(e))
+    matrix = metrics["confusion_matrix"]["values"]
+    console.print(
+        f"{metrics['examples']:,} reviews: accuracy {metrics['accuracy']:.4f}, ROC AUC {metrics['roc_auc']:.4f}\n"
+        f"confusion (rows true neg/pos, columns predicted neg/pos): {matrix}\nreport: {report}"
+    )
+
+
 def _describe(values: dict) -> str:
     return "\n".join(f"{k}: {round(v, 4) if isinstance(v, float) else v}" for k, v in values.items())
 
 
 def main() -> None:
-    app()
+    """Console entry point: everything after a bare `--` is handed to Beam as pipeline options."""
+    argv = sys.argv[1:]
+    beam_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, beam_args = argv[:split], argv[split + 1 :]
+    app(args=argv, obj={"beam_args": beam_args}, prog_name="reviewscore")

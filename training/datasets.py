@@ -46,12 +46,15 @@ class LabelledReviews:
         return LabelledReviews(self.texts.take(pa.array(indices)), self.labels[indices], self.source)
 
 
-def load_labelled(path: str | Path, text_column: str = "text", label_column: str = "label") -> LabelledReviews:
+def load_labelled(
+    path: str | Path, text_column: str = "text", label_column: str = "label", split: str = "train"
+) -> LabelledReviews:
+    """Labelled reviews; given the aclImdb root folder, its `split` part (training reads "train")."""
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"training data {path} does not exist")
-    if path.is_dir() and (path / "train" / "pos").is_dir():
-        return _load_review_folders(path / "train")
+        raise DatasetError(f"labelled data {path} does not exist")
+    if path.is_dir() and (path / split / "pos").is_dir():
+        return _load_review_folders(path / split)
     if path.is_dir() and (path / "pos").is_dir():
         return _load_review_folders(path)
     return _load_parquet(path, text_column, label_column)

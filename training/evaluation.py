@@ -81,3 +81,57 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, label_column: str) -> dict[str, Any]:
+    """Score labelled reviews with a bundle (same encoder and compiled model as the pipeline) and report.
+
+    Given the aclImdb root folder this reads its test/ split: evaluation is what the test split is for.
+    """
+    import json
+
+    from pipeline.bundle import open_bundle
+    from pipeline.model_handler import compile_predict, score_rows
+    from training.datasets import load_labelled
+
+    bundle = open_bundle(model)
+    labelled = load_labelled(data, text_column, label_column, split="test")
+    predict = compile_predict(bundle.load_model())
+    scores = score_rows(bundle.encoder.encode(labelled.texts).rows(), predict, 256)
+    metrics = binary_metrics(labelled.labels, scores)
+    metrics.update(model_version=bundle.model_version, model_name=bundle.manifest.name, data=labelled.source)
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_roc_and_histogram(labelled.labels, scores, report, f"{bundle.manifest.name} {bundle.model_version}")
+    return metrics
+
+
+def plot_roc_and_histogram(labels: np.ndarray, scores: np.ndarray, report: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fpr, tpr = roc_curve(labels, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc(labels, scores):.4f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(report / "roc_curve.png", dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 1, 41)
+    for label, name in ((0, "negative"), (1, "positive")):
+        ax.hist(scores[np.asarray(labels) == label], bins=bins, alpha=0.6, label=f"true {name}")
+    ax.set_xlabel("score (probability of positive)")
+    ax.set_ylabel("reviews")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(report / "score_histogram.png", dpi=80)
+    plt.close(fig)

@@ -1,0 +1,48 @@
+"""How fast the shared preprocessing cleans, tokenizes and encodes a Parquet file of reviews.
+
+    .venv/bin/python benchmarks/preprocessing_speed.py ../shared/data/imdb/train.parquet --bundle models/imdb-bilstm
+
+Prints the best of --repeat runs, so a one-off stall of the machine does not count.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import typer
+
+from pipeline.bundle import Bundle
+from pipeline.preprocessing import tokenize
+
+
+def main(
+    data: Annotated[Path, typer.Argument(help="Parquet file with a text column.")],
+    bundle: Annotated[Path, typer.Option(help="Bundle whose preprocessing and vocabulary to use.")] = Path(
+        "models/imdb-bilstm"
+    ),
+    repeat: Annotated[int, typer.Option(help="Timed runs; the best is reported.")] = 5,
+) -> None:
+    texts = pq.read_table(data, columns=["text"]).column("text")
+    megabytes = pc.sum(pc.binary_length(texts)).as_py() / 1e6
+    opened = Bundle.open(bundle)
+    encoder = opened.encoder
+    timings = {"tokenize": [], "tokenize+encode": []}
+    for _ in range(repeat):
+        started = time.perf_counter()
+        tokenize(texts, opened.preprocessing)
+        timings["tokenize"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        encoded = encoder.encode(texts)
+        timings["tokenize+encode"].append(time.perf_counter() - started)
+    print(f"{len(texts):,} reviews, {megabytes:.1f} MB of text, {int(encoded.lengths.sum()):,} ids after truncation")
+    for stage, seconds in timings.items():
+        best = min(seconds)
+        print(f"{stage:>16}: {best:.2f} s  ({len(texts) / best:,.0f} reviews/s, {megabytes / best:.1f} MB/s)")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,89 @@
+"""Launching a scoring job: check everything that can be checked up front, then run the Beam pipeline.
+
+The checks (bundle integrity and fit, inputs, schemas, output folder) run before the pipeline is
+built, so a configuration mistake costs no worker time and leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline.bundle import open_bundle
+from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
+from pipeline.sinks import ScoredSink, prepare_output, read_summary
+from pipeline.sources import plan_inputs
+from schemas.output import error_schema, scored_schema
+
+DIRECT_RUNNERS = {None, "DirectRunner", "direct", "PrismRunner", "prism"}
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    inputs: list[str]
+    output: str
+    model: str
+    text_column: str = "text"
+    id_column: str = "review_id"
+    max_batch_size: int = 1024
+    inference_batch_size: int = 128
+    overwrite: bool = False
+    num_shards: int = 0
+    beam_args: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    """When the user started the job; wall time and reviews/s count from here, start-up included."""
+
+
+def run_scoring(job: ScoringJob) -> dict[str, Any] | None:
+    """Run the job; returns the summary, or None for a job that was only submitted (Dataflow dry run)."""
+    bundle = open_bundle(job.model)
+    bundle.load_model()  # proves the model loads and fits the vocabulary before any worker starts
+    plan = plan_inputs(job.inputs, job.text_column, job.id_column)
+    manifest = bundle.manifest.to_dict()
+    sink = ScoredSink(job.output, scored_schema(plan.schema, manifest), error_schema(manifest), job.num_shards)
+
+    options = PipelineOptions(job.beam_args)
+    runner = options.view_as(StandardOptions).runner
+    local = runner in DIRECT_RUNNERS
+    dry_run = bool(options.get_all_options().get("dry_run"))
+    if not dry_run:
+        prepare_output(job.output, job.overwrite)
+
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(
+        pipeline,
+        ReviewSource(plan, job.text_column, job.id_column),
+        sink,
+        ScoringModel(
+            job.model,
+            bundle.model_version,
+            tuple(bundle.manifest.class_names),
+            job.max_batch_size,
+            job.inference_batch_size,
+        ),
+        started=job.started,
+        progress_every_seconds=10.0 if local else None,
+    )
+    result = pipeline.run()
+    if dry_run:
+        return None
+    result.wait_until_finish()
+    summary = read_summary(job.output)
+    summary["model_loads"] = model_loads(result)
+    return summary
+
+
+def model_loads(result) -> int | None:
+    """How many times workers loaded the model: RunInference records one load-latency sample per load."""
+    try:
+        metrics = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
+    except Exception:
+        return None
+    loads = [
+        d.committed.count for d in metrics["distributions"] if d.key.metric.name == "load_model_latency_milli_secs"
+    ]
+    return sum(loads) if loads else None

@@ -1,0 +1,114 @@
+"""Where scored rows, error rows and the run summary go: Parquet and JSON under the output folder.
+
+Beam's file sinks write each shard to a temporary folder and move it into place only when the
+whole PCollection is written, and the summary is written after both sinks have finalized: a folder
+with _SUMMARY.json in it is complete, one without it is not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.output import ERRORS_PREFIX, SCORED_PREFIX, SUMMARY_FILE
+
+
+class OutputError(ValueError):
+    """The output folder cannot be used (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class ScoredSink:
+    output: str
+    schema: pa.Schema
+    error_schema: pa.Schema
+    num_shards: int = 0
+    """0 lets the runner choose (one shard per worker bundle); set it for a fixed file count."""
+
+    def path(self, name: str) -> str:
+        return FileSystems.join(self.output, name)
+
+
+def _listing(output: str) -> list[str]:
+    try:
+        return [m.path for m in FileSystems.match([FileSystems.join(output, "*")])[0].metadata_list]
+    except Exception:
+        return []
+
+
+def prepare_output(output: str, overwrite: bool) -> None:
+    """Refuse a non-empty output folder unless overwrite; then clear what an earlier run left."""
+    if "://" not in output:
+        import os
+
+        if os.path.exists(output) and not os.path.isdir(output):
+            raise OutputError(f"output {output} exists and is not a folder")
+        try:
+            os.makedirs(output, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create output folder {output}: {e.strerror}") from None
+        if not os.access(output, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder {output} is not writable")
+        existing = [os.path.join(output, name) for name in os.listdir(output)]
+    else:
+        existing = _listing(output)
+    if existing and not overwrite:
+        raise OutputError(f"output folder {output} is not empty; pass --overwrite to replace its contents")
+    if existing:
+        FileSystems.delete(existing)
+
+
+def write_parquet(rows: beam.PCollection, sink: ScoredSink, prefix: str, schema: pa.Schema, label: str):
+    return rows | label >> beam.io.WriteToParquet(
+        sink.path(prefix),
+        schema=schema,
+        file_name_suffix=".parquet",
+        num_shards=sink.num_shards,
+        codec="snappy",
+    )
+
+
+def write_scored(rows, sink: ScoredSink):
+    return write_parquet(rows, sink, SCORED_PREFIX, sink.schema, "WriteScored")
+
+
+def write_errors(rows, sink: ScoredSink):
+    return write_parquet(rows, sink, ERRORS_PREFIX, sink.error_schema, "WriteErrors")
+
+
+class WriteSummary(beam.DoFn):
+    """Writes _SUMMARY.json once the scored and error files are in place (their names are side inputs)."""
+
+    def __init__(self, sink: ScoredSink, started: float, model_version: str):
+        self.sink = sink
+        self.started = started
+        self.model_version = model_version
+
+    def process(self, _, read: int, scored: int, failed: int, labels: list, scored_files: list, error_files: list):
+        wall = time.time() - self.started
+        summary: dict[str, Any] = {
+            "records_read": read,
+            "records_scored": scored,
+            "records_failed": failed,
+            "accounting_ok": read == scored + failed,
+            "label_counts": dict(sorted(labels)),
+            "model_version": self.model_version,
+            "wall_seconds": round(wall, 2),
+            "reviews_per_second": round(scored / wall, 1) if wall > 0 else None,
+            "scored_files": sorted(scored_files),
+            "error_files": sorted(error_files),
+        }
+        with FileSystems.create(self.sink.path(SUMMARY_FILE)) as f:
+            f.write(json.dumps(summary, indent=2).encode())
+        yield summary
+
+
+def read_summary(output: str) -> dict[str, Any]:
+    with FileSystems.open(FileSystems.join(output, SUMMARY_FILE)) as f:
+        return json.loads(f.read())

@@ -1,0 +1,223 @@
+"""Review sources: folders of *.txt review files and Parquet files, read through Beam's FileSystems.
+
+At launch, `plan_inputs` resolves every INPUT argument (folder, file or glob, local or gs://),
+checks that each matches something, and reads the Parquet footers so that a missing or non-string
+text column is a configuration error naming the file before any work starts. At run time the
+transforms below re-match text-file patterns on the workers (so a folder of millions of files is
+never listed into the job graph) and stream Parquet files in record batches.
+
+Every record read leaves as exactly one Review or one ReadError: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.output import REVIEW_ID, SOURCE, TEXT, TEXT_FILE_FIELDS, SchemaError
+
+TEXT_SUFFIX = ".txt"
+PARQUET_SUFFIX = ".parquet"
+_GLOB_CHARS = set("*?[")
+
+
+class InputError(ValueError):
+    """An INPUT argument cannot be read as reviews (exit code 2)."""
+
+
+class Review(NamedTuple):
+    review_id: str
+    source: str
+    text: str | None
+    columns: dict[str, Any]
+    """Every input column, passed through to the scored row unchanged."""
+
+
+class Failure(NamedTuple):
+    review_id: str | None
+    source: str
+    stage: str
+    error: str
+
+
+@dataclass(frozen=True)
+class TextPattern:
+    root: str
+    """review_id is the path relative to this folder."""
+    pattern: str
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    text_patterns: list[TextPattern] = field(default_factory=list)
+    parquet_files: list[str] = field(default_factory=list)
+    schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
+    """The union of every input's columns: the scored output's pass-through columns."""
+
+
+def _is_glob(path: str) -> bool:
+    return any(c in _GLOB_CHARS for c in path)
+
+
+def _is_directory(path: str) -> bool:
+    if path.endswith("/"):
+        return True
+    if "://" not in path:
+        import os
+
+        return os.path.isdir(path)
+    # On object stores a "folder" is a prefix with something below it.
+    return bool(FileSystems.match([path.rstrip("/") + "/*"], limits=[1])[0].metadata_list)
+
+
+def _match(pattern: str) -> list[str]:
+    try:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # Beam raises BeamIOError for "nothing matched" and for unreadable prefixes alike
+        return []
+
+
+def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REVIEW_ID) -> InputPlan:
+    text_patterns: list[TextPattern] = []
+    parquet_files: list[str] = []
+    for raw in inputs:
+        path = raw
+        if not _is_glob(path) and _is_directory(path):
+            root = path.rstrip("/")
+            text_pattern = TextPattern(root, FileSystems.join(root, "**" + TEXT_SUFFIX))
+            found_parquet = _match(FileSystems.join(root, "**" + PARQUET_SUFFIX))
+            if _match(text_pattern.pattern):
+                text_patterns.append(text_pattern)
+            elif not found_parquet:
+                raise InputError(f"input {raw} holds no *.txt review files and no *.parquet files")
+            parquet_files.extend(found_parquet)
+            continue
+        matches = _match(path)
+        if not matches:
+            raise InputError(f"input {raw} does not exist or matches no file")
+        for match in matches:
+            if match.endswith(PARQUET_SUFFIX):
+                parquet_files.append(match)
+            elif match.endswith(TEXT_SUFFIX):
+                text_patterns.append(TextPattern(posixpath.dirname(match), match))
+            elif not _is_glob(path):
+                raise InputError(f"input {raw} is neither a folder, a *.txt review file nor a *.parquet file")
+    parquet_files = sorted(set(parquet_files))
+    schemas = [pa.schema(TEXT_FILE_FIELDS)] if text_patterns else []
+    schemas += [parquet_input_schema(f, text_column) for f in parquet_files]
+    try:
+        schema = pa.unify_schemas(schemas) if schemas else pa.schema([])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise SchemaError(f"input columns of the same name have different types: {e}") from None
+    if parquet_files and id_column not in schema.names:
+        schema = schema.append(pa.field(id_column, pa.string()))
+    return InputPlan(text_patterns, parquet_files, schema)
+
+
+def parquet_input_schema(path: str, text_column: str) -> pa.Schema:
+    """The file's Arrow schema, checked to hold a string text column."""
+    try:
+        with FileSystems.open(path) as f:
+            schema = pq.read_schema(f)
+    except Exception as e:
+        raise InputError(f"{path} is not a readable Parquet file: {e}") from None
+    if text_column not in schema.names:
+        raise InputError(f"{path} has no text column {text_column!r} (columns: {', '.join(schema.names)})")
+    kind = schema.field(text_column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise InputError(f"{path}: text column {text_column!r} has type {kind}, not string")
+    return schema.remove_metadata()
+
+
+class ExpandTextPattern(beam.DoFn):
+    """(root, pattern) to (root, path) for every review file that matches, on the workers."""
+
+    def process(self, text_pattern: TextPattern) -> Iterator[tuple[str, str]]:
+        for path in _match(text_pattern.pattern):
+            yield text_pattern.root, path
+
+
+class ReadReviewFile(beam.DoFn):
+    """One review per file: strict UTF-8 (a byte-order mark is dropped), else a Failure naming the file."""
+
+    def process(self, root_and_path: tuple[str, str]) -> Iterator[Review | Failure]:
+        root, path = root_and_path
+        review_id = posixpath.relpath(path, root) if "://" not in path else path[len(root) :].lstrip("/")
+        try:
+            with FileSystems.open(path) as f:
+                data = f.read()
+        except Exception as e:
+            yield Failure(review_id, path, "read", f"cannot read file: {e}")
+            return
+        if b"\0" in data:
+            yield Failure(review_id, path, "decode", "binary file (contains NUL bytes), not a text review")
+            return
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            yield Failure(review_id, path, "decode", f"not valid UTF-8: {e.reason} at byte {e.start}")
+            return
+        yield Review(review_id, path, text, {REVIEW_ID: review_id, SOURCE: path, TEXT: text})
+
+
+class ReadParquetFile(beam.DoFn):
+    """Rows of one Parquet file, streamed in record batches; a file that breaks mid-way is reported."""
+
+    def __init__(self, text_column: str, id_column: str, batch_rows: int = 4096):
+        self.text_column = text_column
+        self.id_column = id_column
+        self.batch_rows = batch_rows
+
+    def process(self, path: str) -> Iterator[Review | Failure]:
+        row = 0
+        try:
+            with FileSystems.open(path) as f:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_rows):
+                    for columns in batch.to_pylist():
+                        yield self._review(path, row, columns)
+                        row += 1
+        except Exception as e:
+            yield Failure(None, path, "read", f"Parquet file unreadable after row {row}: {e}")
+
+    def _review(self, path: str, row: int, columns: dict[str, Any]) -> Review:
+        review_id = columns.get(self.id_column)
+        if review_id is None:
+            review_id = f"{posixpath.basename(path)}:{row}"
+            columns[self.id_column] = review_id
+        return Review(str(review_id), path, columns.get(self.text_column), columns)
+
+
+class ReadReviews(beam.PTransform):
+    """Every review of an InputPlan, from all its files: a PCollection of Review and Failure."""
+
+    def __init__(self, plan: InputPlan, text_column: str, id_column: str):
+        super().__init__()
+        self.plan = plan
+        self.text_column = text_column
+        self.id_column = id_column
+
+    def expand(self, pipeline: beam.Pipeline):
+        reads = []
+        if self.plan.text_patterns:
+            reads.append(
+                pipeline
+                | "TextPatterns" >> beam.Create(self.plan.text_patterns)
+                | "MatchTextFiles" >> beam.ParDo(ExpandTextPattern())
+                | "SpreadTextFiles" >> beam.Reshuffle()
+                | "ReadTextFiles" >> beam.ParDo(ReadReviewFile())
+            )
+        if self.plan.parquet_files:
+            reads.append(
+                pipeline
+                | "ParquetFiles" >> beam.Create(self.plan.parquet_files)
+                | "SpreadParquetFiles" >> beam.Reshuffle()
+                | "ReadParquetFiles" >> beam.ParDo(ReadParquetFile(self.text_column, self.id_column))
+            )
+        return tuple(reads) | "AllReviews" >> beam.Flatten() if len(reads) > 1 else reads[0]

@@ -1,0 +1,60 @@
+"""The scored-output and error Parquet contracts that downstream jobs read.
+
+Scored files carry every input column unchanged plus the three columns below; error files carry one
+row per record that could not be read, decoded, preprocessed or scored. The bundle manifest rides
+along in the Parquet key-value metadata under MANIFEST_METADATA_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+PREDICTED_LABEL = "predicted_label"
+SCORE = "score"
+MODEL_VERSION = "model_version"
+SCORE_FIELDS = (
+    pa.field(PREDICTED_LABEL, pa.string(), nullable=False),
+    pa.field(SCORE, pa.float32(), nullable=False),
+    pa.field(MODEL_VERSION, pa.string(), nullable=False),
+)
+
+REVIEW_ID = "review_id"
+SOURCE = "source"
+TEXT = "text"
+# Columns of a scored row that came from a text file.
+TEXT_FILE_FIELDS = (pa.field(REVIEW_ID, pa.string()), pa.field(SOURCE, pa.string()), pa.field(TEXT, pa.string()))
+
+STAGES = ("read", "decode", "preprocess", "inference")
+ERROR_SCHEMA = pa.schema(
+    [
+        pa.field(REVIEW_ID, pa.string()),
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("error", pa.string(), nullable=False),
+    ]
+)
+
+SCORED_PREFIX = "scored"
+ERRORS_PREFIX = "errors"
+SUMMARY_FILE = "_SUMMARY.json"
+MANIFEST_METADATA_KEY = b"reviewscore.manifest"
+
+
+class SchemaError(ValueError):
+    """Input schemas cannot be combined into one scored-output schema."""
+
+
+def scored_schema(input_schema: pa.Schema, manifest: dict[str, Any]) -> pa.Schema:
+    """The input columns followed by the score columns, with the manifest in the metadata."""
+    clashes = [f.name for f in SCORE_FIELDS if f.name in input_schema.names]
+    if clashes:
+        raise SchemaError(f"input already has column(s) {', '.join(clashes)}; reviewscore would overwrite them")
+    fields = [f.with_nullable(True) for f in input_schema] + list(SCORE_FIELDS)
+    return pa.schema(fields, metadata={MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()})
+
+
+def error_schema(manifest: dict[str, Any]) -> pa.Schema:
+    return ERROR_SCHEMA.with_metadata({MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()})
