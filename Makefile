@@ -8,13 +8,15 @@ OUTPUT ?= out/scored
 DATA ?=
 BUNDLE ?= runs/bundle
 ARCH ?= bilstm-pool
+OVERWRITE ?=
+BEAM_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test lint train info score bench clean
 
 help: ## List every target.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: DATA=... BUNDLE=... ARCH=... (train); INPUT=... OUTPUT=... MODEL=... (score)"
+	@echo "Variables: DATA=... BUNDLE=... ARCH=... (train); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +40,8 @@ train: $(BIN)/.installed ## Train a bundle: make train DATA=path/to/aclImdb [BUN
 info: $(BIN)/.installed ## Describe a bundle: make info [MODEL=models/imdb-bilstm].
 	$(BIN)/reviewscore info $(MODEL)
 
-score: $(BIN)/.installed ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/scored MODEL=models/imdb-bilstm].
-	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL)
+score: $(BIN)/.installed ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/scored MODEL=... OVERWRITE=1 BEAM_ARGS="..."].
+	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL) $(if $(OVERWRITE),--overwrite) $(if $(BEAM_ARGS),-- $(BEAM_ARGS))
 
 clean: ## Remove build leftovers and test caches (keeps .venv).
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

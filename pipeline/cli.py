@@ -10,14 +10,14 @@ import json
 import logging
 import sys
 import time
-
-STARTED = time.time()  # the console script imports this module first: start-up counts in wall time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+STARTED = time.time()  # the console script imports this module first: start-up counts in wall time
 
 app = typer.Typer(
     name="reviewscore",
@@ -198,8 +198,9 @@ def score(
         summary = run_scoring(job)
     except (BundleError, InputError, OutputError, SchemaError) as e:
         fail(str(e))
-    if summary is None:
-        console.print("job submitted (dry run): nothing was scored")
+    if summary.get("dry_run"):
+        top = sorted({step.split("/")[0] for step in summary["steps"]})
+        console.print(f"dry run: job graph built with {len(summary['steps'])} steps ({', '.join(top)}); nothing ran")
         return
     _print_summary(summary, output)
     if not summary["accounting_ok"]:

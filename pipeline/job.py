@@ -34,12 +34,14 @@ class ScoringJob:
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)
+    wait: bool = True
+    """Wait for the job to finish (and report its summary); a Flex Template launcher only submits."""
     started: float = field(default_factory=time.time)
     """When the user started the job; wall time and reviews/s count from here, start-up included."""
 
 
-def run_scoring(job: ScoringJob) -> dict[str, Any] | None:
-    """Run the job; returns the summary, or None for a job that was only submitted (Dataflow dry run)."""
+def run_scoring(job: ScoringJob) -> dict[str, Any]:
+    """Run the job and return its summary; a dry run returns the job's step names instead."""
     bundle = open_bundle(job.model)
     bundle.load_model()  # proves the model loads and fits the vocabulary before any worker starts
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
@@ -70,11 +72,21 @@ def run_scoring(job: ScoringJob) -> dict[str, Any] | None:
     )
     result = pipeline.run()
     if dry_run:
-        return None
+        return {"dry_run": True, "steps": job_steps(result)}
+    if not job.wait:
+        return {"submitted": True, "job_id": getattr(result, "job_id", lambda: None)()}
     result.wait_until_finish()
     summary = read_summary(job.output)
     summary["model_loads"] = model_loads(result)
     return summary
+
+
+def job_steps(result) -> list[str]:
+    """Names of every step of the job graph a runner built (DataflowRunner keeps it on a dry run)."""
+    job = getattr(result, "job", None)
+    if job is None:
+        return []
+    return sorted(t.unique_name for t in job.proto_pipeline.components.transforms.values() if t.unique_name)
 
 
 def model_loads(result) -> int | None:

@@ -188,7 +188,11 @@ def build_pipeline(
     def count(pcoll, label):
         return AsSingleton(pcoll | label >> beam.combiners.Count.Globally())
 
-    labels = scored | "Labels" >> beam.Map(lambda row: row[PREDICTED_LABEL]) | beam.combiners.Count.PerElement()
+    labels = (
+        scored
+        | "Labels" >> beam.Map(lambda row: row[PREDICTED_LABEL])
+        | "CountLabels" >> beam.combiners.Count.PerElement()
+    )
     return (
         p
         | "SummaryTrigger" >> beam.Create([None])
