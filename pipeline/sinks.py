@@ -1,8 +1,11 @@
 """Where scored rows, error rows and the run summary go: Parquet and JSON under the output folder.
 
-Beam's file sinks write each shard to a temporary folder and move it into place only when the
-whole PCollection is written, and the summary is written after both sinks have finalized: a folder
-with _SUMMARY.json in it is complete, one without it is not.
+Nothing a reader could take for a result appears in the output folder before the job is done:
+Beam's sinks write their shards into `_staging/` (a leading underscore makes pyarrow, Spark and
+Hive skip it, and it does not match `scored-*.parquet`), and only once both sinks have finished
+does WriteSummary move the shards up and then write _SUMMARY.json. A folder with _SUMMARY.json in
+it is complete; a job killed earlier leaves at most `_staging/` behind, which the next
+`--overwrite` run clears.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.output import ERRORS_PREFIX, SCORED_PREFIX, SUMMARY_FILE
+from schemas.output import ERRORS_PREFIX, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
 
 
 class OutputError(ValueError):
@@ -33,6 +36,9 @@ class ScoredSink:
 
     def path(self, name: str) -> str:
         return FileSystems.join(self.output, name)
+
+    def staging_path(self, name: str) -> str:
+        return FileSystems.join(self.output, STAGING_FOLDER, name)
 
 
 def _listing(output: str) -> list[str]:
@@ -66,7 +72,7 @@ def prepare_output(output: str, overwrite: bool) -> None:
 
 def write_parquet(rows: beam.PCollection, sink: ScoredSink, prefix: str, schema: pa.Schema, label: str):
     return rows | label >> beam.io.WriteToParquet(
-        sink.path(prefix),
+        sink.staging_path(prefix),
         schema=schema,
         file_name_suffix=".parquet",
         num_shards=sink.num_shards,
@@ -91,6 +97,8 @@ class WriteSummary(beam.DoFn):
         self.model_version = model_version
 
     def process(self, _, read: int, scored: int, failed: int, labels: list, scored_files: list, error_files: list):
+        scored_files = self._publish(scored_files)
+        error_files = self._publish(error_files)
         wall = time.time() - self.started
         summary: dict[str, Any] = {
             "records_read": read,
@@ -106,7 +114,21 @@ class WriteSummary(beam.DoFn):
         }
         with FileSystems.create(self.sink.path(SUMMARY_FILE)) as f:
             f.write(json.dumps(summary, indent=2).encode())
+        try:
+            FileSystems.delete([self.sink.path(STAGING_FOLDER)])
+        except Exception:  # only Beam's emptied temp folders are left; harmless
+            pass
         yield summary
+
+    def _publish(self, staged: list[str]) -> list[str]:
+        """Move finished shards from _staging/ into the output folder (idempotent, for retries)."""
+        published = []
+        for path in staged:
+            target = self.sink.path(path.rsplit("/", 1)[-1])
+            if FileSystems.exists(path):
+                FileSystems.rename([path], [target])
+            published.append(target)
+        return published
 
 
 def read_summary(output: str) -> dict[str, Any]:

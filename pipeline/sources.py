@@ -176,15 +176,24 @@ class ReadParquetFile(beam.DoFn):
         self.batch_rows = batch_rows
 
     def process(self, path: str) -> Iterator[Review | Failure]:
-        row = 0
+        row, total = 0, None
         try:
             with FileSystems.open(path) as f:
-                for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_rows):
+                parquet = pq.ParquetFile(f)
+                total = parquet.metadata.num_rows
+                for batch in parquet.iter_batches(batch_size=self.batch_rows):
                     for columns in batch.to_pylist():
                         yield self._review(path, row, columns)
                         row += 1
         except Exception as e:
-            yield Failure(None, path, "read", f"Parquet file unreadable after row {row}: {e}")
+            # The footer said how many rows the file holds: each one not read becomes an error row,
+            # so a file that breaks half-way is accounted for row by row, not silently shortened.
+            error = f"Parquet file unreadable from row {row}: {e}"
+            if total is None:
+                yield Failure(None, path, "read", error)
+                return
+            for lost in range(row, total):
+                yield Failure(f"{posixpath.basename(path)}:{lost}", path, "read", error)
 
     def _review(self, path: str, row: int, columns: dict[str, Any]) -> Review:
         review_id = columns.get(self.id_column)

@@ -40,6 +40,7 @@ ERROR_SCHEMA = pa.schema(
 SCORED_PREFIX = "scored"
 ERRORS_PREFIX = "errors"
 SUMMARY_FILE = "_SUMMARY.json"
+STAGING_FOLDER = "_staging"
 MANIFEST_METADATA_KEY = b"reviewscore.manifest"
 
 
