@@ -10,6 +10,7 @@ it is complete; a job killed earlier leaves at most `_staging/` behind, which th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -114,10 +115,8 @@ class WriteSummary(beam.DoFn):
         }
         with FileSystems.create(self.sink.path(SUMMARY_FILE)) as f:
             f.write(json.dumps(summary, indent=2).encode())
-        try:
+        with contextlib.suppress(Exception):  # only Beam's emptied temp folders are left; harmless
             FileSystems.delete([self.sink.path(STAGING_FOLDER)])
-        except Exception:  # only Beam's emptied temp folders are left; harmless
-            pass
         yield summary
 
     def _publish(self, staged: list[str]) -> list[str]:

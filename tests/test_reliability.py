@@ -30,7 +30,8 @@ def outcome(out: Path) -> tuple[dict, dict]:
     """review_id -> score for scored rows, review_id -> stage for error rows; checks no id is in both."""
     scored = scored_frame(out)
     errors = error_frame(out)
-    scored_ids, error_ids = dict(zip(scored.review_id, scored.score)), dict(zip(errors.review_id, errors.stage))
+    scored_ids = dict(zip(scored.review_id, scored.score, strict=True))
+    error_ids = dict(zip(errors.review_id, errors.stage, strict=True))
     assert not set(scored_ids) & set(error_ids), "a record was both scored and reported"
     report = summary(out)
     assert report["records_read"] == report["records_scored"] + report["records_failed"]
@@ -82,7 +83,8 @@ def test_bad_review_files_each_scored_or_reported(tiny_bundle, tmp_path):
 
 def test_parquet_null_text_and_empty_files(tiny_bundle, tmp_path):
     pq.write_table(pa.table({"review_id": ["a", "b", "c"], "text": [WORDS, None, ""]}), tmp_path / "nulls.parquet")
-    pq.write_table(pa.table({"review_id": pa.array([], pa.string()), "text": pa.array([], pa.string())}), tmp_path / "empty.parquet")  # fmt: skip
+    empty = pa.table({"review_id": pa.array([], pa.string()), "text": pa.array([], pa.string())})
+    pq.write_table(empty, tmp_path / "empty.parquet")
     out = tmp_path / "out"
     result = score(tmp_path / "nulls.parquet", tmp_path / "empty.parquet", "--output", out, "--model", tiny_bundle.path)
     assert result.exit_code == 0, result.output
