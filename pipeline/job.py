@@ -6,6 +6,9 @@ built, so a configuration mistake costs no worker time and leaves no output behi
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +22,7 @@ from pipeline.sinks import ScoredSink, prepare_output, read_summary
 from pipeline.sources import plan_inputs
 from schemas.output import error_schema, scored_schema
 
+EXIT_JOB_FAILED = 1
 DIRECT_RUNNERS = {None, "DirectRunner", "direct", "PrismRunner", "prism"}
 
 
@@ -55,6 +59,8 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     if not dry_run:
         prepare_output(job.output, job.overwrite)
 
+    if local:
+        fail_fast_when_a_worker_dies()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(
         pipeline,
@@ -79,6 +85,29 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     summary = read_summary(job.output)
     summary["model_loads"] = model_loads(result)
     return summary
+
+
+def fail_fast_when_a_worker_dies() -> None:
+    """End the job with exit code 1 when a local worker process dies, instead of hanging.
+
+    DirectRunner's multi-processing mode reports a dead worker only in a background thread
+    ("Worker subprocess exited with return code ...") and then waits forever for its work. The
+    output folder holds nothing that looks finished at that point (no published shard, no
+    _SUMMARY.json), so stopping is safe; a rerun with --overwrite starts clean.
+    """
+    previous = threading.excepthook
+
+    def hook(args):
+        if isinstance(args.exc_value, RuntimeError) and "Worker subprocess exited" in str(args.exc_value):
+            sys.stderr.write(
+                f"error: a Beam worker process died ({args.exc_value}); the job cannot finish. "
+                "Nothing in the output folder is marked finished; rerun with --overwrite.\n"
+            )
+            sys.stderr.flush()
+            os._exit(EXIT_JOB_FAILED)
+        previous(args)
+
+    threading.excepthook = hook
 
 
 def job_steps(result) -> list[str]:

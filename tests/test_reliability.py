@@ -235,3 +235,44 @@ def test_arbitrary_bytes_and_strings_never_break_the_job(tiny_bundle, tmp_path_f
     assert result.exit_code == 0, result.output
     scored, errors = outcome(root / "out")
     assert len(scored) + len(errors) == len(files) + len(texts) == summary(root / "out")["records_read"]
+
+
+def descendants(pid: int) -> list[int]:
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    found = [int(c) for c in children]
+    return found + [d for c in found for d in descendants(c)]
+
+
+def is_worker(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return "python" in Path(argv[0].decode()).name and b"apache_beam.runners.worker.sdk_worker_main" in argv
+
+
+def test_dead_worker_process_fails_the_job_instead_of_hanging(tiny_bundle, tmp_path):
+    from tests.conftest import make_reviews
+
+    pq.write_table(pa.table({"text": [t * 4 for t, _ in make_reviews(60_000, seed=9)]}), tmp_path / "in.parquet")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipeline", "score", str(tmp_path / "in.parquet"), "--output", str(out),
+               "--model", str(tiny_bundle.path), "--", "--direct_num_workers", "2",
+               "--direct_running_mode", "multi_processing"]  # fmt: skip
+    log = tmp_path / "job.log"  # not a pipe: surviving workers inherit it and would hold it open
+    job = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and job.poll() is None:
+        workers = [p for p in descendants(job.pid) if is_worker(p)]
+        if len(workers) == 2:
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    assert job.poll() is None and workers, "the job ended before a worker could be killed"
+    os.kill(workers[0], signal.SIGKILL)
+    job.wait(timeout=120)
+    stderr = log.read_text()
+    assert job.returncode == 1
+    assert "a Beam worker process died" in stderr and "--overwrite" in stderr
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".parquet") or p.name == SUMMARY_FILE]
