@@ -10,9 +10,11 @@ BUNDLE ?= runs/bundle
 ARCH ?= bilstm-pool
 OVERWRITE ?=
 BEAM_ARGS ?=
+BENCH_DATA ?= ../shared/data/imdb/unsup.parquet
+BENCH_SIZES ?= 1000,10000,50000,200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint train info score bench clean
+.PHONY: help install test lint train info score bench bench-smoke clean
 
 help: ## List every target.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +44,12 @@ info: $(BIN)/.installed ## Describe a bundle: make info [MODEL=models/imdb-bilst
 
 score: $(BIN)/.installed ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/scored MODEL=... OVERWRITE=1 BEAM_ARGS="..."].
 	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL) $(if $(OVERWRITE),--overwrite) $(if $(BEAM_ARGS),-- $(BEAM_ARGS))
+
+bench: $(BIN)/.installed ## Benchmark naive scoring vs the pipeline: make bench [BENCH_DATA=... BENCH_SIZES=... BEAM_ARGS=...].
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes $(BENCH_SIZES) --out bench-results $(if $(BEAM_ARGS),--beam-args "$(BEAM_ARGS)")
+
+bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --out bench-results/smoke
 
 clean: ## Remove build leftovers and test caches (keeps .venv).
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,106 @@
+"""Model-only measurements of each inference lever, on the same reviews and the same bundle.
+
+    .venv/bin/python benchmarks/levers.py --data ../shared/data/imdb/unsup.parquet --reviews 5000
+
+Each variant scores the same encoded reviews (encoding is done once, outside the timings) and is
+timed after one warm-up call on a small slice, so tracing and compilation are not counted here
+(the end-to-end benchmark counts them). Prints reviews/s and the largest score difference to the
+naive variant.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pyarrow.parquet as pq
+import typer
+
+import pipeline  # noqa: F401
+from pipeline.bundle import Bundle
+from pipeline.model_handler import compile_predict, score_rows
+from pipeline.preprocessing import pad_rows
+
+
+def timed(fn, rows, repeat: int = 1) -> tuple[float, np.ndarray]:
+    best, scores = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        scores = fn(rows)
+        best = min(best, time.perf_counter() - started)
+    return best, scores
+
+
+def main(
+    data: Annotated[Path, typer.Option()] = Path("../shared/data/imdb/unsup.parquet"),
+    bundle_path: Annotated[Path, typer.Option("--bundle")] = Path("models/imdb-bilstm"),
+    reviews: Annotated[int, typer.Option()] = 5000,
+    variants: Annotated[str, typer.Option(help="Comma-separated subset to run [default: all].")] = "",
+) -> None:
+    import tensorflow as tf
+
+    bundle = Bundle.open(bundle_path)
+    model = bundle.load_model()
+    texts = pq.read_table(data, columns=["text"]).column("text").slice(0, reviews)
+    rows = [r for r in bundle.encoder.encode(texts).rows() if len(r)]
+    width = bundle.preprocessing.max_length
+    compiled = compile_predict(model)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], jit_compile=True)
+    def xla(ids):
+        return model(ids, training=False)[:, -1]
+
+    def bucketed_xla(batch_rows, size=256, multiple=32):
+        lengths = np.array([len(r) for r in batch_rows])
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty(len(batch_rows), np.float32)
+        for start in range(0, len(batch_rows), size):
+            members = order[start : start + size]
+            longest = int(lengths[members].max())
+            padded_width = -(-longest // multiple) * multiple
+            out[members] = xla(pad_rows([batch_rows[i] for i in members], padded_width)).numpy()
+        return out
+
+    candidates = {
+        "naive: pad 500, model.predict, batch 256": lambda r: model.predict(pad_rows(r, width), 256, verbose=0)[:, 0],
+        "tf.function, pad 500, batch 256": lambda r: np.concatenate(
+            [compiled(pad_rows(r[i : i + 256], width)).numpy() for i in range(0, len(r), 256)]
+        ),
+        "tf.function, length-sorted, batch 64": lambda r: score_rows(r, compiled, 64),
+        "tf.function, length-sorted, batch 128": lambda r: score_rows(r, compiled, 128),
+        "tf.function, length-sorted, batch 256": lambda r: score_rows(r, compiled, 256),
+        "tf.function, length-sorted, batch 512": lambda r: score_rows(r, compiled, 512),
+        "XLA, length-sorted, widths to x32, batch 256": lambda r: bucketed_xla(r),
+    }
+    chosen = [v.strip() for v in variants.split(",") if v.strip()] or list(candidates)
+    baseline = None
+    results = {}
+    for name in chosen:
+        fn = candidates[name]
+        fn(rows[:300])  # warm-up: tracing and compilation
+        seconds, scores = timed(fn, rows)
+        baseline = scores if baseline is None else baseline
+        results[name] = {
+            "reviews_per_second": round(len(rows) / seconds, 1),
+            "seconds": round(seconds, 2),
+            "max_abs_difference_to_first": float(np.abs(scores - baseline).max()),
+        }
+        print(
+            f"{name:48s} {len(rows) / seconds:8.0f} reviews/s  (max |diff| {results[name]['max_abs_difference_to_first']:.1e})"
+        )
+    print(
+        json.dumps(
+            {
+                "reviews": len(rows),
+                "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                "results": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)
