@@ -88,9 +88,8 @@ def main(
             "seconds": round(seconds, 2),
             "max_abs_difference_to_first": float(np.abs(scores - baseline).max()),
         }
-        print(
-            f"{name:48s} {len(rows) / seconds:8.0f} reviews/s  (max |diff| {results[name]['max_abs_difference_to_first']:.1e})"
-        )
+        difference = results[name]["max_abs_difference_to_first"]
+        print(f"{name:48s} {len(rows) / seconds:8.0f} reviews/s  (max |diff| {difference:.1e})")
     print(
         json.dumps(
             {
