@@ -100,3 +100,37 @@ def test_bad_training_data_is_one_clear_error(tmp_path):
 def test_string_labels_are_accepted(tmp_path):
     pq.write_table(pa.table({"text": ["a", "b"], "label": ["positive", "negative"]}), tmp_path / "s.parquet")
     assert load_labelled(tmp_path / "s.parquet").labels.tolist() == [1, 0]
+
+
+def test_evaluate_reports_metrics_and_plots(tiny_bundle, tmp_path):
+    reviews = make_reviews(80, seed=21)
+    root = tmp_path / "aclImdb"
+    for i, (text, label) in enumerate(reviews):  # the evaluation reads test/, never train/
+        folder = root / "test" / ("pos" if label else "neg")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}_5.txt").write_text(text, encoding="utf-8")
+    (root / "train" / "pos").mkdir(parents=True)
+    report = tmp_path / "report"
+    result = runner.invoke(
+        app, ["evaluate", "--input", str(root), "--model", str(tiny_bundle.path), "--report", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["examples"] == 80 and metrics["model_version"] == tiny_bundle.model_version
+    matrix = np.array(metrics["confusion_matrix"]["values"])
+    assert matrix.sum() == 80 and matrix.sum(axis=1).tolist() == [40, 40]
+    assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / 80)
+    assert 0.0 <= metrics["roc_auc"] <= 1.0 and f"accuracy {metrics['accuracy']:.4f}" in result.output
+    for plot in ("roc_curve.png", "score_histogram.png"):
+        assert (report / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_roc_auc_matches_pairwise_definition():
+    from training.evaluation import roc_auc
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 60)
+    scores = np.round(rng.random(60), 1)  # ties on purpose
+    pairs = [(p, n) for p in scores[labels == 1] for n in scores[labels == 0]]
+    expected = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs])
+    assert roc_auc(labels, scores) == pytest.approx(expected)
