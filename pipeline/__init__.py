@@ -5,11 +5,16 @@ with `keras.saving.load_model("BUNDLE/model.keras", safe_mode=True)` after `impo
 """
 
 import os
+import time
+
+# When the process started its real work: TensorFlow's import below takes seconds, and a job's wall
+# time and reviews/s must include it.
+STARTED = time.time()
 
 # TensorFlow's C++ start-up chatter is noise for a batch job; set before TensorFlow is first imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from pipeline import layers as _layers  # noqa: F401  (registers the custom layers)
+from pipeline import layers as _layers  # noqa: E402, F401  (registers the custom layers)
 
 __version__ = "0.1.0"

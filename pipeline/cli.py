@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-STARTED = time.time()  # the console script imports this module first: start-up counts in wall time
+import pipeline
 
 app = typer.Typer(
     name="reviewscore",
@@ -165,7 +164,7 @@ def score(
     ] = 1024,
     inference_batch_size: Annotated[
         int, typer.Option(min=1, help="Rows per model call; each call is padded to its own longest review.")
-    ] = 128,
+    ] = 64,
     max_error_rate: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Exit with code 1 when failed/read exceeds this share.")
     ] = None,
@@ -192,7 +191,7 @@ def score(
         overwrite=overwrite,
         num_shards=num_shards,
         beam_args=list((ctx.obj or {}).get("beam_args", [])),
-        started=STARTED,
+        started=pipeline.STARTED,
     )
     try:
         summary = run_scoring(job)

@@ -34,7 +34,7 @@ class ScoringJob:
     text_column: str = "text"
     id_column: str = "review_id"
     max_batch_size: int = 1024
-    inference_batch_size: int = 128
+    inference_batch_size: int = 64
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)

@@ -54,7 +54,7 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
         bundle_uri: str,
         *,
         max_batch_size: int = 1024,
-        inference_batch_size: int = 128,
+        inference_batch_size: int = 64,
         min_batch_size: int = 1,
     ):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)

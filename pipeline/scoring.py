@@ -43,7 +43,7 @@ class ScoringModel:
     model_version: str
     class_names: tuple[str, ...]
     max_batch_size: int = 1024
-    inference_batch_size: int = 128
+    inference_batch_size: int = 64
 
     def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(

@@ -4,9 +4,10 @@ At launch, `plan_inputs` resolves every INPUT argument (folder, file or glob, lo
 checks that each matches something, and reads the Parquet footers so that a missing or non-string
 text column is a configuration error naming the file before any work starts. At run time the
 transforms below re-match text-file patterns on the workers (so a folder of millions of files is
-never listed into the job graph) and stream Parquet files in record batches.
+never listed into the job graph) and read Parquet files one row group at a time (so the groups of
+one big file spread over the workers), in record batches.
 
-Every record read leaves as exactly one Review or one ReadError: nothing is dropped silently.
+Every record read leaves as exactly one Review or one Failure: nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -167,33 +168,60 @@ class ReadReviewFile(beam.DoFn):
         yield Review(review_id, path, text, {REVIEW_ID: review_id, SOURCE: path, TEXT: text})
 
 
-class ReadParquetFile(beam.DoFn):
-    """Rows of one Parquet file, streamed in record batches; a file that breaks mid-way is reported."""
+class ParquetRowGroup(NamedTuple):
+    path: str
+    index: int
+    first_row: int
+    """Row number of the group's first row within the file (ids are FILE:ROW)."""
+    rows: int
+
+
+class ExpandParquetRowGroups(beam.DoFn):
+    """A Parquet file to its row groups, so that the groups of one big file spread over the workers."""
+
+    def process(self, path: str) -> Iterator[ParquetRowGroup | Failure]:
+        try:
+            with FileSystems.open(path) as f:
+                metadata = pq.ParquetFile(f).metadata
+        except Exception as e:
+            yield Failure(None, path, "read", f"Parquet footer unreadable: {e}")
+            return
+        first = 0
+        for index in range(metadata.num_row_groups):
+            rows = metadata.row_group(index).num_rows
+            yield ParquetRowGroup(path, index, first, rows)
+            first += rows
+
+
+class ReadParquetRowGroup(beam.DoFn):
+    """Rows of one row group, streamed in record batches.
+
+    The footer said how many rows the group holds, so when the group breaks part-way every row not
+    read becomes an error row of its own: a damaged file is accounted for row by row, never silently
+    shortened.
+    """
 
     def __init__(self, text_column: str, id_column: str, batch_rows: int = 4096):
         self.text_column = text_column
         self.id_column = id_column
         self.batch_rows = batch_rows
 
-    def process(self, path: str) -> Iterator[Review | Failure]:
-        row, total = 0, None
+    def process(self, group: ParquetRowGroup | Failure) -> Iterator[Review | Failure]:
+        if isinstance(group, Failure):
+            yield group
+            return
+        row = group.first_row
         try:
-            with FileSystems.open(path) as f:
+            with FileSystems.open(group.path) as f:
                 parquet = pq.ParquetFile(f)
-                total = parquet.metadata.num_rows
-                for batch in parquet.iter_batches(batch_size=self.batch_rows):
+                for batch in parquet.iter_batches(batch_size=self.batch_rows, row_groups=[group.index]):
                     for columns in batch.to_pylist():
-                        yield self._review(path, row, columns)
+                        yield self._review(group.path, row, columns)
                         row += 1
         except Exception as e:
-            # The footer said how many rows the file holds: each one not read becomes an error row,
-            # so a file that breaks half-way is accounted for row by row, not silently shortened.
-            error = f"Parquet file unreadable from row {row}: {e}"
-            if total is None:
-                yield Failure(None, path, "read", error)
-                return
-            for lost in range(row, total):
-                yield Failure(f"{posixpath.basename(path)}:{lost}", path, "read", error)
+            error = f"Parquet row group {group.index} unreadable from row {row}: {e}"
+            for lost in range(row, group.first_row + group.rows):
+                yield Failure(f"{posixpath.basename(group.path)}:{lost}", group.path, "read", error)
 
     def _review(self, path: str, row: int, columns: dict[str, Any]) -> Review:
         review_id = columns.get(self.id_column)
@@ -226,7 +254,8 @@ class ReadReviews(beam.PTransform):
             reads.append(
                 pipeline
                 | "ParquetFiles" >> beam.Create(self.plan.parquet_files)
-                | "SpreadParquetFiles" >> beam.Reshuffle()
-                | "ReadParquetFiles" >> beam.ParDo(ReadParquetFile(self.text_column, self.id_column))
+                | "ListRowGroups" >> beam.ParDo(ExpandParquetRowGroups())
+                | "SpreadRowGroups" >> beam.Reshuffle()
+                | "ReadRowGroups" >> beam.ParDo(ReadParquetRowGroup(self.text_column, self.id_column))
             )
         return tuple(reads) | "AllReviews" >> beam.Flatten() if len(reads) > 1 else reads[0]
