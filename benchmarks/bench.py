@@ -155,6 +155,48 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def render(report: dict[str, Any]) -> str:
+    """The results as Markdown tables, for BENCHMARKS.md."""
+
+    def rate(run: dict[str, float] | None) -> str:
+        return f"{run['reviews_per_second']:,.0f} ({run['wall_seconds']:.1f} s)" if run else "-"
+
+    def memory(run: dict[str, float] | None) -> str:
+        return f"{run['peak_rss_mb']:,.0f} MB" if run else "-"
+
+    lines = [
+        "| reviews | naive reviews/s (wall) | pipeline reviews/s (wall) | speed-up | max abs score diff "
+        "| naive peak RSS | pipeline peak RSS |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["results"]:
+        naive_run, pipeline_run = r.get("naive"), r["pipeline"]
+        speedup = f"{r['speedup']:.2f}x" if naive_run else "-"
+        difference = f"{r['max_abs_score_difference']:.1e}" if naive_run else "-"
+        lines.append(
+            f"| {r['reviews']:,} | {rate(naive_run)} | {rate(pipeline_run)} | {speedup} | {difference} "
+            f"| {memory(naive_run)} | {memory(pipeline_run)} |"
+        )
+    startup = report["startup_10_reviews"]
+    e = report["efficiency"]
+    lines += [
+        "",
+        f"Start-up, 10 reviews end to end: {startup['wall_seconds']:.1f} s, peak RSS {startup['peak_rss_mb']:,.0f} MB.",
+        "",
+        f"Machine: {e['machine']}; fp32 peak {e['peak_gflops']:.0f} GFLOP/s. Model: {e['flops_per_token']:,.0f} "
+        "FLOP per token (2 x multiply-adds of the LSTM kernels).",
+        f"Pipeline: {e['pipeline_gflops_real_tokens']:.1f} GFLOP/s on real tokens "
+        f"({100 * e['pipeline_gflops_real_tokens'] / e['peak_gflops']:.0f} % of peak), whole process.",
+    ]
+    if "naive_gflops_padded_tokens" in e:
+        lines.append(
+            f"Naive: {e['naive_gflops_padded_tokens']:.1f} GFLOP/s counting padded tokens "
+            f"({100 * e['naive_gflops_padded_tokens'] / e['peak_gflops']:.0f} % of peak), "
+            f"{e['naive_gflops_real_tokens']:.1f} GFLOP/s of useful work on real tokens."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(
     data: Annotated[Path, typer.Option(help="Parquet with review_id and text (unsup.parquet).")] = Path(
         "../shared/data/imdb/unsup.parquet"
@@ -214,12 +256,15 @@ def main(
         "tokens": {"real": real_tokens, "padded_to_max_length": padded_tokens, "reviews": largest["reviews"]},
     }
     (out / "results.json").write_text(json.dumps(report, indent=2))
+    (out / "results.md").write_text(render(report))
     plot(results, out / "scaling.png")
     print(json.dumps({"startup_10_reviews": startup, "efficiency": efficiency}, indent=2))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "naive":
+    if len(sys.argv) > 1 and sys.argv[1] == "render":
+        print(render(json.loads(Path(sys.argv[2]).read_text())), end="")
+    elif len(sys.argv) > 1 and sys.argv[1] == "naive":
         naive(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
     else:
         typer.run(main)
