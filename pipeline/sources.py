@@ -27,6 +27,7 @@ from schemas.output import REVIEW_ID, SOURCE, TEXT, TEXT_FILE_FIELDS, SchemaErro
 TEXT_SUFFIX = ".txt"
 PARQUET_SUFFIX = ".parquet"
 _GLOB_CHARS = set("*?[")
+READ_BUFFER_BYTES = 8 << 20
 
 
 class InputError(ValueError):
@@ -213,7 +214,9 @@ class ReadParquetRowGroup(beam.DoFn):
         row = group.first_row
         try:
             with FileSystems.open(group.path) as f:
-                parquet = pq.ParquetFile(f)
+                # A buffered stream decodes the row group a few MB at a time; without it pyarrow reads
+                # each whole column chunk first, so memory would grow with the writer's row group size.
+                parquet = pq.ParquetFile(f, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
                 for batch in parquet.iter_batches(batch_size=self.batch_rows, row_groups=[group.index]):
                     for columns in batch.to_pylist():
                         yield self._review(group.path, row, columns)
