@@ -83,7 +83,6 @@ def train(
     ] = "label",
 ) -> None:
     """Train a sentiment model and export it as a self-describing bundle."""
-    import pipeline  # noqa: F401  (quiet TensorFlow before it loads)
     from training.datasets import DatasetError
     from training.train import TrainingConfig
     from training.train import train as run_training
@@ -243,7 +242,8 @@ def _print_summary(summary: dict, output: str) -> None:
 @app.command()
 def evaluate(
     input: Annotated[
-        Path, typer.Option(help="Labelled reviews: aclImdb split folder (with pos/ and neg/) or Parquet with a label.")
+        Path,
+        typer.Option(help="Labelled reviews: aclImdb folder (test/ is read), a folder with pos/ and neg/, or Parquet."),
     ],
     report: Annotated[Path, typer.Option(help="Folder for metrics.json, roc_curve.png and score_histogram.png.")],
     model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
@@ -253,7 +253,6 @@ def evaluate(
     ] = "label",
 ) -> None:
     """Score labelled reviews and report accuracy, ROC AUC, confusion matrix and plots."""
-    import pipeline  # noqa: F401
     from pipeline.bundle import BundleError
     from training.datasets import DatasetError
     from training.evaluation import evaluate_bundle

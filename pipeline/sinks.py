@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +53,6 @@ def _listing(output: str) -> list[str]:
 def prepare_output(output: str, overwrite: bool) -> None:
     """Refuse a non-empty output folder unless overwrite; then clear what an earlier run left."""
     if "://" not in output:
-        import os
-
         if os.path.exists(output) and not os.path.isdir(output):
             raise OutputError(f"output {output} exists and is not a folder")
         try:

@@ -12,6 +12,7 @@ Every record read leaves as exactly one Review or one Failure: nothing is droppe
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,8 +73,6 @@ def _is_directory(path: str) -> bool:
     if path.endswith("/"):
         return True
     if "://" not in path:
-        import os
-
         return os.path.isdir(path)
     # On object stores a "folder" is a prefix with something below it.
     return bool(FileSystems.match([path.rstrip("/") + "/*"], limits=[1])[0].metadata_list)
