@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.bundle import open_bundle
+from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import ScoredSink, prepare_output, read_summary
 from pipeline.sources import plan_inputs
@@ -33,8 +34,8 @@ class ScoringJob:
     model: str
     text_column: str = "text"
     id_column: str = "review_id"
-    max_batch_size: int = 1024
-    inference_batch_size: int = 64
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)

@@ -24,6 +24,10 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from pipeline.preprocessing import pad_rows
 from pipeline.sources import Review
 
+# Measured on the 2-core build machine (BENCHMARKS.md): 64 rows per model call was fastest.
+DEFAULT_MAX_BATCH_SIZE = 1024
+DEFAULT_INFERENCE_BATCH_SIZE = 64
+
 
 class EncodedReview(NamedTuple):
     review: Review
@@ -53,8 +57,8 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
         self,
         bundle_uri: str,
         *,
-        max_batch_size: int = 1024,
-        inference_batch_size: int = 64,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE,
         min_batch_size: int = 1,
     ):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)

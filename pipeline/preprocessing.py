@@ -239,11 +239,7 @@ class EncodedBatch:
 
     def take(self, indices: Sequence[int] | np.ndarray) -> EncodedBatch:
         indices = np.asarray(indices, dtype=np.int64)
-        lengths = self.lengths[indices]
-        offsets = np.zeros(len(indices) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        gather = np.repeat(self.offsets[indices] - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return EncodedBatch(self.ids[gather], offsets)
+        return _slice_rows(self.ids, self.offsets[indices], self.lengths[indices])
 
     def padded(self, width: int | None = None) -> np.ndarray:
         """(rows, width) int32 matrix, each review left-aligned and followed by PAD_ID."""
@@ -283,11 +279,16 @@ class TextEncoder:
 
 def _truncate(ids: np.ndarray, offsets: np.ndarray, max_length: int, truncating: Truncating) -> EncodedBatch:
     lengths = np.diff(offsets)
+    if (lengths <= max_length).all():
+        return EncodedBatch(ids, offsets)
     kept = np.minimum(lengths, max_length)
     starts = offsets[1:] - kept if truncating == "pre" else offsets[:-1]
-    new_offsets = np.zeros_like(offsets)
-    np.cumsum(kept, out=new_offsets[1:])
-    if new_offsets[-1] == offsets[-1]:
-        return EncodedBatch(ids, offsets)
-    gather = np.repeat(starts - new_offsets[:-1], kept) + np.arange(new_offsets[-1])
-    return EncodedBatch(ids[gather], new_offsets)
+    return _slice_rows(ids, starts, kept)
+
+
+def _slice_rows(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> EncodedBatch:
+    """A new batch whose row i is ids[starts[i] : starts[i] + lengths[i]], gathered in one NumPy pass."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return EncodedBatch(ids[gather], offsets)

@@ -20,7 +20,12 @@ import numpy as np
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
-from pipeline.model_handler import EncodedReview, ReviewModelHandler
+from pipeline.model_handler import (
+    DEFAULT_INFERENCE_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_SIZE,
+    EncodedReview,
+    ReviewModelHandler,
+)
 from pipeline.sinks import ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import Failure, InputPlan, ReadReviews, Review
 from schemas.output import MODEL_VERSION, PREDICTED_LABEL, SCORE
@@ -42,8 +47,8 @@ class ScoringModel:
     bundle_uri: str
     model_version: str
     class_names: tuple[str, ...]
-    max_batch_size: int = 1024
-    inference_batch_size: int = 64
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE
 
     def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(

@@ -91,13 +91,13 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     import json
 
     from pipeline.bundle import open_bundle
-    from pipeline.model_handler import compile_predict, score_rows
+    from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, compile_predict, score_rows
     from training.datasets import load_labelled
 
     bundle = open_bundle(model)
     labelled = load_labelled(data, text_column, label_column, split="test")
     predict = compile_predict(bundle.load_model())
-    scores = score_rows(bundle.encoder.encode(labelled.texts).rows(), predict, 256)
+    scores = score_rows(bundle.encoder.encode(labelled.texts).rows(), predict, DEFAULT_INFERENCE_BATCH_SIZE)
     metrics = binary_metrics(labelled.labels, scores)
     metrics.update(model_version=bundle.model_version, model_name=bundle.manifest.name, data=labelled.source)
     report.mkdir(parents=True, exist_ok=True)
