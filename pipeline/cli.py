@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -30,6 +31,14 @@ errors = Console(stderr=True)
 
 EXIT_CONFIG_ERROR = 2
 DEFAULT_MODEL = "models/imdb-bilstm"
+
+
+class Engine(str, Enum):
+    """Mirrors pipeline.scorer.ENGINES; an Enum so --help lists the choices."""
+
+    auto = "auto"
+    xla = "xla"
+    keras = "keras"
 
 
 def fail(message: str) -> NoReturn:
@@ -160,10 +169,17 @@ def score(
     ] = "review_id",
     batch_size: Annotated[
         int, typer.Option(min=1, help="Most reviews per RunInference batch (sorted by length inside).")
-    ] = 1024,
+    ] = 4096,
     inference_batch_size: Annotated[
-        int, typer.Option(min=1, help="Rows per model call; each call is padded to its own longest review.")
-    ] = 64,
+        int, typer.Option(min=1, help="Rows per model call; reviews are sorted by length before they are cut into calls.")
+    ] = 256,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="auto: the XLA-compiled graph when it reproduces the model's scores, else Keras."),
+    ] = Engine.auto,
+    inference_threads: Annotated[
+        int, typer.Option(min=0, help="Concurrent model calls per worker process (xla engine); 0: one per core.")
+    ] = 0,
     max_error_rate: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Exit with code 1 when failed/read exceeds this share.")
     ] = None,
@@ -187,6 +203,8 @@ def score(
         id_column=id_column,
         max_batch_size=batch_size,
         inference_batch_size=inference_batch_size,
+        engine=engine.value,
+        inference_threads=inference_threads,
         overwrite=overwrite,
         num_shards=num_shards,
         beam_args=list((ctx.obj or {}).get("beam_args", [])),

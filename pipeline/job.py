@@ -36,6 +36,8 @@ class ScoringJob:
     id_column: str = "review_id"
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE
+    engine: str = "auto"
+    inference_threads: int = 0
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)
@@ -73,6 +75,8 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
             tuple(bundle.manifest.class_names),
             job.max_batch_size,
             job.inference_batch_size,
+            job.engine,
+            job.inference_threads,
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,

@@ -91,13 +91,13 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     import json
 
     from pipeline.bundle import open_bundle
-    from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, compile_predict, score_rows
+    from pipeline.scorer import ScorerSettings, make_scorer
     from training.datasets import load_labelled
 
     bundle = open_bundle(model)
     labelled = load_labelled(data, text_column, label_column, split="test")
-    predict = compile_predict(bundle.load_model())
-    scores = score_rows(bundle.encoder.encode(labelled.texts).rows(), predict, DEFAULT_INFERENCE_BATCH_SIZE)
+    score = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, ScorerSettings())
+    scores = score(bundle.encoder.encode(labelled.texts).rows())
     metrics = binary_metrics(labelled.labels, scores)
     metrics.update(model_version=bundle.model_version, model_name=bundle.manifest.name, data=labelled.source)
     report.mkdir(parents=True, exist_ok=True)

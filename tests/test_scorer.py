@@ -1,0 +1,93 @@
+"""The compiled scoring engine gives Keras' scores for every architecture it accepts, and refuses the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.recurrent_graph import UnsupportedModel, compile_plan, plan_model
+from pipeline.scorer import CompiledScorer, KerasScorer, ScorerSettings, check_against_keras, make_scorer
+from training.architectures import ARCHITECTURES
+
+WIDTH = 60
+VOCABULARY = 300
+COMPILED = sorted(set(ARCHITECTURES) - {"cnn-lstm"})
+
+
+def random_model(name: str) -> keras.Model:
+    """Untrained weights, large enough that any difference in arithmetic shows in the scores (larger
+    ones make a 100-unit LSTM chaotic, and float32 rounding alone then moves scores by 1e-5)."""
+    keras.utils.set_random_seed(11)
+    model = ARCHITECTURES[name].build(input_dim=VOCABULARY)
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(0, 0.25, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+def reviews(count: int, seed: int = 5) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, WIDTH + 1, size=count)
+    lengths[:2] = (1, WIDTH)  # the shortest and the longest a bundle allows
+    return [rng.integers(1, VOCABULARY, size=n).astype(np.int32) for n in lengths]
+
+
+def keras_scores(model, rows) -> np.ndarray:
+    """Each review alone, unpadded: the reference every engine must reproduce."""
+    return np.array([float(model(row[None, :], training=False)[0, -1]) for row in rows], dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", COMPILED)
+def test_compiled_engine_reproduces_keras_scores(name):
+    model = random_model(name)
+    rows = reviews(37)
+    scorer = make_scorer(model, WIDTH, ScorerSettings(engine="xla", batch_size=16, threads=2))
+    assert scorer.engine == "xla"
+    expected = keras_scores(model, rows)
+    assert np.abs(expected - 0.5).max() > 0.05, "weights too small for the comparison to mean anything"
+    np.testing.assert_allclose(scorer(rows), expected, atol=1e-5, rtol=0)
+
+
+def test_results_follow_input_order_whatever_the_threads_and_batch_sizes():
+    model = random_model("bilstm-pool")
+    graph = compile_plan(plan_model(model), WIDTH)
+    rows = reviews(70, seed=8)
+    one = CompiledScorer(graph, WIDTH, batch_size=32, threads=1)(rows)
+    np.testing.assert_array_equal(CompiledScorer(graph, WIDTH, batch_size=32, threads=3)(rows), one)
+    np.testing.assert_allclose(CompiledScorer(graph, WIDTH, batch_size=8, threads=2)(rows), one, atol=1e-6)
+    np.testing.assert_allclose(KerasScorer(model, 16)(rows), one, atol=1e-5)
+
+
+def test_architecture_it_cannot_reproduce_falls_back_to_keras():
+    model = random_model("cnn-lstm")
+    with pytest.raises(UnsupportedModel, match="MaskedConv1D"):
+        plan_model(model)
+    scorer = make_scorer(model, WIDTH, ScorerSettings(engine="auto", batch_size=16))
+    assert scorer.engine == "keras" and "MaskedConv1D" in scorer.reason
+    rows = reviews(9)
+    np.testing.assert_allclose(scorer(rows), keras_scores(model, rows), atol=1e-5)
+    with pytest.raises(UnsupportedModel):
+        make_scorer(model, WIDTH, ScorerSettings(engine="xla"))
+
+
+def test_keras_engine_on_request():
+    assert make_scorer(random_model("lstm"), WIDTH, ScorerSettings(engine="keras")).engine == "keras"
+
+
+def test_probe_catches_a_graph_that_is_not_the_model():
+    """The safety net: had the graph read the directions' weights crosswise, the probe refuses it."""
+    model = random_model("bilstm-pool")
+    plan = plan_model(model)
+    forward, backward = plan.directions
+    crossed = dataclasses.replace(
+        plan,
+        directions=(
+            dataclasses.replace(forward, recurrent_kernel=backward.recurrent_kernel),
+            dataclasses.replace(backward, recurrent_kernel=forward.recurrent_kernel),
+        ),
+    )
+    scorer = CompiledScorer(compile_plan(crossed, WIDTH), WIDTH, batch_size=16, threads=1)
+    with pytest.raises(UnsupportedModel, match="differs from Keras"):
+        check_against_keras(scorer, model, VOCABULARY)
