@@ -148,10 +148,21 @@ def info(
     table.add_row("classes", ", ".join(manifest.class_names))
     table.add_row("vocabulary", f"{len(opened.vocabulary.tokens)} words + padding and unknown ids")
     table.add_row("preprocessing", _describe(opened.preprocessing.to_dict()))
+    table.add_row("scoring engine", _engine_for(opened))
     table.add_row("metrics", _describe(manifest.metrics))
     table.add_row("training data", _describe(manifest.training_data))
     table.add_row("files", "\n".join(f"{digest[:16]}…  {name}" for name, digest in manifest.files.items()))
     console.print(table)
+
+
+def _engine_for(bundle) -> str:
+    from pipeline.recurrent_graph import UnsupportedModel, plan_model
+
+    try:
+        plan_model(bundle.load_model())
+    except UnsupportedModel as e:
+        return f"keras (no compiled graph: {e})"
+    return "xla (compiled graph; checked against Keras when a job loads it)"
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -253,6 +264,8 @@ def _print_summary(summary: dict, output: str) -> None:
     table.add_row("throughput", f"{summary['reviews_per_second'] or 0:,.0f} reviews/s")
     if summary.get("model_loads") is not None:
         table.add_row("model loads", str(summary["model_loads"]))
+    if summary.get("engines"):
+        table.add_row("engine", ", ".join(f"{name} ({loads})" for name, loads in summary["engines"].items()))
     console.print(table)
     console.print(f"output: {output}/scored-*.parquet" + (", errors-*.parquet" if summary["records_failed"] else ""))
 

@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.bundle import open_bundle
-from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE
+from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, engine_metric
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import ScoredSink, prepare_output, read_summary
 from pipeline.sources import plan_inputs
@@ -89,6 +89,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     result.wait_until_finish()
     summary = read_summary(job.output)
     summary["model_loads"] = model_loads(result)
+    summary["engines"] = engines(result)
     return summary
 
 
@@ -125,11 +126,26 @@ def job_steps(result) -> list[str]:
 
 def model_loads(result) -> int | None:
     """How many times workers loaded the model: RunInference records one load-latency sample per load."""
-    try:
-        metrics = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
-    except Exception:
-        return None
     loads = [
-        d.committed.count for d in metrics["distributions"] if d.key.metric.name == "load_model_latency_milli_secs"
+        d.committed.count
+        for d in _metrics(result).get("distributions", [])
+        if d.key.metric.name == "load_model_latency_milli_secs"
     ]
     return sum(loads) if loads else None
+
+
+def engines(result) -> dict[str, int]:
+    """Model loads per scoring engine ('xla', 'keras'), from the handler's counters."""
+    prefix = engine_metric("")
+    return {
+        c.key.metric.name.removeprefix(prefix): c.committed
+        for c in _metrics(result).get("counters", [])
+        if c.key.metric.name.startswith(prefix) and c.committed
+    }
+
+
+def _metrics(result) -> dict[str, list]:
+    try:
+        return result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
+    except Exception:  # a runner without metrics support
+        return {}

@@ -13,11 +13,14 @@ With masking, padding never changes a score, so the result is the same as scorin
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipeline.scorer import ScorerSettings
@@ -26,6 +29,12 @@ from pipeline.sources import Review
 # Measured on the 2-core build machine (BENCHMARKS.md).
 DEFAULT_MAX_BATCH_SIZE = 4096
 DEFAULT_INFERENCE_BATCH_SIZE = ScorerSettings.batch_size
+log = logging.getLogger("reviewscore")
+
+
+def engine_metric(engine: str) -> str:
+    """Counter of model loads that chose `engine`; the launcher reads it back for the summary."""
+    return f"model_loads_engine_{engine}"
 
 
 class EncodedReview(NamedTuple):
@@ -38,6 +47,7 @@ class LoadedModel:
     version: str
     score: Any
     """Scorer: a sequence of int32 id arrays to float32 positive-class probabilities, in order."""
+    engine_reported: bool = False
 
 
 class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedModel]):
@@ -61,8 +71,16 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
 
         from pipeline.scorer import make_scorer
 
+        started = time.monotonic()
         bundle = open_bundle(self.bundle_uri)
         scorer = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, self.settings)
+        log.info(
+            "model %s loaded in %.1f s; engine %s%s",
+            bundle.model_version,
+            time.monotonic() - started,
+            scorer.engine,
+            f" ({scorer.reason})" if scorer.reason else "",
+        )
         return LoadedModel(bundle.model_version, scorer)
 
     def run_inference(
@@ -71,6 +89,9 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
         model: LoadedModel,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
+        if not model.engine_reported:  # metrics count only inside a bundle, not in load_model
+            model.engine_reported = True
+            Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc()
         scores = model.score([item.ids for item in batch])
         return [PredictionResult(item, float(score), model.version) for item, score in zip(batch, scores, strict=True)]
 

@@ -100,8 +100,10 @@ def test_score_folder_and_parquet_end_to_end(tiny_bundle, mixed_inputs, tmp_path
     assert counted == 5
 
 
-def test_pipeline_scores_equal_direct_keras_scores(tiny_bundle, tmp_path):
-    """Parity: the pipeline's scores are the Keras model's on training's encoding, padded to max length."""
+@pytest.mark.parametrize("engine", ["xla", "keras"])
+def test_pipeline_scores_equal_direct_keras_scores(tiny_bundle, tmp_path, engine):
+    """Parity, with either engine: the pipeline's scores are the Keras model's on training's encoding,
+    padded to max length."""
     texts = [
         "wonderful brilliant film",
         "dreadful boring awful plot and the camera was bad " * 3,
@@ -113,8 +115,12 @@ def test_pipeline_scores_equal_direct_keras_scores(tiny_bundle, tmp_path):
         pa.table({"review_id": [f"r{i}" for i in range(len(texts))], "text": texts}), tmp_path / "in.parquet"
     )
     out = tmp_path / "out"
-    result = score(tmp_path / "in.parquet", "--output", out, "--model", tiny_bundle.path, "--inference-batch-size", "2")
+    result = score(
+        tmp_path / "in.parquet", "--output", out, "--model", tiny_bundle.path,
+        "--inference-batch-size", "2", "--engine", engine,
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert f"{engine} (1)" in result.output  # the engine the handler chose, counted by the pipeline
     scored = scored_frame(out).set_index("review_id")
 
     encoded = tiny_bundle.encoder.encode(texts)  # the encoder training used, from the bundle's settings
