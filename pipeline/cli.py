@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -310,4 +311,24 @@ def main() -> None:
     if "--" in argv:
         split = argv.index("--")
         argv, beam_args = argv[:split], argv[split + 1 :]
-    app(args=argv, obj={"beam_args": beam_args}, prog_name="reviewscore")
+    try:
+        app(args=argv, obj={"beam_args": beam_args}, prog_name="reviewscore")
+        code = 0
+    except SystemExit as e:  # Click ends every command this way, success included
+        code = e.code
+    exit_without_teardown(code)
+
+
+def exit_without_teardown(code: int | str | None) -> NoReturn:
+    """Exit at once: by now every output file is closed and published (or the command failed).
+
+    Python's normal exit tears down TensorFlow, XLA and Beam's runner state, which took about
+    1.5 s on the build machine: 15 % of a small job's wall time, spent after all its work is done.
+    """
+    if isinstance(code, str):
+        errors.print(code)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code or 0)
