@@ -189,8 +189,8 @@ def score(
         Engine,
         typer.Option(help="auto: the XLA-compiled graph when it reproduces the model's scores, else Keras."),
     ] = Engine.auto,
-    inference_threads: Annotated[
-        int, typer.Option(min=0, help="Concurrent model calls per worker process (xla engine); 0: one per core.")
+    threads: Annotated[
+        int, typer.Option(min=0, help="Threads per worker process for encoding and model calls; 0: one per core (one per process on Dataflow).")
     ] = 0,
     max_error_rate: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Exit with code 1 when failed/read exceeds this share.")
@@ -216,7 +216,7 @@ def score(
         max_batch_size=batch_size,
         inference_batch_size=inference_batch_size,
         engine=engine.value,
-        inference_threads=inference_threads,
+        threads=threads,
         overwrite=overwrite,
         num_shards=num_shards,
         beam_args=list((ctx.obj or {}).get("beam_args", [])),

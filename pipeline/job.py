@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipeline.bundle import open_bundle
 from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, engine_metric
@@ -37,7 +37,7 @@ class ScoringJob:
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE
     engine: str = "auto"
-    inference_threads: int = 0
+    threads: int = 0
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)
@@ -76,7 +76,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
             job.max_batch_size,
             job.inference_batch_size,
             job.engine,
-            job.inference_threads,
+            threads_per_process(job.threads, options),
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,
@@ -91,6 +91,22 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     summary["model_loads"] = model_loads(result)
     summary["engines"] = engines(result)
     return summary
+
+
+def threads_per_process(asked: int, options: PipelineOptions) -> int:
+    """Threads for encoding and model calls in each worker process; 0 means one per core.
+
+    Dataflow starts one SDK process per vCPU unless told otherwise
+    (`--experiments=no_use_multiple_sdk_containers`), so there one thread per process already fills
+    the machine, and a thread per core in every process would oversubscribe it.
+    """
+    if asked:
+        return asked
+    runner = options.view_as(StandardOptions).runner or ""
+    experiments = options.view_as(DebugOptions).experiments or []
+    if "Dataflow" in runner and "no_use_multiple_sdk_containers" not in experiments:
+        return 1
+    return 0
 
 
 def fail_fast_when_a_worker_dies() -> None:

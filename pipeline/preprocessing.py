@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -273,6 +274,15 @@ class TextEncoder:
 
     def encode(self, texts: Iterable[str | None] | pa.Array) -> EncodedBatch:
         return self.encode_tokens(tokenize(texts, self.config))
+
+    def encode_rows(self, texts: Sequence[str | None], pool: Executor | None = None, parts: int = 1) -> list[np.ndarray]:
+        """Id rows of `texts`, encoded in `parts` chunks on `pool` at once: the pyarrow kernels
+        release the GIL, so the chunks run on separate cores."""
+        if pool is None or parts <= 1 or len(texts) < 2:
+            return self.encode(texts).rows()
+        size = -(-len(texts) // parts)
+        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
+        return [row for rows in pool.map(lambda chunk: self.encode(chunk).rows(), chunks) for row in rows]
 
     def encode_tokens(self, token_lists: pa.LargeListArray) -> EncodedBatch:
         offsets = token_lists.offsets.to_numpy().astype(np.int64)

@@ -51,7 +51,7 @@ class ScoringModel:
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE
     engine: str = "auto"
-    inference_threads: int = 0
+    threads: int = 0
 
     def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(
@@ -59,7 +59,7 @@ class ScoringModel:
             max_batch_size=self.max_batch_size,
             inference_batch_size=self.inference_batch_size,
             engine=self.engine,
-            threads=self.inference_threads,
+            threads=self.threads,
         )
 
 
@@ -107,20 +107,13 @@ class EncodeReviews(beam.DoFn):
 
     def process(self, batch: list[Review]) -> Iterator[Any]:
         try:
-            encoded = self._encode_rows([review.text for review in batch])
+            encoded = self.encoder.encode_rows([review.text for review in batch], self.pool, self.workers)
         except Exception:  # isolate the culprit instead of failing the batch
             for review in batch:
                 yield from self._encode_one(review)
             return
         for review, ids in zip(batch, encoded, strict=True):
             yield self._checked(review, ids)
-
-    def _encode_rows(self, texts: list[str | None]) -> list[np.ndarray]:
-        if self.pool is None:
-            return self.encoder.encode(texts).rows()
-        size = -(-len(texts) // self.workers)
-        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
-        return [row for rows in self.pool.map(lambda chunk: self.encoder.encode(chunk).rows(), chunks) for row in rows]
 
     def _encode_one(self, review: Review) -> Iterator[Any]:
         try:
@@ -201,7 +194,7 @@ def build_pipeline(
     encoded, encode_failures = (
         reviews
         | "BatchForEncoding" >> beam.BatchElements(min_batch_size=encode_batch_size, max_batch_size=encode_batch_size)
-        | "Encode" >> beam.ParDo(EncodeReviews(model.bundle_uri)).with_outputs(FAILED, main="encoded")
+        | "Encode" >> beam.ParDo(EncodeReviews(model.bundle_uri, model.threads)).with_outputs(FAILED, main="encoded")
     )
     predictions, dead_letters = encoded | "Score" >> RunInference(model.handler()).with_exception_handling()
     scored = predictions | "ToScoredRow" >> beam.ParDo(ToScoredRow(model.class_names, progress_every_seconds))

@@ -45,3 +45,20 @@ def test_dataflow_dry_run_through_the_cli(tiny_bundle, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "dry run: job graph built" in result.output and "WriteScored" in result.output
+
+
+@pytest.mark.parametrize(
+    ("asked", "beam_args", "expected"),
+    [
+        (0, [], 0),  # DirectRunner: one thread per core
+        (0, ["--runner", "DataflowRunner"], 1),  # one SDK process per vCPU already fills the VM
+        (0, ["--runner", "DataflowRunner", "--experiments=no_use_multiple_sdk_containers"], 0),
+        (3, ["--runner", "DataflowRunner"], 3),  # the user's choice wins
+    ],
+)
+def test_threads_per_process_follow_the_runner(asked, beam_args, expected):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.job import threads_per_process
+
+    assert threads_per_process(asked, PipelineOptions(beam_args)) == expected

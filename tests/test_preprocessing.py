@@ -164,3 +164,15 @@ def test_cleaning_is_idempotent_on_its_tokens(text):
     first = tokens(text)
     assert tokens(" ".join(first)) == first
     assert clean([text], DEFAULT)[0].as_py() is not None
+
+
+def test_encoding_split_across_threads_equals_one_call():
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = TextEncoder(PreprocessingConfig(max_length=5), VOCAB)
+    texts = ["the good film", None, "", "bad bad film not good at all", "東 é", "film"] * 3
+    expected = encoder.encode(texts).rows()
+    with ThreadPoolExecutor(3) as pool:
+        for parts in (1, 2, 3, 7, 40):
+            got = encoder.encode_rows(texts, pool, parts)
+            assert [r.tolist() for r in got] == [r.tolist() for r in expected], parts
