@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -34,7 +34,7 @@ EXIT_CONFIG_ERROR = 2
 DEFAULT_MODEL = "models/imdb-bilstm"
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     """Mirrors pipeline.scorer.ENGINES; an Enum so --help lists the choices."""
 
     auto = "auto"
@@ -183,14 +183,19 @@ def score(
         int, typer.Option(min=1, help="Most reviews per RunInference batch (sorted by length inside).")
     ] = 4096,
     inference_batch_size: Annotated[
-        int, typer.Option(min=1, help="Rows per model call; reviews are sorted by length before they are cut into calls.")
+        int,
+        typer.Option(min=1, help="Rows per model call; reviews are sorted by length before they are cut into calls."),
     ] = 256,
     engine: Annotated[
         Engine,
         typer.Option(help="auto: the XLA-compiled graph when it reproduces the model's scores, else Keras."),
     ] = Engine.auto,
     threads: Annotated[
-        int, typer.Option(min=0, help="Threads per worker process for encoding and model calls; 0: one per core (one per process on Dataflow).")
+        int,
+        typer.Option(
+            min=0,
+            help="Threads per worker process for encoding and model calls; 0: one per core (1 on Dataflow).",
+        ),
     ] = 0,
     max_error_rate: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Exit with code 1 when failed/read exceeds this share.")

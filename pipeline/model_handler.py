@@ -68,7 +68,6 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
 
     def load_model(self) -> LoadedModel:
         from pipeline.bundle import open_bundle
-
         from pipeline.scorer import make_scorer
 
         started = time.monotonic()

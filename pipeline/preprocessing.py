@@ -275,7 +275,9 @@ class TextEncoder:
     def encode(self, texts: Iterable[str | None] | pa.Array) -> EncodedBatch:
         return self.encode_tokens(tokenize(texts, self.config))
 
-    def encode_rows(self, texts: Sequence[str | None], pool: Executor | None = None, parts: int = 1) -> list[np.ndarray]:
+    def encode_rows(
+        self, texts: Sequence[str | None], pool: Executor | None = None, parts: int = 1
+    ) -> list[np.ndarray]:
         """Id rows of `texts`, encoded in `parts` chunks on `pool` at once: the pyarrow kernels
         release the GIL, so the chunks run on separate cores."""
         if pool is None or parts <= 1 or len(texts) < 2:

@@ -87,7 +87,11 @@ def plan_model(model) -> RecurrentPlan:
 
     returns_sequences = cells[0].return_sequences
     pooling = [type(layer) for layer in rest[:-1]]
-    if returns_sequences and pooling == [MaskedGlobalMaxPooling1D, keras.layers.GlobalAveragePooling1D, keras.layers.Concatenate]:
+    if returns_sequences and pooling == [
+        MaskedGlobalMaxPooling1D,
+        keras.layers.GlobalAveragePooling1D,
+        keras.layers.Concatenate,
+    ]:
         if _concatenated(rest[2]) != [rest[0], rest[1]]:
             raise UnsupportedModel("pooled features are not concatenated as [max, mean]")
         readout = "pool"
@@ -97,7 +101,11 @@ def plan_model(model) -> RecurrentPlan:
         raise UnsupportedModel(f"unsupported layers after the LSTM: {kinds[2:]}")
 
     dense = rest[-1]
-    if not isinstance(dense, keras.layers.Dense) or dense.units != 1 or dense.activation is not keras.activations.sigmoid:
+    if (
+        not isinstance(dense, keras.layers.Dense)
+        or dense.units != 1
+        or dense.activation is not keras.activations.sigmoid
+    ):
         raise UnsupportedModel(f"expected Dense(1, sigmoid) last, found {kinds[-1]}")
     bias = _numpy(dense.bias) if dense.use_bias else np.zeros(1, np.float32)
     return RecurrentPlan(directions, readout, _numpy(dense.kernel), bias)
