@@ -184,8 +184,10 @@ def score(
     ] = 4096,
     inference_batch_size: Annotated[
         int,
-        typer.Option(min=1, help="Rows per model call; reviews are sorted by length before they are cut into calls."),
-    ] = 256,
+        typer.Option(
+            min=0, help="Rows per model call, after sorting by length; 0: the engine's best (xla 256, keras 64)."
+        ),
+    ] = 0,
     engine: Annotated[
         Engine,
         typer.Option(help="auto: the XLA-compiled graph when it reproduces the model's scores, else Keras."),

@@ -16,7 +16,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
-from pipeline.bundle import open_bundle
+from pipeline.bundle import BundleError, open_bundle
 from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, engine_metric
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import ScoredSink, prepare_output, read_summary
@@ -50,7 +50,9 @@ class ScoringJob:
 def run_scoring(job: ScoringJob) -> dict[str, Any]:
     """Run the job and return its summary; a dry run returns the job's step names instead."""
     bundle = open_bundle(job.model)
-    bundle.load_model()  # proves the model loads and fits the vocabulary before any worker starts
+    model = bundle.load_model()  # proves the model loads and fits the vocabulary before any worker starts
+    if job.engine == "xla":
+        check_compilable(model)
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
     manifest = bundle.manifest.to_dict()
     sink = ScoredSink(job.output, scored_schema(plan.schema, manifest), error_schema(manifest), job.num_shards)
@@ -91,6 +93,16 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     summary["model_loads"] = model_loads(result)
     summary["engines"] = engines(result)
     return summary
+
+
+def check_compilable(model) -> None:
+    """`--engine xla` on a model the compiled graph cannot reproduce is a configuration error."""
+    from pipeline.recurrent_graph import UnsupportedModel, plan_model
+
+    try:
+        plan_model(model)
+    except UnsupportedModel as e:
+        raise BundleError(f"--engine xla cannot score this model ({e}); use --engine auto or keras") from None
 
 
 def threads_per_process(asked: int, options: PipelineOptions) -> int:

@@ -29,6 +29,8 @@ ENGINES = ("auto", "xla", "keras")
 # Largest |score difference| to Keras allowed on the probe batch before the compiled graph is used.
 PROBE_TOLERANCE = 1e-5
 PROBE_LENGTH = 12
+# Rows per model call when not set, the fastest of each engine on the build machine (BENCHMARKS.md).
+BEST_BATCH_SIZE = {"xla": 256, "keras": 64}
 log = logging.getLogger("reviewscore")
 
 
@@ -110,9 +112,13 @@ def compile_keras(model):
 @dataclass(frozen=True)
 class ScorerSettings:
     engine: str = "auto"
-    batch_size: int = 256
+    batch_size: int = 0
+    """Rows per model call; 0 means the chosen engine's BEST_BATCH_SIZE."""
     threads: int = 0
     """Concurrent compiled calls; 0 means one per core available to this process."""
+
+    def batch_size_for(self, engine: str) -> int:
+        return self.batch_size or BEST_BATCH_SIZE[engine]
 
 
 def make_scorer(model, width: int, settings: ScorerSettings):
@@ -122,17 +128,17 @@ def make_scorer(model, width: int, settings: ScorerSettings):
     if settings.engine not in ENGINES:
         raise ValueError(f"unknown engine {settings.engine!r}; choose one of: {', '.join(ENGINES)}")
     if settings.engine == "keras":
-        return KerasScorer(model, settings.batch_size, "asked for")
+        return KerasScorer(model, settings.batch_size_for("keras"), "asked for")
     threads = settings.threads or available_cores()
     try:
         plan = plan_model(model)
-        scorer = CompiledScorer(compile_plan(plan, width), width, settings.batch_size, threads)
+        scorer = CompiledScorer(compile_plan(plan, width), width, settings.batch_size_for("xla"), threads)
         check_against_keras(scorer, model, vocabulary=plan.directions[0].table.shape[0])
     except UnsupportedModel as e:
         if settings.engine == "xla":
             raise
         log.info("scoring with Keras: %s", e)
-        return KerasScorer(model, settings.batch_size, str(e))
+        return KerasScorer(model, settings.batch_size_for("keras"), str(e))
     return scorer
 
 

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from pipeline.recurrent_graph import UnsupportedModel, compile_plan, plan_model
-from pipeline.scorer import CompiledScorer, KerasScorer, ScorerSettings, check_against_keras, make_scorer
+from pipeline.scorer import (
+    BEST_BATCH_SIZE,
+    CompiledScorer,
+    KerasScorer,
+    ScorerSettings,
+    check_against_keras,
+    make_scorer,
+)
 from training.architectures import ARCHITECTURES
 
 WIDTH = 60
@@ -72,8 +79,20 @@ def test_architecture_it_cannot_reproduce_falls_back_to_keras():
         make_scorer(model, WIDTH, ScorerSettings(engine="xla"))
 
 
-def test_keras_engine_on_request():
-    assert make_scorer(random_model("lstm"), WIDTH, ScorerSettings(engine="keras")).engine == "keras"
+def test_keras_engine_on_request_and_each_engine_its_own_batch_size():
+    keras_scorer = make_scorer(random_model("lstm"), WIDTH, ScorerSettings(engine="keras"))
+    assert keras_scorer.engine == "keras" and keras_scorer.batch_size == BEST_BATCH_SIZE["keras"]
+    compiled = make_scorer(random_model("lstm"), WIDTH, ScorerSettings(threads=1))
+    assert compiled.engine == "xla" and compiled.batch_size == BEST_BATCH_SIZE["xla"]
+
+
+def test_asking_for_xla_on_a_model_it_cannot_reproduce_is_a_configuration_error():
+    from pipeline.bundle import BundleError
+    from pipeline.job import check_compilable
+
+    with pytest.raises(BundleError, match="--engine xla cannot score this model"):
+        check_compilable(random_model("cnn-lstm"))
+    check_compilable(random_model("bilstm-pool"))
 
 
 def test_probe_catches_a_graph_that_is_not_the_model():
