@@ -210,6 +210,7 @@ def score(
     quiet_logging(verbose)
     from pipeline.bundle import BundleError
     from pipeline.job import ScoringJob, run_scoring
+    from pipeline.scorer import ScorerSettings
     from pipeline.sinks import OutputError
     from pipeline.sources import InputError
     from schemas.output import SchemaError
@@ -221,9 +222,7 @@ def score(
         text_column=text_column,
         id_column=id_column,
         max_batch_size=batch_size,
-        inference_batch_size=inference_batch_size,
-        engine=engine.value,
-        threads=threads,
+        scorer=ScorerSettings(engine.value, inference_batch_size, threads),
         overwrite=overwrite,
         num_shards=num_shards,
         beam_args=list((ctx.obj or {}).get("beam_args", [])),

@@ -10,14 +10,15 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipeline.bundle import BundleError, open_bundle
-from pipeline.model_handler import DEFAULT_INFERENCE_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, engine_metric
+from pipeline.model_handler import DEFAULT_MAX_BATCH_SIZE, engine_metric
+from pipeline.scorer import ScorerSettings
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import ScoredSink, prepare_output, read_summary
 from pipeline.sources import plan_inputs
@@ -35,9 +36,7 @@ class ScoringJob:
     text_column: str = "text"
     id_column: str = "review_id"
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
-    inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE
-    engine: str = "auto"
-    threads: int = 0
+    scorer: ScorerSettings = field(default_factory=ScorerSettings)
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)
@@ -51,7 +50,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     """Run the job and return its summary; a dry run returns the job's step names instead."""
     bundle = open_bundle(job.model)
     model = bundle.load_model()  # proves the model loads and fits the vocabulary before any worker starts
-    if job.engine == "xla":
+    if job.scorer.engine == "xla":
         check_compilable(model)
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
     manifest = bundle.manifest.to_dict()
@@ -76,9 +75,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
             bundle.model_version,
             tuple(bundle.manifest.class_names),
             job.max_batch_size,
-            job.inference_batch_size,
-            job.engine,
-            threads_per_process(job.threads, options),
+            replace(job.scorer, threads=threads_per_process(job.scorer.threads, options)),
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,

@@ -5,7 +5,7 @@ never sees how. RunInference calls `load_model` once per worker process and shar
 between the process's threads (Beam's `shared.Shared`), so a worker holds one copy of the model.
 
 BatchElements hands us up to `max_batch_size` encoded reviews; the scorer (`pipeline/scorer.py`)
-sorts them by length and runs the model on slices of `inference_batch_size`. Sorting here rather
+sorts them by length and runs the model on slices of `settings.batch_size`. Sorting here rather
 than in Beam: Beam 2.77's `batch_length_fn` only buckets on the stateful, streaming-oriented path
 (it needs `max_batch_duration_secs`), and SortAndBatchElements buffers a whole bundle in memory.
 With masking, padding never changes a score, so the result is the same as scoring every review alone.
@@ -28,7 +28,6 @@ from pipeline.sources import Review
 
 # Measured on the 2-core build machine (BENCHMARKS.md).
 DEFAULT_MAX_BATCH_SIZE = 4096
-DEFAULT_INFERENCE_BATCH_SIZE = ScorerSettings.batch_size
 log = logging.getLogger("reviewscore")
 
 
@@ -56,15 +55,13 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
         bundle_uri: str,
         *,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-        inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE,
-        engine: str = ScorerSettings.engine,
-        threads: int = ScorerSettings.threads,
+        settings: ScorerSettings | None = None,
     ):
         # Full batches, not BatchElements' adaptive sizes: it starts at one element and grows, and
         # small batches sort poorly and waste compiled calls (measured in BENCHMARKS.md).
         super().__init__(min_batch_size=max_batch_size, max_batch_size=max_batch_size)
         self.bundle_uri = bundle_uri
-        self.settings = ScorerSettings(engine, inference_batch_size, threads)
+        self.settings = settings or ScorerSettings()
 
     def load_model(self) -> LoadedModel:
         from pipeline.bundle import open_bundle

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -22,11 +22,11 @@ from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
 from pipeline.model_handler import (
-    DEFAULT_INFERENCE_BATCH_SIZE,
     DEFAULT_MAX_BATCH_SIZE,
     EncodedReview,
     ReviewModelHandler,
 )
+from pipeline.scorer import ScorerSettings
 from pipeline.sinks import ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import Failure, InputPlan, ReadReviews, Review
 from schemas.output import MODEL_VERSION, PREDICTED_LABEL, SCORE
@@ -49,17 +49,13 @@ class ScoringModel:
     model_version: str
     class_names: tuple[str, ...]
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
-    inference_batch_size: int = DEFAULT_INFERENCE_BATCH_SIZE
-    engine: str = "auto"
-    threads: int = 0
+    scorer: ScorerSettings = field(default_factory=ScorerSettings)
 
     def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(
             self.bundle_uri,
             max_batch_size=self.max_batch_size,
-            inference_batch_size=self.inference_batch_size,
-            engine=self.engine,
-            threads=self.threads,
+            settings=self.scorer,
         )
 
 
@@ -194,7 +190,8 @@ def build_pipeline(
     encoded, encode_failures = (
         reviews
         | "BatchForEncoding" >> beam.BatchElements(min_batch_size=encode_batch_size, max_batch_size=encode_batch_size)
-        | "Encode" >> beam.ParDo(EncodeReviews(model.bundle_uri, model.threads)).with_outputs(FAILED, main="encoded")
+        | "Encode"
+        >> beam.ParDo(EncodeReviews(model.bundle_uri, model.scorer.threads)).with_outputs(FAILED, main="encoded")
     )
     predictions, dead_letters = encoded | "Score" >> RunInference(model.handler()).with_exception_handling()
     scored = predictions | "ToScoredRow" >> beam.ParDo(ToScoredRow(model.class_names, progress_every_seconds))
