@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 import pipeline
+from pipeline.scorer import ENGINES
 
 app = typer.Typer(
     name="reviewscore",
@@ -34,12 +35,8 @@ EXIT_CONFIG_ERROR = 2
 DEFAULT_MODEL = "models/imdb-bilstm"
 
 
-class Engine(StrEnum):
-    """Mirrors pipeline.scorer.ENGINES; an Enum so --help lists the choices."""
-
-    auto = "auto"
-    xla = "xla"
-    keras = "keras"
+# An Enum so --help lists the choices; pipeline.scorer is cheap to import (no TensorFlow, no Beam).
+Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
 
 
 def fail(message: str) -> NoReturn:

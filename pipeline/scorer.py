@@ -41,9 +41,16 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def length_order(rows: Sequence[np.ndarray]) -> np.ndarray:
+def score_in_length_order(rows: Sequence[np.ndarray], batch_size: int, score_slice, run=map) -> np.ndarray:
+    """Scores in input order, computed by `score_slice` on length-sorted slices of row indices
+    (`run` may map the slices onto a thread pool)."""
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    return np.argsort(lengths, kind="stable")
+    order = np.argsort(lengths, kind="stable")
+    slices = [order[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+    scores = np.empty(len(rows), dtype=np.float32)
+    for members, part in zip(slices, run(score_slice, slices), strict=True):
+        scores[members] = part
+    return scores
 
 
 class KerasScorer:
@@ -55,12 +62,9 @@ class KerasScorer:
         self.reason = reason
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
-        order = length_order(rows)
-        scores = np.empty(len(rows), dtype=np.float32)
-        for start in range(0, len(rows), self.batch_size):
-            members = order[start : start + self.batch_size]
-            scores[members] = np.asarray(self.predict(pad_rows([rows[i] for i in members])))
-        return scores
+        return score_in_length_order(
+            rows, self.batch_size, lambda members: np.asarray(self.predict(pad_rows([rows[i] for i in members])))
+        )
 
 
 class CompiledScorer:
@@ -74,13 +78,8 @@ class CompiledScorer:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score") if threads > 1 else None
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
-        order = length_order(rows)
-        slices = [order[start : start + self.batch_size] for start in range(0, len(rows), self.batch_size)]
-        scores = np.empty(len(rows), dtype=np.float32)
         run = self.pool.map if self.pool else map
-        for members, part in zip(slices, run(lambda m: self._score_slice(rows, m), slices), strict=True):
-            scores[members] = part
-        return scores
+        return score_in_length_order(rows, self.batch_size, lambda members: self._score_slice(rows, members), run)
 
     def _score_slice(self, rows: Sequence[np.ndarray], members: np.ndarray) -> np.ndarray:
         """One compiled call, on ids padded to the full width and the full batch size.
@@ -90,11 +89,8 @@ class CompiledScorer:
         """
         count = len(members)
         ids = np.zeros((self.batch_size, self.width), dtype=np.int32)
-        longest = 0
-        for slot, i in enumerate(members):
-            row = rows[i]
-            ids[slot, : len(row)] = row
-            longest = max(longest, len(row))
+        ids[:count] = pad_rows([rows[i] for i in members], self.width)
+        longest = max(len(rows[i]) for i in members)
         return np.asarray(self.predict(ids, np.int32(longest)))[:count]
 
 
