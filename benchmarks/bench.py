@@ -40,12 +40,14 @@ def naive(data: Path, bundle_path: Path, scores_out: Path) -> None:
 
     import pipeline  # noqa: F401
     from pipeline.bundle import Bundle
+    from pipeline.calibration import logit
 
     bundle = Bundle.open(bundle_path)
     model = bundle.load_model()
     frame = pd.read_parquet(data)
     padded = bundle.encoder.encode(frame["text"].tolist()).padded(width=bundle.preprocessing.max_length)
-    scores = model.predict(padded, batch_size=NAIVE_BATCH, verbose=0)[:, 0]
+    probabilities = model.predict(padded, batch_size=NAIVE_BATCH, verbose=0)[:, 0]
+    scores = bundle.calibration.probabilities(logit(probabilities))  # what the bundle says a score is
     np.save(scores_out, scores.astype(np.float32))
 
 

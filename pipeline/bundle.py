@@ -19,8 +19,10 @@ from typing import Any
 import keras
 
 import pipeline
+from pipeline.calibration import UNCALIBRATED, Calibration, CalibrationError
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary
 from schemas.bundle import (
+    CALIBRATION_FILE,
     FORMAT_VERSION,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -50,6 +52,7 @@ class Bundle:
     manifest: Manifest
     preprocessing: PreprocessingConfig
     vocabulary: Vocabulary
+    calibration: Calibration = UNCALIBRATED
 
     @classmethod
     def open(cls, path: str | Path) -> Bundle:
@@ -76,7 +79,13 @@ class Bundle:
                 f"model bundle {path}: {VOCABULARY_FILE} holds {len(vocabulary.tokens)} words but "
                 f"{PREPROCESSING_FILE} allows {preprocessing.vocab_size}"
             )
-        return cls(path, manifest, preprocessing, vocabulary)
+        calibration = UNCALIBRATED
+        if CALIBRATION_FILE in manifest.files:
+            try:
+                calibration = Calibration.from_dict(_read_json(path / CALIBRATION_FILE))
+            except CalibrationError as e:
+                raise BundleError(f"model bundle {path}: invalid {CALIBRATION_FILE}: {e}") from None
+        return cls(path, manifest, preprocessing, vocabulary, calibration)
 
     @property
     def encoder(self) -> TextEncoder:
@@ -169,6 +178,7 @@ def write_bundle(
     class_names: list[str],
     training_data: dict[str, Any],
     metrics: dict[str, Any],
+    calibration: Calibration | None = None,
     extra_files: tuple[str, ...] = (),
 ) -> Bundle:
     """Write a bundle directory; `extra_files` are files already written into it to be checksummed too.
@@ -183,7 +193,11 @@ def write_bundle(
     inference_model.save(path / MODEL_FILE)
     (path / VOCABULARY_FILE).write_text(vocabulary.to_json(), encoding="utf-8")
     (path / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2), encoding="utf-8")
-    files = {f: sha256_file(path / f) for f in (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE, *extra_files)}
+    written = [MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE]
+    if calibration is not None:
+        (path / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2), encoding="utf-8")
+        written.append(CALIBRATION_FILE)
+    files = {f: sha256_file(path / f) for f in (*written, *extra_files)}
     created = datetime.now(UTC)
     manifest = Manifest(
         format_version=FORMAT_VERSION,

@@ -33,6 +33,7 @@ errors = Console(stderr=True)
 
 EXIT_CONFIG_ERROR = 2
 DEFAULT_MODEL = "models/imdb-bilstm"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 
 
 # An Enum so --help lists the choices; pipeline.scorer is cheap to import (no TensorFlow, no Beam).
@@ -67,12 +68,39 @@ def train(
     max_length: Annotated[
         int | None, typer.Option(min=1, help="Tokens kept per review [default: the architecture's].")
     ] = None,
+    embedding_dim: Annotated[
+        int | None,
+        typer.Option(min=1, help="Embedding size [default: the architecture's; 100 with --pretrain-vectors]."),
+    ] = None,
     learning_rate: Annotated[
         float | None, typer.Option(min=0.0, help="Adam learning rate [default: the architecture's].")
     ] = None,
+    group_column: Annotated[
+        str,
+        typer.Option(
+            help="Column naming each review's group (its movie): a group never sits on both sides of the split. "
+            "aclImdb folders take it from urls_*.txt. 'none': split review by review."
+        ),
+    ] = "movie_id",
     validation_fraction: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of the data held out for validation.")
+        float, typer.Option(min=0.0, max=1.0, help="Share of the reviews held out for early stopping.")
     ] = 0.1,
+    calibration_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share held out to fit the score calibration and measure accuracy; 0: none."
+        ),
+    ] = 0.1,
+    pretrain_vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Unlabelled reviews (Parquet with the text column, or aclImdb's root for train/unsup) to "
+            "pre-train word vectors on with gensim, together with the training text; cached by data."
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path, typer.Option(help="Where pre-trained word vectors are cached, by a fingerprint of text and settings.")
+    ] = DEFAULT_CACHE_DIR,
     seed: Annotated[int, typer.Option(help="Seed for the split, initialization and batch order.")] = 1337,
     expand_contractions: Annotated[
         bool, typer.Option(help='Rewrite "don\'t" as "do not" and so on before tokenizing.')
@@ -103,8 +131,13 @@ def train(
         batch_size=batch_size,
         vocab_size=vocab_size,
         max_length=max_length,
+        embedding_dim=embedding_dim or (100 if pretrain_vectors else None),
         learning_rate=learning_rate,
+        group_column=None if group_column.lower() == "none" else group_column,
         validation_fraction=validation_fraction,
+        calibration_fraction=calibration_fraction,
+        pretrain_vectors=pretrain_vectors,
+        cache_dir=cache_dir,
         seed=seed,
         expand_contractions=expand_contractions,
         remove_stopwords=remove_stopwords,
@@ -146,11 +179,29 @@ def info(
     table.add_row("classes", ", ".join(manifest.class_names))
     table.add_row("vocabulary", f"{len(opened.vocabulary.tokens)} words + padding and unknown ids")
     table.add_row("preprocessing", _describe(opened.preprocessing.to_dict()))
+    table.add_row("calibration", _describe_calibration(opened.calibration))
     table.add_row("scoring engine", _engine_for(opened))
     table.add_row("metrics", _describe(manifest.metrics))
     table.add_row("training data", _describe(manifest.training_data))
     table.add_row("files", "\n".join(f"{digest[:16]}…  {name}" for name, digest in manifest.files.items()))
     console.print(table)
+
+
+def _describe_calibration(calibration) -> str:
+    if calibration.method == "none":
+        return "none: scores are the model's own sigmoid"
+    formula = (
+        f"temperature {calibration.temperature:.4f}: score = sigmoid(logit / {calibration.temperature:.4f})"
+        if calibration.method == "temperature"
+        else f"Platt: score = sigmoid({calibration.slope:.4f} * logit + {calibration.intercept:.4f})"
+    )
+    details = calibration.details
+    if "before" in details and "after" in details:
+        formula += (
+            f"\nECE ({details.get('ece_bins', '?')} bins) on the held-out calibration fold: "
+            f"{details['before']['ece']:.4f} before, {details['after']['ece']:.4f} after"
+        )
+    return formula
 
 
 def _engine_for(bundle) -> str:
@@ -280,14 +331,17 @@ def evaluate(
         Path,
         typer.Option(help="Labelled reviews: aclImdb folder (test/ is read), a folder with pos/ and neg/, or Parquet."),
     ],
-    report: Annotated[Path, typer.Option(help="Folder for metrics.json, roc_curve.png and score_histogram.png.")],
+    report: Annotated[
+        Path,
+        typer.Option(help="Folder for metrics.json, roc_curve.png, score_histogram.png and reliability_diagram.png."),
+    ],
     model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
     text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
     label_column: Annotated[
         str, typer.Option(help="Label column (0/1 or negative/positive), for Parquet data.")
     ] = "label",
 ) -> None:
-    """Score labelled reviews and report accuracy, ROC AUC, confusion matrix and plots."""
+    """Score labelled reviews and report accuracy, ROC AUC, calibration (ECE, Brier), confusion matrix and plots."""
     from pipeline.bundle import BundleError
     from training.datasets import DatasetError
     from training.evaluation import evaluate_bundle
@@ -298,7 +352,8 @@ def evaluate(
         fail(str(e))
     matrix = metrics["confusion_matrix"]["values"]
     console.print(
-        f"{metrics['examples']:,} reviews: accuracy {metrics['accuracy']:.4f}, ROC AUC {metrics['roc_auc']:.4f}\n"
+        f"{metrics['examples']:,} reviews: accuracy {metrics['accuracy']:.4f}, ROC AUC {metrics['roc_auc']:.4f}, "
+        f"ECE {metrics['ece']:.4f} ({metrics['ece_bins']} bins), Brier {metrics['brier']:.4f}\n"
         f"confusion (rows true neg/pos, columns predicted neg/pos): {matrix}\nreport: {report}"
     )
 

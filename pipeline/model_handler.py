@@ -45,7 +45,7 @@ class EncodedReview(NamedTuple):
 class LoadedModel:
     version: str
     score: Any
-    """Scorer: a sequence of int32 id arrays to float32 positive-class probabilities, in order."""
+    """Scorer: a sequence of int32 id arrays to float32 calibrated positive-class probabilities, in order."""
     engine_reported: bool = False
 
 
@@ -69,7 +69,7 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
 
         started = time.monotonic()
         bundle = open_bundle(self.bundle_uri)
-        scorer = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, self.settings)
+        scorer = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, self.settings, bundle.calibration)
         log.info(
             "model %s loaded in %.1f s; engine %s%s",
             bundle.model_version,

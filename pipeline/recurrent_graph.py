@@ -113,7 +113,7 @@ def plan_model(model) -> RecurrentPlan:
 
 def compile_plan(plan: RecurrentPlan, width: int):
     """An XLA-compiled `predict(ids, steps)`: ids int32 (batch, width) right-padded with 0, steps the
-    longest review's length; returns float32 (batch,) positive-class probabilities."""
+    longest review's length; returns float32 (batch,) logits (the final Dense before its sigmoid)."""
     import tensorflow as tf
 
     units = plan.units
@@ -169,7 +169,7 @@ def compile_plan(plan: RecurrentPlan, width: int):
             features = tf.concat(tops + means, axis=1)
         else:
             features = tf.concat([final[2 * d] for d in range(count)], axis=1)
-        return tf.sigmoid(tf.matmul(features, dense_kernel) + dense_bias)[:, 0]
+        return (tf.matmul(features, dense_kernel) + dense_bias)[:, 0]
 
     return predict
 

@@ -10,7 +10,9 @@ Two engines do the same arithmetic:
   length-sorted slices padded to their own longest review. Serves every other architecture.
 
 Both sort reviews by length first so that a batch's padding is small; with masking, padding never
-changes a score, so the order of work is invisible in the results.
+changes a score, so the order of work is invisible in the results. Both return the model's logits
+(the final Dense layer before its sigmoid); `CalibratedScorer` turns them into the bundle's
+calibrated probabilities with one function (`pipeline/calibration.py`), whichever engine ran.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.calibration import UNCALIBRATED, Calibration
 from pipeline.preprocessing import pad_rows
 
 ENGINES = ("auto", "xla", "keras")
@@ -42,7 +45,7 @@ def available_cores() -> int:
 
 
 def score_in_length_order(rows: Sequence[np.ndarray], batch_size: int, score_slice, run=map) -> np.ndarray:
-    """Scores in input order, computed by `score_slice` on length-sorted slices of row indices
+    """Logits in input order, computed by `score_slice` on length-sorted slices of row indices
     (`run` may map the slices onto a thread pool)."""
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     order = np.argsort(lengths, kind="stable")
@@ -95,14 +98,48 @@ class CompiledScorer:
 
 
 def compile_keras(model):
-    """A tf.function over any batch size and length, traced once instead of once per shape."""
+    """Logits as a tf.function over any batch size and length, traced once instead of once per shape.
+
+    The logit is the final Dense layer's input times its kernel plus bias: the model up to that
+    layer, then the layer's own weights without its sigmoid.
+    """
+    import keras
     import tensorflow as tf
+
+    head = model.layers[-1]
+    if not isinstance(head, keras.layers.Dense) or head.activation is not keras.activations.sigmoid:
+        raise ValueError(f"model {model.name} must end in a Dense layer with sigmoid, not {type(head).__name__}")
+    features = keras.Model(model.inputs, head.input)
+    kernel = head.kernel
+    bias = head.bias if head.use_bias else tf.zeros([head.units])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
     def predict(ids):
-        return model(ids, training=False)[:, -1]
+        return (tf.matmul(features(ids, training=False), kernel) + bias)[:, -1]
 
     return predict
+
+
+class CalibratedScorer:
+    """Any engine's logits as the bundle's calibrated probabilities of the positive class."""
+
+    def __init__(self, engine_scorer, calibration: Calibration):
+        self.engine_scorer = engine_scorer
+        self.calibration = calibration
+
+    @property
+    def engine(self) -> str:
+        return self.engine_scorer.engine
+
+    @property
+    def reason(self) -> str:
+        return self.engine_scorer.reason
+
+    def logits(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        return self.engine_scorer(rows)
+
+    def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        return self.calibration.probabilities(self.engine_scorer(rows))
 
 
 @dataclass(frozen=True)
@@ -117,8 +154,13 @@ class ScorerSettings:
         return self.batch_size or BEST_BATCH_SIZE[engine]
 
 
-def make_scorer(model, width: int, settings: ScorerSettings):
-    """The fastest engine that reproduces `model`'s scores; 'xla' raises if it cannot, 'auto' falls back."""
+def make_scorer(model, width: int, settings: ScorerSettings, calibration: Calibration = UNCALIBRATED):
+    """The fastest engine that reproduces `model`'s scores, calibrated; 'xla' raises if it cannot,
+    'auto' falls back to Keras."""
+    return CalibratedScorer(_make_engine(model, width, settings), calibration)
+
+
+def _make_engine(model, width: int, settings: ScorerSettings):
     from pipeline.recurrent_graph import UnsupportedModel, compile_plan, plan_model
 
     if settings.engine not in ENGINES:
@@ -152,6 +194,6 @@ def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: in
     lengths = rng.integers(1, min(PROBE_LENGTH, scorer.width) + 1, size=scorer.batch_size)
     rows = [rng.integers(1, vocabulary, size=n, dtype=np.int32) for n in lengths]
     expected = np.asarray(model(pad_rows(rows), training=False))[:, -1]
-    difference = float(np.max(np.abs(scorer(rows) - expected)))
+    difference = float(np.max(np.abs(UNCALIBRATED.probabilities(scorer(rows)) - expected)))
     if not difference <= PROBE_TOLERANCE:
         raise UnsupportedModel(f"compiled graph differs from Keras by {difference:.1e} on the probe batch")

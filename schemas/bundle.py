@@ -18,6 +18,8 @@ VOCABULARY_FILE = "vocab.json"
 PREPROCESSING_FILE = "preprocessing.json"
 METRICS_FILE = "metrics.json"
 HISTORY_PLOT_FILE = "training_history.png"
+CALIBRATION_FILE = "calibration.json"
+"""Optional: a bundle without it scores uncalibrated; one that lists it must have it, unaltered."""
 
 REQUIRED_FILES = (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE)
 BINARY_CLASS_NAMES = ("negative", "positive")

@@ -36,7 +36,16 @@ def make_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
 def labelled_parquet(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("data") / "labelled.parquet"
     reviews = make_reviews(240)
-    pq.write_table(pa.table({"text": [t for t, _ in reviews], "label": [label for _, label in reviews]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "text": [t for t, _ in reviews],
+                "label": [label for _, label in reviews],
+                "movie_id": [f"tt{i // 4:07d}" for i in range(len(reviews))],  # four reviews per movie
+            }
+        ),
+        path,
+    )
     return str(path)
 
 

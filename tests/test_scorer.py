@@ -81,9 +81,27 @@ def test_architecture_it_cannot_reproduce_falls_back_to_keras():
 
 def test_keras_engine_on_request_and_each_engine_its_own_batch_size():
     keras_scorer = make_scorer(random_model("lstm"), WIDTH, ScorerSettings(engine="keras"))
-    assert keras_scorer.engine == "keras" and keras_scorer.batch_size == BEST_BATCH_SIZE["keras"]
+    assert keras_scorer.engine == "keras" and keras_scorer.engine_scorer.batch_size == BEST_BATCH_SIZE["keras"]
     compiled = make_scorer(random_model("lstm"), WIDTH, ScorerSettings(threads=1))
-    assert compiled.engine == "xla" and compiled.batch_size == BEST_BATCH_SIZE["xla"]
+    assert compiled.engine == "xla" and compiled.engine_scorer.batch_size == BEST_BATCH_SIZE["xla"]
+
+
+@pytest.mark.parametrize("name", ["lstm", "bilstm-pool"])
+def test_calibrated_scores_agree_across_engines(name):
+    """Each engine's logits go through the same calibration: scores agree to 1e-5, and equal the
+    calibration applied to Keras' own logit of each review alone."""
+    from pipeline.calibration import Calibration, logit
+
+    model = random_model(name)
+    rows = reviews(41, seed=13)
+    calibration = Calibration("platt", slope=0.6, intercept=-0.4)
+    keras_engine = make_scorer(model, WIDTH, ScorerSettings(engine="keras", batch_size=16), calibration)
+    compiled = make_scorer(model, WIDTH, ScorerSettings(engine="xla", batch_size=16, threads=2), calibration)
+    probabilities = keras_scores(model, rows).astype(np.float64)
+    reference = calibration.probabilities(logit(probabilities))
+    np.testing.assert_allclose(compiled(rows), keras_engine(rows), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(compiled(rows), reference, atol=1e-5, rtol=0)
+    assert np.abs(compiled(rows) - make_scorer(model, WIDTH, ScorerSettings(engine="xla"))(rows)).max() > 0.01
 
 
 def test_asking_for_xla_on_a_model_it_cannot_reproduce_is_a_configuration_error():

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from pipeline.calibration import logit
 from pipeline.cli import app
 from schemas.output import MANIFEST_METADATA_KEY, SUMMARY_FILE
 
@@ -126,6 +127,7 @@ def test_pipeline_scores_equal_direct_keras_scores(tiny_bundle, tmp_path, engine
     encoded = tiny_bundle.encoder.encode(texts)  # the encoder training used, from the bundle's settings
     padded = encoded.padded(width=tiny_bundle.preprocessing.max_length)
     direct = tiny_bundle.load_model().predict(padded, verbose=0)[:, 0]
+    direct = tiny_bundle.calibration.probabilities(logit(direct))  # the bundle's calibration, as scoring applies it
     pipeline_scores = scored.loc[[f"r{i}" for i in range(len(texts))], "score"].to_numpy()
     np.testing.assert_allclose(pipeline_scores, direct, atol=1e-5, rtol=0)
 

@@ -14,16 +14,23 @@ from pipeline.bundle import Bundle
 from pipeline.cli import app
 from tests.conftest import make_reviews
 from training.datasets import DatasetError, load_labelled
-from training.train import stratified_split
 
 runner = CliRunner()
 
 
-def write_aclimdb(root, reviews):
+def write_aclimdb(root, reviews, with_urls=True):
+    """aclImdb's layout: ID_RATING.txt per review; line ID of urls_pos.txt/urls_neg.txt names its movie."""
+    urls = {"pos": [], "neg": []}
     for i, (text, label) in enumerate(reviews):
-        folder = root / "train" / ("pos" if label else "neg")
+        kind = "pos" if label else "neg"
+        folder = root / "train" / kind
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{i}_{8 if label else 2}.txt").write_text(text, encoding="utf-8")
+        number = len(urls[kind])
+        (folder / f"{number}_{8 if label else 2}.txt").write_text(text, encoding="utf-8")
+        urls[kind].append(f"http://www.imdb.com/title/tt{i // 5:07d}/usercomments")
+    if with_urls:
+        for kind, lines in urls.items():
+            (root / "train" / f"urls_{kind}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     # The test split must never be read for training.
     (root / "test" / "pos").mkdir(parents=True)
     (root / "test" / "pos" / "0_10.txt").write_text("test split text", encoding="utf-8")
@@ -41,6 +48,9 @@ def test_train_cli_on_aclimdb_layout_then_info(tmp_path):
     bundle = Bundle.open(out)
     assert bundle.manifest.version == "9.9.9"
     assert bundle.manifest.training_data["rows"] == 160
+    split = bundle.manifest.metrics["validation_split"]
+    assert split["kind"] == "grouped" and split["group_column"] == "movie_id"
+    assert split["groups"]["train"] + split["groups"]["validation"] + split["groups"]["calibration"] == 32
     assert "test split text" not in (out / "vocab.json").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and len(metrics["history"]["val_loss"]) == 2
@@ -76,13 +86,6 @@ def test_training_is_reproducible_with_a_seed(tmp_path, labelled_parquet):
     a = first.load_model().predict(first.encoder.encode(texts).padded(), verbose=0)
     b = second.load_model().predict(second.encoder.encode(texts).padded(), verbose=0)
     np.testing.assert_allclose(a, b, atol=1e-6)
-
-
-def test_stratified_split_keeps_class_balance():
-    labels = np.array([0] * 80 + [1] * 20)
-    train_idx, val_idx = stratified_split(labels, 0.25, seed=1)
-    assert len(np.intersect1d(train_idx, val_idx)) == 0 and len(train_idx) + len(val_idx) == 100
-    assert labels[val_idx].sum() == 5 and (labels[val_idx] == 0).sum() == 20
 
 
 def test_bad_training_data_is_one_clear_error(tmp_path):
@@ -134,3 +137,55 @@ def test_roc_auc_matches_pairwise_definition():
     pairs = [(p, n) for p in scores[labels == 1] for n in scores[labels == 0]]
     expected = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs])
     assert roc_auc(labels, scores) == pytest.approx(expected)
+
+
+def test_split_and_calibration_are_recorded_in_the_manifest(tiny_bundle):
+    metrics = tiny_bundle.manifest.metrics
+    split = metrics["validation_split"]
+    assert split["kind"] == "grouped" and split["group_column"] == "movie_id" and split["seed"] == 1337
+    assert sum(split["rows"].values()) == 240
+    assert metrics["heldout"]["split"].startswith("calibration fold: grouped")
+    assert tiny_bundle.calibration.method in ("temperature", "platt")
+    assert "calibration.json" in tiny_bundle.manifest.files
+    details = tiny_bundle.calibration.details
+    assert details["rows"] == split["rows"]["calibration"] and "ece" in details["before"] and "ece" in details["after"]
+
+
+def test_missing_or_empty_group_column_is_one_clear_error(tmp_path):
+    reviews = make_reviews(40)
+    table = {"text": [t for t, _ in reviews], "label": [label for _, label in reviews]}
+    pq.write_table(pa.table(table), tmp_path / "ungrouped.parquet")
+    pq.write_table(pa.table({**table, "movie_id": pa.nulls(40, pa.string())}), tmp_path / "null.parquet")
+    for data, message in (("ungrouped.parquet", "no column 'movie_id'"), ("null.parquet", "null in every row")):
+        result = runner.invoke(app, ["train", "--data", str(tmp_path / data), "--out", str(tmp_path / "o")])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "o").exists()
+    write_aclimdb(tmp_path / "aclImdb", reviews, with_urls=False)
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "aclImdb"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "urls_neg.txt is missing" in result.output
+
+
+def test_group_column_none_splits_review_by_review(tmp_path):
+    reviews = make_reviews(60)
+    table = {"text": [t for t, _ in reviews], "label": [label for _, label in reviews]}
+    pq.write_table(pa.table(table), tmp_path / "ungrouped.parquet")
+    out = tmp_path / "bundle"
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(tmp_path / "ungrouped.parquet"), "--out", str(out), "--group-column", "none",
+         "--arch", "lstm", "--epochs", "1", "--vocab-size", "50", "--max-length", "20", "--calibration-fraction", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    bundle = Bundle.open(out)
+    assert bundle.manifest.metrics["validation_split"]["kind"] == "random"
+    assert bundle.calibration.method == "none" and "calibration.json" not in bundle.manifest.files
+
+
+def test_aclimdb_movie_ids_come_from_the_urls_files(tmp_path):
+    write_aclimdb(tmp_path / "aclImdb", make_reviews(20))
+    data = load_labelled(tmp_path / "aclImdb", group_column="movie_id")
+    # neg files first (reviews 0, 2, ... of make_reviews), each review's movie is i // 5
+    assert data.groups.tolist() == [f"tt{i // 5:07d}" for i in range(0, 20, 2)] + [
+        f"tt{i // 5:07d}" for i in range(1, 20, 2)
+    ]

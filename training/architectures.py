@@ -29,11 +29,17 @@ class Architecture:
     batch_size: int = 64
     learning_rate: float = 1e-3
 
-    def build(self, input_dim: int) -> keras.Model:
-        """An uncompiled model for a vocabulary of `input_dim` ids (reserved ids included)."""
+    def build(self, input_dim: int, embedding_dim: int | None = None, embeddings=None) -> keras.Model:
+        """An uncompiled model for a vocabulary of `input_dim` ids (reserved ids included), its
+        embedding started from `embeddings` (input_dim, dim) when given, else at random."""
+        if embeddings is not None:
+            embedding_dim = embeddings.shape[1]
         ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        embedded = layers.Embedding(input_dim, self.embedding_dim, mask_zero=True, name="embedding")(ids)
-        return keras.Model(ids, self.build_layers(embedded), name=self.name.replace("-", "_"))
+        embedding = layers.Embedding(input_dim, embedding_dim or self.embedding_dim, mask_zero=True, name="embedding")
+        model = keras.Model(ids, self.build_layers(embedding(ids)), name=self.name.replace("-", "_"))
+        if embeddings is not None:  # set, not an initializer: a Constant would be saved into the config
+            embedding.set_weights([embeddings])
+        return model
 
 
 def _lstm(x):

@@ -1,12 +1,17 @@
-"""Labelled review datasets for training: the aclImdb directory layout, or Parquet with text and label.
+"""Review datasets for training: the aclImdb directory layout, or Parquet with text and label.
 
-Only the training part of aclImdb is ever read (`train/pos`, `train/neg`): the official test split
-stays untouched so it can judge a model independently.
+Only the training part of aclImdb is ever read (`train/pos`, `train/neg`, and `train/unsup` for
+pre-training): the official test split stays untouched so it can judge a model independently.
+
+Each labelled review can carry a group (the movie it is about) so that validation can hold out
+whole movies: a movie has up to 30 reviews, and a review-by-review split lets a model score well
+on validation by remembering titles and actors it will never see again in new data.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +28,17 @@ class DatasetError(ValueError):
     """The training data cannot be read as labelled reviews."""
 
 
+ACLIMDB_GROUP_COLUMN = "movie_id"
+_TITLE_ID = re.compile(r"/title/(tt\d+)/")
+
+
 @dataclass(frozen=True)
 class LabelledReviews:
     texts: pa.Array
     labels: np.ndarray
     source: str
+    groups: np.ndarray | None = None
+    """One group id per review (object array of str or None), or None when not asked for."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -43,50 +54,121 @@ class LabelledReviews:
         return "sha256:" + digest.hexdigest()
 
     def subset(self, indices: np.ndarray) -> LabelledReviews:
-        return LabelledReviews(self.texts.take(pa.array(indices)), self.labels[indices], self.source)
+        groups = None if self.groups is None else self.groups[indices]
+        return LabelledReviews(self.texts.take(pa.array(indices)), self.labels[indices], self.source, groups)
 
 
 def load_labelled(
-    path: str | Path, text_column: str = "text", label_column: str = "label", split: str = "train"
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    split: str = "train",
+    group_column: str | None = None,
 ) -> LabelledReviews:
-    """Labelled reviews; given the aclImdb root folder, its `split` part (training reads "train")."""
+    """Labelled reviews; given the aclImdb root folder, its `split` part (training reads "train").
+
+    With `group_column`, each review also gets its group: from that Parquet column, or for aclImdb
+    folders the movie's IMDB title id from the dataset's `urls_pos.txt` and `urls_neg.txt`. A
+    missing or all-null group column is an error, never a silent fall-back to no groups.
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"labelled data {path} does not exist")
     if path.is_dir() and (path / split / "pos").is_dir():
-        return _load_review_folders(path / split)
+        return _load_review_folders(path / split, grouped=group_column is not None)
     if path.is_dir() and (path / "pos").is_dir():
-        return _load_review_folders(path)
-    return _load_parquet(path, text_column, label_column)
+        return _load_review_folders(path, grouped=group_column is not None)
+    return _load_parquet(path, text_column, label_column, group_column)
 
 
-def _load_review_folders(root: Path) -> LabelledReviews:
+def load_texts(path: str | Path, text_column: str = "text") -> pa.Array:
+    """Unlabelled review texts for pre-training: Parquet's text column, or aclImdb's train/unsup folder."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"unlabelled data {path} does not exist")
+    for folder in (path / "train" / "unsup", path / "unsup", path):
+        if folder.is_dir() and any(folder.glob("*.txt")):
+            files = sorted(folder.glob("*.txt"), key=_review_number)
+            return as_string_array(f.read_text(encoding="utf-8", errors="replace") for f in files)
+    table = _read_parquet(path, [text_column])
+    texts = table.column(text_column)
+    if texts.null_count:
+        texts = pc.drop_null(texts)
+    return as_string_array(texts)
+
+
+def _review_number(file: Path) -> int:
+    """aclImdb names review files ID_RATING.txt; line ID of urls_*.txt is that review's movie."""
+    try:
+        return int(file.stem.split("_", 1)[0])
+    except ValueError:
+        raise DatasetError(f"{file}: not an aclImdb review file name (ID_RATING.txt)") from None
+
+
+def _load_review_folders(root: Path, grouped: bool) -> LabelledReviews:
     texts: list[str] = []
     labels: list[int] = []
+    groups: list[str | None] = []
     for label, folder in enumerate(("neg", "pos")):
         files = sorted((root / folder).glob("*.txt"))
         texts.extend(f.read_text(encoding="utf-8", errors="replace") for f in files)
         labels.extend([label] * len(files))
+        if grouped and files:
+            movies = _movie_ids(root / f"urls_{folder}.txt")
+            for f in files:
+                number = _review_number(f)
+                if number >= len(movies):
+                    raise DatasetError(f"{root}/urls_{folder}.txt has no line for review {f.name}")
+                groups.append(movies[number])
     if not labels:
         raise DatasetError(f"no *.txt reviews under {root}/neg or {root}/pos")
-    return LabelledReviews(as_string_array(texts), np.asarray(labels, dtype=np.int8), str(root))
+    return LabelledReviews(
+        as_string_array(texts),
+        np.asarray(labels, dtype=np.int8),
+        str(root),
+        np.asarray(groups, dtype=object) if grouped else None,
+    )
 
 
-def _load_parquet(path: Path, text_column: str, label_column: str) -> LabelledReviews:
+def _movie_ids(urls: Path) -> list[str | None]:
+    if not urls.is_file():
+        raise DatasetError(
+            f"{urls} is missing: it names each review's movie for the grouped validation split "
+            "(or pass --group-column none for a review-by-review split)"
+        )
+    ids = []
+    for line in urls.read_text(encoding="utf-8").splitlines():
+        match = _TITLE_ID.search(line)
+        ids.append(match.group(1) if match else None)
+    return ids
+
+
+def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
     try:
         dataset = ds.dataset(path, format="parquet")
     except (pa.ArrowInvalid, OSError) as e:
         raise DatasetError(f"cannot read {path} as Parquet: {e}") from None
-    for column in (text_column, label_column):
+    for column in columns:
         if column not in dataset.schema.names:
             raise DatasetError(f"{path} has no column {column!r} (columns: {', '.join(dataset.schema.names)})")
-    table = dataset.to_table(columns=[text_column, label_column])
+    table = dataset.to_table(columns=columns)
     if table.num_rows == 0:
         raise DatasetError(f"{path} holds no rows")
+    return table
+
+
+def _load_parquet(path: Path, text_column: str, label_column: str, group_column: str | None) -> LabelledReviews:
+    table = _read_parquet(path, [text_column, label_column, *([group_column] if group_column else [])])
     texts, labels = table.column(text_column), table.column(label_column)
     if texts.null_count:
         raise DatasetError(f"{path}: column {text_column!r} has {texts.null_count} null values")
-    return LabelledReviews(as_string_array(texts), _binary_labels(labels, path, label_column), str(path))
+    groups = None
+    if group_column:
+        column = table.column(group_column)
+        if column.null_count == len(column):
+            raise DatasetError(f"{path}: group column {group_column!r} is null in every row")
+        groups = np.asarray(pc.cast(column, pa.string()).to_pylist(), dtype=object)
+    return LabelledReviews(as_string_array(texts), _binary_labels(labels, path, label_column), str(path), groups)
 
 
 def _binary_labels(labels: pa.ChunkedArray, path: Path, column: str) -> np.ndarray:

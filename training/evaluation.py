@@ -92,17 +92,27 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
 
     from pipeline.bundle import open_bundle
     from pipeline.scorer import ScorerSettings, make_scorer
+    from training.calibration import ECE_BINS, calibration_metrics
     from training.datasets import load_labelled
 
     bundle = open_bundle(model)
     labelled = load_labelled(data, text_column, label_column, split="test")
-    score = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, ScorerSettings())
+    score = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, ScorerSettings(), bundle.calibration)
     scores = score(bundle.encoder.encode(labelled.texts).rows())
     metrics = binary_metrics(labelled.labels, scores)
-    metrics.update(model_version=bundle.model_version, model_name=bundle.manifest.name, data=labelled.source)
+    metrics.update(calibration_metrics(labelled.labels, scores))
+    metrics.update(
+        ece_bins=ECE_BINS,
+        calibration=bundle.calibration.method,
+        model_version=bundle.model_version,
+        model_name=bundle.manifest.name,
+        data=labelled.source,
+    )
     report.mkdir(parents=True, exist_ok=True)
     (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_roc_and_histogram(labelled.labels, scores, report, f"{bundle.manifest.name} {bundle.model_version}")
+    title = f"{bundle.manifest.name} {bundle.model_version}"
+    plot_roc_and_histogram(labelled.labels, scores, report, title)
+    plot_reliability(labelled.labels, scores, report / "reliability_diagram.png", title, ECE_BINS)
     return metrics
 
 
@@ -134,4 +144,38 @@ def plot_roc_and_histogram(labels: np.ndarray, scores: np.ndarray, report: Path,
     ax.legend()
     fig.tight_layout()
     fig.savefig(report / "score_histogram.png", dpi=80)
+    plt.close(fig)
+
+
+def plot_reliability(labels: np.ndarray, scores: np.ndarray, path: Path, title: str, bins: int) -> None:
+    """Share of positives against mean score per equal-width score bin (the ECE's bins), with the
+    number of reviews per bin below: a calibrated model's points lie on the diagonal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from training.calibration import expected_calibration_error
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    which = np.minimum((scores * bins).astype(np.int64), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    seen = count > 0
+    mean_score = np.bincount(which, scores, bins)[seen] / count[seen]
+    positives = np.bincount(which, labels, bins)[seen] / count[seen]
+    edges = np.linspace(0, 1, bins + 1)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    top.plot(mean_score, positives, "o-", label=f"model (ECE {expected_calibration_error(labels, scores, bins):.4f})")
+    top.set_ylabel("share of positive reviews")
+    top.set_title(title)
+    top.legend(loc="upper left")
+    top.grid(alpha=0.3)
+    bottom.bar(edges[:-1], count, width=1 / bins, align="edge", edgecolor="white")
+    bottom.set_yscale("log")
+    bottom.set_xlabel(f"score (probability of positive), {bins} bins")
+    bottom.set_ylabel("reviews")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
     plt.close(fig)

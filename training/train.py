@@ -1,27 +1,35 @@
-"""Train a sentiment model on labelled reviews and export it as a bundle.
+"""Train a sentiment model and export it as a bundle.
 
-Reads top to bottom like the Keras examples: load data, hold out a stratified validation split,
-build the vocabulary on the training part only, encode with the shared preprocessing, fit with
-early stopping on validation loss, measure, and write the bundle with its report.
+Reads top to bottom like the Keras examples: load data, hold out validation and calibration parts
+by movie, pre-train word vectors on the training and unlabelled text (optional), build the
+vocabulary, encode with the shared preprocessing, fit with early stopping on the validation part,
+fit the calibration on the calibration part, measure, and write the bundle with its report.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
+import pyarrow as pa
 
 from pipeline.bundle import Bundle, write_bundle
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary, tokenize
+from pipeline.scorer import ScorerSettings, available_cores, make_scorer
 from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE
 from training.architectures import DEFAULT_ARCHITECTURE, get_architecture
 from training.batching import LengthBucketedBatches
-from training.datasets import load_labelled
+from training.calibration import calibration_metrics, choose_and_fit
+from training.datasets import load_labelled, load_texts
 from training.evaluation import binary_metrics, plot_history
+from training.pretraining import WordVectorSettings, texts_fingerprint, word2vec
+from training.splits import group_keys, holdout_split
+
+DEFAULT_CACHE = Path.home() / ".cache" / "reviewscore"
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,17 @@ class TrainingConfig:
     batch_size: int | None = None
     vocab_size: int | None = None
     max_length: int | None = None
+    embedding_dim: int | None = None
     learning_rate: float | None = None
+    group_column: str | None = "movie_id"
+    """Reviews sharing a value stay on one side of every split; None: each review is its own group."""
     validation_fraction: float = 0.1
+    calibration_fraction: float = 0.1
     seed: int = 1337
+    pretrain_vectors: Path | None = None
+    """Unlabelled reviews whose text, with the training part's, pre-trains the word vectors."""
+    word_vectors: WordVectorSettings = field(default_factory=WordVectorSettings)
+    cache_dir: Path = DEFAULT_CACHE
     expand_contractions: bool = False
     remove_stopwords: bool = False
     name: str | None = None
@@ -47,29 +63,26 @@ class TrainingConfig:
     verbose: int | str = "auto"
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation indices, each class split in the same proportion; sorted for stable order."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
-    rng = np.random.default_rng(seed)
-    validation = []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        validation.append(members[: max(1, round(len(members) * fraction))])
-    validation_idx = np.sort(np.concatenate(validation))
-    train_idx = np.setdiff1d(np.arange(len(labels)), validation_idx)
-    return train_idx, validation_idx
-
-
 def train(config: TrainingConfig) -> Bundle:
     started = time.perf_counter()
     arch = get_architecture(config.architecture)
     keras.utils.set_random_seed(config.seed)
 
-    data = load_labelled(config.data, config.text_column, config.label_column)
-    train_idx, val_idx = stratified_split(data.labels, config.validation_fraction, config.seed)
-    train_set, val_set = data.subset(train_idx), data.subset(val_idx)
-    print(f"data: {len(data)} reviews from {data.source}; training on {len(train_set)}, validating on {len(val_set)}")
+    data = load_labelled(config.data, config.text_column, config.label_column, group_column=config.group_column)
+    split = holdout_split(
+        len(data),
+        data.groups,
+        config.validation_fraction,
+        config.calibration_fraction,
+        config.seed,
+        config.group_column,
+    )
+    train_set, val_set, cal_set = (data.subset(idx) for idx in (split.train, split.validation, split.calibration))
+    print(
+        f"data: {len(data)} reviews from {data.source}; {split.description['kind']} split"
+        f"{' by ' + config.group_column if data.groups is not None else ''}: training on {len(train_set)}, "
+        f"validating on {len(val_set)}, calibrating on {len(cal_set)}"
+    )
 
     preprocessing = PreprocessingConfig(
         vocab_size=config.vocab_size or arch.vocab_size,
@@ -78,16 +91,48 @@ def train(config: TrainingConfig) -> Bundle:
         remove_stopwords=config.remove_stopwords,
     )
     train_tokens = tokenize(train_set.texts, preprocessing)
-    vocabulary = Vocabulary.build(train_tokens, preprocessing.vocab_size)
+    vocabulary_tokens, pretraining, embeddings = train_tokens, None, None
+    if config.pretrain_vectors is not None:
+        # Unlabelled text joins the training part's (never the held-out parts') for the vectors
+        # and the vocabulary: words seen only there get ids and meaningful starting vectors.
+        unlabelled = load_texts(config.pretrain_vectors, config.text_column)
+        vocabulary_tokens = pa.concat_arrays([train_tokens, tokenize(unlabelled, preprocessing)])
+        fingerprint = texts_fingerprint(train_set.texts, unlabelled)
+        settings = WordVectorSettings(**{**config.word_vectors.__dict__, "dim": config.embedding_dim or 100})
+        vectors = word2vec(
+            vocabulary_tokens,
+            settings,
+            config.cache_dir,
+            f"{fingerprint}:{json.dumps(preprocessing.to_dict(), sort_keys=True)}",
+            workers=available_cores(),
+        )
+        reviews = len(train_set) + len(unlabelled)
+        print(
+            f"word vectors: {len(vectors.words)} words x {settings.dim} from {reviews} reviews "
+            + (f"in {vectors.seconds:.0f} s" if vectors.seconds else f"(cached: {vectors.cache_file})")
+        )
+    vocabulary = Vocabulary.build(vocabulary_tokens, preprocessing.vocab_size)
+    if config.pretrain_vectors is not None:
+        embeddings, covered = vectors.embedding_matrix(vocabulary, config.seed)
+        pretraining = {
+            "method": "gensim Word2Vec " + ("skip-gram" if settings.skip_gram else "CBOW"),
+            "settings": settings.__dict__,
+            "unlabelled_source": str(config.pretrain_vectors),
+            "unlabelled_rows": len(unlabelled),
+            "text_fingerprint": "sha256:" + fingerprint,
+            "vocabulary_words_with_vectors": covered,
+            "seconds": round(vectors.seconds, 1),
+        }
     encoder = TextEncoder(preprocessing, vocabulary)
-    train_encoded, val_encoded = encoder.encode_tokens(train_tokens), encoder.encode(val_set.texts)
+    train_encoded = encoder.encode_tokens(train_tokens)
+    val_encoded, cal_encoded = encoder.encode(val_set.texts), encoder.encode(cal_set.texts)
     print(f"vocabulary: {len(vocabulary.tokens)} words; mean review length {train_encoded.lengths.mean():.0f} tokens")
 
     batch_size = config.batch_size or arch.batch_size
     train_batches = LengthBucketedBatches(train_encoded, train_set.labels, batch_size, shuffle=True, seed=config.seed)
     val_batches = LengthBucketedBatches(val_encoded, val_set.labels, batch_size, shuffle=False)
 
-    model = arch.build(len(vocabulary))
+    model = arch.build(len(vocabulary), config.embedding_dim, embeddings)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate or arch.learning_rate),
         loss="binary_crossentropy",
@@ -107,10 +152,21 @@ def train(config: TrainingConfig) -> Bundle:
     ).history
     fit_seconds = time.perf_counter() - fit_started
 
-    val_scores = model.predict(val_batches.dataset(), verbose=0)[:, 0]
-    val_labels = val_set.labels[val_batches.order()]
+    # Held-out logits through the same scorer as the pipeline, so calibration fits what scoring computes.
+    scorer = make_scorer(model, preprocessing.max_length, ScorerSettings(engine="keras"))
+    cal_logits = scorer.logits(cal_encoded.rows())
+    calibration = None
+    if len(cal_set):
+        calibration = choose_and_fit(cal_logits, cal_set.labels, group_keys(cal_set.groups, len(cal_set)), config.seed)
+        scorer.calibration = calibration
     metrics = {
-        "validation": binary_metrics(val_labels, val_scores),
+        "validation_split": split.description,
+        "validation": {
+            **binary_metrics(val_set.labels, scorer(val_encoded.rows())),
+            "split": "validation (grouped, used for early stopping)"
+            if data.groups is not None
+            else "validation (random, used for early stopping)",
+        },
         "epochs_run": len(history["loss"]),
         "best_epoch": int(np.argmin(history["val_loss"])) + 1,
         "history": {k: [float(v) for v in values] for k, values in history.items()},
@@ -118,11 +174,27 @@ def train(config: TrainingConfig) -> Bundle:
         "wall_seconds": None,  # filled in below, once the report is written
         "batch_size": batch_size,
         "seed": config.seed,
-        "validation_fraction": config.validation_fraction,
     }
+    if calibration is not None:
+        held_out_scores = calibration.probabilities(cal_logits)
+        metrics["calibration"] = {
+            **binary_metrics(cal_set.labels, held_out_scores),
+            **calibration_metrics(cal_set.labels, held_out_scores),
+            "split": "calibration (held out: not used for early stopping; calibration fitted on it)",
+            "uncalibrated": calibration.details["before"],
+            "method": calibration.method,
+        }
+    if pretraining:
+        metrics["pretraining"] = pretraining
+    held_out = metrics.get("calibration", metrics["validation"])
     print(
-        f"validation: accuracy {metrics['validation']['accuracy']:.4f}, "
-        f"ROC AUC {metrics['validation']['roc_auc']:.4f}, best epoch {metrics['best_epoch']}"
+        f"validation: accuracy {metrics['validation']['accuracy']:.4f}, best epoch {metrics['best_epoch']}"
+        + (
+            f"; calibration fold: accuracy {held_out['accuracy']:.4f}, ROC AUC {held_out['roc_auc']:.4f}, "
+            f"ECE {held_out['uncalibrated']['ece']:.4f} -> {held_out['ece']:.4f} ({calibration.method})"
+            if calibration is not None
+            else ""
+        )
     )
 
     name = config.name or f"imdb-{arch.name}"
@@ -131,6 +203,35 @@ def train(config: TrainingConfig) -> Bundle:
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
     (config.out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
+    summary = {
+        "validation_split": split.description,
+        "validation_accuracy": metrics["validation"]["accuracy"],
+        "validation_loss": metrics["validation"]["loss"],
+        "validation_roc_auc": metrics["validation"]["roc_auc"],
+        "epochs_run": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
+        "wall_seconds": metrics["wall_seconds"],
+    }
+    if calibration is not None:
+        summary["heldout"] = {
+            "split": "calibration fold: " + split.description["kind"] + ", never used to choose weights or epochs",
+            "accuracy": held_out["accuracy"],
+            "roc_auc": held_out["roc_auc"],
+            "ece": held_out["ece"],
+            "ece_uncalibrated": held_out["uncalibrated"]["ece"],
+            "brier": held_out["brier"],
+            "rows": held_out["examples"],
+        }
+    training_data = {
+        "fingerprint": data.fingerprint(),
+        "rows": len(data),
+        "training_rows": len(train_set),
+        "validation_rows": len(val_set),
+        "calibration_rows": len(cal_set),
+        "source": data.source,
+    }
+    if pretraining:
+        training_data["pretraining"] = pretraining
     bundle = write_bundle(
         config.out,
         model=model,
@@ -140,21 +241,9 @@ def train(config: TrainingConfig) -> Bundle:
         version=config.version,
         architecture={"name": arch.name, "description": arch.description, "parameters": model.count_params()},
         class_names=list(BINARY_CLASS_NAMES),
-        training_data={
-            "fingerprint": data.fingerprint(),
-            "rows": len(data),
-            "training_rows": len(train_set),
-            "validation_rows": len(val_set),
-            "source": data.source,
-        },
-        metrics={
-            "validation_accuracy": metrics["validation"]["accuracy"],
-            "validation_loss": metrics["validation"]["loss"],
-            "validation_roc_auc": metrics["validation"]["roc_auc"],
-            "epochs_run": metrics["epochs_run"],
-            "best_epoch": metrics["best_epoch"],
-            "wall_seconds": metrics["wall_seconds"],
-        },
+        training_data=training_data,
+        metrics=summary,
+        calibration=calibration,
         extra_files=(METRICS_FILE, HISTORY_PLOT_FILE),
     )
     print(f"bundle: {bundle.path} (version {bundle.model_version}) in {metrics['wall_seconds']:.0f} s")
