@@ -8,6 +8,8 @@ OUTPUT ?= out/scored
 DATA ?=
 BUNDLE ?= runs/bundle
 ARCH ?= bilstm-pool
+PRETRAIN ?=
+TRAIN_ARGS ?=
 OVERWRITE ?=
 BEAM_ARGS ?=
 BENCH_DATA ?= ../shared/data/imdb/unsup.parquet
@@ -18,7 +20,7 @@ BENCH_SIZES ?= 1000,10000,50000,200000
 
 help: ## List every target.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: DATA=... BUNDLE=... ARCH=... (train); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
+	@echo "Variables: DATA=... PRETRAIN=... BUNDLE=... ARCH=... TRAIN_ARGS=... (train); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +37,9 @@ lint: $(BIN)/.installed ## Check style with ruff.
 	$(BIN)/ruff check pipeline training schemas tests
 	$(BIN)/ruff format --check pipeline training schemas tests
 
-train: $(BIN)/.installed ## Train a bundle: make train DATA=path/to/aclImdb [BUNDLE=runs/bundle ARCH=bilstm-pool].
-	@test -n "$(DATA)" || (echo "usage: make train DATA=path/to/aclImdb-or-parquet [BUNDLE=dir] [ARCH=name]" && exit 2)
-	$(BIN)/reviewscore train --data $(DATA) --out $(BUNDLE) --arch $(ARCH)
+train: $(BIN)/.installed ## Train a bundle: make train DATA=aclImdb-or-parquet [PRETRAIN=unlabelled BUNDLE=dir ARCH=name TRAIN_ARGS=...].
+	@test -n "$(DATA)" || (echo "usage: make train DATA=path/to/aclImdb-or-parquet [PRETRAIN=unlabelled] [BUNDLE=dir] [ARCH=name]" && exit 2)
+	$(BIN)/reviewscore train --data $(DATA) --out $(BUNDLE) --arch $(ARCH) $(if $(PRETRAIN),--pretrain-vectors $(PRETRAIN)) $(TRAIN_ARGS)
 
 info: $(BIN)/.installed ## Describe a bundle: make info [MODEL=models/imdb-bilstm].
 	$(BIN)/reviewscore info $(MODEL)

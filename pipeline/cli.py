@@ -98,6 +98,17 @@ def train(
             "pre-train word vectors on with gensim, together with the training text; cached by data."
         ),
     ] = None,
+    freeze_embedding: Annotated[
+        bool, typer.Option(help="Keep the pre-trained word vectors fixed while the LSTM trains.")
+    ] = False,
+    fine_tune_epochs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --freeze-embedding: then up to N epochs with the embedding trainable at a tenth of the "
+            "learning rate, kept only if validation loss improves.",
+        ),
+    ] = 0,
     cache_dir: Annotated[
         Path, typer.Option(help="Where pre-trained word vectors are cached, by a fingerprint of text and settings.")
     ] = DEFAULT_CACHE_DIR,
@@ -137,6 +148,8 @@ def train(
         validation_fraction=validation_fraction,
         calibration_fraction=calibration_fraction,
         pretrain_vectors=pretrain_vectors,
+        freeze_embedding=freeze_embedding,
+        fine_tune_epochs=fine_tune_epochs,
         cache_dir=cache_dir,
         seed=seed,
         expand_contractions=expand_contractions,

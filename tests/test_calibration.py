@@ -135,3 +135,12 @@ def test_scores_are_the_calibration_of_the_model_logits(tiny_bundle):
     raw = np.array([float(model(row[None, :], training=False)[0, 0]) for row in rows], dtype=np.float64)
     expected = tiny_bundle.calibration.probabilities(logit(raw))
     np.testing.assert_allclose(scorer(rows), expected, atol=1e-5)
+
+
+def test_a_model_without_signal_gets_a_positive_slope_and_its_base_rate():
+    rng = np.random.default_rng(4)
+    labels = (rng.random(500) < 0.3).astype(np.int8)
+    logits = -3.0 * labels + rng.normal(0, 0.1, 500)  # anti-correlated: a fit without limits would flip it
+    calibration = fit("platt", logits, labels)
+    assert calibration.slope > 0
+    assert calibration.probabilities(logits).mean() == pytest.approx(labels.mean(), abs=0.05)

@@ -29,13 +29,18 @@ class Architecture:
     batch_size: int = 64
     learning_rate: float = 1e-3
 
-    def build(self, input_dim: int, embedding_dim: int | None = None, embeddings=None) -> keras.Model:
+    def build(
+        self, input_dim: int, embedding_dim: int | None = None, embeddings=None, train_embedding: bool = True
+    ) -> keras.Model:
         """An uncompiled model for a vocabulary of `input_dim` ids (reserved ids included), its
-        embedding started from `embeddings` (input_dim, dim) when given, else at random."""
+        embedding started from `embeddings` (input_dim, dim) when given, else at random, and kept
+        as it is during training when `train_embedding` is false."""
         if embeddings is not None:
             embedding_dim = embeddings.shape[1]
         ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        embedding = layers.Embedding(input_dim, embedding_dim or self.embedding_dim, mask_zero=True, name="embedding")
+        embedding = layers.Embedding(
+            input_dim, embedding_dim or self.embedding_dim, mask_zero=True, trainable=train_embedding, name="embedding"
+        )
         model = keras.Model(ids, self.build_layers(embedding(ids)), name=self.name.replace("-", "_"))
         if embeddings is not None:  # set, not an initializer: a Constant would be saved into the config
             embedding.set_weights([embeddings])

@@ -17,6 +17,7 @@ from pipeline.calibration import Calibration
 
 ECE_BINS = 15
 CROSS_FIT_FOLDS = 5
+MIN_SLOPE = 1e-6
 
 
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -52,32 +53,44 @@ def log_loss(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def fit(method: str, logits: np.ndarray, labels: np.ndarray, details: dict[str, Any] | None = None) -> Calibration:
-    """The `method` ('temperature' or 'platt') that minimises log loss on these logits and labels."""
+    """The `method` ('temperature' or 'platt') that minimises log loss on these logits and labels.
+
+    The slope must stay positive (a negative one would flip labels): when the best slope is not, the
+    model has no usable signal on this fold, and the slope is held at MIN_SLOPE (Platt then scores
+    about the fold's base rate).
+    """
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    features = z[:, None] if method == "temperature" else np.stack([z, np.ones_like(z)], axis=1)
-    params = np.zeros(features.shape[1])
-    params[0] = 1.0
+    ones = np.ones_like(z)
+    if method == "temperature":
+        slope = max(_newton(z[:, None], y, np.zeros_like(z), np.ones(1))[0], MIN_SLOPE)
+        return Calibration(method, slope, 0.0, details or {})
+    slope, intercept = _newton(np.stack([z, ones], axis=1), y, np.zeros_like(z), np.array([1.0, 0.0]))
+    if slope < MIN_SLOPE:
+        slope, (intercept,) = MIN_SLOPE, _newton(ones[:, None], y, MIN_SLOPE * z, np.zeros(1))
+    return Calibration(method, float(slope), float(intercept), details or {})
+
+
+def _newton(features: np.ndarray, y: np.ndarray, offset: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Minimise the mean log loss of sigmoid(features @ params + offset): convex, so Newton's method
+    with step halving converges to the optimum."""
     for _ in range(100):
-        p = 0.5 * (1.0 + np.tanh(0.5 * (features @ params)))
+        p = 0.5 * (1.0 + np.tanh(0.5 * (features @ params + offset)))
         gradient = features.T @ (p - y)
         hessian = (features * (p * (1 - p))[:, None]).T @ features + 1e-9 * np.eye(len(params))
         step = np.linalg.solve(hessian, gradient)
-        # Halve the step while it would not lower the loss (Newton can overshoot on separable data).
-        loss = _loss(features, y, params)
+        loss = _loss(features, y, offset, params)
         scale = 1.0
-        while scale > 1e-6 and _loss(features, y, params - scale * step) > loss:
+        while scale > 1e-6 and _loss(features, y, offset, params - scale * step) > loss:
             scale /= 2
         params = params - scale * step
         if np.max(np.abs(scale * step)) < 1e-10:
             break
-    slope = float(params[0])
-    intercept = float(params[1]) if method == "platt" else 0.0
-    return Calibration(method, slope, intercept, details or {})
+    return params
 
 
-def _loss(features: np.ndarray, y: np.ndarray, params: np.ndarray) -> float:
-    z = features @ params
+def _loss(features: np.ndarray, y: np.ndarray, offset: np.ndarray, params: np.ndarray) -> float:
+    z = features @ params + offset
     return float(np.mean(np.logaddexp(0.0, z) - y * z))
 
 

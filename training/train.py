@@ -53,6 +53,11 @@ class TrainingConfig:
     pretrain_vectors: Path | None = None
     """Unlabelled reviews whose text, with the training part's, pre-trains the word vectors."""
     word_vectors: WordVectorSettings = field(default_factory=WordVectorSettings)
+    freeze_embedding: bool = False
+    """Keep the pre-trained vectors as they are: the classifier cannot overfit 3 million embedding weights."""
+    fine_tune_epochs: int = 0
+    """With freeze_embedding: then at most this many epochs with the embedding trainable, at a tenth
+    of the learning rate, kept only if they lower the validation loss."""
     cache_dir: Path = DEFAULT_CACHE
     expand_contractions: bool = False
     remove_stopwords: bool = False
@@ -61,6 +66,26 @@ class TrainingConfig:
     text_column: str = "text"
     label_column: str = "label"
     verbose: int | str = "auto"
+
+
+def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, config: TrainingConfig) -> dict:
+    """Fit until the validation loss stops improving; the best epoch's weights are kept."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=False,  # batches vary in length; XLA would recompile for every shape
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
+    )
+    return model.fit(
+        train_batches.dataset(),
+        validation_data=val_batches.dataset(),
+        epochs=epochs,
+        callbacks=[early_stopping],
+        verbose=config.verbose,
+    ).history
 
 
 def train(config: TrainingConfig) -> Bundle:
@@ -122,6 +147,13 @@ def train(config: TrainingConfig) -> Bundle:
             "text_fingerprint": "sha256:" + fingerprint,
             "vocabulary_words_with_vectors": covered,
             "seconds": round(vectors.seconds, 1),
+            "embedding": (
+                f"frozen, then fine-tuned for at most {config.fine_tune_epochs} epochs at a tenth of the rate"
+                if config.freeze_embedding and config.fine_tune_epochs
+                else "frozen"
+                if config.freeze_embedding
+                else "fine-tuned"
+            ),
         }
     encoder = TextEncoder(preprocessing, vocabulary)
     train_encoded = encoder.encode_tokens(train_tokens)
@@ -132,24 +164,20 @@ def train(config: TrainingConfig) -> Bundle:
     train_batches = LengthBucketedBatches(train_encoded, train_set.labels, batch_size, shuffle=True, seed=config.seed)
     val_batches = LengthBucketedBatches(val_encoded, val_set.labels, batch_size, shuffle=False)
 
-    model = arch.build(len(vocabulary), config.embedding_dim, embeddings)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate or arch.learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=False,  # batches vary in length; XLA would recompile for every shape
-    )
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
-    )
+    model = arch.build(len(vocabulary), config.embedding_dim, embeddings, train_embedding=not config.freeze_embedding)
+    learning_rate = config.learning_rate or arch.learning_rate
     fit_started = time.perf_counter()
-    history = model.fit(
-        train_batches.dataset(),
-        validation_data=val_batches.dataset(),
-        epochs=config.epochs,
-        callbacks=[early_stopping],
-        verbose=config.verbose,
-    ).history
+    history = fit(model, train_batches, val_batches, learning_rate, config.epochs, config)
+    if config.freeze_embedding and config.fine_tune_epochs:
+        # Then let the vectors move, slowly: sentiment separates words that contexts put together
+        # ("good", "bad"), but at full speed the embedding memorises the training reviews.
+        frozen_best, frozen_weights = min(history["val_loss"]), model.get_weights()
+        model.get_layer("embedding").trainable = True
+        tuned = fit(model, train_batches, val_batches, learning_rate / 10, config.fine_tune_epochs, config)
+        if min(tuned["val_loss"]) >= frozen_best:
+            model.set_weights(frozen_weights)
+        history = {k: history[k] + tuned[k] for k in history}
+        print(f"fine-tuning the embedding: validation loss {frozen_best:.4f} -> {min(tuned['val_loss']):.4f}")
     fit_seconds = time.perf_counter() - fit_started
 
     # Held-out logits through the same scorer as the pipeline, so calibration fits what scoring computes.
