@@ -14,6 +14,7 @@ import pyarrow as pa
 
 PREDICTED_LABEL = "predicted_label"
 SCORE = "score"
+"""Calibrated probability of the positive class (the bundle's calibration.json applied to the logit)."""
 MODEL_VERSION = "model_version"
 SCORE_FIELDS = (
     pa.field(PREDICTED_LABEL, pa.string(), nullable=False),

@@ -58,7 +58,8 @@ def test_train_cli_on_aclimdb_layout_then_info(tmp_path):
 
     described = runner.invoke(app, ["info", str(out)])
     assert described.exit_code == 0, described.output
-    for expected in ("cnn-lstm", "9.9.9", "vocabulary", "max_length: 30", "validation_accuracy", "sha256:"):
+    for expected in ("cnn-lstm", "9.9.9", "vocabulary", "max_length: 30", "validation_accuracy", "sha256:",
+                     "calibration", "held-out calibration fold"):  # fmt: skip
         assert expected in described.output
 
 
@@ -124,7 +125,9 @@ def test_evaluate_reports_metrics_and_plots(tiny_bundle, tmp_path):
     assert matrix.sum() == 80 and matrix.sum(axis=1).tolist() == [40, 40]
     assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / 80)
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and f"accuracy {metrics['accuracy']:.4f}" in result.output
-    for plot in ("roc_curve.png", "score_histogram.png"):
+    assert 0.0 <= metrics["ece"] <= 1.0 and metrics["ece_bins"] == 15 and 0.0 <= metrics["brier"] <= 1.0
+    assert metrics["calibration"] == tiny_bundle.calibration.method and "ECE" in result.output
+    for plot in ("roc_curve.png", "score_histogram.png", "reliability_diagram.png"):
         assert (report / plot).read_bytes().startswith(b"\x89PNG")
 
 
