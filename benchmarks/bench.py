@@ -160,11 +160,12 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = [r["reviews"] for r in results]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key, label in (("naive", "naive (pad to 500, predict)"), ("pipeline", "reviewscore pipeline")):
-        left.plot(sizes, [r[key]["reviews_per_second"] for r in results], "o-", label=label)
-        right.plot(sizes, [r[key]["peak_rss_mb"] for r in results], "o-", label=label)
+        measured = [r for r in results if key in r]  # --skip-naive-above leaves sizes without a naive run
+        sizes = [r["reviews"] for r in measured]
+        left.plot(sizes, [r[key]["reviews_per_second"] for r in measured], "o-", label=label)
+        right.plot(sizes, [r[key]["peak_rss_mb"] for r in measured], "o-", label=label)
     for ax, ylabel in ((left, "reviews/s (whole process)"), (right, "peak resident memory (MB)")):
         ax.set_xscale("log")
         ax.set_xlabel("reviews")

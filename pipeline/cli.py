@@ -59,6 +59,12 @@ def train(
     ] = "bilstm-pool",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs to train; early stopping may end sooner.")] = 10,
     patience: Annotated[int, typer.Option(min=0, help="Epochs without better validation loss before stopping.")] = 2,
+    reduce_lr_patience: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Epochs without better validation loss before the learning rate drops to 0.3x; 0: never."
+        ),
+    ] = 0,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Training batch size [default: the architecture's].")
     ] = None,
@@ -139,6 +145,7 @@ def train(
         architecture=arch,
         epochs=epochs,
         patience=patience,
+        reduce_lr_patience=reduce_lr_patience,
         batch_size=batch_size,
         vocab_size=vocab_size,
         max_length=max_length,

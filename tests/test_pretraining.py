@@ -46,8 +46,8 @@ def test_pretrained_vectors_start_the_embedding_and_are_cached(tmp_path, labelle
     for word in ("wonderful", "dreadful", "zyzzyva"):
         np.testing.assert_array_equal(embedding[bundle.vocabulary.tokens.index(word) + 2], matrix[words.index(word)])
 
-    second = runner.invoke(app, train_args(labelled_parquet, unlabelled, tmp_path / "b", cache, "--fine-tune-epochs", "1",
-                                           "--freeze-embedding"))  # fmt: skip
+    tuned = ("--freeze-embedding", "--fine-tune-epochs", "1")
+    second = runner.invoke(app, train_args(labelled_parquet, unlabelled, tmp_path / "b", cache, *tuned))
     assert second.exit_code == 0, second.output
     assert "(cached:" in second.output and "fine-tuning the embedding" in second.output
     assert Bundle.open(tmp_path / "b").vocabulary == bundle.vocabulary

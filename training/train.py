@@ -30,6 +30,7 @@ from training.pretraining import WordVectorSettings, texts_fingerprint, word2vec
 from training.splits import group_keys, holdout_split
 
 DEFAULT_CACHE = Path.home() / ".cache" / "reviewscore"
+REDUCE_LR_FACTOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class TrainingConfig:
     epochs: int = 10
     patience: int = 2
     """Epochs without a better validation loss before stopping; the best epoch's weights are kept."""
+    reduce_lr_patience: int = 0
+    """Epochs without a better validation loss before the learning rate is cut to 0.3x; 0: never."""
     batch_size: int | None = None
     vocab_size: int | None = None
     max_length: int | None = None
@@ -76,14 +79,22 @@ def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, co
         metrics=["accuracy"],
         jit_compile=False,  # batches vary in length; XLA would recompile for every shape
     )
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
-    )
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
+        )
+    ]
+    if config.reduce_lr_patience:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=REDUCE_LR_FACTOR, patience=config.reduce_lr_patience, verbose=1
+            )
+        )
     return model.fit(
         train_batches.dataset(),
         validation_data=val_batches.dataset(),
         epochs=epochs,
-        callbacks=[early_stopping],
+        callbacks=callbacks,
         verbose=config.verbose,
     ).history
 
