@@ -123,3 +123,17 @@ def test_not_a_bundle(tmp_path):
         Bundle.open(tmp_path / "nothing")
     with pytest.raises(BundleError, match=r"has no manifest\.json"):
         Bundle.open(tmp_path)
+
+
+def test_committed_default_is_calibrated_and_validated_by_movie():
+    """The default that `make score` uses: intact, calibrated, its accuracy measured on unseen movies."""
+    from pathlib import Path
+
+    from pipeline.cli import DEFAULT_MODEL
+
+    default = Bundle.open(Path(__file__).resolve().parent.parent / DEFAULT_MODEL)
+    assert default.calibration.method in ("temperature", "platt")
+    split = default.manifest.metrics["validation_split"]
+    assert split["kind"] == "grouped" and split["group_column"] == "movie_id"
+    heldout = default.manifest.metrics["heldout"]
+    assert heldout["ece"] < heldout["ece_uncalibrated"]

@@ -99,7 +99,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("cnn-lstm", "Conv1D 32x3 relu, MaxPooling1D 2, LSTM 100", _cnn_lstm, 32, 5000),
         Architecture(
             "bilstm-pool",
-            "Embedding 64, BiLSTM 64, masked max+mean pooling, 20,000 words (the default)",
+            "Embedding (64 by default), Dropout 0.25, BiLSTM 64 over every step, masked max+mean pooling, "
+            "Dropout 0.3, sigmoid (the default)",
             _bilstm_pool,
             64,
             20000,
