@@ -8,9 +8,12 @@ than wait, because the launcher VM is not meant to live as long as the job.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from pipeline.job import ScoringJob, run_scoring
+from pipeline.model_handler import DEFAULT_MAX_BATCH_SIZE
+from pipeline.scorer import ENGINES, ScorerSettings
 
 
 def main(argv: list[str]) -> None:
@@ -20,11 +23,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--model", required=True, help="Model bundle folder (gs://).")
     parser.add_argument("--text_column", default="text")
     parser.add_argument("--id_column", default="review_id")
-    parser.add_argument("--batch_size", type=int, default=1024)
-    parser.add_argument("--inference_batch_size", type=int, default=128)
+    # Defaults are the CLI's (`reviewscore score --help`): the same constants, not copies.
+    parser.add_argument("--batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
+    parser.add_argument("--inference_batch_size", type=int, default=ScorerSettings.batch_size)
+    parser.add_argument("--engine", default=ScorerSettings.engine, choices=ENGINES)
+    parser.add_argument("--threads", type=int, default=ScorerSettings.threads)
     parser.add_argument("--overwrite", default="false", choices=["true", "false"])
     known, beam_args = parser.parse_known_args(argv)
-    run_scoring(
+    outcome = run_scoring(
         ScoringJob(
             inputs=known.input.split(","),
             output=known.output,
@@ -32,12 +38,13 @@ def main(argv: list[str]) -> None:
             text_column=known.text_column,
             id_column=known.id_column,
             max_batch_size=known.batch_size,
-            inference_batch_size=known.inference_batch_size,
+            scorer=ScorerSettings(known.engine, known.inference_batch_size, known.threads),
             overwrite=known.overwrite == "true",
             beam_args=beam_args,
             wait=False,
         )
     )
+    print(json.dumps(outcome), flush=True)  # the launcher's log: job id, or the steps of a dry run
 
 
 if __name__ == "__main__":

@@ -62,3 +62,35 @@ def test_threads_per_process_follow_the_runner(asked, beam_args, expected):
     from pipeline.job import threads_per_process
 
     assert threads_per_process(asked, PipelineOptions(beam_args)) == expected
+
+
+def test_flex_template_entry_point_as_the_launcher_runs_it(tiny_bundle, tmp_path):
+    """The launcher runs the file with each template parameter as --name=value plus Dataflow options;
+    every parameter of metadata.json is passed, so a parameter the entry point does not take fails here."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "1.txt").write_text("a wonderful film", encoding="utf-8")
+    values = {
+        "input": str(tmp_path / "in"),
+        "output": "gs://demo-bucket/scored",
+        "model": str(tiny_bundle.path),
+        "text_column": "text",
+        "id_column": "review_id",
+        "batch_size": "4096",
+        "inference_batch_size": "0",
+        "engine": "auto",
+        "threads": "0",
+        "overwrite": "false",
+    }
+    metadata = json.loads((root / "deploy" / "metadata.json").read_text())
+    assert [p["name"] for p in metadata["parameters"]] == list(values)
+    command = [sys.executable, str(root / "deploy" / "flex_main.py"), *(f"--{k}={v}" for k, v in values.items())]
+    done = subprocess.run(command + DATAFLOW, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["dry_run"] is True and any(step.startswith("WriteScored") for step in outcome["steps"])
