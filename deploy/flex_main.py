@@ -2,7 +2,8 @@
 
 The Flex Template launcher runs this file with each template parameter as `--name=value` and the
 Dataflow options (project, region, temp_location, ...) alongside; it must submit and return rather
-than wait, because the launcher VM is not meant to live as long as the job.
+than wait, because the launcher VM is not meant to live as long as the job. The parameters, their
+defaults and help are `pipeline/job_options.py`'s, the same as `reviewscore score`'s.
 """
 
 from __future__ import annotations
@@ -12,24 +13,30 @@ import json
 import sys
 
 from pipeline.job import ScoringJob, run_scoring
-from pipeline.model_handler import DEFAULT_MAX_BATCH_SIZE
-from pipeline.scorer import ENGINES, ScorerSettings
+from pipeline.job_options import JOB_OPTIONS
+from pipeline.scorer import ScorerSettings
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Template parameters, and everything else for Beam."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    for option in JOB_OPTIONS:
+        if option.flag:
+            parser.add_argument(f"--{option.name}", default=str(option.default).lower(), choices=["true", "false"])
+        else:
+            parser.add_argument(
+                f"--{option.name}",
+                required=option.required,
+                default=option.default,
+                type=int if option.integer else str,
+                choices=option.choices or None,
+                help=option.help,
+            )
+    return parser.parse_known_args(argv)
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--input", required=True, help="Comma-separated review folders, files or globs (gs://).")
-    parser.add_argument("--output", required=True, help="Output folder (gs://).")
-    parser.add_argument("--model", required=True, help="Model bundle folder (gs://).")
-    parser.add_argument("--text_column", default="text")
-    parser.add_argument("--id_column", default="review_id")
-    # Defaults are the CLI's (`reviewscore score --help`): the same constants, not copies.
-    parser.add_argument("--batch_size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
-    parser.add_argument("--inference_batch_size", type=int, default=ScorerSettings.batch_size)
-    parser.add_argument("--engine", default=ScorerSettings.engine, choices=ENGINES)
-    parser.add_argument("--threads", type=int, default=ScorerSettings.threads)
-    parser.add_argument("--overwrite", default="false", choices=["true", "false"])
-    known, beam_args = parser.parse_known_args(argv)
+    known, beam_args = parse(argv)
     outcome = run_scoring(
         ScoringJob(
             inputs=known.input.split(","),

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 import pipeline
+from pipeline.job_options import OPTIONS
 from pipeline.scorer import ENGINES
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 
 # An Enum so --help lists the choices; pipeline.scorer is cheap to import (no TensorFlow, no Beam).
 Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
+DEFAULT_ENGINE = Engine(OPTIONS["engine"].default)
 
 
 def fail(message: str) -> NoReturn:
@@ -239,38 +241,22 @@ def score(
     ctx: typer.Context,
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Review folders (*.txt and *.parquet found recursively), files or globs; local or gs://."),
+        typer.Argument(help=OPTIONS["input"].help),
     ],
-    output: Annotated[str, typer.Option(help="Folder for scored-*.parquet, errors-*.parquet and _SUMMARY.json.")],
-    model: Annotated[str, typer.Option(help="Model bundle folder (local or gs://).")] = DEFAULT_MODEL,
-    text_column: Annotated[str, typer.Option(help="Text column of Parquet inputs.")] = "text",
-    id_column: Annotated[
-        str, typer.Option(help="Id column of Parquet inputs; when absent, ids are FILE:ROW.")
-    ] = "review_id",
-    batch_size: Annotated[
-        int, typer.Option(min=1, help="Most reviews per RunInference batch (sorted by length inside).")
-    ] = 4096,
-    inference_batch_size: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Rows per model call, after sorting by length; 0: the engine's best (xla 256, keras 64)."
-        ),
-    ] = 0,
-    engine: Annotated[
-        Engine,
-        typer.Option(help="auto: the XLA-compiled graph when it reproduces the model's scores, else Keras."),
-    ] = Engine.auto,
-    threads: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Threads per worker process for encoding and model calls; 0: one per core (1 on Dataflow).",
-        ),
-    ] = 0,
+    output: Annotated[str, typer.Option(help=OPTIONS["output"].help)],
+    model: Annotated[str, typer.Option(help=OPTIONS["model"].help + " Local or gs://.")] = DEFAULT_MODEL,
+    text_column: Annotated[str, typer.Option(help=OPTIONS["text_column"].help)] = OPTIONS["text_column"].default,
+    id_column: Annotated[str, typer.Option(help=OPTIONS["id_column"].help)] = OPTIONS["id_column"].default,
+    batch_size: Annotated[int, typer.Option(min=1, help=OPTIONS["batch_size"].help)] = OPTIONS["batch_size"].default,
+    inference_batch_size: Annotated[int, typer.Option(min=0, help=OPTIONS["inference_batch_size"].help)] = OPTIONS[
+        "inference_batch_size"
+    ].default,
+    engine: Annotated[Engine, typer.Option(help=OPTIONS["engine"].help)] = DEFAULT_ENGINE,
+    threads: Annotated[int, typer.Option(min=0, help=OPTIONS["threads"].help)] = OPTIONS["threads"].default,
     max_error_rate: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Exit with code 1 when failed/read exceeds this share.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace the contents of a non-empty output folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(help=OPTIONS["overwrite"].help)] = OPTIONS["overwrite"].default,
     num_shards: Annotated[int, typer.Option(min=0, help="Scored files to write; 0 lets the runner decide.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Beam and TensorFlow logs.")] = False,
 ) -> None:

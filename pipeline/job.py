@@ -17,8 +17,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipeline.bundle import BundleError, open_bundle
-from pipeline.model_handler import DEFAULT_MAX_BATCH_SIZE, engine_metric
-from pipeline.scorer import ScorerSettings
+from pipeline.model_handler import engine_metric
+from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import ScoredSink, prepare_output, read_summary
 from pipeline.sources import plan_inputs

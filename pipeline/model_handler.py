@@ -23,11 +23,9 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from pipeline.scorer import ScorerSettings
+from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
 from pipeline.sources import Review
 
-# Measured on the 2-core build machine (BENCHMARKS.md).
-DEFAULT_MAX_BATCH_SIZE = 4096
 log = logging.getLogger("reviewscore")
 
 

@@ -34,6 +34,8 @@ PROBE_TOLERANCE = 1e-5
 PROBE_LENGTH = 12
 # Rows per model call when not set, the fastest of each engine on the build machine (BENCHMARKS.md).
 BEST_BATCH_SIZE = {"xla": 256, "keras": 64}
+# Reviews per RunInference batch, sorted by length and cut into model calls (BENCHMARKS.md).
+DEFAULT_MAX_BATCH_SIZE = 4096
 log = logging.getLogger("reviewscore")
 
 

@@ -21,12 +21,8 @@ import numpy as np
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
-from pipeline.model_handler import (
-    DEFAULT_MAX_BATCH_SIZE,
-    EncodedReview,
-    ReviewModelHandler,
-)
-from pipeline.scorer import ScorerSettings
+from pipeline.model_handler import EncodedReview, ReviewModelHandler
+from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
 from pipeline.sinks import ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import Failure, InputPlan, ReadReviews, Review
 from schemas.output import MODEL_VERSION, PREDICTED_LABEL, SCORE

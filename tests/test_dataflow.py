@@ -94,3 +94,36 @@ def test_flex_template_entry_point_as_the_launcher_runs_it(tiny_bundle, tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["dry_run"] is True and any(step.startswith("WriteScored") for step in outcome["steps"])
+
+
+def test_cli_template_and_metadata_share_one_set_of_job_options():
+    """Names, defaults and help of the job options come from pipeline/job_options.py everywhere."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import typer
+
+    from pipeline.job_options import JOB_OPTIONS, template_metadata
+
+    root = Path(__file__).resolve().parent.parent
+    assert json.loads((root / "deploy" / "metadata.json").read_text()) == template_metadata(), (
+        "deploy/metadata.json is stale: python -m pipeline.job_options > deploy/metadata.json"
+    )
+
+    score = typer.main.get_command(app).commands["score"]
+    cli = {param.name: param for param in score.params}
+    for option in JOB_OPTIONS:
+        param = cli["inputs" if option.name == "input" else option.name]
+        assert option.help in (param.help or ""), option.name
+        if not option.required:  # the CLI's model has a local default; the template's is required
+            assert param.default == option.default, option.name
+
+    spec = importlib.util.spec_from_file_location("flex_main", root / "deploy" / "flex_main.py")
+    flex_main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flex_main)
+    known, beam_args = flex_main.parse(["--input=a", "--output=b", "--model=c", "--runner=DataflowRunner"])
+    for option in (o for o in JOB_OPTIONS if not o.required):
+        expected = str(option.default).lower() if option.flag else option.default  # overwrite=false
+        assert getattr(known, option.name) == expected, option.name
+    assert beam_args == ["--runner=DataflowRunner"]
