@@ -106,6 +106,9 @@ def train(
             "pre-train word vectors on with gensim, together with the training text; cached by data."
         ),
     ] = None,
+    skip_gram: Annotated[
+        bool, typer.Option(help="Pre-train the vectors with skip-gram instead of CBOW (slower; better for rare words).")
+    ] = False,
     freeze_embedding: Annotated[
         bool, typer.Option(help="Keep the pre-trained word vectors fixed while the LSTM trains.")
     ] = False,
@@ -138,6 +141,7 @@ def train(
 ) -> None:
     """Train a sentiment model and export it as a self-describing bundle."""
     from training.datasets import DatasetError
+    from training.pretraining import WordVectorSettings
     from training.train import TrainingConfig
     from training.train import train as run_training
 
@@ -157,6 +161,7 @@ def train(
         validation_fraction=validation_fraction,
         calibration_fraction=calibration_fraction,
         pretrain_vectors=pretrain_vectors,
+        word_vectors=WordVectorSettings(skip_gram=skip_gram),
         freeze_embedding=freeze_embedding,
         fine_tune_epochs=fine_tune_epochs,
         cache_dir=cache_dir,
@@ -364,8 +369,15 @@ def evaluate(
     )
 
 
-def _describe(values: dict) -> str:
-    return "\n".join(f"{k}: {round(v, 4) if isinstance(v, float) else v}" for k, v in values.items())
+def _describe(values: dict, prefix: str = "") -> str:
+    """One line per setting; nested settings as dotted keys (heldout.accuracy: 0.9081)."""
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            lines.append(_describe(value, f"{prefix}{key}."))
+        else:
+            lines.append(f"{prefix}{key}: {round(value, 4) if isinstance(value, float) else value}")
+    return "\n".join(line for line in lines if line)
 
 
 def main() -> None:
