@@ -57,3 +57,10 @@ def test_pretrained_vectors_start_the_embedding_and_are_cached(tmp_path, labelle
 def test_missing_unlabelled_data_is_one_clear_error(tmp_path, labelled_parquet):
     result = runner.invoke(app, train_args(labelled_parquet, tmp_path / "nowhere", tmp_path / "o", tmp_path / "c"))
     assert result.exit_code == 2 and "unlabelled data" in result.output and "does not exist" in result.output
+
+
+def test_freezing_without_vectors_is_one_clear_error(tmp_path, labelled_parquet):
+    result = runner.invoke(
+        app, ["train", "--data", labelled_parquet, "--out", str(tmp_path / "o"), "--freeze-embedding"]
+    )
+    assert result.exit_code == 2 and "needs --pretrain-vectors" in result.output

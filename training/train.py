@@ -102,6 +102,10 @@ def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, co
 def train(config: TrainingConfig) -> Bundle:
     started = time.perf_counter()
     arch = get_architecture(config.architecture)
+    if config.freeze_embedding and config.pretrain_vectors is None:
+        raise ValueError("--freeze-embedding keeps pre-trained vectors fixed; it needs --pretrain-vectors")
+    if config.fine_tune_epochs and not config.freeze_embedding:
+        raise ValueError("--fine-tune-epochs follows a frozen phase; it needs --freeze-embedding")
     keras.utils.set_random_seed(config.seed)
 
     data = load_labelled(config.data, config.text_column, config.label_column, group_column=config.group_column)
