@@ -20,15 +20,20 @@ CROSS_FIT_FOLDS = 5
 MIN_SLOPE = 1e-6
 
 
+def binned(values: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS) -> tuple[np.ndarray, ...]:
+    """Per equal-width bin of `values` in [0, 1]: how many fall in it, the sum of their values and
+    the sum of their targets. The one binning behind both ECEs and the reliability diagram."""
+    values = np.asarray(values, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    which = np.minimum((values * bins).astype(np.int64), bins - 1)
+    return np.bincount(which, minlength=bins), np.bincount(which, values, bins), np.bincount(which, targets, bins)
+
+
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE of the score as a probability of the positive class: over equal-width score bins, the
     review-weighted mean of |mean score - share of positives|."""
-    labels = np.asarray(labels, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    which = np.minimum((scores * bins).astype(np.int64), bins - 1)
-    count = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, scores, bins) - np.bincount(which, labels, bins))
-    return float(gap.sum() / max(len(labels), 1)) if count.any() else float("nan")
+    count, score_sums, positive_sums = binned(scores, labels, bins)
+    return float(np.abs(score_sums - positive_sums).sum() / max(len(labels), 1)) if count.any() else float("nan")
 
 
 def confidence_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -37,9 +42,8 @@ def confidence_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: i
     predicted = scores >= 0.5
     confidence = np.where(predicted, scores, 1.0 - scores)
     correct = predicted == np.asarray(labels).astype(bool)
-    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
-    gap = np.abs(np.bincount(which, confidence, bins) - np.bincount(which, correct.astype(np.float64), bins))
-    return float(gap.sum() / max(len(scores), 1))
+    _, confidence_sums, correct_sums = binned(confidence, correct, bins)
+    return float(np.abs(confidence_sums - correct_sums).sum() / max(len(scores), 1))
 
 
 def brier_score(labels: np.ndarray, scores: np.ndarray) -> float:

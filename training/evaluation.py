@@ -155,15 +155,12 @@ def plot_reliability(labels: np.ndarray, scores: np.ndarray, path: Path, title: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.calibration import expected_calibration_error
+    from training.calibration import binned, expected_calibration_error
 
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
-    which = np.minimum((scores * bins).astype(np.int64), bins - 1)
-    count = np.bincount(which, minlength=bins)
+    count, score_sums, positive_sums = binned(scores, labels, bins)
     seen = count > 0
-    mean_score = np.bincount(which, scores, bins)[seen] / count[seen]
-    positives = np.bincount(which, labels, bins)[seen] / count[seen]
+    mean_score = score_sums[seen] / count[seen]
+    positives = positive_sums[seen] / count[seen]
     edges = np.linspace(0, 1, bins + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")

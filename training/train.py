@@ -23,7 +23,7 @@ from pipeline.scorer import ScorerSettings, available_cores, make_scorer
 from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE
 from training.architectures import DEFAULT_ARCHITECTURE, get_architecture
 from training.batching import LengthBucketedBatches
-from training.calibration import calibration_metrics, choose_and_fit
+from training.calibration import choose_and_fit
 from training.datasets import load_labelled, load_texts
 from training.evaluation import binary_metrics, plot_history
 from training.pretraining import WordVectorSettings, texts_fingerprint, word2vec
@@ -222,7 +222,7 @@ def train(config: TrainingConfig) -> Bundle:
         held_out_scores = calibration.probabilities(cal_logits)
         metrics["calibration"] = {
             **binary_metrics(cal_set.labels, held_out_scores),
-            **calibration_metrics(cal_set.labels, held_out_scores),
+            **calibration.details["after"],  # choose_and_fit measured these on the same scores
             "split": "calibration (held out: not used for early stopping; calibration fitted on it)",
             "uncalibrated": calibration.details["before"],
             "method": calibration.method,
