@@ -17,28 +17,35 @@ IMDB ?= ../shared/data/imdb
 DEFAULT_RECIPE := --vocab-size 30000 --freeze-embedding --epochs 15 --patience 3 --name imdb-bilstm
 BENCH_DATA ?= ../shared/data/imdb/unsup.parquet
 BENCH_SIZES ?= 1000,10000,50000,200000
+# The image is Beam's Python 3.11 SDK image on x86_64 Linux; the locks pin for exactly that.
+LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint train train-default info score bench bench-smoke clean
+.PHONY: help install lock test lint train train-default info score bench bench-smoke clean
 
 help: ## List every target.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: DATA=... PRETRAIN=... BUNDLE=... ARCH=... TRAIN_ARGS=... (train); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
-install: $(BIN)/.installed ## Create .venv and install reviewscore with its dev tools.
+install: $(BIN)/.installed ## Create .venv and install reviewscore with its dev tools, at the versions in requirements-dev.lock.
+
+lock: $(BIN)/.installed ## Re-pin dependencies after editing pyproject.toml: requirements.lock (image) and requirements-dev.lock (make install).
+	$(LOCK) --extra gcp -o requirements.lock
+	$(LOCK) --extra dev -c requirements.lock -o requirements-dev.lock
 
 test: $(BIN)/.installed ## Run the test suite (fast; needs no data outside the repository).
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed ## Check style with ruff.
-	$(BIN)/ruff check pipeline training schemas tests
-	$(BIN)/ruff format --check pipeline training schemas tests
+	$(BIN)/ruff check pipeline training schemas tests benchmarks deploy
+	$(BIN)/ruff format --check pipeline training schemas tests benchmarks deploy
 
 train: $(BIN)/.installed ## Train a bundle: make train DATA=aclImdb-or-parquet [PRETRAIN=unlabelled BUNDLE=dir ARCH=name TRAIN_ARGS=...].
 	@test -n "$(DATA)" || (echo "usage: make train DATA=path/to/aclImdb-or-parquet [PRETRAIN=unlabelled] [BUNDLE=dir] [ARCH=name]" && exit 2)

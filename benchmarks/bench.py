@@ -8,7 +8,8 @@ For every input size it runs, each in its own process so start-up and memory are
   (b) pipeline: `reviewscore score` on DirectRunner, Parquet in, Parquet out.
 It reports reviews/s (wall clock of the whole process), their ratio, the largest |score difference|
 and each process's peak resident memory, then start-up (10 reviews end to end) and the LSTM's
-achieved arithmetic rate against the machine's peak. Results go to --out as JSON, Markdown and a PNG.
+achieved arithmetic rate against the machine's peak, and what a million reviews would cost on Dataflow
+at the pipeline's rate per core. Results go to --out as JSON, Markdown and a PNG.
 Inputs larger than the data file repeat it with suffixed review ids (200,000 = unsup.parquet x 4).
 """
 
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import dataflow_cost  # benchmarks/, beside this file
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -230,6 +232,9 @@ def render(report: dict[str, Any]) -> str:
             f"({100 * e['naive_gflops_padded_tokens'] / e['peak_gflops']:.0f} % of peak), "
             f"{e['naive_gflops_real_tokens']:.1f} GFLOP/s of useful work on real tokens."
         )
+    if "cores" in report:
+        lines += ["", "Dataflow cost per million reviews at this rate (benchmarks/dataflow_cost.py):", ""]
+        lines.append(dataflow_cost.from_bench(report).rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
@@ -296,6 +301,7 @@ def main(
         "machine": machine,
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "cores": len(os.sched_getaffinity(0)),
         "beam_args": extra,
         "repeat": repeat,
         "results": results,

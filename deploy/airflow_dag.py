@@ -1,9 +1,8 @@
 """Nightly scoring of the day's reviews on Dataflow, from Airflow, through the Flex Template.
 
-Needs apache-airflow-providers-google. The template spec is built once with:
-    gcloud dataflow flex-template build gs://$BUCKET/templates/reviewscore.json \
-        --image "$REGION-docker.pkg.dev/$PROJECT/reviewscore/scorer:latest" \
-        --sdk-language PYTHON --metadata-file deploy/metadata.json
+Needs apache-airflow-providers-google. Build the image and the template spec first (README,
+"Running on Dataflow", steps 1-3). The launch body below is what tests/test_dataflow.py renders for
+one day and feeds to deploy/flex_main.py, so a parameter the template does not take fails there.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ with DAG(
                 "environment": {
                     "tempLocation": f"gs://{BUCKET}/tmp",
                     "sdkContainerImage": f"{REGION}-docker.pkg.dev/{PROJECT}/reviewscore/scorer:latest",
+                    "machineType": "n2-standard-4",
                     "maxWorkers": 10,
                 },
             }

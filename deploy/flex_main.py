@@ -4,6 +4,9 @@ The Flex Template launcher runs this file with each template parameter as `--nam
 Dataflow options (project, region, temp_location, ...) alongside; it must submit and return rather
 than wait, because the launcher VM is not meant to live as long as the job. The parameters, their
 defaults and help are `pipeline/job_options.py`'s, the same as `reviewscore score`'s.
+
+A configuration mistake (a local path, an unreachable bucket, a bad bundle) ends with one line on
+stderr and exit code 2, which the launcher shows as the job's failure reason; no traceback.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import argparse
 import json
 import sys
 
-from pipeline.job import ScoringJob, run_scoring
+from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
 from pipeline.job_options import JOB_OPTIONS
 from pipeline.scorer import ScorerSettings
+
+EXIT_CONFIG_ERROR = 2
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -37,21 +42,27 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str]) -> None:
     known, beam_args = parse(argv)
-    outcome = run_scoring(
-        ScoringJob(
-            inputs=known.input.split(","),
-            output=known.output,
-            model=known.model,
-            text_column=known.text_column,
-            id_column=known.id_column,
-            max_batch_size=known.batch_size,
-            scorer=ScorerSettings(known.engine, known.inference_batch_size, known.threads),
-            overwrite=known.overwrite == "true",
-            beam_args=beam_args,
-            wait=False,
-        )
-    )
+    try:
+        outcome = run_scoring(job(known, beam_args))
+    except CONFIG_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_CONFIG_ERROR)
     print(json.dumps(outcome), flush=True)  # the launcher's log: job id, or the steps of a dry run
+
+
+def job(known: argparse.Namespace, beam_args: list[str]) -> ScoringJob:
+    return ScoringJob(
+        inputs=known.input.split(","),
+        output=known.output,
+        model=known.model,
+        text_column=known.text_column,
+        id_column=known.id_column,
+        max_batch_size=known.batch_size,
+        scorer=ScorerSettings(known.engine, known.inference_batch_size, known.threads),
+        overwrite=known.overwrite == "true",
+        beam_args=beam_args,
+        wait=False,
+    )
 
 
 if __name__ == "__main__":

@@ -267,12 +267,8 @@ def score(
 ) -> None:
     """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
     quiet_logging(verbose)
-    from pipeline.bundle import BundleError
-    from pipeline.job import ScoringJob, run_scoring
+    from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
     from pipeline.scorer import ScorerSettings
-    from pipeline.sinks import OutputError
-    from pipeline.sources import InputError
-    from schemas.output import SchemaError
 
     job = ScoringJob(
         inputs=inputs,
@@ -289,7 +285,7 @@ def score(
     )
     try:
         summary = run_scoring(job)
-    except (BundleError, InputError, OutputError, SchemaError) as e:
+    except CONFIG_ERRORS as e:
         fail(str(e))
     if summary.get("dry_run"):
         top = sorted({step.split("/")[0] for step in summary["steps"]})

@@ -1,7 +1,9 @@
 """Launching a scoring job: check everything that can be checked up front, then run the Beam pipeline.
 
-The checks (bundle integrity and fit, inputs, schemas, output folder) run before the pipeline is
-built, so a configuration mistake costs no worker time and leaves no output behind.
+The checks (paths the runner's workers can reach, bundle integrity and fit, inputs, schemas, output
+folder) run before the pipeline is built, so a configuration mistake costs no worker time and leaves
+no output behind. Each raises one of CONFIG_ERRORS, which every door (CLI, Flex Template) reports
+as one line with exit code 2.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipeline.bundle import BundleError, open_bundle
+from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
 from pipeline.model_handler import engine_metric
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
-from pipeline.sinks import ScoredSink, prepare_output, read_summary
-from pipeline.sources import plan_inputs
-from schemas.output import error_schema, scored_schema
+from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
+from pipeline.sources import InputError, plan_inputs
+from schemas.output import SchemaError, error_schema, scored_schema
 
 EXIT_JOB_FAILED = 1
-DIRECT_RUNNERS = {None, "DirectRunner", "direct", "PrismRunner", "prism"}
+CONFIG_ERRORS = (BundleError, InputError, OutputError, SchemaError, StorageError)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class ScoringJob:
 
 def run_scoring(job: ScoringJob) -> dict[str, Any]:
     """Run the job and return its summary; a dry run returns the job's step names instead."""
+    options = PipelineOptions(job.beam_args)
+    local = not is_remote_runner(options)
+    dry_run = bool(options.get_all_options().get("dry_run"))
+    check_locations(JobPaths(job.inputs, job.output, job.model), options, write=not dry_run)
+
     bundle = open_bundle(job.model)
     model = bundle.load_model()  # proves the model loads and fits the vocabulary before any worker starts
     if job.scorer.engine == "xla":
@@ -56,10 +64,6 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     manifest = bundle.manifest.to_dict()
     sink = ScoredSink(job.output, scored_schema(plan.schema, manifest), error_schema(manifest), job.num_shards)
 
-    options = PipelineOptions(job.beam_args)
-    runner = options.view_as(StandardOptions).runner
-    local = runner in DIRECT_RUNNERS
-    dry_run = bool(options.get_all_options().get("dry_run"))
     if not dry_run:
         prepare_output(job.output, job.overwrite)
 

@@ -5,14 +5,17 @@ Beam's sinks write their shards into `_staging/` (a leading underscore makes pya
 Hive skip it, and it does not match `scored-*.parquet`), and only once both sinks have finished
 does WriteSummary move the shards up and then write _SUMMARY.json. A folder with _SUMMARY.json in
 it is complete; a job killed earlier leaves at most `_staging/` behind, which the next
-`--overwrite` run clears.
+`--overwrite` run clears. Everything goes through Beam's FileSystems, so gs:// works the same way
+(a rename there is a copy and a delete; _SUMMARY.json is still written last).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +25,8 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.output import ERRORS_PREFIX, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
+
+OUTPUT_PREFIXES = (SCORED_PREFIX, ERRORS_PREFIX)
 
 
 class OutputError(ValueError):
@@ -43,15 +48,13 @@ class ScoredSink:
         return FileSystems.join(self.output, STAGING_FOLDER, name)
 
 
-def _listing(output: str) -> list[str]:
-    try:
-        return [m.path for m in FileSystems.match([FileSystems.join(output, "*")])[0].metadata_list]
-    except Exception:
-        return []
-
-
 def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse a non-empty output folder unless overwrite; then clear what an earlier run left."""
+    """Refuse a non-empty output folder unless overwrite; then delete what an earlier run of ours wrote.
+
+    Only our own names are deleted (scored-*.parquet, errors-*.parquet, _SUMMARY.json, _staging/):
+    --overwrite on a folder that also holds someone else's files leaves those alone. The same
+    FileSystems calls serve a local folder and gs://.
+    """
     if "://" not in output:
         if os.path.exists(output) and not os.path.isdir(output):
             raise OutputError(f"output {output} exists and is not a folder")
@@ -61,13 +64,33 @@ def prepare_output(output: str, overwrite: bool) -> None:
             raise OutputError(f"cannot create output folder {output}: {e.strerror}") from None
         if not os.access(output, os.W_OK | os.X_OK):
             raise OutputError(f"output folder {output} is not writable")
-        existing = [os.path.join(output, name) for name in os.listdir(output)]
-    else:
-        existing = _listing(output)
-    if existing and not overwrite:
-        raise OutputError(f"output folder {output} is not empty; pass --overwrite to replace its contents")
-    if existing:
-        FileSystems.delete(existing)
+    existing = _files_under(output)
+    if "://" not in output and os.listdir(output):
+        existing = existing or [output]  # empty subfolders count: the folder is not empty
+    if not existing:
+        return
+    if not overwrite:
+        raise OutputError(f"output folder {output} is not empty; pass --overwrite to replace an earlier run's output")
+    ours = [path for path in existing if written_by_us(output, path)]
+    if ours:
+        FileSystems.delete(ours)
+    staging = os.path.join(output, STAGING_FOLDER)
+    if "://" not in output and os.path.isdir(staging):  # the empty folders Beam's local sinks leave
+        shutil.rmtree(staging)
+
+
+def written_by_us(output: str, path: str) -> bool:
+    """Is this file one of the names a scoring run writes into its output folder?"""
+    name = path.removeprefix(FileSystems.join(output, ""))
+    return (
+        name == SUMMARY_FILE
+        or name.startswith(STAGING_FOLDER + "/")
+        or ("/" not in name and any(fnmatch.fnmatch(name, f"{prefix}-*.parquet") for prefix in OUTPUT_PREFIXES))
+    )
+
+
+def _files_under(output: str) -> list[str]:
+    return [m.path for m in FileSystems.match([FileSystems.join(output, "**")])[0].metadata_list]
 
 
 def write_parquet(rows: beam.PCollection, sink: ScoredSink, prefix: str, schema: pa.Schema, label: str):

@@ -146,17 +146,24 @@ def test_two_worker_processes_load_the_model_once_each(tiny_bundle, mixed_inputs
     assert 1 <= loads <= 2
 
 
-def test_non_empty_output_needs_overwrite(tiny_bundle, mixed_inputs, tmp_path):
+def test_non_empty_output_needs_overwrite_which_deletes_only_our_files(tiny_bundle, mixed_inputs, tmp_path):
     folder, _ = mixed_inputs
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old-result.parquet").write_bytes(b"stale")
+    (out / "_staging" / "beam-temp-x").mkdir(parents=True)
+    (out / "_staging" / "beam-temp-x" / "shard").write_bytes(b"half-written")
+    (out / "scored-00001-of-00002.parquet").write_bytes(b"stale")  # an earlier run's shard this run won't rewrite
+    (out / SUMMARY_FILE).write_text("{}")
+    (out / "notes.txt").write_text("the user's own file")
+    (out / "old-result.parquet").write_bytes(b"someone else's")
     refused = score(folder, "--output", out, "--model", tiny_bundle.path)
     assert refused.exit_code == 2 and "not empty" in refused.output and "--overwrite" in refused.output
-    assert (out / "old-result.parquet").exists()
+    assert (out / "scored-00001-of-00002.parquet").exists()
     replaced = score(folder, "--output", out, "--model", tiny_bundle.path, "--overwrite")
     assert replaced.exit_code == 0, replaced.output
-    assert not (out / "old-result.parquet").exists() and (out / SUMMARY_FILE).exists()
+    assert not (out / "scored-00001-of-00002.parquet").exists() and not (out / "_staging").exists()
+    assert json.loads((out / SUMMARY_FILE).read_text())["records_read"] > 0
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert (out / "old-result.parquet").read_bytes() == b"someone else's"
 
 
 def test_configuration_errors_exit_2_with_one_message(tiny_bundle, tmp_path):
