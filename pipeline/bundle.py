@@ -31,6 +31,7 @@ from schemas.bundle import (
     Manifest,
     ManifestError,
     check_bundle_relative,
+    default_score_label,
 )
 
 
@@ -85,6 +86,8 @@ class Bundle:
                 calibration = Calibration.from_dict(_read_json(path / CALIBRATION_FILE))
             except CalibrationError as e:
                 raise BundleError(f"model bundle {path}: invalid {CALIBRATION_FILE}: {e}") from None
+            if calibration.intercept and len(manifest.class_names) != 2:
+                raise BundleError(f"model bundle {path}: {CALIBRATION_FILE} is Platt scaling, which needs two classes")
         return cls(path, manifest, preprocessing, vocabulary, calibration)
 
     @property
@@ -102,6 +105,7 @@ class Bundle:
         except Exception as e:  # Keras raises many types for a bad archive; all mean the same here.
             raise BundleError(f"model bundle {self.path}: cannot load {MODEL_FILE}: {e}") from None
         check_vocabulary_fits(model, self.vocabulary, self.path)
+        check_classes_fit(model, self.manifest.class_names, self.path)
         return model
 
 
@@ -150,6 +154,22 @@ def check_vocabulary_fits(model: keras.Model, vocabulary: Vocabulary, where: Pat
         )
 
 
+def check_classes_fit(model: keras.Model, class_names: list[str], where: Path) -> None:
+    """The model's head must produce the manifest's classes: Dense(K, softmax), or Dense(1, sigmoid) for two."""
+    from pipeline.layers import output_head
+
+    try:
+        head = output_head(model)
+    except ValueError as e:
+        raise BundleError(f"model bundle {where}: {e}") from None
+    classes = 2 if head.units == 1 else head.units
+    if classes != len(class_names):
+        raise BundleError(
+            f"model bundle {where}: the model outputs {classes} classes but the manifest names "
+            f"{len(class_names)} ({', '.join(class_names)})"
+        )
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -178,6 +198,7 @@ def write_bundle(
     class_names: list[str],
     training_data: dict[str, Any],
     metrics: dict[str, Any],
+    ordinal: bool = False,
     calibration: Calibration | None = None,
     extra_files: tuple[str, ...] = (),
 ) -> Bundle:
@@ -210,6 +231,8 @@ def write_bundle(
         metrics=metrics,
         files=files,
         reviewscore_version=pipeline.__version__,
+        score_label=default_score_label(class_names),
+        ordinal=ordinal,
     )
     manifest.validate()
     (path / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")

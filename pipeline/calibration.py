@@ -1,16 +1,22 @@
-"""Calibration: the map from the model's logit to a probability a user can take at its word.
+"""Calibration: the map from the model's logits to class probabilities a user can take at their word.
 
 A network trained to low loss is overconfident on data it has not seen (the 1.0.0 default said
 0.99 where it was right 95 % of the time). Training fits a one- or two-parameter map on held-out
 reviews and stores it in the bundle as `calibration.json`, checksummed like every other file;
-every engine produces logits and this one function turns them into scores, so the engines cannot
-disagree about it.
+every engine produces logits and this one function turns them into class probabilities, so the
+engines cannot disagree about it.
 
-- temperature scaling: p = sigmoid(z / T); one parameter, never changes which reviews rank higher
-  nor which side of 0.5 a review falls on;
-- Platt scaling: p = sigmoid(a * z + b); also moves the decision threshold when the model leans to
-  one class.
-Both are sigmoid(slope * z + intercept). A bundle without the file scores with slope 1, intercept 0.
+Logits come as one column per unit of the model's last Dense layer: K columns for a softmax head
+over K classes, one column z for a sigmoid head (two classes), which is the softmax head whose
+class logits are [0, z]. `class_logits` makes that identity explicit, so everything after it sees
+K classes whatever the head:
+
+- temperature scaling: p = softmax(Z / T); one parameter, never changes the predicted class nor
+  the ranking of reviews by any class's probability;
+- Platt scaling (two classes): p = softmax([0, a * z + b]) = sigmoid(a * z + b); also moves the
+  decision threshold when the model leans to one class.
+Both are softmax(slope * Z + intercept on the last class). A bundle without the file scores with
+slope 1, intercept 0.
 """
 
 from __future__ import annotations
@@ -55,9 +61,15 @@ class Calibration:
         return 1.0 / self.slope
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """float32 probabilities of the positive class, computed in float64 for stable tails."""
-        z = self.slope * np.asarray(logits, dtype=np.float64) + self.intercept
-        return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
+        """float32 (rows, classes) probabilities, each row summing to 1; computed in float64."""
+        z = self.slope * class_logits(logits)
+        if self.intercept:
+            if z.shape[1] != 2:
+                raise CalibrationError(f"Platt scaling applies to two classes, not {z.shape[1]}")
+            z[:, -1] += self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         data = {"method": self.method, "slope": self.slope, "intercept": self.intercept}
@@ -76,6 +88,22 @@ class Calibration:
 
 
 UNCALIBRATED = Calibration()
+
+
+def class_logits(logits: np.ndarray) -> np.ndarray:
+    """(rows, classes) float64 logits: a sigmoid head's single column z becomes [0, z]."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[:, None]
+    return np.concatenate([np.zeros_like(z), z], axis=1) if z.shape[1] == 1 else z.copy()
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """(rows, classes) probabilities from a bare Keras model's outputs: a sigmoid head's p becomes [1 - p, p]."""
+    p = np.asarray(outputs, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[:, None]
+    return np.concatenate([1.0 - p, p], axis=1) if p.shape[1] == 1 else p
 
 
 def logit(probabilities: np.ndarray) -> np.ndarray:

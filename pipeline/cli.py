@@ -50,9 +50,10 @@ def fail(message: str) -> NoReturn:
 @app.command()
 def train(
     data: Annotated[
-        Path,
+        list[Path],
         typer.Option(
-            help="Labelled reviews: an aclImdb folder (its train/ part is used) or Parquet with text and label."
+            help="Labelled reviews: an aclImdb folder (its train/ part is used) or Parquet with text and label. "
+            "Repeat to train on several sources together (e.g. phrases and sentences)."
         ),
     ],
     out: Annotated[Path, typer.Option(help="Directory to write the model bundle into.")],
@@ -99,11 +100,25 @@ def train(
             min=0.0, max=1.0, help="Share held out to fit the score calibration and measure accuracy; 0: none."
         ),
     ] = 0.1,
-    pretrain_vectors: Annotated[
+    validation_data: Annotated[
         Path | None,
         typer.Option(
+            help="A separate labelled validation set (e.g. SST-5 dev): early stopping and calibration use it, "
+            "and --data is not split."
+        ),
+    ] = None,
+    class_names: Annotated[
+        str,
+        typer.Option(help="The classes, comma-separated, in label-index order; labels may be names or indices."),
+    ] = "negative,positive",
+    ordinal: Annotated[
+        bool, typer.Option(help="The classes are ordered lowest to highest: evaluate reports the mean class error.")
+    ] = False,
+    pretrain_vectors: Annotated[
+        list[Path] | None,
+        typer.Option(
             help="Unlabelled reviews (Parquet with the text column, or aclImdb's root for train/unsup) to "
-            "pre-train word vectors on with gensim, together with the training text; cached by data."
+            "pre-train word vectors on with gensim, together with the training text; cached by data. Repeatable."
         ),
     ] = None,
     skip_gram: Annotated[
@@ -136,7 +151,7 @@ def train(
     ] = None,
     text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
     label_column: Annotated[
-        str, typer.Option(help="Label column (0/1 or negative/positive), for Parquet data.")
+        str, typer.Option(help="Label column (class names or their indices), for Parquet data.")
     ] = "label",
 ) -> None:
     """Train a sentiment model and export it as a self-describing bundle."""
@@ -145,8 +160,11 @@ def train(
     from training.train import TrainingConfig
     from training.train import train as run_training
 
+    classes = tuple(name.strip() for name in class_names.split(","))
+    if len(classes) < 2 or len(set(classes)) != len(classes) or not all(classes):
+        fail(f"--class-names needs at least two distinct names, got {class_names!r}")
     config = TrainingConfig(
-        data=data,
+        data=tuple(data),
         out=out,
         architecture=arch,
         epochs=epochs,
@@ -160,7 +178,10 @@ def train(
         group_column=None if group_column.lower() == "none" else group_column,
         validation_fraction=validation_fraction,
         calibration_fraction=calibration_fraction,
-        pretrain_vectors=pretrain_vectors,
+        validation_data=validation_data,
+        class_names=classes,
+        ordinal=ordinal,
+        pretrain_vectors=tuple(pretrain_vectors) if pretrain_vectors else None,
         word_vectors=WordVectorSettings(skip_gram=skip_gram),
         freeze_embedding=freeze_embedding,
         fine_tune_epochs=fine_tune_epochs,
@@ -340,15 +361,19 @@ def evaluate(
     ],
     report: Annotated[
         Path,
-        typer.Option(help="Folder for metrics.json, roc_curve.png, score_histogram.png and reliability_diagram.png."),
+        typer.Option(
+            help="Folder for metrics.json, confusion_matrix.png, reliability_diagram.png, and for binary bundles "
+            "roc_curve.png and score_histogram.png."
+        ),
     ],
     model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
     text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
     label_column: Annotated[
-        str, typer.Option(help="Label column (0/1 or negative/positive), for Parquet data.")
+        str, typer.Option(help="Label column (the bundle's class names or their indices), for Parquet data.")
     ] = "label",
 ) -> None:
-    """Score labelled reviews and report accuracy, ROC AUC, calibration (ECE, Brier), confusion matrix and plots."""
+    """Score labelled reviews and report accuracy, macro-F1, per-class precision and recall, the confusion
+    matrix, calibration (ECE, Brier), ROC AUC for binary bundles and the mean class error for ordinal ones."""
     from pipeline.bundle import BundleError
     from training.datasets import DatasetError
     from training.evaluation import evaluate_bundle
@@ -357,11 +382,23 @@ def evaluate(
         metrics = evaluate_bundle(model, input, report, text_column, label_column)
     except (BundleError, DatasetError) as e:
         fail(str(e))
-    matrix = metrics["confusion_matrix"]["values"]
+    table = Table(title=f"{metrics['examples']:,} reviews, model {metrics['model_version']}", title_justify="left")
+    for column in ("class", "precision", "recall", "F1", "reviews"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in metrics["per_class"].items():
+        table.add_row(
+            name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", f"{row['support']:,}"
+        )
+    console.print(table)
+    extras = [f"ROC AUC {metrics['roc_auc']:.4f}"] if "roc_auc" in metrics else []
+    if "mean_absolute_class_error" in metrics:
+        extras.append(f"mean absolute class error {metrics['mean_absolute_class_error']:.3f}")
     console.print(
-        f"{metrics['examples']:,} reviews: accuracy {metrics['accuracy']:.4f}, ROC AUC {metrics['roc_auc']:.4f}, "
-        f"ECE {metrics['ece']:.4f} ({metrics['ece_bins']} bins), Brier {metrics['brier']:.4f}\n"
-        f"confusion (rows true neg/pos, columns predicted neg/pos): {matrix}\nreport: {report}"
+        f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+        + "".join(f"{extra}, " for extra in extras)
+        + f"ECE {metrics['ece']:.4f} ({metrics['ece_bins']} bins), Brier {metrics['brier']:.4f}\n"
+        f"confusion matrix ({metrics['confusion_matrix']['rows']} by predicted): "
+        f"{metrics['confusion_matrix']['values']}\nreport: {report}"
     )
 
 

@@ -19,6 +19,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipeline.bundle import BundleError, open_bundle
+from pipeline.labels import Labels
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
 from pipeline.model_handler import engine_metric
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
@@ -77,7 +78,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
         ScoringModel(
             job.model,
             bundle.model_version,
-            tuple(bundle.manifest.class_names),
+            Labels.of(bundle.manifest),
             job.max_batch_size,
             replace(job.scorer, threads=threads_per_process(job.scorer.threads, options)),
         ),

@@ -94,3 +94,18 @@ class MaskedMaxPooling1D(keras.layers.MaxPooling1D):
         as_float = ops.expand_dims(ops.cast(mask, "float32"), -1)
         pooled = keras.layers.MaxPooling1D.call(self, as_float)
         return ops.squeeze(pooled, -1) > 0.5
+
+
+def output_head(model):
+    """The model's last layer, if it is one whose logits the engines know how to take: Dense(1, sigmoid)
+    for two classes or Dense(K, softmax) for K."""
+    head = model.layers[-1]
+    activation = getattr(head, "activation", None)
+    if not isinstance(head, keras.layers.Dense) or not (
+        (head.units == 1 and activation is keras.activations.sigmoid)
+        or (head.units > 1 and activation is keras.activations.softmax)
+    ):
+        raise ValueError(
+            f"model {model.name} must end in Dense(1, sigmoid) or Dense(K, softmax), not {type(head).__name__}"
+        )
+    return head

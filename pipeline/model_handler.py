@@ -43,7 +43,7 @@ class EncodedReview(NamedTuple):
 class LoadedModel:
     version: str
     score: Any
-    """Scorer: a sequence of int32 id arrays to float32 calibrated positive-class probabilities, in order."""
+    """Scorer: a sequence of int32 id arrays to float32 (rows, classes) calibrated probabilities, in order."""
     engine_reported: bool = False
 
 
@@ -87,7 +87,7 @@ class ReviewModelHandler(ModelHandler[EncodedReview, PredictionResult, LoadedMod
             model.engine_reported = True
             Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc()
         scores = model.score([item.ids for item in batch])
-        return [PredictionResult(item, float(score), model.version) for item, score in zip(batch, scores, strict=True)]
+        return [PredictionResult(item, row, model.version) for item, row in zip(batch, scores, strict=True)]
 
     def get_num_bytes(self, batch: Sequence[EncodedReview]) -> int:
         return sum(item.ids.nbytes for item in batch)

@@ -16,7 +16,7 @@ The arithmetic is Keras' own, rearranged where that is exact at inference time:
 
 `plan_model` accepts exactly the layer sequences it knows (Embedding with mask_zero, Dropout,
 LSTM or Bidirectional(LSTM) with Keras' default activations, then either the last state or masked
-max and mean pooling, then Dense(1, sigmoid)) and refuses anything else with the reason, so the
+max and mean pooling, then Dense(1, sigmoid) or Dense(K, softmax)) and refuses anything else with the reason, so the
 caller falls back to Keras. The caller also checks the compiled graph against Keras on a probe
 batch before using it (`pipeline/scorer.py`).
 """
@@ -56,6 +56,11 @@ class RecurrentPlan:
     @property
     def units(self) -> int:
         return self.directions[0].recurrent_kernel.shape[0]
+
+    @property
+    def outputs(self) -> int:
+        """Logit columns: 1 for a sigmoid head, K for a softmax head over K classes."""
+        return self.dense_kernel.shape[1]
 
 
 def plan_model(model) -> RecurrentPlan:
@@ -100,20 +105,22 @@ def plan_model(model) -> RecurrentPlan:
     else:
         raise UnsupportedModel(f"unsupported layers after the LSTM: {kinds[2:]}")
 
-    dense = rest[-1]
-    if (
-        not isinstance(dense, keras.layers.Dense)
-        or dense.units != 1
-        or dense.activation is not keras.activations.sigmoid
-    ):
-        raise UnsupportedModel(f"expected Dense(1, sigmoid) last, found {kinds[-1]}")
-    bias = _numpy(dense.bias) if dense.use_bias else np.zeros(1, np.float32)
+    from pipeline.layers import output_head
+
+    try:
+        dense = output_head(model)
+    except ValueError as e:
+        raise UnsupportedModel(str(e)) from None
+    if dense is not rest[-1]:
+        raise UnsupportedModel(f"unsupported layers after the LSTM: {kinds[2:]}")
+    bias = _numpy(dense.bias) if dense.use_bias else np.zeros(dense.units, np.float32)
     return RecurrentPlan(directions, readout, _numpy(dense.kernel), bias)
 
 
 def compile_plan(plan: RecurrentPlan, width: int):
     """An XLA-compiled `predict(ids, steps)`: ids int32 (batch, width) right-padded with 0, steps the
-    longest review's length; returns float32 (batch,) logits (the final Dense before its sigmoid)."""
+    longest review's length; returns float32 (batch, outputs) logits (the final Dense before its
+    sigmoid or softmax)."""
     import tensorflow as tf
 
     units = plan.units
@@ -169,7 +176,7 @@ def compile_plan(plan: RecurrentPlan, width: int):
             features = tf.concat(tops + means, axis=1)
         else:
             features = tf.concat([final[2 * d] for d in range(count)], axis=1)
-        return (tf.matmul(features, dense_kernel) + dense_bias)[:, 0]
+        return tf.matmul(features, dense_kernel) + dense_bias
 
     return predict
 

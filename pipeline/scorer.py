@@ -11,8 +11,9 @@ Two engines do the same arithmetic:
 
 Both sort reviews by length first so that a batch's padding is small; with masking, padding never
 changes a score, so the order of work is invisible in the results. Both return the model's logits
-(the final Dense layer before its sigmoid); `CalibratedScorer` turns them into the bundle's
-calibrated probabilities with one function (`pipeline/calibration.py`), whichever engine ran.
+(the final Dense layer before its sigmoid or softmax: one column per unit); `CalibratedScorer`
+turns them into the bundle's calibrated class probabilities with one function
+(`pipeline/calibration.py`), whichever engine ran and however many classes there are.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.calibration import UNCALIBRATED, Calibration
+from pipeline.calibration import UNCALIBRATED, Calibration, class_probabilities
+from pipeline.layers import output_head
 from pipeline.preprocessing import pad_rows
 
 ENGINES = ("auto", "xla", "keras")
@@ -46,13 +48,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def score_in_length_order(rows: Sequence[np.ndarray], batch_size: int, score_slice, run=map) -> np.ndarray:
-    """Logits in input order, computed by `score_slice` on length-sorted slices of row indices
-    (`run` may map the slices onto a thread pool)."""
+def score_in_length_order(
+    rows: Sequence[np.ndarray], batch_size: int, outputs: int, score_slice, run=map
+) -> np.ndarray:
+    """(rows, outputs) logits in input order, computed by `score_slice` on length-sorted slices of
+    row indices (`run` may map the slices onto a thread pool)."""
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     order = np.argsort(lengths, kind="stable")
     slices = [order[start : start + batch_size] for start in range(0, len(rows), batch_size)]
-    scores = np.empty(len(rows), dtype=np.float32)
+    scores = np.empty((len(rows), outputs), dtype=np.float32)
     for members, part in zip(slices, run(score_slice, slices), strict=True):
         scores[members] = part
     return scores
@@ -62,13 +66,16 @@ class KerasScorer:
     engine = "keras"
 
     def __init__(self, model, batch_size: int, reason: str = ""):
-        self.predict = compile_keras(model)
+        self.predict, self.outputs = compile_keras(model)
         self.batch_size = batch_size
         self.reason = reason
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         return score_in_length_order(
-            rows, self.batch_size, lambda members: np.asarray(self.predict(pad_rows([rows[i] for i in members])))
+            rows,
+            self.batch_size,
+            self.outputs,
+            lambda members: np.asarray(self.predict(pad_rows([rows[i] for i in members]))),
         )
 
 
@@ -76,15 +83,18 @@ class CompiledScorer:
     engine = "xla"
     reason = ""
 
-    def __init__(self, predict, width: int, batch_size: int, threads: int):
+    def __init__(self, predict, width: int, outputs: int, batch_size: int, threads: int):
         self.predict = predict
         self.width = width
+        self.outputs = outputs
         self.batch_size = batch_size
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score") if threads > 1 else None
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         run = self.pool.map if self.pool else map
-        return score_in_length_order(rows, self.batch_size, lambda members: self._score_slice(rows, members), run)
+        return score_in_length_order(
+            rows, self.batch_size, self.outputs, lambda members: self._score_slice(rows, members), run
+        )
 
     def _score_slice(self, rows: Sequence[np.ndarray], members: np.ndarray) -> np.ndarray:
         """One compiled call, on ids padded to the full width and the full batch size.
@@ -100,30 +110,29 @@ class CompiledScorer:
 
 
 def compile_keras(model):
-    """Logits as a tf.function over any batch size and length, traced once instead of once per shape.
+    """(predict, outputs): logits as a tf.function over any batch size and length, traced once
+    instead of once per shape, and the number of logit columns.
 
-    The logit is the final Dense layer's input times its kernel plus bias: the model up to that
-    layer, then the layer's own weights without its sigmoid.
+    The logits are the final Dense layer's input times its kernel plus bias: the model up to that
+    layer, then the layer's own weights without its sigmoid or softmax.
     """
     import keras
     import tensorflow as tf
 
-    head = model.layers[-1]
-    if not isinstance(head, keras.layers.Dense) or head.activation is not keras.activations.sigmoid:
-        raise ValueError(f"model {model.name} must end in a Dense layer with sigmoid, not {type(head).__name__}")
+    head = output_head(model)
     features = keras.Model(model.inputs, head.input)
     kernel = head.kernel
     bias = head.bias if head.use_bias else tf.zeros([head.units])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
     def predict(ids):
-        return (tf.matmul(features(ids, training=False), kernel) + bias)[:, -1]
+        return tf.matmul(features(ids, training=False), kernel) + bias
 
-    return predict
+    return predict, head.units
 
 
 class CalibratedScorer:
-    """Any engine's logits as the bundle's calibrated probabilities of the positive class."""
+    """Any engine's logits as the bundle's calibrated (rows, classes) probabilities."""
 
     def __init__(self, engine_scorer, calibration: Calibration):
         self.engine_scorer = engine_scorer
@@ -172,7 +181,7 @@ def _make_engine(model, width: int, settings: ScorerSettings):
     threads = settings.threads or available_cores()
     try:
         plan = plan_model(model)
-        scorer = CompiledScorer(compile_plan(plan, width), width, settings.batch_size_for("xla"), threads)
+        scorer = CompiledScorer(compile_plan(plan, width), width, plan.outputs, settings.batch_size_for("xla"), threads)
         check_against_keras(scorer, model, vocabulary=plan.directions[0].table.shape[0])
     except UnsupportedModel as e:
         if settings.engine == "xla":
@@ -195,7 +204,7 @@ def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: in
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, min(PROBE_LENGTH, scorer.width) + 1, size=scorer.batch_size)
     rows = [rng.integers(1, vocabulary, size=n, dtype=np.int32) for n in lengths]
-    expected = np.asarray(model(pad_rows(rows), training=False))[:, -1]
+    expected = class_probabilities(np.asarray(model(pad_rows(rows), training=False)))
     difference = float(np.max(np.abs(UNCALIBRATED.probabilities(scorer(rows)) - expected)))
     if not difference <= PROBE_TOLERANCE:
         raise UnsupportedModel(f"compiled graph differs from Keras by {difference:.1e} on the probe batch")

@@ -21,11 +21,12 @@ import numpy as np
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
+from pipeline.labels import Labels
 from pipeline.model_handler import EncodedReview, ReviewModelHandler
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
 from pipeline.sinks import ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import Failure, InputPlan, ReadReviews, Review
-from schemas.output import MODEL_VERSION, PREDICTED_LABEL, SCORE
+from schemas.output import LABEL_PROBS, MODEL_VERSION, PREDICTED_LABEL, SCORE
 
 NAMESPACE = "reviewscore"
 FAILED = "failed"
@@ -43,7 +44,7 @@ class ReviewSource:
 class ScoringModel:
     bundle_uri: str
     model_version: str
-    class_names: tuple[str, ...]
+    labels: Labels
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
 
@@ -125,10 +126,10 @@ class EncodeReviews(beam.DoFn):
 
 
 class ToScoredRow(beam.DoFn):
-    """A PredictionResult back to the input row plus predicted_label, score and model_version."""
+    """A PredictionResult back to the input row plus predicted_label, score, label_probs and model_version."""
 
-    def __init__(self, class_names: tuple[str, ...], progress_every_seconds: float | None):
-        self.class_names = class_names
+    def __init__(self, labels: Labels, progress_every_seconds: float | None):
+        self.labels = labels
         self.progress_every_seconds = progress_every_seconds
         self.scored = beam.metrics.Metrics.counter(NAMESPACE, "records_scored")
 
@@ -137,10 +138,8 @@ class ToScoredRow(beam.DoFn):
         self._started = self._last_report = time.monotonic()
 
     def process(self, result: PredictionResult) -> Iterator[dict[str, Any]]:
-        score = result.inference
         row = dict(result.example.review.columns)
-        row[PREDICTED_LABEL] = self.class_names[1] if score >= 0.5 else self.class_names[0]
-        row[SCORE] = score
+        row[PREDICTED_LABEL], row[SCORE], row[LABEL_PROBS] = self.labels.row(result.inference)
         row[MODEL_VERSION] = result.model_id
         self.scored.inc()
         self._report_progress()
@@ -190,7 +189,7 @@ def build_pipeline(
         >> beam.ParDo(EncodeReviews(model.bundle_uri, model.scorer.threads)).with_outputs(FAILED, main="encoded")
     )
     predictions, dead_letters = encoded | "Score" >> RunInference(model.handler()).with_exception_handling()
-    scored = predictions | "ToScoredRow" >> beam.ParDo(ToScoredRow(model.class_names, progress_every_seconds))
+    scored = predictions | "ToScoredRow" >> beam.ParDo(ToScoredRow(model.labels, progress_every_seconds))
 
     failures = (
         (read_failures, encode_failures) | "AllFailures" >> beam.Flatten() | "FailureRows" >> beam.Map(failure_row)

@@ -22,6 +22,8 @@ CALIBRATION_FILE = "calibration.json"
 """Optional: a bundle without it scores uncalibrated; one that lists it must have it, unaltered."""
 
 REQUIRED_FILES = (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE)
+# Manifest fields a bundle may lack: added after format version 1 was first written, with defaults.
+OPTIONAL_FIELDS = ("files", "reviewscore_version", "score_label", "ordinal")
 BINARY_CLASS_NAMES = ("negative", "positive")
 
 
@@ -40,13 +42,17 @@ class Manifest:
     architecture: dict[str, Any]
     """name, description, parameter count."""
     class_names: list[str]
-    """Index i is the class whose probability is output i; for binary models the score is P(class_names[1])."""
+    """Index i is the class whose probability is output i (for a sigmoid head, output 0 is P(class_names[1]))."""
     training_data: dict[str, Any]
     """fingerprint (sha256 over the training texts and labels in order), rows, source."""
     metrics: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)
     """Bundle-relative file name to sha256 hex digest, for every file but the manifest itself."""
     reviewscore_version: str = ""
+    score_label: str | None = None
+    """The class whose probability is the `score` column; None: the predicted class's. See default_score_label."""
+    ordinal: bool = False
+    """The classes are ordered (class_names from lowest to highest), so a class error has a size."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,11 +66,15 @@ class Manifest:
             raise ManifestError(
                 f"unknown bundle format version {version!r} (this reviewscore reads version {FORMAT_VERSION})"
             )
-        required = [f.name for f in fields(cls) if f.name not in ("files", "reviewscore_version")]
+        required = [f.name for f in fields(cls) if f.name not in OPTIONAL_FIELDS]
         missing = [name for name in required if name not in data]
         if missing:
             raise ManifestError(f"manifest.json lacks {', '.join(missing)}")
         known = {f.name for f in fields(cls)}
+        data = dict(data)
+        if "score_label" not in data and isinstance(data.get("class_names"), list):
+            # Bundles from before score_label existed: binary ones, whose score was P(class_names[1]).
+            data["score_label"] = default_score_label(data["class_names"])
         manifest = cls(**{k: v for k, v in data.items() if k in known})
         manifest.validate()
         return manifest
@@ -81,8 +91,20 @@ class Manifest:
             raise ManifestError(f"manifest 'files' does not list {', '.join(missing)}")
         if not isinstance(self.class_names, list) or len(self.class_names) < 2:
             raise ManifestError("manifest 'class_names' must list at least two classes")
+        if len(set(self.class_names)) != len(self.class_names) or not all(
+            isinstance(name, str) and name for name in self.class_names
+        ):
+            raise ManifestError("manifest 'class_names' must be distinct non-empty strings")
+        if self.score_label is not None and self.score_label not in self.class_names:
+            raise ManifestError(f"manifest 'score_label' {self.score_label!r} is not one of class_names")
         if not isinstance(self.version, str) or not self.version:
             raise ManifestError("manifest 'version' must be a non-empty string")
+
+
+def default_score_label(class_names: list[str]) -> str | None:
+    """Two classes: `score` is the probability of the second (positive), as binary classifiers report it.
+    More: None, so `score` is the probability of whichever class is predicted."""
+    return class_names[1] if len(class_names) == 2 else None
 
 
 def check_bundle_relative(name: str) -> None:

@@ -1,6 +1,6 @@
 """The scored-output and error Parquet contracts that downstream jobs read.
 
-Scored files carry every input column unchanged plus the three columns below; error files carry one
+Scored files carry every input column unchanged plus the four columns below; error files carry one
 row per record that could not be read, decoded, preprocessed or scored. The bundle manifest rides
 along in the Parquet key-value metadata under MANIFEST_METADATA_KEY.
 """
@@ -14,11 +14,18 @@ import pyarrow as pa
 
 PREDICTED_LABEL = "predicted_label"
 SCORE = "score"
-"""Calibrated probability of the positive class (the bundle's calibration.json applied to the logit)."""
+"""Calibrated probability of the manifest's `score_label` (binary bundles: the positive class), or of
+the predicted label when the bundle names none (multi-class)."""
+LABEL_PROBS = "label_probs"
+"""Every class's calibrated probability, in the manifest's class_names order, summing to 1."""
+LABEL_PROB_TYPE = pa.struct(
+    [pa.field("label", pa.string(), nullable=False), pa.field("prob", pa.float32(), nullable=False)]
+)
 MODEL_VERSION = "model_version"
 SCORE_FIELDS = (
     pa.field(PREDICTED_LABEL, pa.string(), nullable=False),
     pa.field(SCORE, pa.float32(), nullable=False),
+    pa.field(LABEL_PROBS, pa.list_(pa.field("item", LABEL_PROB_TYPE, nullable=False)), nullable=False),
     pa.field(MODEL_VERSION, pa.string(), nullable=False),
 )
 

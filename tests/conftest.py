@@ -163,3 +163,56 @@ def cloud_storage():
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+FIVE_CLASSES = ("negative", "somewhat negative", "neutral", "somewhat positive", "positive")
+CLASS_WORDS = (["awful", "dreadful"], ["dull", "weak"], ["okay", "average"], ["good", "nice"], ["superb", "brilliant"])
+
+
+def make_five_class_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
+    """Synthetic reviews whose class (0-4) is carried by a word of that class among filler words."""
+    rng = random.Random(seed)
+    reviews = []
+    for i in range(n):
+        label = i % 5
+        words = [rng.choice(NEUTRAL) for _ in range(rng.randint(3, 12))]
+        words.insert(rng.randrange(len(words) + 1), rng.choice(CLASS_WORDS[label]))
+        reviews.append((" ".join(words), label))
+    return reviews
+
+
+@pytest.fixture(scope="session")
+def five_class_bundle(tmp_path_factory):
+    """A real five-class bundle (softmax head, temperature-calibrated) trained on synthetic reviews."""
+    from pathlib import Path
+
+    from training.train import TrainingConfig, train
+
+    folder = tmp_path_factory.mktemp("five")
+    reviews = make_five_class_reviews(400)
+    pq.write_table(
+        pa.table(
+            {
+                "text": [t for t, _ in reviews],
+                "label": [FIVE_CLASSES[label] for _, label in reviews],  # names, not indices
+                "movie_id": [f"m{i // 5}" for i in range(len(reviews))],
+            }
+        ),
+        folder / "five.parquet",
+    )
+    return train(
+        TrainingConfig(
+            data=Path(folder / "five.parquet"),
+            out=folder / "bundle",
+            architecture="bilstm-pool",
+            epochs=6,
+            batch_size=16,
+            vocab_size=200,
+            max_length=30,
+            embedding_dim=16,
+            class_names=FIVE_CLASSES,
+            ordinal=True,
+            name="five-test",
+            verbose=0,
+        )
+    )

@@ -18,6 +18,7 @@ from training.calibration import (
     confidence_calibration_error,
     expected_calibration_error,
     fit,
+    labels_for,
 )
 from training.evaluation import roc_auc
 
@@ -36,13 +37,14 @@ def test_fitting_lowers_ece_and_keeps_the_ranking(method):
     before = Calibration().probabilities(logits)
     calibration = fit(method, logits, labels)
     after = calibration.probabilities(logits)
+    assert after.shape == (len(labels), 2)
     assert expected_calibration_error(labels, before) > 0.08
     assert expected_calibration_error(labels, after) < 0.025
     assert confidence_calibration_error(labels, after) < confidence_calibration_error(labels, before)
     assert brier_score(labels, after) < brier_score(labels, before)
     # Monotone: the order of reviews is kept (float32 rounding can only merge neighbours into ties).
-    assert np.all(np.diff(after[np.argsort(logits, kind="stable")]) >= 0)
-    assert roc_auc(labels, after) == pytest.approx(roc_auc(labels, logits), abs=1e-6)
+    assert np.all(np.diff(after[np.argsort(logits, kind="stable"), 1]) >= 0)
+    assert roc_auc(labels, after[:, 1]) == pytest.approx(roc_auc(labels, logits), abs=1e-6)
     assert calibration.temperature == pytest.approx(3.0, rel=0.15)
 
 
@@ -67,14 +69,42 @@ def test_ece_matches_its_definition_on_a_small_example():
     labels = np.array([0, 1, 1, 0])
     scores = np.array([0.05, 0.95, 0.55, 0.45])  # bins 0, 14, 8, 6 of 15
     expected = (0.05 + 0.05 + 0.45 + 0.45) / 4
-    assert expected_calibration_error(labels, scores) == pytest.approx(expected)
+    assert expected_calibration_error(labels, np.stack([1 - scores, scores], axis=1)) == pytest.approx(expected)
+
+
+def test_multiclass_scores_are_judged_as_the_predicted_class_being_right():
+    """Five classes: the score is the predicted class's probability, and its ECE compares it with
+    how often that prediction is right; temperature scaling, the one method that applies, lowers it."""
+    rng = np.random.default_rng(4)
+    true_logits = rng.normal(0.0, 1.5, (5000, 5))
+    p = np.exp(true_logits) / np.exp(true_logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(5, p=row) for row in p])
+    names = labels_for(["1 star", "2 stars", "3 stars", "4 stars", "5 stars"])
+    overconfident_logits = 3.0 * true_logits
+    calibration = choose_and_fit(overconfident_logits, labels, np.arange(len(labels)) // 10, seed=2, names=names)
+    assert calibration.method == "temperature" and calibration.temperature == pytest.approx(3.0, rel=0.15)
+    before, after = Calibration().probabilities(overconfident_logits), calibration.probabilities(overconfident_logits)
+    assert after.shape == (5000, 5) and np.allclose(after.sum(axis=1), 1.0, atol=1e-6)
+    assert np.array_equal(names.predicted(after), names.predicted(before))  # temperature never changes a class
+    assert expected_calibration_error(labels, before, names) > 0.1
+    assert expected_calibration_error(labels, after, names) < 0.03
+    assert expected_calibration_error(labels, after, names) == confidence_calibration_error(labels, after, names)
+    assert set(calibration.details["cross_fitted"]) == {"temperature"}
+
+
+def test_multiclass_ece_on_a_small_example():
+    names = labels_for(["a", "b", "c"])
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
+    labels = np.array([0, 2, 2, 1])  # right, wrong, right, wrong; confidences 0.7, 0.8, 0.6, 0.5
+    expected = (abs(0.7 - 1) + abs(0.8 - 0) + abs(0.6 - 1) + abs(0.5 - 0)) / 4  # each in a bin of its own
+    assert expected_calibration_error(labels, probabilities, names) == pytest.approx(expected)
 
 
 def test_probabilities_are_stable_in_the_tails():
     calibration = Calibration("temperature", slope=0.5)
-    scores = calibration.probabilities(np.array([-200.0, -40.0, 0.0, 40.0, 200.0]))
+    scores = calibration.probabilities(np.array([-200.0, -40.0, 0.0, 40.0, 200.0]))[:, 1]
     assert scores.dtype == np.float32 and np.all(np.isfinite(scores))
-    assert scores[2] == 0.5 and scores[0] == 0.0 and scores[-1] == 1.0
+    assert scores[2] == 0.5 and scores[0] < 1e-40 and scores[-1] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -143,4 +173,4 @@ def test_a_model_without_signal_gets_a_positive_slope_and_its_base_rate():
     logits = -3.0 * labels + rng.normal(0, 0.1, 500)  # anti-correlated: a fit without limits would flip it
     calibration = fit("platt", logits, labels)
     assert calibration.slope > 0
-    assert calibration.probabilities(logits).mean() == pytest.approx(labels.mean(), abs=0.05)
+    assert calibration.probabilities(logits)[:, 1].mean() == pytest.approx(labels.mean(), abs=0.05)

@@ -1,4 +1,5 @@
-"""The compiled scoring engine gives Keras' scores for every architecture it accepts, and refuses the rest."""
+"""The compiled scoring engine gives Keras' scores for every architecture it accepts, for two classes
+(sigmoid head) and five (softmax head), and refuses the rest."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline.calibration import Calibration, class_probabilities, logit
 from pipeline.recurrent_graph import UnsupportedModel, compile_plan, plan_model
 from pipeline.scorer import (
     BEST_BATCH_SIZE,
@@ -24,11 +26,11 @@ VOCABULARY = 300
 COMPILED = sorted(set(ARCHITECTURES) - {"cnn-lstm"})
 
 
-def random_model(name: str) -> keras.Model:
+def random_model(name: str, classes: int = 2) -> keras.Model:
     """Untrained weights, large enough that any difference in arithmetic shows in the scores (larger
     ones make a 100-unit LSTM chaotic, and float32 rounding alone then moves scores by 1e-5)."""
     keras.utils.set_random_seed(11)
-    model = ARCHITECTURES[name].build(input_dim=VOCABULARY)
+    model = ARCHITECTURES[name].build(input_dim=VOCABULARY, num_classes=classes)
     rng = np.random.default_rng(3)
     model.set_weights([rng.normal(0, 0.25, w.shape).astype(np.float32) for w in model.get_weights()])
     return model
@@ -42,28 +44,32 @@ def reviews(count: int, seed: int = 5) -> list[np.ndarray]:
 
 
 def keras_scores(model, rows) -> np.ndarray:
-    """Each review alone, unpadded: the reference every engine must reproduce."""
-    return np.array([float(model(row[None, :], training=False)[0, -1]) for row in rows], dtype=np.float32)
+    """(rows, classes) probabilities of each review alone, unpadded: the reference every engine must reproduce."""
+    return np.concatenate([class_probabilities(np.asarray(model(row[None, :], training=False))) for row in rows])
 
 
+@pytest.mark.parametrize("classes", [2, 5])
 @pytest.mark.parametrize("name", COMPILED)
-def test_compiled_engine_reproduces_keras_scores(name):
-    model = random_model(name)
+def test_compiled_engine_reproduces_keras_scores(name, classes):
+    model = random_model(name, classes)
     rows = reviews(37)
     scorer = make_scorer(model, WIDTH, ScorerSettings(engine="xla", batch_size=16, threads=2))
     assert scorer.engine == "xla"
     expected = keras_scores(model, rows)
-    assert np.abs(expected - 0.5).max() > 0.05, "weights too small for the comparison to mean anything"
+    assert expected.shape == (37, classes)
+    assert np.abs(expected - 1 / classes).max() > 0.05, "weights too small for the comparison to mean anything"
     np.testing.assert_allclose(scorer(rows), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(scorer(rows).sum(axis=1), 1.0, atol=1e-6)
 
 
 def test_results_follow_input_order_whatever_the_threads_and_batch_sizes():
-    model = random_model("bilstm-pool")
+    model = random_model("bilstm-pool", classes=5)
     graph = compile_plan(plan_model(model), WIDTH)
     rows = reviews(70, seed=8)
-    one = CompiledScorer(graph, WIDTH, batch_size=32, threads=1)(rows)
-    np.testing.assert_array_equal(CompiledScorer(graph, WIDTH, batch_size=32, threads=3)(rows), one)
-    np.testing.assert_allclose(CompiledScorer(graph, WIDTH, batch_size=8, threads=2)(rows), one, atol=1e-6)
+    one = CompiledScorer(graph, WIDTH, 5, batch_size=32, threads=1)(rows)
+    assert one.shape == (70, 5)
+    np.testing.assert_array_equal(CompiledScorer(graph, WIDTH, 5, batch_size=32, threads=3)(rows), one)
+    np.testing.assert_allclose(CompiledScorer(graph, WIDTH, 5, batch_size=8, threads=2)(rows), one, atol=1e-6)
     np.testing.assert_allclose(KerasScorer(model, 16)(rows), one, atol=1e-5)
 
 
@@ -86,19 +92,24 @@ def test_keras_engine_on_request_and_each_engine_its_own_batch_size():
     assert compiled.engine == "xla" and compiled.engine_scorer.batch_size == BEST_BATCH_SIZE["xla"]
 
 
-@pytest.mark.parametrize("name", ["lstm", "bilstm-pool"])
-def test_calibrated_scores_agree_across_engines(name):
+@pytest.mark.parametrize(
+    ("name", "classes", "calibration"),
+    [
+        ("lstm", 2, Calibration("platt", slope=0.6, intercept=-0.4)),
+        ("bilstm-pool", 2, Calibration("platt", slope=0.6, intercept=-0.4)),
+        ("bilstm-pool", 5, Calibration("temperature", slope=0.6)),
+    ],
+)
+def test_calibrated_scores_agree_across_engines(name, classes, calibration):
     """Each engine's logits go through the same calibration: scores agree to 1e-5, and equal the
-    calibration applied to Keras' own logit of each review alone."""
-    from pipeline.calibration import Calibration, logit
-
-    model = random_model(name)
+    calibration applied to Keras' own logits of each review alone."""
+    model = random_model(name, classes)
     rows = reviews(41, seed=13)
-    calibration = Calibration("platt", slope=0.6, intercept=-0.4)
     keras_engine = make_scorer(model, WIDTH, ScorerSettings(engine="keras", batch_size=16), calibration)
     compiled = make_scorer(model, WIDTH, ScorerSettings(engine="xla", batch_size=16, threads=2), calibration)
-    probabilities = keras_scores(model, rows).astype(np.float64)
-    reference = calibration.probabilities(logit(probabilities))
+    probabilities = keras_scores(model, rows)
+    # Keras' own logits: a sigmoid's log-odds, or a softmax's log-probabilities (equal up to a constant per row).
+    reference = calibration.probabilities(logit(probabilities[:, 1]) if classes == 2 else np.log(probabilities))
     np.testing.assert_allclose(compiled(rows), keras_engine(rows), atol=1e-5, rtol=0)
     np.testing.assert_allclose(compiled(rows), reference, atol=1e-5, rtol=0)
     assert np.abs(compiled(rows) - make_scorer(model, WIDTH, ScorerSettings(engine="xla"))(rows)).max() > 0.01
@@ -125,6 +136,6 @@ def test_probe_catches_a_graph_that_is_not_the_model():
             dataclasses.replace(backward, recurrent_kernel=forward.recurrent_kernel),
         ),
     )
-    scorer = CompiledScorer(compile_plan(crossed, WIDTH), WIDTH, batch_size=16, threads=1)
+    scorer = CompiledScorer(compile_plan(crossed, WIDTH), WIDTH, 1, batch_size=16, threads=1)
     with pytest.raises(UnsupportedModel, match="differs from Keras"):
         check_against_keras(scorer, model, VOCABULARY)

@@ -76,7 +76,7 @@ def test_score_folder_and_parquet_end_to_end(tiny_bundle, mixed_inputs, tmp_path
     scored = scored_frame(out)
     assert sorted(scored.review_id) == ["3.txt", "a/1.txt", "a/deeper/2.txt", "shop.parquet:0", "shop.parquet:2"]
     assert set(scored.columns) == {
-        "review_id", "source", "text", "stars", "shop", "predicted_label", "score", "model_version",
+        "review_id", "source", "text", "stars", "shop", "predicted_label", "score", "label_probs", "model_version",
     }  # fmt: skip
     from_parquet = scored[scored.review_id == "shop.parquet:2"].iloc[0]
     assert from_parquet.stars == 1 and from_parquet.shop == "z" and from_parquet.text == "tedious plot, awful ending"
@@ -86,9 +86,18 @@ def test_score_folder_and_parquet_end_to_end(tiny_bundle, mixed_inputs, tmp_path
     assert set(scored.predicted_label) <= {"negative", "positive"}
     assert (scored.predicted_label == np.where(scored.score >= 0.5, "positive", "negative")).all()
     assert (scored.model_version == tiny_bundle.model_version).all()
+    # label_probs: both classes in manifest order; the binary score is P(positive), exactly its entry.
+    for probs, score_value in zip(scored.label_probs, scored.score, strict=True):
+        assert [entry["label"] for entry in probs] == ["negative", "positive"]
+        assert probs[1]["prob"] == score_value and abs(probs[0]["prob"] + probs[1]["prob"] - 1) < 1e-6
 
     schema = pq.read_schema(glob.glob(f"{out}/scored-*.parquet")[0])
     assert schema.field("score").type == pa.float32()
+    assert schema.field("label_probs").type == pa.list_(
+        pa.field(
+            "item", pa.struct([pa.field("label", pa.string(), False), pa.field("prob", pa.float32(), False)]), False
+        )
+    )
     assert schema.field("stars").type == pa.int16()
     assert json.loads(schema.metadata[MANIFEST_METADATA_KEY])["version"] == tiny_bundle.model_version
 
@@ -127,7 +136,9 @@ def test_pipeline_scores_equal_direct_keras_scores(tiny_bundle, tmp_path, engine
     encoded = tiny_bundle.encoder.encode(texts)  # the encoder training used, from the bundle's settings
     padded = encoded.padded(width=tiny_bundle.preprocessing.max_length)
     direct = tiny_bundle.load_model().predict(padded, verbose=0)[:, 0]
-    direct = tiny_bundle.calibration.probabilities(logit(direct))  # the bundle's calibration, as scoring applies it
+    direct = tiny_bundle.calibration.probabilities(logit(direct))[
+        :, 1
+    ]  # the bundle's calibration, as scoring applies it
     pipeline_scores = scored.loc[[f"r{i}" for i in range(len(texts))], "score"].to_numpy()
     np.testing.assert_allclose(pipeline_scores, direct, atol=1e-5, rtol=0)
 

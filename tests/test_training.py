@@ -95,7 +95,7 @@ def test_bad_training_data_is_one_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "no column 'text'" in result.output
     pq.write_table(pa.table({"text": ["x", "y"], "label": [1, 3]}), tmp_path / "bad_label.parquet")
-    with pytest.raises(DatasetError, match="must be 0 \\(negative\\) or 1"):
+    with pytest.raises(DatasetError, match=r"outside the classes \(0 negative, 1 positive\): 3"):
         load_labelled(tmp_path / "bad_label.parquet")
     with pytest.raises(DatasetError, match="does not exist"):
         load_labelled(tmp_path / "missing")

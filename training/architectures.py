@@ -2,6 +2,8 @@
 
 Every model takes right-padded int32 id sequences of any length and masks id 0, so a batch can be
 padded to its own longest review (length-bucketed batches) and padding never changes a score.
+An architecture is its layers up to the classifier; `build` adds the head for the number of classes
+(`output_layer`): Dense(1, sigmoid) for two, as the tutorials have it, Dense(K, softmax) for K.
 Each architecture also carries the preprocessing and training settings it was designed with, which
 `reviewscore train` uses unless told otherwise.
 """
@@ -22,7 +24,7 @@ class Architecture:
     name: str
     description: str
     build_layers: Callable[[keras.KerasTensor], keras.KerasTensor]
-    """From the embedded sequence (batch, time, dim), masked, to the positive-class probability."""
+    """From the embedded sequence (batch, time, dim), masked, to the features the classifier reads."""
     embedding_dim: int
     vocab_size: int
     max_length: int = 500
@@ -30,45 +32,62 @@ class Architecture:
     learning_rate: float = 1e-3
 
     def build(
-        self, input_dim: int, embedding_dim: int | None = None, embeddings=None, train_embedding: bool = True
+        self,
+        input_dim: int,
+        embedding_dim: int | None = None,
+        embeddings=None,
+        train_embedding: bool = True,
+        num_classes: int = 2,
     ) -> keras.Model:
-        """An uncompiled model for a vocabulary of `input_dim` ids (reserved ids included), its
-        embedding started from `embeddings` (input_dim, dim) when given, else at random, and kept
-        as it is during training when `train_embedding` is false."""
+        """An uncompiled model for a vocabulary of `input_dim` ids (reserved ids included) and
+        `num_classes` classes, its embedding started from `embeddings` (input_dim, dim) when given,
+        else at random, and kept as it is during training when `train_embedding` is false."""
         if embeddings is not None:
             embedding_dim = embeddings.shape[1]
         ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         embedding = layers.Embedding(
             input_dim, embedding_dim or self.embedding_dim, mask_zero=True, trainable=train_embedding, name="embedding"
         )
-        model = keras.Model(ids, self.build_layers(embedding(ids)), name=self.name.replace("-", "_"))
+        features = self.build_layers(embedding(ids))
+        model = keras.Model(ids, output_layer(num_classes)(features), name=self.name.replace("-", "_"))
         if embeddings is not None:  # set, not an initializer: a Constant would be saved into the config
             embedding.set_weights([embeddings])
         return model
 
 
+def output_layer(num_classes: int) -> layers.Dense:
+    """The classifier: one sigmoid unit for two classes (the tutorials' binary head, P(class 1)),
+    a softmax over K units for K classes. The engines and the calibration read both the same way."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least two classes, got {num_classes}")
+    return (
+        layers.Dense(1, activation="sigmoid") if num_classes == 2 else layers.Dense(num_classes, activation="softmax")
+    )
+
+
+def loss_for(num_classes: int) -> str:
+    """The cross-entropy matching `output_layer`, on integer labels."""
+    return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+
+
 def _lstm(x):
-    x = layers.LSTM(100)(x)
-    return layers.Dense(1, activation="sigmoid")(x)
+    return layers.LSTM(100)(x)
 
 
 def _lstm_dropout(x):
     x = layers.Dropout(0.2)(x)
     x = layers.LSTM(100)(x)
-    x = layers.Dropout(0.2)(x)
-    return layers.Dense(1, activation="sigmoid")(x)
+    return layers.Dropout(0.2)(x)
 
 
 def _lstm_recurrent_dropout(x):
-    x = layers.LSTM(100, dropout=0.2, recurrent_dropout=0.2)(x)
-    return layers.Dense(1, activation="sigmoid")(x)
+    return layers.LSTM(100, dropout=0.2, recurrent_dropout=0.2)(x)
 
 
 def _cnn_lstm(x):
     x = MaskedConv1D(filters=32, kernel_size=3, activation="relu")(x)
     x = MaskedMaxPooling1D(pool_size=2)(x)
-    x = layers.LSTM(100)(x)
-    return layers.Dense(1, activation="sigmoid")(x)
+    return layers.LSTM(100)(x)
 
 
 def _bilstm_pool(x):
@@ -80,14 +99,13 @@ def _bilstm_pool(x):
     x = layers.Dropout(0.25)(x)
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)
     pooled = layers.Concatenate()([MaskedGlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x)])
-    pooled = layers.Dropout(0.3)(pooled)
-    return layers.Dense(1, activation="sigmoid")(pooled)
+    return layers.Dropout(0.3)(pooled)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
-        Architecture("lstm", "Embedding 32, LSTM 100, sigmoid (the tutorial)", _lstm, 32, 5000),
+        Architecture("lstm", "Embedding 32, LSTM 100, sigmoid or softmax (the tutorial)", _lstm, 32, 5000),
         Architecture("lstm-dropout", "lstm with Dropout 0.2 before and after the LSTM", _lstm_dropout, 32, 5000),
         Architecture(
             "lstm-recurrent-dropout",
@@ -100,7 +118,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture(
             "bilstm-pool",
             "Embedding (64 by default), Dropout 0.25, BiLSTM 64 over every step, masked max+mean pooling, "
-            "Dropout 0.3, sigmoid (the default)",
+            "Dropout 0.3, sigmoid or softmax (the default)",
             _bilstm_pool,
             64,
             20000,

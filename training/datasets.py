@@ -36,9 +36,11 @@ _TITLE_ID = re.compile(r"/title/(tt\d+)/")
 class LabelledReviews:
     texts: pa.Array
     labels: np.ndarray
+    """Class indices into class_names."""
     source: str
     groups: np.ndarray | None = None
     """One group id per review (object array of str or None), or None when not asked for."""
+    class_names: tuple[str, ...] = BINARY_CLASS_NAMES
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,7 +57,25 @@ class LabelledReviews:
 
     def subset(self, indices: np.ndarray) -> LabelledReviews:
         groups = None if self.groups is None else self.groups[indices]
-        return LabelledReviews(self.texts.take(pa.array(indices)), self.labels[indices], self.source, groups)
+        return LabelledReviews(
+            self.texts.take(pa.array(indices)), self.labels[indices], self.source, groups, self.class_names
+        )
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=len(self.class_names))
+
+    def concatenated(self, other: LabelledReviews) -> LabelledReviews:
+        """Both sets as one training set (e.g. phrases and sentences); groups are dropped unless both have them."""
+        groups = None
+        if self.groups is not None and other.groups is not None:
+            groups = np.concatenate([self.groups, other.groups])
+        return LabelledReviews(
+            pa.concat_arrays([self.texts, other.texts]),
+            np.concatenate([self.labels, other.labels]),
+            f"{self.source} + {other.source}",
+            groups,
+            self.class_names,
+        )
 
 
 def load_labelled(
@@ -64,13 +84,18 @@ def load_labelled(
     label_column: str = "label",
     split: str = "train",
     group_column: str | None = None,
+    class_names: tuple[str, ...] = BINARY_CLASS_NAMES,
 ) -> LabelledReviews:
     """Labelled reviews; given the aclImdb root folder, its `split` part (training reads "train").
+
+    Labels are class names from `class_names` or their indices (0 .. K-1); anything else is an
+    error naming the offending values. aclImdb folders are binary (neg, pos).
 
     With `group_column`, each review also gets its group: from that Parquet column, or for aclImdb
     folders the movie's IMDB title id from the dataset's `urls_pos.txt` and `urls_neg.txt`. A
     missing or all-null group column is an error, never a silent fall-back to no groups.
     """
+    class_names = tuple(class_names)
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"labelled data {path} does not exist")
@@ -78,7 +103,7 @@ def load_labelled(
         return _load_review_folders(path / split, grouped=group_column is not None)
     if path.is_dir() and (path / "pos").is_dir():
         return _load_review_folders(path, grouped=group_column is not None)
-    return _load_parquet(path, text_column, label_column, group_column)
+    return _load_parquet(path, text_column, label_column, group_column, class_names)
 
 
 def load_texts(path: str | Path, text_column: str = "text") -> pa.Array:
@@ -157,7 +182,9 @@ def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
     return table
 
 
-def _load_parquet(path: Path, text_column: str, label_column: str, group_column: str | None) -> LabelledReviews:
+def _load_parquet(
+    path: Path, text_column: str, label_column: str, group_column: str | None, class_names: tuple[str, ...]
+) -> LabelledReviews:
     table = _read_parquet(path, [text_column, label_column, *([group_column] if group_column else [])])
     texts, labels = table.column(text_column), table.column(label_column)
     if texts.null_count:
@@ -168,18 +195,25 @@ def _load_parquet(path: Path, text_column: str, label_column: str, group_column:
         if column.null_count == len(column):
             raise DatasetError(f"{path}: group column {group_column!r} is null in every row")
         groups = np.asarray(pc.cast(column, pa.string()).to_pylist(), dtype=object)
-    return LabelledReviews(as_string_array(texts), _binary_labels(labels, path, label_column), str(path), groups)
+    labels = _class_indices(labels, path, label_column, class_names)
+    return LabelledReviews(as_string_array(texts), labels, str(path), groups, class_names)
 
 
-def _binary_labels(labels: pa.ChunkedArray, path: Path, column: str) -> np.ndarray:
+def _class_indices(labels: pa.ChunkedArray, path: Path, column: str, class_names: tuple[str, ...]) -> np.ndarray:
+    """Labels as indices into class_names, or a DatasetError naming the values that are not classes."""
     if labels.null_count:
         raise DatasetError(f"{path}: column {column!r} has {labels.null_count} null values")
+    numbered = ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
     if pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type):
-        index = pc.index_in(labels, value_set=pa.array(BINARY_CLASS_NAMES))
-        if index.null_count:
-            raise DatasetError(f"{path}: labels in {column!r} must be {' or '.join(BINARY_CLASS_NAMES)}")
-        return index.to_numpy().astype(np.int8)
-    values = labels.to_numpy().astype(np.int64)
-    if not np.isin(values, (0, 1)).all():
-        raise DatasetError(f"{path}: labels in {column!r} must be 0 (negative) or 1 (positive)")
-    return values.astype(np.int8)
+        index = pc.index_in(labels, value_set=pa.array(class_names))
+        bad = pc.unique(pc.filter(labels, pc.is_null(index))).to_pylist()
+        values = index.to_numpy(zero_copy_only=False)
+    elif pa.types.is_integer(labels.type):
+        values = labels.to_numpy().astype(np.int64)
+        bad = np.unique(values[(values < 0) | (values >= len(class_names))]).tolist()
+    else:
+        raise DatasetError(f"{path}: labels in {column!r} must be class names or indices, not {labels.type}")
+    if bad:
+        shown = ", ".join(map(repr, sorted(bad, key=str)[:8])) + (" ..." if len(bad) > 8 else "")
+        raise DatasetError(f"{path}: labels in {column!r} outside the classes ({numbered}): {shown}")
+    return values.astype(np.int16)

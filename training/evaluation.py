@@ -1,6 +1,10 @@
-"""Binary classification metrics and plots, shared by training reports and `reviewscore evaluate`.
+"""Classification metrics and plots for any number of classes, shared by training reports and
+`reviewscore evaluate`.
 
 Computed with NumPy directly (ROC AUC by the rank statistic), so the project needs no scikit-learn.
+Everything takes (rows, classes) probabilities and the bundle's `Labels`: accuracy, macro-F1,
+per-class precision and recall, the KxK confusion matrix; the mean absolute class error when the
+classes are ordered; ROC AUC when the score is one class's probability (binary bundles).
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.labels import Labels
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -37,26 +43,47 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     return fpr, tpr
 
 
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
-    labels = np.asarray(labels).astype(np.int64)
-    scores = np.asarray(scores, dtype=np.float64)
-    predicted = (scores >= threshold).astype(np.int64)
-    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
-    loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
-    confusion = np.zeros((2, 2), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    return {
-        "examples": len(labels),
-        "accuracy": float((predicted == labels).mean()),
-        "loss": float(loss),
-        "roc_auc": roc_auc(labels, scores),
-        "threshold": threshold,
+def classification_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, names: Labels, ordinal: bool = False
+) -> dict[str, Any]:
+    from training.calibration import log_loss, score_events
+
+    y = np.asarray(labels).astype(np.int64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    classes = len(names.class_names)
+    predicted = names.predicted(p)
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (y, predicted), 1)
+    per_class = {}
+    for k, name in enumerate(names.class_names):
+        hits, predicted_k, true_k = confusion[k, k], confusion[:, k].sum(), confusion[k, :].sum()
+        precision = hits / predicted_k if predicted_k else 0.0
+        recall = hits / true_k if true_k else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(true_k),
+        }
+    metrics: dict[str, Any] = {
+        "examples": len(y),
+        "accuracy": float((predicted == y).mean()) if len(y) else float("nan"),
+        "loss": log_loss(y, p),
+        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
         "confusion_matrix": {
-            "rows": "true class (negative, positive)",
-            "columns": "predicted class (negative, positive)",
+            "rows": f"true class ({', '.join(names.class_names)})",
+            "columns": f"predicted class ({', '.join(names.class_names)})",
             "values": confusion.tolist(),
         },
     }
+    if ordinal:
+        metrics["mean_absolute_class_error"] = float(np.abs(predicted - y).mean())
+    if names.score_label is not None:
+        scores, events = score_events(y, p, names)
+        metrics["roc_auc"] = roc_auc(events, scores)
+    return metrics
 
 
 def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:
@@ -87,6 +114,7 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     """Score labelled reviews with a bundle (same encoder and compiled model as the pipeline) and report.
 
     Given the aclImdb root folder this reads its test/ split: evaluation is what the test split is for.
+    Labels outside the bundle's classes are an error naming them (DatasetError).
     """
     import json
 
@@ -96,11 +124,12 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     from training.datasets import load_labelled
 
     bundle = open_bundle(model)
-    labelled = load_labelled(data, text_column, label_column, split="test")
+    names = Labels.of(bundle.manifest)
+    labelled = load_labelled(data, text_column, label_column, split="test", class_names=names.class_names)
     score = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, ScorerSettings(), bundle.calibration)
-    scores = score(bundle.encoder.encode(labelled.texts).rows())
-    metrics = binary_metrics(labelled.labels, scores)
-    metrics.update(calibration_metrics(labelled.labels, scores))
+    probabilities = score(bundle.encoder.encode(labelled.texts).rows())
+    metrics = classification_metrics(labelled.labels, probabilities, names, bundle.manifest.ordinal)
+    metrics.update(calibration_metrics(labelled.labels, probabilities, names))
     metrics.update(
         ece_bins=ECE_BINS,
         calibration=bundle.calibration.method,
@@ -111,20 +140,52 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     report.mkdir(parents=True, exist_ok=True)
     (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
     title = f"{bundle.manifest.name} {bundle.model_version}"
-    plot_roc_and_histogram(labelled.labels, scores, report, title)
-    plot_reliability(labelled.labels, scores, report / "reliability_diagram.png", title, ECE_BINS)
+    plot_confusion(np.asarray(metrics["confusion_matrix"]["values"]), names, report / "confusion_matrix.png", title)
+    plot_reliability(labelled.labels, probabilities, names, report / "reliability_diagram.png", title, ECE_BINS)
+    if names.score_label is not None:
+        plot_roc_and_histogram(labelled.labels, probabilities, names, report, title)
     return metrics
 
 
-def plot_roc_and_histogram(labels: np.ndarray, scores: np.ndarray, report: Path, title: str) -> None:
+def plot_confusion(confusion: np.ndarray, names: Labels, path: Path, title: str) -> None:
+    """The KxK confusion matrix, each row shaded by its share of the true class, with counts written in."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fpr, tpr = roc_curve(labels, scores)
+    classes = len(names.class_names)
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.3 * classes + 2.5, 1.1 * classes + 2))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(classes):
+        for j in range(classes):
+            ax.text(
+                j, i, f"{confusion[i, j]:,}", ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black"
+            )
+    ax.set_xticks(range(classes), names.class_names, rotation=30, ha="right")
+    ax.set_yticks(range(classes), names.class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names: Labels, report: Path, title: str):
+    """ROC curve and score histogram of the score column against its event (binary bundles: positive)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from training.calibration import score_events
+
+    scores, events = score_events(labels, probabilities, names)
+    fpr, tpr = roc_curve(events, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc(labels, scores):.4f}")
+    ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc(events, scores):.4f}")
     ax.plot([0, 1], [0, 1], "--", color="grey")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -136,9 +197,9 @@ def plot_roc_and_histogram(labels: np.ndarray, scores: np.ndarray, report: Path,
 
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 1, 41)
-    for label, name in ((0, "negative"), (1, "positive")):
-        ax.hist(scores[np.asarray(labels) == label], bins=bins, alpha=0.6, label=f"true {name}")
-    ax.set_xlabel("score (probability of positive)")
+    for event, name in ((False, f"not {names.score_label}"), (True, names.score_label)):
+        ax.hist(scores[events == event], bins=bins, alpha=0.6, label=f"true {name}")
+    ax.set_xlabel(f"score (probability of {names.score_label})")
     ax.set_ylabel("reviews")
     ax.set_title(title)
     ax.legend()
@@ -147,31 +208,39 @@ def plot_roc_and_histogram(labels: np.ndarray, scores: np.ndarray, report: Path,
     plt.close(fig)
 
 
-def plot_reliability(labels: np.ndarray, scores: np.ndarray, path: Path, title: str, bins: int) -> None:
-    """Share of positives against mean score per equal-width score bin (the ECE's bins), with the
-    number of reviews per bin below: a calibrated model's points lie on the diagonal."""
+def plot_reliability(
+    labels: np.ndarray, probabilities: np.ndarray, names: Labels, path: Path, title: str, bins: int
+) -> None:
+    """Share of events against mean score per equal-width score bin (the ECE's bins), with the
+    number of reviews per bin below: a calibrated model's points lie on the diagonal. The event is
+    the positive class for a binary bundle, a right prediction for a multi-class one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.calibration import binned, expected_calibration_error
+    from training.calibration import binned, binned_error, score_events
 
-    count, score_sums, positive_sums = binned(scores, labels, bins)
+    scores, events = score_events(labels, probabilities, names)
+    event = f"share of {names.score_label} reviews" if names.score_label else "share predicted right"
+    count, score_sums, event_sums = binned(scores, events, bins)
     seen = count > 0
-    mean_score = score_sums[seen] / count[seen]
-    positives = positive_sums[seen] / count[seen]
     edges = np.linspace(0, 1, bins + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
-    top.plot(mean_score, positives, "o-", label=f"model (ECE {expected_calibration_error(labels, scores, bins):.4f})")
-    top.set_ylabel("share of positive reviews")
+    top.plot(
+        score_sums[seen] / count[seen],
+        event_sums[seen] / count[seen],
+        "o-",
+        label=f"model (ECE {binned_error(scores, events, bins):.4f})",
+    )
+    top.set_ylabel(event)
     top.set_title(title)
     top.legend(loc="upper left")
     top.grid(alpha=0.3)
     bottom.bar(edges[:-1], count, width=1 / bins, align="edge", edgecolor="white")
     bottom.set_yscale("log")
-    bottom.set_xlabel(f"score (probability of positive), {bins} bins")
+    bottom.set_xlabel(f"score, {bins} bins")
     bottom.set_ylabel("reviews")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -21,11 +21,11 @@ from pipeline.bundle import Bundle, write_bundle
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary, tokenize
 from pipeline.scorer import ScorerSettings, available_cores, make_scorer
 from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE
-from training.architectures import DEFAULT_ARCHITECTURE, get_architecture
+from training.architectures import DEFAULT_ARCHITECTURE, get_architecture, loss_for
 from training.batching import LengthBucketedBatches
-from training.calibration import choose_and_fit
-from training.datasets import load_labelled, load_texts
-from training.evaluation import binary_metrics, plot_history
+from training.calibration import calibration_metrics, choose_and_fit, labels_for
+from training.datasets import DatasetError, LabelledReviews, load_labelled, load_texts
+from training.evaluation import classification_metrics, plot_history
 from training.pretraining import WordVectorSettings, texts_fingerprint, word2vec
 from training.splits import group_keys, holdout_split
 
@@ -35,7 +35,8 @@ REDUCE_LR_FACTOR = 0.3
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    data: Path
+    data: Path | tuple[Path, ...]
+    """Labelled training data; several sources are concatenated (e.g. phrases and sentences)."""
     out: Path
     architecture: str = DEFAULT_ARCHITECTURE
     epochs: int = 10
@@ -52,9 +53,16 @@ class TrainingConfig:
     """Reviews sharing a value stay on one side of every split; None: each review is its own group."""
     validation_fraction: float = 0.1
     calibration_fraction: float = 0.1
+    validation_data: Path | None = None
+    """A separate validation set (e.g. SST-5's dev sentences): early stopping and the calibration fit
+    use it, and the training data is not split at all."""
+    class_names: tuple[str, ...] = BINARY_CLASS_NAMES
+    """The classes, in label-index order; labels may be these names or their indices."""
+    ordinal: bool = False
+    """The classes are ordered from lowest to highest (star ratings): evaluation reports class errors' size."""
     seed: int = 1337
-    pretrain_vectors: Path | None = None
-    """Unlabelled reviews whose text, with the training part's, pre-trains the word vectors."""
+    pretrain_vectors: Path | tuple[Path, ...] | None = None
+    """Unlabelled reviews whose text, with the training part's, pre-trains the word vectors (several: all of them)."""
     word_vectors: WordVectorSettings = field(default_factory=WordVectorSettings)
     freeze_embedding: bool = False
     """Keep the pre-trained vectors as they are: the classifier cannot overfit 3 million embedding weights."""
@@ -75,7 +83,7 @@ def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, co
     """Fit until the validation loss stops improving; the best epoch's weights are kept."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
+        loss=loss_for(len(config.class_names)),
         metrics=["accuracy"],
         jit_compile=False,  # batches vary in length; XLA would recompile for every shape
     )
@@ -99,6 +107,22 @@ def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, co
     ).history
 
 
+def load_data(config: TrainingConfig) -> LabelledReviews:
+    """The labelled training data: one source, or several concatenated in order."""
+    sources = config.data if isinstance(config.data, tuple | list) else (config.data,)
+    group_column = config.group_column if config.validation_data is None else None
+    parts = [
+        load_labelled(
+            path, config.text_column, config.label_column, group_column=group_column, class_names=config.class_names
+        )
+        for path in sources
+    ]
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.concatenated(part)
+    return data
+
+
 def train(config: TrainingConfig) -> Bundle:
     started = time.perf_counter()
     arch = get_architecture(config.architecture)
@@ -108,20 +132,37 @@ def train(config: TrainingConfig) -> Bundle:
         raise ValueError("--fine-tune-epochs follows a frozen phase; it needs --freeze-embedding")
     keras.utils.set_random_seed(config.seed)
 
-    data = load_labelled(config.data, config.text_column, config.label_column, group_column=config.group_column)
-    split = holdout_split(
-        len(data),
-        data.groups,
-        config.validation_fraction,
-        config.calibration_fraction,
-        config.seed,
-        config.group_column,
-    )
-    train_set, val_set, cal_set = (data.subset(idx) for idx in (split.train, split.validation, split.calibration))
+    names = labels_for(config.class_names)
+    data = load_data(config)
+    if config.validation_data is not None:
+        # Validation (early stopping) and calibration both on the given set; all the data trains.
+        train_set = data
+        val_set = cal_set = load_labelled(
+            config.validation_data, config.text_column, config.label_column, class_names=config.class_names
+        )
+        split_description = {
+            "kind": "separate validation data",
+            "validation_source": val_set.source,
+            "rows": {"train": len(train_set), "validation": len(val_set), "calibration": len(val_set)},
+        }
+    else:
+        split = holdout_split(
+            len(data),
+            data.groups,
+            config.validation_fraction,
+            config.calibration_fraction,
+            config.seed,
+            config.group_column,
+        )
+        train_set, val_set, cal_set = (data.subset(idx) for idx in (split.train, split.validation, split.calibration))
+        split_description = split.description
+    empty = [name for name, count in zip(config.class_names, train_set.class_counts(), strict=True) if count == 0]
+    if empty:
+        raise DatasetError(f"{data.source}: no training rows of class {', '.join(map(repr, empty))}")
     print(
-        f"data: {len(data)} reviews from {data.source}; {split.description['kind']} split"
-        f"{' by ' + config.group_column if data.groups is not None else ''}: training on {len(train_set)}, "
-        f"validating on {len(val_set)}, calibrating on {len(cal_set)}"
+        f"data: {len(data)} reviews from {data.source}; {split_description['kind']}"
+        f"{' split by ' + config.group_column if data.groups is not None and config.validation_data is None else ''}: "
+        f"training on {len(train_set)}, validating on {len(val_set)}, calibrating on {len(cal_set)}"
     )
 
     preprocessing = PreprocessingConfig(
@@ -135,7 +176,10 @@ def train(config: TrainingConfig) -> Bundle:
     if config.pretrain_vectors is not None:
         # Unlabelled text joins the training part's (never the held-out parts') for the vectors
         # and the vocabulary: words seen only there get ids and meaningful starting vectors.
-        unlabelled = load_texts(config.pretrain_vectors, config.text_column)
+        sources = (
+            config.pretrain_vectors if isinstance(config.pretrain_vectors, tuple | list) else (config.pretrain_vectors,)
+        )
+        unlabelled = pa.concat_arrays([load_texts(path, config.text_column) for path in sources])
         vocabulary_tokens = pa.concat_arrays([train_tokens, tokenize(unlabelled, preprocessing)])
         fingerprint = texts_fingerprint(train_set.texts, unlabelled)
         settings = WordVectorSettings(**{**config.word_vectors.__dict__, "dim": config.embedding_dim or 100})
@@ -157,7 +201,7 @@ def train(config: TrainingConfig) -> Bundle:
         pretraining = {
             "method": "gensim Word2Vec " + ("skip-gram" if settings.skip_gram else "CBOW"),
             "settings": settings.__dict__,
-            "unlabelled_source": str(config.pretrain_vectors),
+            "unlabelled_source": " + ".join(map(str, sources)),
             "unlabelled_rows": len(unlabelled),
             "text_fingerprint": "sha256:" + fingerprint,
             "vocabulary_words_with_vectors": covered,
@@ -179,7 +223,13 @@ def train(config: TrainingConfig) -> Bundle:
     train_batches = LengthBucketedBatches(train_encoded, train_set.labels, batch_size, shuffle=True, seed=config.seed)
     val_batches = LengthBucketedBatches(val_encoded, val_set.labels, batch_size, shuffle=False)
 
-    model = arch.build(len(vocabulary), config.embedding_dim, embeddings, train_embedding=not config.freeze_embedding)
+    model = arch.build(
+        len(vocabulary),
+        config.embedding_dim,
+        embeddings,
+        train_embedding=not config.freeze_embedding,
+        num_classes=len(config.class_names),
+    )
     learning_rate = config.learning_rate or arch.learning_rate
     fit_started = time.perf_counter()
     history = fit(model, train_batches, val_batches, learning_rate, config.epochs, config)
@@ -200,15 +250,19 @@ def train(config: TrainingConfig) -> Bundle:
     cal_logits = scorer.logits(cal_encoded.rows())
     calibration = None
     if len(cal_set):
-        calibration = choose_and_fit(cal_logits, cal_set.labels, group_keys(cal_set.groups, len(cal_set)), config.seed)
+        groups = group_keys(cal_set.groups, len(cal_set))
+        calibration = choose_and_fit(cal_logits, cal_set.labels, groups, config.seed, names)
         scorer.calibration = calibration
+    validation_kind = "grouped" if data.groups is not None and config.validation_data is None else "random"
+    if config.validation_data is not None:
+        validation_kind = "separate validation data"
+    val_probabilities = scorer(val_encoded.rows())
     metrics = {
-        "validation_split": split.description,
+        "validation_split": split_description,
         "validation": {
-            **binary_metrics(val_set.labels, scorer(val_encoded.rows())),
-            "split": "validation (grouped, used for early stopping)"
-            if data.groups is not None
-            else "validation (random, used for early stopping)",
+            **classification_metrics(val_set.labels, val_probabilities, names, config.ordinal),
+            **calibration_metrics(val_set.labels, val_probabilities, names),
+            "split": f"validation ({validation_kind}, used for early stopping)",
         },
         "epochs_run": len(history["loss"]),
         "best_epoch": int(np.argmin(history["val_loss"])) + 1,
@@ -219,21 +273,25 @@ def train(config: TrainingConfig) -> Bundle:
         "seed": config.seed,
     }
     if calibration is not None:
-        held_out_scores = calibration.probabilities(cal_logits)
+        held_out_probabilities = calibration.probabilities(cal_logits)
         metrics["calibration"] = {
-            **binary_metrics(cal_set.labels, held_out_scores),
+            **classification_metrics(cal_set.labels, held_out_probabilities, names, config.ordinal),
             **calibration.details["after"],  # choose_and_fit measured these on the same scores
-            "split": "calibration (held out: not used for early stopping; calibration fitted on it)",
+            "split": "calibration (held out: not used for early stopping; calibration fitted on it)"
+            if config.validation_data is None
+            else "validation data (also used for early stopping; calibration fitted on it, cross-fitted ECE in "
+            "calibration.json)",
             "uncalibrated": calibration.details["before"],
             "method": calibration.method,
         }
     if pretraining:
         metrics["pretraining"] = pretraining
-    held_out = metrics.get("calibration", metrics["validation"])
+    held_out, validation = metrics.get("calibration", metrics["validation"]), metrics["validation"]
     print(
-        f"validation: accuracy {metrics['validation']['accuracy']:.4f}, best epoch {metrics['best_epoch']}"
+        f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}, "
+        f"best epoch {metrics['best_epoch']}"
         + (
-            f"; calibration fold: accuracy {held_out['accuracy']:.4f}, ROC AUC {held_out['roc_auc']:.4f}, "
+            f"; calibration: accuracy {held_out['accuracy']:.4f}, "
             f"ECE {held_out['uncalibrated']['ece']:.4f} -> {held_out['ece']:.4f} ({calibration.method})"
             if calibration is not None
             else ""
@@ -247,19 +305,23 @@ def train(config: TrainingConfig) -> Bundle:
     (config.out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
     summary = {
-        "validation_split": split.description,
+        "validation_split": split_description,
         "validation_accuracy": metrics["validation"]["accuracy"],
+        "validation_macro_f1": metrics["validation"]["macro_f1"],
         "validation_loss": metrics["validation"]["loss"],
-        "validation_roc_auc": metrics["validation"]["roc_auc"],
+        **({"validation_roc_auc": metrics["validation"]["roc_auc"]} if "roc_auc" in metrics["validation"] else {}),
         "epochs_run": metrics["epochs_run"],
         "best_epoch": metrics["best_epoch"],
         "wall_seconds": metrics["wall_seconds"],
     }
     if calibration is not None:
         summary["heldout"] = {
-            "split": "calibration fold: " + split.description["kind"] + ", never used to choose weights or epochs",
+            "split": "calibration fold: " + split_description["kind"] + ", never used to choose weights or epochs"
+            if config.validation_data is None
+            else "the validation data (also used for early stopping)",
             "accuracy": held_out["accuracy"],
-            "roc_auc": held_out["roc_auc"],
+            "macro_f1": held_out["macro_f1"],
+            **({"roc_auc": held_out["roc_auc"]} if "roc_auc" in held_out else {}),
             "ece": held_out["ece"],
             "ece_uncalibrated": held_out["uncalibrated"]["ece"],
             "brier": held_out["brier"],
@@ -289,9 +351,10 @@ def train(config: TrainingConfig) -> Bundle:
             "embedding_dim": model.get_layer("embedding").output_dim,
             "embedding": ("word2vec, " + pretraining["embedding"]) if pretraining else "trained from random",
         },
-        class_names=list(BINARY_CLASS_NAMES),
+        class_names=list(config.class_names),
         training_data=training_data,
         metrics=summary,
+        ordinal=config.ordinal,
         calibration=calibration,
         extra_files=(METRICS_FILE, HISTORY_PLOT_FILE),
     )
