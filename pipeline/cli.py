@@ -145,6 +145,13 @@ def train(
     remove_stopwords: Annotated[
         bool, typer.Option(help="Drop common function words (negations are always kept).")
     ] = False,
+    treebank: Annotated[
+        bool,
+        typer.Option(
+            help="The text is Penn-Treebank tokenized (SST, Rotten Tomatoes phrases): undo it before cleaning, "
+            "so users' ordinary text encodes the same way at scoring time."
+        ),
+    ] = False,
     name: Annotated[str | None, typer.Option(help="Bundle name [default: imdb-ARCH].")] = None,
     version: Annotated[
         str | None, typer.Option(help="Bundle version written into every scored row [default: date and model hash].")
@@ -189,6 +196,7 @@ def train(
         seed=seed,
         expand_contractions=expand_contractions,
         remove_stopwords=remove_stopwords,
+        treebank=treebank,
         name=name,
         version=version,
         text_column=text_column,

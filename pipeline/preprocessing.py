@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from pipeline.contractions import CONTRACTION_RULES
 from pipeline.stopwords import STOP_WORDS
+from pipeline.treebank import TREEBANK_RULES
 
 # Bump when the meaning of a setting or of the tokenizer changes, so an old bundle is refused
 # instead of being silently fed differently encoded text.
@@ -69,6 +70,9 @@ class PreprocessingConfig:
     lowercase: bool = True
     expand_contractions: bool = False
     remove_stopwords: bool = False
+    treebank: bool = False
+    """Undo Penn-Treebank tokenization first ("does n't" -> "doesn't", -LRB- -> "("): for models trained
+    on treebank text (SST, the Rotten Tomatoes phrases), so users' ordinary text encodes the same way."""
     version: int = PREPROCESSING_VERSION
 
     def __post_init__(self) -> None:
@@ -121,6 +125,9 @@ def as_string_array(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) ->
 def clean(texts: Iterable[str | None] | pa.Array, config: PreprocessingConfig) -> pa.Array:
     """Text whose whitespace-separated words are the tokens: HTML, case, contractions, punctuation done."""
     a = as_string_array(texts)
+    if config.treebank:
+        for pattern, replacement in TREEBANK_RULES:
+            a = pc.replace_substring_regex(a, pattern, replacement)
     if config.strip_html:
         a = pc.replace_substring_regex(a, _HTML_TAG, " ")
     if config.normalize_unicode:

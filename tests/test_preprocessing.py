@@ -64,6 +64,22 @@ def test_contraction_expansion_is_optional():
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("treebank_text", "plain_text"),
+    [
+        ("It does n't work , -LRB- sadly -RRB- .", "It doesn't work, (sadly)."),
+        ("I ca n't and wo n't , they 're right", "I can't and won't, they're right"),
+        ("The film 's `` best '' scene , 1\\/2 star", 'The film\'s "best" scene, 1/2 star'),
+        ("I can not go", "I cannot go"),
+    ],
+)
+def test_treebank_text_and_plain_text_give_the_same_tokens(treebank_text, plain_text):
+    config = PreprocessingConfig(treebank=True)
+    assert tokens(treebank_text, config) == tokens(plain_text, config)
+    assert "doesn't" in tokens("does n't", config) and tokens("n't bad", config) == ["not", "bad"]
+    assert tokens("does n't") == ["does", "n't"]  # off by default: IMDB bundles encode as they always did
+
+
 def test_stop_word_removal_keeps_negations():
     config = PreprocessingConfig(remove_stopwords=True)
     assert tokens("This is not a good movie and it was no fun", config) == ["not", "good", "movie", "no", "fun"]
@@ -144,10 +160,15 @@ def test_tokens_are_the_same_on_every_call():
     truncating=st.sampled_from(["pre", "post"]),
     contractions=st.booleans(),
     stopwords=st.booleans(),
+    treebank=st.booleans(),
 )
-def test_encoding_never_raises_and_respects_bounds(texts, max_length, truncating, contractions, stopwords):
+def test_encoding_never_raises_and_respects_bounds(texts, max_length, truncating, contractions, stopwords, treebank):
     config = PreprocessingConfig(
-        max_length=max_length, truncating=truncating, expand_contractions=contractions, remove_stopwords=stopwords
+        max_length=max_length,
+        truncating=truncating,
+        expand_contractions=contractions,
+        remove_stopwords=stopwords,
+        treebank=treebank,
     )
     encoder = TextEncoder(config, VOCAB)
     encoded = encoder.encode(texts)

@@ -72,6 +72,8 @@ class TrainingConfig:
     cache_dir: Path = DEFAULT_CACHE
     expand_contractions: bool = False
     remove_stopwords: bool = False
+    treebank: bool = False
+    """The training text is Penn-Treebank tokenized (SST, RT phrases): undo that before cleaning."""
     name: str | None = None
     version: str | None = None
     text_column: str = "text"
@@ -170,6 +172,7 @@ def train(config: TrainingConfig) -> Bundle:
         max_length=config.max_length or arch.max_length,
         expand_contractions=config.expand_contractions,
         remove_stopwords=config.remove_stopwords,
+        treebank=config.treebank,
     )
     train_tokens = tokenize(train_set.texts, preprocessing)
     vocabulary_tokens, pretraining, embeddings = train_tokens, None, None
