@@ -152,3 +152,28 @@ def test_binary_bundles_are_the_two_class_case(tiny_bundle):
     columns = names.columns(np.array([[0.3, 0.7], [0.5, 0.5], [0.9, 0.1]], dtype=np.float32))
     assert columns["predicted_label"] == ["positive", "positive", "negative"]
     np.testing.assert_array_equal(columns["score"], np.array([0.7, 0.5, 0.1], dtype=np.float32))
+
+
+def test_training_on_two_sources_with_a_separate_validation_set(tmp_path):
+    """Phrases and sentences together, validated on a dev set, as the five-class recipe trains."""
+    for name, seed, n in (("phrases", 1, 150), ("sentences", 2, 100), ("dev", 3, 50)):
+        reviews = make_five_class_reviews(n, seed)
+        pq.write_table(
+            pa.table({"text": [t for t, _ in reviews], "label": [label for _, label in reviews]}),
+            tmp_path / f"{name}.parquet",
+        )
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(tmp_path / "phrases.parquet"), "--data", str(tmp_path / "sentences.parquet"),
+         "--validation-data", str(tmp_path / "dev.parquet"), "--class-names", ",".join(FIVE_CLASSES), "--ordinal",
+         "--treebank", "--arch", "lstm", "--epochs", "2", "--vocab-size", "100", "--max-length", "20",
+         "--out", str(tmp_path / "bundle"), "--name", "two-sources"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from pipeline.bundle import Bundle
+
+    bundle = Bundle.open(tmp_path / "bundle")
+    assert bundle.manifest.training_data["rows"] == 250 and bundle.manifest.training_data["validation_rows"] == 50
+    assert bundle.manifest.metrics["validation_split"]["kind"] == "separate validation data"
+    assert bundle.preprocessing.treebank and bundle.manifest.ordinal
+    assert bundle.load_model().layers[-1].units == 5
