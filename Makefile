@@ -13,19 +13,24 @@ TRAIN_ARGS ?=
 OVERWRITE ?=
 BEAM_ARGS ?=
 IMDB ?= ../shared/data/imdb
+RT ?= ../shared/data/rt
 # The committed default's recipe (README, "The committed model").
 DEFAULT_RECIPE := --vocab-size 30000 --freeze-embedding --epochs 15 --patience 3 --name imdb-bilstm
+# The committed five-class model's recipe (README, "The five-class model").
+RT_CLASSES := negative,somewhat negative,neutral,somewhat positive,positive
+RT_RECIPE := --arch bilstm-pool-short --treebank --expand-contractions --ordinal --freeze-embedding --ema 0.999 \
+	--epochs 10 --patience 3 --name rt-sentiment5
 BENCH_DATA ?= ../shared/data/imdb/unsup.parquet
 BENCH_SIZES ?= 1000,10000,50000,200000
 # The image is Beam's Python 3.11 SDK image on x86_64 Linux; the locks pin for exactly that.
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test lint train train-default info score bench bench-smoke clean
+.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke clean
 
 help: ## List every target.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: DATA=... PRETRAIN=... BUNDLE=... ARCH=... TRAIN_ARGS=... (train); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
+	@echo "Variables: DATA=... PRETRAIN=... BUNDLE=... ARCH=... TRAIN_ARGS=... (train; IMDB=... RT=... for train-default, train-rt); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
 
 $(BIN)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +58,12 @@ train: $(BIN)/.installed ## Train a bundle: make train DATA=aclImdb-or-parquet [
 
 train-default: $(BIN)/.installed ## Retrain the committed default from IMDB=../shared/data/imdb into BUNDLE (about 15 min on 2 cores).
 	$(BIN)/reviewscore train --data $(IMDB)/train.parquet --pretrain-vectors $(IMDB)/unsup.parquet --out $(BUNDLE) $(DEFAULT_RECIPE) $(TRAIN_ARGS)
+
+train-rt: $(BIN)/.installed ## Retrain the five-class model from RT=../shared/data/rt (+ IMDB text for vectors) into BUNDLE.
+	$(BIN)/reviewscore train --data $(RT)/rt_phrases.parquet --data $(RT)/sst5_train.parquet \
+		--validation-data $(RT)/sst5_dev.parquet --class-names "$(RT_CLASSES)" \
+		--pretrain-vectors $(IMDB)/train.parquet --pretrain-vectors $(IMDB)/unsup.parquet \
+		--out $(BUNDLE) $(RT_RECIPE) $(TRAIN_ARGS)
 
 info: $(BIN)/.installed ## Describe a bundle: make info [MODEL=models/imdb-bilstm].
 	$(BIN)/reviewscore info $(MODEL)

@@ -127,6 +127,15 @@ def train(
     freeze_embedding: Annotated[
         bool, typer.Option(help="Keep the pre-trained word vectors fixed while the LSTM trains.")
     ] = False,
+    ema: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9999,
+            help="Keep an exponential moving average of the weights with this momentum (e.g. 0.999) and use it "
+            "for validation, early stopping and the bundle; 0: off.",
+        ),
+    ] = 0.0,
     fine_tune_epochs: Annotated[
         int,
         typer.Option(
@@ -192,6 +201,7 @@ def train(
         word_vectors=WordVectorSettings(skip_gram=skip_gram),
         freeze_embedding=freeze_embedding,
         fine_tune_epochs=fine_tune_epochs,
+        ema=ema,
         cache_dir=cache_dir,
         seed=seed,
         expand_contractions=expand_contractions,

@@ -137,3 +137,28 @@ def test_committed_default_is_calibrated_and_validated_by_movie():
     assert split["kind"] == "grouped" and split["group_column"] == "movie_id"
     heldout = default.manifest.metrics["heldout"]
     assert heldout["ece"] < heldout["ece_uncalibrated"]
+
+
+def test_committed_five_class_model_reads_treebank_and_plain_text_alike():
+    """models/rt-sentiment5: intact, five ordered classes, scored by the compiled engine, and a
+    sentence in treebank form gets exactly the probabilities of the same sentence as users write it."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from pipeline.scorer import ScorerSettings, make_scorer
+
+    bundle = Bundle.open(Path(__file__).resolve().parent.parent / "models" / "rt-sentiment5")
+    manifest = bundle.manifest
+    assert len(manifest.class_names) == 5 and manifest.ordinal and manifest.score_label is None
+    assert manifest.metrics["validation_split"]["kind"] == "separate validation data"
+    assert bundle.preprocessing.treebank and bundle.calibration.method == "temperature"
+    scorer = make_scorer(
+        bundle.load_model(), bundle.preprocessing.max_length, ScorerSettings(threads=1), bundle.calibration
+    )
+    assert scorer.engine == "xla"
+    treebank = ["It does n't work , -LRB- sadly -RRB- .", "A wo n't - miss , ca n't - fail triumph ."]
+    plain = ["It doesn't work, (sadly).", "A won't-miss, can't-fail triumph."]
+    probabilities = scorer(bundle.encoder.encode(treebank + plain).rows())
+    np.testing.assert_array_equal(probabilities[:2], probabilities[2:])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)

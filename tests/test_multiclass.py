@@ -158,6 +158,8 @@ def test_training_on_two_sources_with_a_separate_validation_set(tmp_path):
     """Phrases and sentences together, validated on a dev set, as the five-class recipe trains."""
     for name, seed, n in (("phrases", 1, 150), ("sentences", 2, 100), ("dev", 3, 50)):
         reviews = make_five_class_reviews(n, seed)
+        if name == "phrases":
+            reviews[:2] = [(",", 2), ("-LRB- -RRB-", 2)]  # phrases with no word at all: left out
         pq.write_table(
             pa.table({"text": [t for t, _ in reviews], "label": [label for _, label in reviews]}),
             tmp_path / f"{name}.parquet",
@@ -174,6 +176,7 @@ def test_training_on_two_sources_with_a_separate_validation_set(tmp_path):
 
     bundle = Bundle.open(tmp_path / "bundle")
     assert bundle.manifest.training_data["rows"] == 250 and bundle.manifest.training_data["validation_rows"] == 50
+    assert bundle.manifest.training_data["empty_texts_left_out"] == 2 and "left out 2 texts" in result.output
     assert bundle.manifest.metrics["validation_split"]["kind"] == "separate validation data"
     assert bundle.preprocessing.treebank and bundle.manifest.ordinal
     assert bundle.load_model().layers[-1].units == 5

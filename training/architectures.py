@@ -102,6 +102,15 @@ def _bilstm_pool(x):
     return layers.Dropout(0.3)(pooled)
 
 
+def _bilstm_pool_short(x):
+    """bilstm-pool for sentences and phrases: heavier dropout (0.5 before and after), as a short text
+    gives the classifier few words to spread its trust over."""
+    x = layers.Dropout(0.5)(x)
+    x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)
+    pooled = layers.Concatenate()([MaskedGlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x)])
+    return layers.Dropout(0.5)(pooled)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
@@ -122,6 +131,14 @@ ARCHITECTURES: dict[str, Architecture] = {
             _bilstm_pool,
             64,
             20000,
+        ),
+        Architecture(
+            "bilstm-pool-short",
+            "bilstm-pool with Dropout 0.5 before and after, for sentences and phrases (60 tokens, 50,000 words)",
+            _bilstm_pool_short,
+            100,
+            50000,
+            max_length=60,
         ),
     )
 }

@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.bundle import Bundle, write_bundle
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary, tokenize
@@ -66,6 +67,9 @@ class TrainingConfig:
     word_vectors: WordVectorSettings = field(default_factory=WordVectorSettings)
     freeze_embedding: bool = False
     """Keep the pre-trained vectors as they are: the classifier cannot overfit 3 million embedding weights."""
+    ema: float = 0.0
+    """Momentum of an exponential moving average of the weights (Polyak averaging; 0: off). Validation,
+    early stopping and the bundle use the averaged weights, which move less from batch to batch."""
     fine_tune_epochs: int = 0
     """With freeze_embedding: then at most this many epochs with the embedding trainable, at a tenth
     of the learning rate, kept only if they lower the validation loss."""
@@ -84,16 +88,19 @@ class TrainingConfig:
 def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, config: TrainingConfig) -> dict:
     """Fit until the validation loss stops improving; the best epoch's weights are kept."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99),
         loss=loss_for(len(config.class_names)),
         metrics=["accuracy"],
         jit_compile=False,  # batches vary in length; XLA would recompile for every shape
     )
-    callbacks = [
+    # With EMA, the averaged weights are swapped in for validation and at each epoch's end, so early
+    # stopping keeps (and restores) the best epoch's averaged weights; it must come after the swap.
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
+    callbacks.append(
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1
         )
-    ]
+    )
     if config.reduce_lr_patience:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -123,6 +130,20 @@ def load_data(config: TrainingConfig) -> LabelledReviews:
     for part in parts[1:]:
         data = data.concatenated(part)
     return data
+
+
+def drop_empty(preprocessing: PreprocessingConfig, *parts: LabelledReviews) -> tuple:
+    """Each part without its texts that have no token after cleaning, and how many texts were dropped
+    (a part passed twice, as validation and calibration can be, is counted once)."""
+    kept, dropped, seen = [], 0, set()
+    for part in parts:
+        lengths = pc.list_value_length(tokenize(part.texts, preprocessing)).to_numpy(zero_copy_only=False)
+        keep = np.flatnonzero(lengths > 0)
+        kept.append(part if len(keep) == len(part) else part.subset(keep))
+        if id(part) not in seen:
+            seen.add(id(part))
+            dropped += len(part) - len(keep)
+    return (*kept, dropped)
 
 
 def train(config: TrainingConfig) -> Bundle:
@@ -174,6 +195,11 @@ def train(config: TrainingConfig) -> Bundle:
         remove_stopwords=config.remove_stopwords,
         treebank=config.treebank,
     )
+    # A text with no token left after cleaning ("," is a phrase of the RT data) teaches nothing, and
+    # scoring reports such a review as a preprocess failure; it is left out of every part.
+    train_set, val_set, cal_set, empty_dropped = drop_empty(preprocessing, train_set, val_set, cal_set)
+    if empty_dropped:
+        print(f"left out {empty_dropped} texts with no words after cleaning")
     train_tokens = tokenize(train_set.texts, preprocessing)
     vocabulary_tokens, pretraining, embeddings = train_tokens, None, None
     if config.pretrain_vectors is not None:
@@ -336,6 +362,7 @@ def train(config: TrainingConfig) -> Bundle:
         "training_rows": len(train_set),
         "validation_rows": len(val_set),
         "calibration_rows": len(cal_set),
+        "empty_texts_left_out": empty_dropped,
         "source": data.source,
     }
     if pretraining:
