@@ -42,14 +42,16 @@ def naive(data: Path, bundle_path: Path, scores_out: Path) -> None:
 
     import pipeline  # noqa: F401
     from pipeline.bundle import Bundle
-    from pipeline.calibration import logit
+    from pipeline.calibration import logits_from_outputs
+    from pipeline.labels import Labels
 
     bundle = Bundle.open(bundle_path)
     model = bundle.load_model()
     frame = pd.read_parquet(data)
     padded = bundle.encoder.encode(frame["text"].tolist()).padded(width=bundle.preprocessing.max_length)
-    probabilities = model.predict(padded, batch_size=NAIVE_BATCH, verbose=0)[:, 0]
-    scores = bundle.calibration.probabilities(logit(probabilities))  # what the bundle says a score is
+    outputs = model.predict(padded, batch_size=NAIVE_BATCH, verbose=0)
+    probabilities = bundle.calibration.probabilities(logits_from_outputs(outputs))  # what the bundle says
+    scores = Labels.of(bundle.manifest).columns(probabilities)["score"]  # the score column, as scoring writes it
     np.save(scores_out, scores.astype(np.float32))
 
 

@@ -21,6 +21,7 @@ import typer
 
 import pipeline  # noqa: F401
 from pipeline.bundle import Bundle
+from pipeline.calibration import UNCALIBRATED, class_probabilities
 from pipeline.preprocessing import pad_rows
 from pipeline.recurrent_graph import compile_plan, plan_model
 from pipeline.scorer import CompiledScorer, KerasScorer, compile_keras
@@ -48,12 +49,20 @@ def main(
     texts = pq.read_table(data, columns=["text"]).column("text").slice(0, reviews)
     rows = [r for r in bundle.encoder.encode(texts).rows() if len(r)]
     width = bundle.preprocessing.max_length
-    compiled = compile_keras(model)
-    graph = compile_plan(plan_model(model), width)
+    compiled, _ = compile_keras(model)
+    plan = plan_model(model)
+    graph = compile_plan(plan, width)
+
+    def last_class(logits) -> np.ndarray:
+        """Every variant compared on the same quantity: the last class's (uncalibrated) probability."""
+        return UNCALIBRATED.probabilities(np.asarray(logits))[:, -1]
+
+    def on_last_class(scorer):
+        return lambda r: last_class(scorer(r))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], jit_compile=True)
     def xla(ids):
-        return model(ids, training=False)[:, -1]
+        return model(ids, training=False)[:, -1]  # a sigmoid head's probability
 
     def bucketed_xla(batch_rows, size=256, multiple=32):
         lengths = np.array([len(r) for r in batch_rows])
@@ -67,14 +76,18 @@ def main(
         return out
 
     candidates = {
-        "naive: pad 500, model.predict, batch 256": lambda r: model.predict(pad_rows(r, width), 256, verbose=0)[:, 0],
-        "tf.function, pad 500, batch 256": lambda r: np.concatenate(
-            [compiled(pad_rows(r[i : i + 256], width)).numpy() for i in range(0, len(r), 256)]
+        "naive: pad 500, model.predict, batch 256": lambda r: class_probabilities(
+            model.predict(pad_rows(r, width), 256, verbose=0)
+        )[:, -1],
+        "tf.function, pad 500, batch 256": lambda r: last_class(
+            np.concatenate([compiled(pad_rows(r[i : i + 256], width)).numpy() for i in range(0, len(r), 256)])
         ),
-        **{f"tf.function, length-sorted, batch {b}": KerasScorer(model, b) for b in (64, 128, 256, 512)},
+        **{f"tf.function, length-sorted, batch {b}": on_last_class(KerasScorer(model, b)) for b in (64, 128, 256, 512)},
         "XLA Keras model, length-sorted, widths to x32, batch 256": lambda r: bucketed_xla(r),
         **{
-            f"compiled graph, batch {b}, {t} thread{'s' if t > 1 else ''}": CompiledScorer(graph, width, b, t)
+            f"compiled graph, batch {b}, {t} thread{'s' if t > 1 else ''}": on_last_class(
+                CompiledScorer(graph, width, plan.outputs, b, t)
+            )
             for b in (64, 128, 256, 512)
             for t in (1, 2, 4)
         },

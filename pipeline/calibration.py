@@ -106,6 +106,17 @@ def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     return np.concatenate([1.0 - p, p], axis=1) if p.shape[1] == 1 else p
 
 
+def logits_from_outputs(outputs: np.ndarray) -> np.ndarray:
+    """Logits from a bare Keras model's outputs (the tutorials' `model.predict`): a sigmoid head's
+    log-odds, or a softmax head's log-probabilities (the logits up to a constant per row, which the
+    softmax ignores)."""
+    p = np.asarray(outputs, dtype=np.float64)
+    if p.ndim == 1 or p.shape[1] == 1:
+        return logit(p)
+    with np.errstate(divide="ignore"):
+        return np.log(p)
+
+
 def logit(probabilities: np.ndarray) -> np.ndarray:
     """The log-odds of a bare Keras model's sigmoid output, for code that holds only probabilities
     (the tutorials' `model.predict`); exact in the middle, limited by float32 in the far tails."""
