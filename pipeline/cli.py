@@ -245,7 +245,7 @@ def info(
     table.add_row("classes", ", ".join(manifest.class_names))
     table.add_row("vocabulary", f"{len(opened.vocabulary.tokens)} words + padding and unknown ids")
     table.add_row("preprocessing", _describe(opened.preprocessing.to_dict()))
-    table.add_row("calibration", _describe_calibration(opened.calibration))
+    table.add_row("calibration", _describe_calibration(opened.calibration, len(manifest.class_names)))
     table.add_row("scoring engine", _engine_for(opened))
     table.add_row("metrics", _describe(manifest.metrics))
     table.add_row("training data", _describe(manifest.training_data))
@@ -253,18 +253,21 @@ def info(
     console.print(table)
 
 
-def _describe_calibration(calibration) -> str:
+def _describe_calibration(calibration, classes: int) -> str:
+    """The calibration as a formula over the model's logits: one sigmoid logit for two classes, K softmax logits."""
+    own = "sigmoid" if classes == 2 else "softmax"
     if calibration.method == "none":
-        return "none: scores are the model's own sigmoid"
+        return f"none: scores are the model's own {own}"
+    t = calibration.temperature
     formula = (
-        f"temperature {calibration.temperature:.4f}: score = sigmoid(logit / {calibration.temperature:.4f})"
+        f"temperature {t:.4f}: probabilities = {own}(logit{'s' if classes > 2 else ''} / {t:.4f})"
         if calibration.method == "temperature"
         else f"Platt: score = sigmoid({calibration.slope:.4f} * logit + {calibration.intercept:.4f})"
     )
     details = calibration.details
     if "before" in details and "after" in details:
         formula += (
-            f"\nECE ({details.get('ece_bins', '?')} bins) on the held-out calibration fold: "
+            f"\nECE of score ({details.get('ece_bins', '?')} bins) where it was fitted: "
             f"{details['before']['ece']:.4f} before, {details['after']['ece']:.4f} after"
         )
     return formula

@@ -59,7 +59,7 @@ def test_train_cli_on_aclimdb_layout_then_info(tmp_path):
     described = runner.invoke(app, ["info", str(out)])
     assert described.exit_code == 0, described.output
     for expected in ("cnn-lstm", "9.9.9", "vocabulary", "max_length: 30", "validation_accuracy", "sha256:",
-                     "calibration", "held-out calibration fold"):  # fmt: skip
+                     "calibration", "ECE of score"):  # fmt: skip
         assert expected in described.output
 
 

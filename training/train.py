@@ -281,6 +281,8 @@ def train(config: TrainingConfig) -> Bundle:
     if len(cal_set):
         groups = group_keys(cal_set.groups, len(cal_set))
         calibration = choose_and_fit(cal_logits, cal_set.labels, groups, config.seed, names)
+        if config.validation_data is not None:
+            calibration.details["fitted_on"] = "the separate validation data (also used for early stopping)"
         scorer.calibration = calibration
     validation_kind = "grouped" if data.groups is not None and config.validation_data is None else "random"
     if config.validation_data is not None:
