@@ -151,7 +151,8 @@ def test_committed_five_class_model_reads_treebank_and_plain_text_alike():
     bundle = Bundle.open(Path(__file__).resolve().parent.parent / "models" / "rt-sentiment5")
     manifest = bundle.manifest
     assert len(manifest.class_names) == 5 and manifest.ordinal and manifest.score_label is None
-    assert manifest.metrics["validation_split"]["kind"] == "separate validation data"
+    split = manifest.metrics["validation_split"]
+    assert split["kind"] == "separate validation data" and split["held_out_by"].startswith("file")
     assert bundle.preprocessing.treebank and bundle.calibration.method == "temperature"
     scorer = make_scorer(
         bundle.load_model(), bundle.preprocessing.max_length, ScorerSettings(threads=1), bundle.calibration

@@ -177,6 +177,12 @@ def test_training_on_two_sources_with_a_separate_validation_set(tmp_path):
     bundle = Bundle.open(tmp_path / "bundle")
     assert bundle.manifest.training_data["rows"] == 250 and bundle.manifest.training_data["validation_rows"] == 50
     assert bundle.manifest.training_data["empty_texts_left_out"] == 2 and "left out 2 texts" in result.output
-    assert bundle.manifest.metrics["validation_split"]["kind"] == "separate validation data"
+    split = bundle.manifest.metrics["validation_split"]
+    assert split["kind"] == "separate validation data" and split["held_out_by"].startswith("file")
+    training_texts = {
+        t for name in ("phrases", "sentences") for t in pq.read_table(tmp_path / f"{name}.parquet")["text"].to_pylist()
+    }
+    dev_texts = pq.read_table(tmp_path / "dev.parquet")["text"].to_pylist()
+    assert split["validation_texts_also_in_training"] == sum(text in training_texts for text in dev_texts)
     assert bundle.preprocessing.treebank and bundle.manifest.ordinal
     assert bundle.load_model().layers[-1].units == 5

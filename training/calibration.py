@@ -158,7 +158,12 @@ def _loss(features: np.ndarray, y: np.ndarray, offset: np.ndarray, params: np.nd
 
 
 def choose_and_fit(
-    logits: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int, names: Labels = BINARY
+    logits: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+    names: Labels = BINARY,
+    fitted_on: str = "calibration fold (grouped like the split; not used for early stopping)",
 ) -> Calibration:
     """Cross-fit the methods that apply over group folds of the calibration data, keep the better, refit on all."""
     labels = np.asarray(labels)
@@ -186,7 +191,7 @@ def choose_and_fit(
     calibration = fit(best, logits, labels)
     calibrated = calibration.probabilities(logits)
     details = {
-        "fitted_on": "calibration fold (grouped like the split; not used for early stopping)",
+        "fitted_on": fitted_on,
         "rows": len(labels),
         "chosen_by": f"lower log loss in {CROSS_FIT_FOLDS}-fold group cross-fitting on the calibration fold",
         "cross_fitted": comparison,

@@ -163,11 +163,15 @@ def train(config: TrainingConfig) -> Bundle:
         val_set = cal_set = load_labelled(
             config.validation_data, config.text_column, config.label_column, class_names=config.class_names
         )
+        training_texts = set(train_set.texts.to_pylist())
         split_description = {
             "kind": "separate validation data",
+            "held_out_by": "file: the validation set is its own file, not drawn from the training data",
             "validation_source": val_set.source,
+            "validation_texts_also_in_training": sum(text in training_texts for text in val_set.texts.to_pylist()),
             "rows": {"train": len(train_set), "validation": len(val_set), "calibration": len(val_set)},
         }
+        calibration_part = "the validation data (also used for early stopping)"
     else:
         split = holdout_split(
             len(data),
@@ -179,6 +183,7 @@ def train(config: TrainingConfig) -> Bundle:
         )
         train_set, val_set, cal_set = (data.subset(idx) for idx in (split.train, split.validation, split.calibration))
         split_description = split.description
+        calibration_part = f"calibration fold: {split_description['kind']}, never used to choose weights or epochs"
     empty = [name for name, count in zip(config.class_names, train_set.class_counts(), strict=True) if count == 0]
     if empty:
         raise DatasetError(f"{data.source}: no training rows of class {', '.join(map(repr, empty))}")
@@ -280,20 +285,15 @@ def train(config: TrainingConfig) -> Bundle:
     calibration = None
     if len(cal_set):
         groups = group_keys(cal_set.groups, len(cal_set))
-        calibration = choose_and_fit(cal_logits, cal_set.labels, groups, config.seed, names)
-        if config.validation_data is not None:
-            calibration.details["fitted_on"] = "the separate validation data (also used for early stopping)"
+        calibration = choose_and_fit(cal_logits, cal_set.labels, groups, config.seed, names, calibration_part)
         scorer.calibration = calibration
-    validation_kind = "grouped" if data.groups is not None and config.validation_data is None else "random"
-    if config.validation_data is not None:
-        validation_kind = "separate validation data"
     val_probabilities = scorer(val_encoded.rows())
     metrics = {
         "validation_split": split_description,
         "validation": {
             **classification_metrics(val_set.labels, val_probabilities, names, config.ordinal),
             **calibration_metrics(val_set.labels, val_probabilities, names),
-            "split": f"validation ({validation_kind}, used for early stopping)",
+            "split": f"validation ({split_description['kind']}, used for early stopping)",
         },
         "epochs_run": len(history["loss"]),
         "best_epoch": int(np.argmin(history["val_loss"])) + 1,
@@ -308,10 +308,7 @@ def train(config: TrainingConfig) -> Bundle:
         metrics["calibration"] = {
             **classification_metrics(cal_set.labels, held_out_probabilities, names, config.ordinal),
             **calibration.details["after"],  # choose_and_fit measured these on the same scores
-            "split": "calibration (held out: not used for early stopping; calibration fitted on it)"
-            if config.validation_data is None
-            else "validation data (also used for early stopping; calibration fitted on it, cross-fitted ECE in "
-            "calibration.json)",
+            "split": f"{calibration_part}; calibration fitted on it (cross-fitted figures in calibration.json)",
             "uncalibrated": calibration.details["before"],
             "method": calibration.method,
         }
@@ -347,9 +344,7 @@ def train(config: TrainingConfig) -> Bundle:
     }
     if calibration is not None:
         summary["heldout"] = {
-            "split": "calibration fold: " + split_description["kind"] + ", never used to choose weights or epochs"
-            if config.validation_data is None
-            else "the validation data (also used for early stopping)",
+            "split": calibration_part,
             "accuracy": held_out["accuracy"],
             "macro_f1": held_out["macro_f1"],
             **({"roc_auc": held_out["roc_auc"]} if "roc_auc" in held_out else {}),
