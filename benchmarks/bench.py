@@ -1,15 +1,21 @@
-"""`make bench`: the tutorials' way of scoring against the reviewscore pipeline, end to end, on one machine.
+"""`make bench`: the tutorials' way of scoring against the reviewscore pipeline and its engines, on one machine.
 
     .venv/bin/python benchmarks/bench.py --data ../shared/data/imdb/unsup.parquet --sizes 1000,10000,50000,200000
 
 For every input size it runs, each in its own process so start-up and memory are measured whole:
   (a) naive: pandas reads the Parquet, the bundle's encoder cleans and encodes, every review is padded
       to the bundle's max_length, `model.predict(batch_size=256)` scores (the tutorials' code);
-  (b) pipeline: `reviewscore score` on DirectRunner, Parquet in, Parquet out.
+  (b) pipeline: `reviewscore score` on DirectRunner, Parquet in, Parquet out (engine 'auto').
 It reports reviews/s (wall clock of the whole process), their ratio, the largest |score difference|
-and each process's peak resident memory, then start-up (10 reviews end to end) and the LSTM's
-achieved arithmetic rate against the machine's peak, and what a million reviews would cost on Dataflow
-at the pipeline's rate per core. Results go to --out as JSON, Markdown and a PNG.
+and each process's peak resident memory. Then, on the --compare-size reviews, in one run:
+  - the tutorial way alone: `model.predict` on the ids padded to max_length, batch 256, cleaning and
+    reading not counted, best of 2;
+  - each engine alone (onnx, xla, keras): its load (import, compile) and its scoring of the encoded
+    ids, timed apart, with the executed GFLOP/s against the machine's peak;
+  - end to end against both: the ratios the README promises;
+and start-up: `reviewscore --help`, the README's 12-review quick start, 10 reviews of Parquet.
+It ends with what a million reviews would cost on Dataflow at the pipeline's rate per core.
+Results go to --out as JSON, Markdown and a PNG.
 Inputs larger than the data file repeat it with suffixed review ids (200,000 = unsup.parquet x 4).
 """
 
@@ -53,6 +59,42 @@ def naive(data: Path, bundle_path: Path, scores_out: Path) -> None:
     probabilities = bundle.calibration.probabilities(logits_from_outputs(outputs))  # what the bundle says
     scores = Labels.of(bundle.manifest).columns(probabilities)["score"]  # the score column, as scoring writes it
     np.save(scores_out, scores.astype(np.float32))
+
+
+def tutorial(data: Path, bundle_path: Path, result: Path) -> None:
+    """The tutorials' `model.predict` alone, on ids padded to max_length: best of 2, nothing else timed."""
+    import pipeline.layers  # noqa: F401
+    from pipeline.bundle import Bundle
+
+    bundle = Bundle.open(bundle_path)
+    model = bundle.load_model()
+    texts = pq.read_table(data, columns=["text"]).column("text")
+    padded = bundle.encoder.encode(texts).padded(width=bundle.preprocessing.max_length)
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        model.predict(padded, batch_size=NAIVE_BATCH, verbose=0)
+        times.append(time.perf_counter() - started)
+    result.write_text(json.dumps({"seconds": min(times), "runs_seconds": times, "reviews": len(padded)}))
+
+
+def engine_alone(data: Path, bundle_path: Path, engine: str, result: Path, logits_out: Path) -> None:
+    """One engine on the encoded reviews: its load (imports included) and its scoring, timed apart."""
+    from pipeline.bundle import Bundle
+    from pipeline.scorer import ScorerSettings, bundle_scorer
+
+    bundle = Bundle.open(bundle_path)
+    rows = bundle.encoder.encode(pq.read_table(data, columns=["text"]).column("text")).rows()
+    rows = [r for r in rows if len(r)]
+    started = time.perf_counter()
+    scorer = bundle_scorer(bundle, ScorerSettings(engine=engine))
+    loaded = time.perf_counter()
+    logits = scorer.logits(rows)
+    scored = time.perf_counter()
+    np.save(logits_out, logits)
+    result.write_text(
+        json.dumps({"load_seconds": loaded - started, "score_seconds": scored - loaded, "reviews": len(rows)})
+    )
 
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
@@ -112,16 +154,16 @@ def max_difference(naive_scores: Path, data: Path, out: Path) -> float:
     return max(abs(got[k] - expected[k]) for k in expected)
 
 
-def flops_per_token(bundle_path: Path) -> tuple[float, float, str]:
+def flops_per_token(bundle_path: Path) -> tuple[float, dict[str, float]]:
     """FLOPs per token of the model's LSTMs (2 x multiply-adds; an LSTM's kernels hold its 4 gates),
-    the share the scoring engine executes, and the engine's name.
+    and what each engine executes per token.
 
-    The compiled engine folds each input projection into a lookup table, so per token it executes
-    only the recurrent products; the model's count is the honest measure of work done for the user.
+    The xla engine folds each input projection into a lookup table, so per token it executes only
+    the recurrent products; onnx and keras run the input projection too. The model's count is the
+    honest measure of work done for the user.
     """
-    import pipeline  # noqa: F401
+    import pipeline.layers  # noqa: F401
     from pipeline.bundle import Bundle
-    from pipeline.recurrent_graph import UnsupportedModel, plan_model
 
     model = Bundle.open(bundle_path).load_model()
     inputs = recurrent_macs = 0
@@ -129,12 +171,55 @@ def flops_per_token(bundle_path: Path) -> tuple[float, float, str]:
         if layer.__class__.__name__ == "LSTMCell":
             inputs += layer.kernel.shape[0] * layer.kernel.shape[1]
             recurrent_macs += layer.recurrent_kernel.shape[0] * layer.recurrent_kernel.shape[1]
-    try:
-        plan_model(model)
-        executed, engine = 2.0 * recurrent_macs, "xla"
-    except UnsupportedModel:
-        executed, engine = 2.0 * (inputs + recurrent_macs), "keras"
-    return 2.0 * (inputs + recurrent_macs), executed, engine
+    full = 2.0 * (inputs + recurrent_macs)
+    return full, {"xla": 2.0 * recurrent_macs, "onnx": full, "keras": full}
+
+
+def compare(
+    path: Path,
+    bundle: Path,
+    out: Path,
+    end_to_end: dict[str, Any],
+    engines: list[str],
+    executed: dict[str, float],
+    peak: float,
+) -> dict[str, Any]:
+    """Tutorial way (best of 2), each engine alone, and end to end, on the same reviews."""
+    real_tokens, _ = tokens_scored(path, bundle)
+    tutorial_json = out / "tutorial.json"
+    process = run_measured([sys.executable, __file__, "tutorial", str(path), str(bundle), str(tutorial_json)])
+    tutorial_run = {**json.loads(tutorial_json.read_text()), "peak_rss_mb": process["peak_rss_mb"]}
+    tutorial_run["reviews_per_second"] = tutorial_run["reviews"] / tutorial_run["seconds"]
+    alone: dict[str, dict[str, Any]] = {}
+    logits = {}
+    for engine in engines:
+        result, saved = out / f"engine-{engine}.json", out / f"logits-{engine}.npy"
+        process = run_measured(
+            [sys.executable, __file__, "engine", str(path), str(bundle), engine, str(result), str(saved)]
+        )
+        run = {**json.loads(result.read_text()), "process_seconds": process["wall_seconds"]}
+        run["peak_rss_mb"] = process["peak_rss_mb"]
+        run["reviews_per_second"] = run["reviews"] / run["score_seconds"]
+        run["executed_gflops"] = real_tokens * executed[engine] / run["score_seconds"] / 1e9
+        run["percent_of_peak"] = 100 * run["executed_gflops"] * 1e9 / peak
+        alone[engine] = run
+        logits[engine] = np.load(saved)
+    reference = "keras" if "keras" in logits else engines[0]
+    for engine in engines:
+        alone[engine]["max_abs_logit_difference_to_" + reference] = float(
+            np.abs(logits[engine] - logits[reference]).max()
+        )
+    fastest = max(alone, key=lambda e: alone[e]["reviews_per_second"])
+    e2e = end_to_end["pipeline"]["reviews_per_second"]
+    return {
+        "reviews": end_to_end["reviews"],
+        "tutorial": tutorial_run,
+        "engines": alone,
+        "fastest_engine": fastest,
+        "end_to_end": end_to_end["pipeline"],
+        "end_to_end_vs_tutorial": e2e / tutorial_run["reviews_per_second"],
+        "end_to_end_vs_fastest_engine": e2e / alone[fastest]["reviews_per_second"],
+    }
 
 
 def tokens_scored(path: Path, bundle_path: Path) -> tuple[int, int]:
@@ -218,15 +303,47 @@ def render(report: dict[str, Any]) -> str:
     e = report["efficiency"]
     lines += [
         "",
-        f"Start-up, 10 reviews end to end: {startup['wall_seconds']:.1f} s, peak RSS {startup['peak_rss_mb']:,.0f} MB.",
+        f"Start-up: `reviewscore --help` {report['help_seconds']:.2f} s (best of 3); the README quick start "
+        f"(12 review files) {report['quick_start']['wall_seconds']:.1f} s, peak RSS "
+        f"{report['quick_start']['peak_rss_mb']:,.0f} MB; 10 reviews of Parquet {startup['wall_seconds']:.1f} s, "
+        f"peak RSS {startup['peak_rss_mb']:,.0f} MB.",
+    ]
+    c = report.get("comparison")
+    if c:
+        t = c["tutorial"]
+        lines += [
+            "",
+            f"On the same {c['reviews']:,} reviews:",
+            "",
+            "| what | load s | scoring s | reviews/s | GFLOP/s executed (% of peak) | max abs logit diff | peak RSS |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| tutorial way: `model.predict`, padded to 500, batch 256, best of 2 | - | {t['seconds']:.1f} "
+            f"| {t['reviews_per_second']:,.0f} | - | - | {t['peak_rss_mb']:,.0f} MB |",
+        ]
+        for name, run in c["engines"].items():
+            difference = next(v for k, v in run.items() if k.startswith("max_abs_logit_difference"))
+            lines.append(
+                f"| engine {name} alone | {run['load_seconds']:.1f} | {run['score_seconds']:.1f} "
+                f"| {run['reviews_per_second']:,.0f} | {run['executed_gflops']:.1f} ({run['percent_of_peak']:.0f} %) "
+                f"| {difference:.1e} | {run['peak_rss_mb']:,.0f} MB |"
+            )
+        end = c["end_to_end"]
+        lines += [
+            f"| end to end: `reviewscore score`, Parquet in and out | - | {end['wall_seconds']:.1f} (whole process) "
+            f"| {end['reviews_per_second']:,.0f} | - | - | {end['peak_rss_mb']:,.0f} MB |",
+            "",
+            f"End to end = **{c['end_to_end_vs_tutorial']:.2f}x** the tutorial way and "
+            f"**{100 * c['end_to_end_vs_fastest_engine']:.0f} %** of the fastest engine alone "
+            f"({c['fastest_engine']}). Logit differences are to the keras engine.",
+        ]
+    lines += [
         "",
         f"Machine: {e['machine']}; fp32 peak {e['peak_gflops']:.0f} GFLOP/s. Model: {e['flops_per_token']:,.0f} "
-        "FLOP per token (2 x multiply-adds of the LSTM kernels).",
+        "FLOP per token (2 x multiply-adds of the LSTM kernels); executed per token: "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in e["executed_flops_per_token"].items())
+        + ".",
         f"Pipeline: {e['pipeline_gflops_real_tokens']:.1f} GFLOP/s of the model's work on real tokens "
-        f"({100 * e['pipeline_gflops_real_tokens'] / e['peak_gflops']:.0f} % of peak), whole process; "
-        f"its {e['engine']} engine executes {e['executed_flops_per_token']:,.0f} FLOP per token, "
-        f"{e['pipeline_executed_gflops']:.1f} GFLOP/s "
-        f"({100 * e['pipeline_executed_gflops'] / e['peak_gflops']:.0f} % of peak).",
+        f"({100 * e['pipeline_gflops_real_tokens'] / e['peak_gflops']:.0f} % of peak), whole process.",
     ]
     if "naive_gflops_padded_tokens" in e:
         lines.append(
@@ -252,6 +369,10 @@ def main(
     repeat: Annotated[
         int, typer.Option(min=1, help="Runs of each variant per size, interleaved; the median is reported.")
     ] = 1,
+    compare_size: Annotated[
+        int, typer.Option(help="Size (one of --sizes) for the tutorial way, each engine alone and the ratios.")
+    ] = 50000,
+    engines: Annotated[str, typer.Option(help="Engines to measure alone.")] = "onnx,xla,keras",
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     inputs = out / "inputs"
@@ -282,20 +403,30 @@ def main(
 
     startup_input = make_input(data, 10, inputs)
     startup = score_pipeline(startup_input, bundle, out / "scored-startup", extra)
+    reviewscore = str(ROOT / ".venv/bin/reviewscore")
+    help_runs = [run_measured([reviewscore, "--help"]) for _ in range(3)]
+    quick_start = run_measured(
+        [reviewscore, "score", str(ROOT / "examples/reviews"), "--output", str(out / "quickstart"), "--model",
+         str(bundle), "--overwrite"]
+    )  # fmt: skip
 
     largest = max(results, key=lambda r: r["reviews"])
     real_tokens, padded_tokens = tokens_scored(make_input(data, largest["reviews"], inputs), bundle)
-    per_token, executed_per_token, engine = flops_per_token(bundle)
+    per_token, executed = flops_per_token(bundle)
     peak, machine = peak_flops()
     efficiency = {
         "flops_per_token": per_token,
-        "engine": engine,
-        "executed_flops_per_token": executed_per_token,
+        "executed_flops_per_token": executed,
         "machine": machine,
         "peak_gflops": peak / 1e9,
         "pipeline_gflops_real_tokens": real_tokens * per_token / largest["pipeline"]["wall_seconds"] / 1e9,
-        "pipeline_executed_gflops": real_tokens * executed_per_token / largest["pipeline"]["wall_seconds"] / 1e9,
     }
+    compared = next((r for r in results if r["reviews"] == compare_size), None)
+    comparison = (
+        compare(make_input(data, compare_size, inputs), bundle, out, compared, engines.split(","), executed, peak)
+        if compared
+        else None
+    )
     if "naive" in largest:
         efficiency["naive_gflops_padded_tokens"] = padded_tokens * per_token / largest["naive"]["wall_seconds"] / 1e9
         efficiency["naive_gflops_real_tokens"] = real_tokens * per_token / largest["naive"]["wall_seconds"] / 1e9
@@ -308,6 +439,9 @@ def main(
         "repeat": repeat,
         "results": results,
         "startup_10_reviews": startup,
+        "help_seconds": min(r["wall_seconds"] for r in help_runs),
+        "quick_start": quick_start,
+        "comparison": comparison,
         "efficiency": efficiency,
         "tokens": {"real": real_tokens, "padded_to_max_length": padded_tokens, "reviews": largest["reviews"]},
     }
@@ -320,6 +454,10 @@ def main(
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "render":
         print(render(json.loads(Path(sys.argv[2]).read_text())), end="")
+    elif len(sys.argv) > 1 and sys.argv[1] == "tutorial":
+        tutorial(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "engine":
+        engine_alone(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5]), Path(sys.argv[6]))
     elif len(sys.argv) > 1 and sys.argv[1] == "naive":
         naive(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
     else:

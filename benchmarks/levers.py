@@ -19,12 +19,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import typer
 
-import pipeline  # noqa: F401
+import pipeline.layers  # noqa: F401
 from pipeline.bundle import Bundle
 from pipeline.calibration import UNCALIBRATED, class_probabilities
+from pipeline.engines.keras_engine import KerasScorer, compile_keras
+from pipeline.engines.plan import plan_model
+from pipeline.engines.xla import CompiledScorer, compile_plan
 from pipeline.preprocessing import pad_rows
-from pipeline.recurrent_graph import compile_plan, plan_model
-from pipeline.scorer import CompiledScorer, KerasScorer, compile_keras
 
 
 def timed(fn, rows, repeat: int = 1) -> tuple[float, np.ndarray]:

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import typer
 
 from pipeline.bundle import Bundle
+from pipeline.engines.batching import available_cores
 from pipeline.preprocessing import tokenize
-from pipeline.scorer import available_cores
 
 
 def main(
@@ -44,7 +44,7 @@ def main(
         for name, (executor, parts) in pipeline_like.items():
             started = time.perf_counter()
             for texts_of_batch in batches:
-                encoder.encode_rows(texts_of_batch, executor, parts)
+                encoder.encode_parallel(texts_of_batch, executor, parts).rows()
             timings[name].append(time.perf_counter() - started)
         started = time.perf_counter()
         tokenize(texts, opened.preprocessing)

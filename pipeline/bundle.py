@@ -3,7 +3,9 @@
 `Bundle.open` verifies the manifest (format version, file list) and the sha256 of every file, then
 parses the preprocessing settings and the vocabulary; the Keras model itself is loaded only on
 demand (`load_model`), in Keras safe mode, and checked against the vocabulary. Any problem raises a
-BundleError whose message names the bundle and what is wrong. Nothing here unpickles.
+BundleError whose message names the bundle and what is wrong. Nothing here unpickles, and nothing
+imports TensorFlow until a Keras model is loaded or written: `reviewscore info` and ONNX scoring
+never need it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 import pipeline
 from pipeline.calibration import UNCALIBRATED, Calibration, CalibrationError
@@ -26,6 +26,7 @@ from schemas.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     MODEL_FILE,
+    ONNX_FILE,
     PREPROCESSING_FILE,
     VOCABULARY_FILE,
     Manifest,
@@ -33,6 +34,9 @@ from schemas.bundle import (
     check_bundle_relative,
     default_score_label,
 )
+
+if TYPE_CHECKING:
+    import keras
 
 
 class BundleError(Exception):
@@ -98,14 +102,39 @@ class Bundle:
     def model_version(self) -> str:
         return self.manifest.version
 
+    @property
+    def has_onnx(self) -> bool:
+        return ONNX_FILE in self.manifest.files
+
+    def check_embedding_fits(self, rows: int) -> None:
+        """The model's embedding must take exactly this vocabulary's ids."""
+        if rows != len(self.vocabulary):
+            raise BundleError(
+                f"model bundle {self.path}: the vocabulary has {len(self.vocabulary)} ids but the model's embedding "
+                f"takes {rows}; {VOCABULARY_FILE} does not belong to this model"
+            )
+
+    def check_outputs_fit(self, outputs: int) -> None:
+        """A model with `outputs` logit columns must score the manifest's classes (one column: two classes)."""
+        classes = 2 if outputs == 1 else outputs
+        if classes != len(self.manifest.class_names):
+            raise BundleError(
+                f"model bundle {self.path}: the model outputs {classes} classes but the manifest names "
+                f"{len(self.manifest.class_names)} ({', '.join(self.manifest.class_names)})"
+            )
+
     def load_model(self) -> keras.Model:
         """The bare Keras model, loaded in safe mode and checked to accept this vocabulary's ids."""
+        import keras
+
+        import pipeline.layers  # noqa: F401  (registers the custom layers safe mode may rebuild)
+
         try:
             model = keras.saving.load_model(self.path / MODEL_FILE, compile=False, safe_mode=True)
         except Exception as e:  # Keras raises many types for a bad archive; all mean the same here.
             raise BundleError(f"model bundle {self.path}: cannot load {MODEL_FILE}: {e}") from None
-        check_vocabulary_fits(model, self.vocabulary, self.path)
-        check_classes_fit(model, self.manifest.class_names, self.path)
+        self.check_embedding_fits(_embedding_rows(model, self.path))
+        self.check_outputs_fit(_output_units(model, self.path))
         return model
 
 
@@ -143,31 +172,23 @@ def open_bundle(uri: str | Path) -> Bundle:
 _LOCAL_COPIES: dict[str, Path] = {}
 
 
-def check_vocabulary_fits(model: keras.Model, vocabulary: Vocabulary, where: Path) -> None:
+def _embedding_rows(model: keras.Model, where: Path) -> int:
+    import keras
+
     embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
     if len(embeddings) != 1:
         raise BundleError(f"model bundle {where}: expected one Embedding layer, found {len(embeddings)}")
-    if embeddings[0].input_dim != len(vocabulary):
-        raise BundleError(
-            f"model bundle {where}: the vocabulary has {len(vocabulary)} ids but the model's embedding "
-            f"takes {embeddings[0].input_dim}; {VOCABULARY_FILE} does not belong to this model"
-        )
+    return embeddings[0].input_dim
 
 
-def check_classes_fit(model: keras.Model, class_names: list[str], where: Path) -> None:
-    """The model's head must produce the manifest's classes: Dense(K, softmax), or Dense(1, sigmoid) for two."""
+def _output_units(model: keras.Model, where: Path) -> int:
+    """Logit columns of the model's head: Dense(K, softmax), or Dense(1, sigmoid) for two classes."""
     from pipeline.layers import output_head
 
     try:
-        head = output_head(model)
+        return output_head(model).units
     except ValueError as e:
         raise BundleError(f"model bundle {where}: {e}") from None
-    classes = 2 if head.units == 1 else head.units
-    if classes != len(class_names):
-        raise BundleError(
-            f"model bundle {where}: the model outputs {classes} classes but the manifest names "
-            f"{len(class_names)} ({', '.join(class_names)})"
-        )
 
 
 def _read_json(path: Path) -> Any:
@@ -206,6 +227,8 @@ def write_bundle(
 
     The model is saved without optimizer state (it is for inference), which keeps the bundle small.
     """
+    import keras
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     # Rebuilt from its config: keras.models.clone_model would carry the optimizer (3x the size).
@@ -218,6 +241,9 @@ def write_bundle(
     if calibration is not None:
         (path / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2), encoding="utf-8")
         written.append(CALIBRATION_FILE)
+    onnx = write_onnx(inference_model, path)
+    if "file" in onnx:
+        written.append(ONNX_FILE)
     files = {f: sha256_file(path / f) for f in (*written, *extra_files)}
     created = datetime.now(UTC)
     manifest = Manifest(
@@ -233,7 +259,37 @@ def write_bundle(
         reviewscore_version=pipeline.__version__,
         score_label=default_score_label(class_names),
         ordinal=ordinal,
+        onnx=onnx,
     )
     manifest.validate()
     (path / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
     return Bundle.open(path)
+
+
+def write_onnx(model: keras.Model, path: Path) -> dict[str, Any]:
+    """Export model.onnx into the bundle folder; the manifest's `onnx` entry (why not, if it cannot)."""
+    from pipeline.engines.onnx_export import export_onnx
+    from pipeline.engines.plan import UnsupportedModel
+
+    try:
+        return export_onnx(model, path / ONNX_FILE)
+    except UnsupportedModel as e:
+        return {"unsupported": str(e)}
+
+
+def add_onnx(path: str | Path) -> Bundle:
+    """Give an existing bundle its model.onnx: export, then rewrite the manifest's checksums.
+
+    The model itself is unchanged, so its version is kept; the manifest records when it was added.
+    """
+    bundle = Bundle.open(path)
+    onnx = write_onnx(bundle.load_model(), bundle.path)
+    if "file" not in onnx:
+        raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
+    onnx["exported"] = datetime.now(UTC).isoformat(timespec="seconds")
+    files = {**bundle.manifest.files, ONNX_FILE: sha256_file(bundle.path / ONNX_FILE)}
+    manifest = Manifest.from_dict({**bundle.manifest.to_dict(), "files": files, "onnx": onnx})
+    (bundle.path / MANIFEST_FILE).write_text(
+        json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    return Bundle.open(bundle.path)

@@ -274,13 +274,38 @@ def _describe_calibration(calibration, classes: int) -> str:
 
 
 def _engine_for(bundle) -> str:
-    from pipeline.recurrent_graph import UnsupportedModel, plan_model
+    """Which engines can score the bundle, from its manifest (no model is loaded: info stays instant)."""
+    from pipeline.scorer import XLA_FROM_REVIEWS
+
+    onnx = bundle.manifest.onnx or {}
+    if bundle.has_onnx:
+        checked = onnx.get("checked_against_keras", {})
+        difference = checked.get("max_abs_probability_difference")
+        agreement = f", {difference:.1e} from Keras at export" if difference is not None else ""
+        return (
+            f"onnx (model.onnx, ONNX Runtime, no TensorFlow{agreement}) for jobs under {XLA_FROM_REVIEWS:,} "
+            "reviews or without TensorFlow; xla from there on (checked against Keras when a job loads it)"
+        )
+    why = onnx.get("unsupported", "exported before reviewscore wrote model.onnx; run `reviewscore export-onnx`")
+    return f"xla or keras, needs TensorFlow (no model.onnx: {why})"
+
+
+@app.command("export-onnx")
+def export_onnx(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add model.onnx to.")],
+) -> None:
+    """Add model.onnx to a bundle trained before it was exported (needs TensorFlow; the model is unchanged)."""
+    from pipeline.bundle import BundleError, add_onnx
 
     try:
-        plan_model(bundle.load_model())
-    except UnsupportedModel as e:
-        return f"keras (no compiled graph: {e})"
-    return "xla (compiled graph; checked against Keras when a job loads it)"
+        updated = add_onnx(bundle)
+    except BundleError as e:
+        fail(str(e))
+    checked = updated.manifest.onnx["checked_against_keras"]
+    console.print(
+        f"wrote {updated.path / 'model.onnx'}: max |probability difference| to Keras "
+        f"{checked['max_abs_probability_difference']:.1e} on {checked['rows']} probe reviews; manifest updated"
+    )
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -369,7 +394,7 @@ def _print_summary(summary: dict, output: str) -> None:
     if summary.get("model_loads") is not None:
         table.add_row("model loads", str(summary["model_loads"]))
     if summary.get("engines"):
-        table.add_row("engine", ", ".join(f"{name} ({loads})" for name, loads in summary["engines"].items()))
+        table.add_row("engine", ", ".join(f"{name} ({rows:,} reviews)" for name, rows in summary["engines"].items()))
     console.print(table)
     console.print(f"output: {output}/scored-*.parquet" + (", errors-*.parquet" if summary["records_failed"] else ""))
 

@@ -21,15 +21,15 @@ from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, 
 from pipeline.bundle import BundleError, open_bundle
 from pipeline.labels import Labels
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
-from pipeline.model_handler import engine_metric
-from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
+from pipeline.model_handler import engine_metric, load_scorer
+from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, EngineUnavailable, ScorerSettings, choose_engine
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
 from pipeline.sources import InputError, plan_inputs
 from schemas.output import SchemaError, error_schema, scored_schema
 
 EXIT_JOB_FAILED = 1
-CONFIG_ERRORS = (BundleError, InputError, OutputError, SchemaError, StorageError)
+CONFIG_ERRORS = (BundleError, EngineUnavailable, InputError, OutputError, SchemaError, StorageError)
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,14 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     check_locations(JobPaths(job.inputs, job.output, job.model), options, write=not dry_run)
 
     bundle = open_bundle(job.model)
-    model = bundle.load_model()  # proves the model loads and fits the vocabulary before any worker starts
-    if job.scorer.engine == "xla":
-        check_compilable(model)
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
+    engine, why = choose_engine(job.scorer.engine, bundle.has_onnx, plan.reviews)
+    settings = replace(job.scorer, engine=engine, threads=threads_per_process(job.scorer.threads, options), reason=why)
+    if engine == "xla" and job.scorer.engine == "xla":
+        check_compilable(bundle.load_model())
+    # The model loads on its engine before any worker starts (a bad one is a configuration error);
+    # a local run then reuses what this loaded.
+    load_scorer(job.model, settings)
     manifest = bundle.manifest.to_dict()
     sink = ScoredSink(job.output, scored_schema(plan.schema, manifest), error_schema(manifest), job.num_shards)
 
@@ -80,7 +84,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
             bundle.model_version,
             Labels.of(bundle.manifest),
             job.max_batch_size,
-            replace(job.scorer, threads=threads_per_process(job.scorer.threads, options)),
+            settings,
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,
@@ -99,7 +103,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
 
 def check_compilable(model) -> None:
     """`--engine xla` on a model the compiled graph cannot reproduce is a configuration error."""
-    from pipeline.recurrent_graph import UnsupportedModel, plan_model
+    from pipeline.engines.plan import UnsupportedModel, plan_model
 
     try:
         plan_model(model)
@@ -165,7 +169,7 @@ def model_loads(result) -> int | None:
 
 
 def engines(result) -> dict[str, int]:
-    """Model loads per scoring engine ('xla', 'keras'), from the handler's counters."""
+    """Reviews scored per engine ('onnx', 'xla', 'keras'), from the handler's counters."""
     prefix = engine_metric("")
     return {
         c.key.metric.name.removeprefix(prefix): c.committed

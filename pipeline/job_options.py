@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.scorer import BEST_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, ENGINES
+from pipeline.scorer import BEST_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, ENGINES, XLA_FROM_REVIEWS
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,9 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "engine",
         "Scoring engine",
-        "auto: the XLA-compiled graph when it reproduces the model's scores, else Keras.",
+        "auto: onnx (ONNX Runtime, no TensorFlow) for jobs under "
+        f"{XLA_FROM_REVIEWS:,} reviews or where TensorFlow is not installed, else xla (compiled, fastest per "
+        "review; keras for architectures it cannot reproduce).",
         "auto",
         choices=ENGINES,
     ),

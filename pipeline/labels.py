@@ -9,9 +9,11 @@ predicted class's probability). No other module asks how many classes there are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import pyarrow as pa
+
+from schemas.output import LABEL_PROB_FIELDS
 
 
 @dataclass(frozen=True)
@@ -35,22 +37,28 @@ class Labels:
             return p[:, self.class_names.index(self.score_label)]
         return p[np.arange(len(p)), predicted]
 
-    def columns(self, probabilities: np.ndarray) -> dict[str, Any]:
-        """predicted_label, score and label_probs for a batch of (rows, classes) probabilities."""
+    def columns(self, probabilities: np.ndarray) -> dict[str, pa.Array]:
+        """predicted_label, score and label_probs as Arrow columns for a batch of (rows, classes)
+        probabilities, built with array operations: no Python object per review."""
         p = np.asarray(probabilities, dtype=np.float32)
         if p.ndim != 2 or p.shape[1] != len(self.class_names):
             raise ValueError(f"expected probabilities of {len(self.class_names)} classes, got shape {p.shape}")
+        rows, classes = p.shape
         predicted = self.predicted(p)
+        names = pa.array(self.class_names, pa.string())
+        pairs = pa.StructArray.from_arrays(
+            [names.take(pa.array(np.tile(np.arange(classes), rows))), pa.array(p.reshape(-1))],
+            fields=list(LABEL_PROB_FIELDS),
+        )
         return {
-            "predicted_label": [self.class_names[i] for i in predicted],
-            "score": self.scores(p, predicted),
-            "label_probs": [
-                [{"label": name, "prob": float(prob)} for name, prob in zip(self.class_names, row, strict=True)]
-                for row in p
-            ],
+            "predicted_label": names.take(pa.array(predicted)),
+            "score": pa.array(self.scores(p, predicted)),
+            "label_probs": pa.ListArray.from_arrays(
+                pa.array(np.arange(0, rows * classes + 1, classes, np.int32)), pairs
+            ),
         }
 
-    def row(self, probabilities: np.ndarray) -> tuple[str, float, list[dict[str, Any]]]:
-        """The same three values for one review's (classes,) probabilities."""
-        columns = self.columns(np.asarray(probabilities)[None, :])
-        return columns["predicted_label"][0], float(columns["score"][0]), columns["label_probs"][0]
+    def counts(self, probabilities: np.ndarray) -> dict[str, int]:
+        """How many rows each class was predicted for."""
+        found = np.bincount(self.predicted(np.asarray(probabilities)), minlength=len(self.class_names))
+        return {name: int(n) for name, n in zip(self.class_names, found, strict=True) if n}

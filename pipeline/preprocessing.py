@@ -243,6 +243,21 @@ class EncodedBatch:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @classmethod
+    def from_rows(cls, rows: Sequence[np.ndarray]) -> EncodedBatch:
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(np.concatenate([np.asarray(r, np.int32) for r in rows]) if rows else np.zeros(0, np.int32), offsets)
+
+    @classmethod
+    def concatenate(cls, batches: Sequence[EncodedBatch]) -> EncodedBatch:
+        ids = np.concatenate([b.ids for b in batches])
+        lengths = np.concatenate([b.lengths for b in batches])
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(ids, offsets)
+
     def row(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
 
@@ -282,16 +297,16 @@ class TextEncoder:
     def encode(self, texts: Iterable[str | None] | pa.Array) -> EncodedBatch:
         return self.encode_tokens(tokenize(texts, self.config))
 
-    def encode_rows(
-        self, texts: Sequence[str | None], pool: Executor | None = None, parts: int = 1
-    ) -> list[np.ndarray]:
-        """Id rows of `texts`, encoded in `parts` chunks on `pool` at once: the pyarrow kernels
-        release the GIL, so the chunks run on separate cores."""
+    def encode_parallel(
+        self, texts: Sequence[str | None] | pa.Array | pa.ChunkedArray, pool: Executor | None = None, parts: int = 1
+    ) -> EncodedBatch:
+        """`encode(texts)`, in `parts` chunks on `pool` at once: the pyarrow kernels release the GIL,
+        so the chunks run on separate cores."""
         if pool is None or parts <= 1 or len(texts) < 2:
-            return self.encode(texts).rows()
+            return self.encode(texts)
         size = -(-len(texts) // parts)
         chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
-        return [row for rows in pool.map(lambda chunk: self.encode(chunk).rows(), chunks) for row in rows]
+        return EncodedBatch.concatenate(list(pool.map(self.encode, chunks)))
 
     def encode_tokens(self, token_lists: pa.LargeListArray) -> EncodedBatch:
         offsets = token_lists.offsets.to_numpy().astype(np.int64)

@@ -1,5 +1,10 @@
 """The scoring pipeline: read reviews, encode them as the bundle was trained, RunInference, write Parquet.
 
+Reviews move through the graph as Arrow batches of up to `max_batch_size` rows, from the Parquet
+reader to the Parquet writer: encoding, scoring and the label columns are array operations, and
+Beam's per-element cost is paid once per batch, not once per review. Only failures (rare) are
+single elements.
+
 `build_pipeline(p, source, sink, model)` wires the graph and nothing else, so a test can run it on
 DirectRunner exactly as `reviewscore score` does. Every record ends in exactly one place: a scored
 row or an error row. The counts of both, and of the records read, are computed by the pipeline
@@ -18,18 +23,20 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
 from pipeline.labels import Labels
-from pipeline.model_handler import EncodedReview, ReviewModelHandler
+from pipeline.model_handler import EncodedReviews, ReviewModelHandler
+from pipeline.preprocessing import EncodedBatch
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
 from pipeline.sinks import ScoredSink, WriteSummary, write_errors, write_scored
-from pipeline.sources import Failure, InputPlan, ReadReviews, Review
-from schemas.output import LABEL_PROBS, MODEL_VERSION, PREDICTED_LABEL, SCORE
+from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
+from schemas.output import MODEL_VERSION, PREDICTED_LABEL
 
 NAMESPACE = "reviewscore"
-FAILED = "failed"
 log = logging.getLogger("reviewscore")
 
 
@@ -51,44 +58,45 @@ class ScoringModel:
     def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(
             self.bundle_uri,
-            max_batch_size=self.max_batch_size,
             settings=self.scorer,
         )
 
 
-class SplitFailures(beam.DoFn):
-    """Reviews go on; Failures go to the FAILED output. Counts every record read."""
+class CountRead(beam.DoFn):
+    """Batches go on; Failures go to the FAILED output. Counts every record read."""
 
     def __init__(self):
         self.read = beam.metrics.Metrics.counter(NAMESPACE, "records_read")
 
-    def process(self, record: Review | Failure):
-        self.read.inc()
+    def process(self, record: ReviewBatch | Failure):
         if isinstance(record, Failure):
+            self.read.inc()
             yield TaggedOutput(FAILED, record)
         else:
+            self.read.inc(len(record))
             yield record
 
 
 class EncodeReviews(beam.DoFn):
-    """Batches of reviews to token ids with the bundle's own encoder, in vectorized calls.
+    """A batch of reviews to token ids with the bundle's own encoder, in vectorized calls.
 
-    A batch is split across one thread per core: the encoder's pyarrow kernels release the GIL,
+    The batch is split across one thread per core: the encoder's pyarrow kernels release the GIL,
     and while this step runs the model's threads are idle (BENCHMARKS.md: 1.6x on two cores).
     A null text or a review with no token left after cleaning (empty, whitespace, only markup or
-    punctuation) cannot be scored meaningfully: it becomes a 'preprocess' failure. A review whose
-    tokens are all unknown words is scored: the model was trained to see unknown ids.
+    punctuation) cannot be scored meaningfully: it becomes a failure. A review whose tokens are all
+    unknown words is scored: the model was trained to see unknown ids.
     """
 
-    def __init__(self, bundle_uri: str, threads: int = 0):
+    def __init__(self, bundle_uri: str, text_column: str, threads: int = 0):
         self.bundle_uri = bundle_uri
+        self.text_column = text_column
         self.threads = threads
         self.encoder = None
         self.pool = None
 
     def setup(self):
         from pipeline.bundle import open_bundle
-        from pipeline.scorer import available_cores
+        from pipeline.engines.batching import available_cores
 
         self.encoder = open_bundle(self.bundle_uri).encoder
         self.workers = self.threads or available_cores()
@@ -98,38 +106,53 @@ class EncodeReviews(beam.DoFn):
         if self.pool is not None:
             self.pool.shutdown(wait=False)
 
-    def process(self, batch: list[Review]) -> Iterator[Any]:
+    def process(self, batch: ReviewBatch) -> Iterator[Any]:
+        texts = batch.table.column(self.text_column)
         try:
-            encoded = self.encoder.encode_rows([review.text for review in batch], self.pool, self.workers)
+            encoded = self.encoder.encode_parallel(texts, self.pool, self.workers)
         except Exception:  # isolate the culprit instead of failing the batch
-            for review in batch:
-                yield from self._encode_one(review)
+            yield from self._encode_one_by_one(batch, texts)
             return
-        for review, ids in zip(batch, encoded, strict=True):
-            yield self._checked(review, ids)
+        yield from self._checked(batch, texts, encoded)
 
-    def _encode_one(self, review: Review) -> Iterator[Any]:
-        try:
-            yield self._checked(review, self.encoder.encode([review.text]).row(0))
-        except Exception as e:
-            yield TaggedOutput(FAILED, Failure(review.review_id, review.source, "preprocess", repr(e)))
+    def _encode_one_by_one(self, batch: ReviewBatch, texts) -> Iterator[Any]:
+        rows, failed = [], []
+        for i, text in enumerate(texts.to_pylist()):
+            try:
+                rows.append(self.encoder.encode([text]).row(0))
+            except Exception as e:
+                failed.append(i)
+                for failure in batch.failures([i], "preprocess", repr(e)):
+                    yield TaggedOutput(FAILED, failure)
+                rows.append(np.zeros(0, np.int32))
+        keep = np.ones(len(batch), dtype=bool)
+        keep[failed] = False
+        yield from self._checked(batch, texts, EncodedBatch.from_rows(rows), keep)
 
     @staticmethod
-    def _checked(review: Review, ids: np.ndarray):
-        if review.text is None:
-            return TaggedOutput(FAILED, Failure(review.review_id, review.source, "read", "text is null"))
-        if len(ids) == 0:
-            return TaggedOutput(
-                FAILED, Failure(review.review_id, review.source, "preprocess", "no words left after cleaning")
-            )
-        return EncodedReview(review, ids)
+    def _checked(batch: ReviewBatch, texts, encoded: EncodedBatch, keep: np.ndarray | None = None):
+        """The batch's scorable rows with their ids; a Failure for each null or empty review."""
+        keep = np.ones(len(batch), dtype=bool) if keep is None else keep
+        null = texts.is_null().to_numpy(zero_copy_only=False)
+        empty = (encoded.lengths == 0) & ~null & keep
+        for failure in batch.failures(np.flatnonzero(null & keep), "read", "text is null"):
+            yield TaggedOutput(FAILED, failure)
+        for failure in batch.failures(np.flatnonzero(empty), "preprocess", "no words left after cleaning"):
+            yield TaggedOutput(FAILED, failure)
+        keep &= ~null & ~empty
+        if keep.all():
+            yield EncodedReviews(batch, encoded)
+        elif keep.any():
+            yield EncodedReviews(batch.filter(pa.array(keep)), encoded.take(np.flatnonzero(keep)))
 
 
-class ToScoredRow(beam.DoFn):
-    """A PredictionResult back to the input row plus predicted_label, score, label_probs and model_version."""
+class ToScoredBatch(beam.DoFn):
+    """A scored batch as the output's Arrow table: the input columns, then predicted_label, score,
+    label_probs and model_version, all built as columns."""
 
-    def __init__(self, labels: Labels, progress_every_seconds: float | None):
+    def __init__(self, labels: Labels, schema: pa.Schema, progress_every_seconds: float | None):
         self.labels = labels
+        self.schema = schema
         self.progress_every_seconds = progress_every_seconds
         self.scored = beam.metrics.Metrics.counter(NAMESPACE, "records_scored")
 
@@ -137,16 +160,19 @@ class ToScoredRow(beam.DoFn):
         self._count = 0
         self._started = self._last_report = time.monotonic()
 
-    def process(self, result: PredictionResult) -> Iterator[dict[str, Any]]:
-        row = dict(result.example.review.columns)
-        row[PREDICTED_LABEL], row[SCORE], row[LABEL_PROBS] = self.labels.row(result.inference)
-        row[MODEL_VERSION] = result.model_id
-        self.scored.inc()
-        self._report_progress()
-        yield row
+    def process(self, result: PredictionResult) -> Iterator[pa.Table]:
+        batch: ReviewBatch = result.example.reviews
+        columns = self.labels.columns(result.inference)
+        columns[MODEL_VERSION] = pa.repeat(pa.scalar(result.model_id, pa.string()), len(batch))
+        table = batch.table
+        for name, column in columns.items():
+            table = table.append_column(name, column)
+        self.scored.inc(len(batch))
+        self._report_progress(len(batch))
+        yield conform(table, self.schema)
 
-    def _report_progress(self):
-        self._count += 1
+    def _report_progress(self, rows: int):
+        self._count += rows
         if self.progress_every_seconds is None:
             return
         now = time.monotonic()
@@ -154,6 +180,16 @@ class ToScoredRow(beam.DoFn):
             self._last_report = now
             rate = self._count / (now - self._started)
             log.warning("progress: worker %d scored %d reviews (%.0f reviews/s)", os.getpid(), self._count, rate)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The table with the output schema's columns in order: a column another input file has and this
+    one lacks is null here; types are the schema's (unified at launch, so the casts are safe)."""
+    columns = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def failure_row(failure: Failure) -> dict[str, Any]:
@@ -164,7 +200,21 @@ def failed_batch_rows(batch_and_error) -> Iterator[dict[str, Any]]:
     """RunInference's dead-letter output is (batch, error); each review of the batch becomes an error row."""
     batch, error = batch_and_error
     for item in batch:
-        yield failure_row(Failure(item.review.review_id, item.review.source, "inference", str(error)[:2000]))
+        for failure in item.reviews.failures(range(len(item.reviews)), "inference", str(error)[:2000]):
+            yield failure_row(failure)
+
+
+def scored_rows(table: pa.Table) -> int:
+    return table.num_rows
+
+
+def label_counts(table: pa.Table) -> Iterator[tuple[str, int]]:
+    counts = pc.value_counts(table.column(PREDICTED_LABEL).combine_chunks())
+    yield from zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+
+
+def records_in(element: ReviewBatch | Failure) -> int:
+    return 1 if isinstance(element, Failure) else len(element)
 
 
 def build_pipeline(
@@ -175,21 +225,19 @@ def build_pipeline(
     *,
     started: float | None = None,
     progress_every_seconds: float | None = None,
-    encode_batch_size: int = 1024,
 ):
     """Wire the scoring graph onto `p`; returns the PCollection holding the run summary."""
     started = time.time() if started is None else started
-    records = p | "Read" >> ReadReviews(source.plan, source.text_column, source.id_column)
-    reviews, read_failures = records | "CountRead" >> beam.ParDo(SplitFailures()).with_outputs(FAILED, main="reviews")
+    records = p | "Read" >> ReadReviews(source.plan, source.text_column, source.id_column, model.max_batch_size)
+    reviews, read_failures = records | "CountRead" >> beam.ParDo(CountRead()).with_outputs(FAILED, main="reviews")
 
-    encoded, encode_failures = (
-        reviews
-        | "BatchForEncoding" >> beam.BatchElements(min_batch_size=encode_batch_size, max_batch_size=encode_batch_size)
-        | "Encode"
-        >> beam.ParDo(EncodeReviews(model.bundle_uri, model.scorer.threads)).with_outputs(FAILED, main="encoded")
-    )
+    encoded, encode_failures = reviews | "Encode" >> beam.ParDo(
+        EncodeReviews(model.bundle_uri, source.text_column, model.scorer.threads)
+    ).with_outputs(FAILED, main="encoded")
     predictions, dead_letters = encoded | "Score" >> RunInference(model.handler()).with_exception_handling()
-    scored = predictions | "ToScoredRow" >> beam.ParDo(ToScoredRow(model.labels, progress_every_seconds))
+    scored = predictions | "ToScoredBatch" >> beam.ParDo(
+        ToScoredBatch(model.labels, sink.schema, progress_every_seconds)
+    )
 
     failures = (
         (read_failures, encode_failures) | "AllFailures" >> beam.Flatten() | "FailureRows" >> beam.Map(failure_row)
@@ -200,23 +248,19 @@ def build_pipeline(
     scored_files = write_scored(scored, sink)
     error_files = write_errors(errors, sink)
 
-    def count(pcoll, label):
-        return AsSingleton(pcoll | label >> beam.combiners.Count.Globally())
+    def total(pcoll, rows, label):
+        return AsSingleton(pcoll | f"{label}Rows" >> beam.Map(rows) | label >> beam.CombineGlobally(sum))
 
-    labels = (
-        scored
-        | "Labels" >> beam.Map(lambda row: row[PREDICTED_LABEL])
-        | "CountLabels" >> beam.combiners.Count.PerElement()
-    )
+    labels = scored | "Labels" >> beam.FlatMap(label_counts) | "CountLabels" >> beam.CombinePerKey(sum)
     return (
         p
         | "SummaryTrigger" >> beam.Create([None])
         | "WriteSummary"
         >> beam.ParDo(
             WriteSummary(sink, started, model.model_version),
-            read=count(records, "CountRecordsRead"),
-            scored=count(scored, "CountScored"),
-            failed=count(errors, "CountFailed"),
+            read=total(records, records_in, "CountRecordsRead"),
+            scored=total(scored, scored_rows, "CountScored"),
+            failed=AsSingleton(errors | "CountFailed" >> beam.combiners.Count.Globally()),
             labels=AsList(labels),
             scored_files=AsList(scored_files),
             error_files=AsList(error_files),

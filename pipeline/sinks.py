@@ -93,22 +93,26 @@ def _files_under(output: str) -> list[str]:
     return [m.path for m in FileSystems.match([FileSystems.join(output, "**")])[0].metadata_list]
 
 
-def write_parquet(rows: beam.PCollection, sink: ScoredSink, prefix: str, schema: pa.Schema, label: str):
-    return rows | label >> beam.io.WriteToParquet(
-        sink.staging_path(prefix),
-        schema=schema,
+def write_scored(tables, sink: ScoredSink):
+    """Scored batches, each already an Arrow table of the sink's schema, written as they come."""
+    return tables | "WriteScored" >> beam.io.WriteToParquetBatched(
+        sink.staging_path(SCORED_PREFIX),
+        schema=sink.schema,
         file_name_suffix=".parquet",
         num_shards=sink.num_shards,
         codec="snappy",
     )
 
 
-def write_scored(rows, sink: ScoredSink):
-    return write_parquet(rows, sink, SCORED_PREFIX, sink.schema, "WriteScored")
-
-
 def write_errors(rows, sink: ScoredSink):
-    return write_parquet(rows, sink, ERRORS_PREFIX, sink.error_schema, "WriteErrors")
+    """Error rows (dicts: there are few of them)."""
+    return rows | "WriteErrors" >> beam.io.WriteToParquet(
+        sink.staging_path(ERRORS_PREFIX),
+        schema=sink.error_schema,
+        file_name_suffix=".parquet",
+        num_shards=sink.num_shards,
+        codec="snappy",
+    )
 
 
 class WriteSummary(beam.DoFn):

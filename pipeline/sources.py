@@ -7,7 +7,10 @@ transforms below re-match text-file patterns on the workers (so a folder of mill
 never listed into the job graph) and read Parquet files one row group at a time (so the groups of
 one big file spread over the workers), in record batches.
 
-Every record read leaves as exactly one Review or one Failure: nothing is dropped silently.
+Reviews travel as ReviewBatch elements (an Arrow table of a few thousand rows), not one element per
+review: per-element work in a Beam runner costs tens of microseconds, more than scoring a short
+review. Every record read leaves in exactly one ReviewBatch row or as one Failure: nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.output import REVIEW_ID, SOURCE, TEXT, TEXT_FILE_FIELDS, SchemaError
+
+FAILED = "failed"
 
 TEXT_SUFFIX = ".txt"
 PARQUET_SUFFIX = ".parquet"
@@ -50,6 +57,33 @@ class Failure(NamedTuple):
     error: str
 
 
+class ReviewBatch(NamedTuple):
+    """Reviews read together: every input column, the id column filled in, and where each row came from."""
+
+    table: pa.Table
+    """Every input column, passed through to the scored rows unchanged (a missing or null string id filled in)."""
+    ids: pa.Array
+    """Each row's review id as a string, for error rows."""
+    sources: pa.Array
+    """Each row's file (a Parquet batch repeats its file's path)."""
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def filter(self, keep: pa.Array) -> ReviewBatch:
+        return ReviewBatch(self.table.filter(keep), self.ids.filter(keep), self.sources.filter(keep))
+
+    def failures(self, rows, stage: str, error: str) -> list[Failure]:
+        """A Failure for each of `rows` (indices), naming the review and its file."""
+        return [Failure(self.ids[i].as_py(), self.sources[i].as_py(), stage, error) for i in rows]
+
+
+def batch_of_reviews(reviews: list[Review]) -> ReviewBatch:
+    """Reviews read one per file, as one batch."""
+    table = pa.Table.from_pylist([r.columns for r in reviews], schema=pa.schema(TEXT_FILE_FIELDS))
+    return ReviewBatch(table, table.column(REVIEW_ID).combine_chunks(), table.column(SOURCE).combine_chunks())
+
+
 @dataclass(frozen=True)
 class TextPattern:
     root: str
@@ -63,6 +97,8 @@ class InputPlan:
     parquet_files: list[str] = field(default_factory=list)
     schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
     """The union of every input's columns: the scored output's pass-through columns."""
+    reviews: int = 0
+    """Records the inputs hold at launch (Parquet footers' row counts, review files matched): the job's size."""
 
 
 def _is_glob(path: str) -> bool:
@@ -88,14 +124,17 @@ def _match(pattern: str) -> list[str]:
 def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REVIEW_ID) -> InputPlan:
     text_patterns: list[TextPattern] = []
     parquet_files: list[str] = []
+    text_files = 0
     for raw in inputs:
         path = raw
         if not _is_glob(path) and _is_directory(path):
             root = path.rstrip("/")
             text_pattern = TextPattern(root, FileSystems.join(root, "**" + TEXT_SUFFIX))
             found_parquet = _match(FileSystems.join(root, "**" + PARQUET_SUFFIX))
-            if _match(text_pattern.pattern):
+            found_text = len(_match(text_pattern.pattern))
+            if found_text:
                 text_patterns.append(text_pattern)
+                text_files += found_text
             elif not found_parquet:
                 raise InputError(f"input {raw} holds no *.txt review files and no *.parquet files")
             parquet_files.extend(found_parquet)
@@ -108,25 +147,28 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
                 parquet_files.append(match)
             elif match.endswith(TEXT_SUFFIX):
                 text_patterns.append(TextPattern(posixpath.dirname(match), match))
+                text_files += 1
             elif not _is_glob(path):
                 raise InputError(f"input {raw} is neither a folder, a *.txt review file nor a *.parquet file")
     parquet_files = sorted(set(parquet_files))
+    footers = [parquet_footer(f, text_column) for f in parquet_files]
     schemas = [pa.schema(TEXT_FILE_FIELDS)] if text_patterns else []
-    schemas += [parquet_input_schema(f, text_column) for f in parquet_files]
+    schemas += [schema for schema, _ in footers]
     try:
         schema = pa.unify_schemas(schemas) if schemas else pa.schema([])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise SchemaError(f"input columns of the same name have different types: {e}") from None
     if parquet_files and id_column not in schema.names:
         schema = schema.append(pa.field(id_column, pa.string()))
-    return InputPlan(text_patterns, parquet_files, schema)
+    return InputPlan(text_patterns, parquet_files, schema, text_files + sum(rows for _, rows in footers))
 
 
-def parquet_input_schema(path: str, text_column: str) -> pa.Schema:
-    """The file's Arrow schema, checked to hold a string text column."""
+def parquet_footer(path: str, text_column: str) -> tuple[pa.Schema, int]:
+    """The file's Arrow schema, checked to hold a string text column, and its row count."""
     try:
         with FileSystems.open(path) as f:
-            schema = pq.read_schema(f)
+            footer = pq.ParquetFile(f)
+            schema, rows = footer.schema_arrow, footer.metadata.num_rows
     except Exception as e:
         raise InputError(f"{path} is not a readable Parquet file: {e}") from None
     if text_column not in schema.names:
@@ -134,7 +176,7 @@ def parquet_input_schema(path: str, text_column: str) -> pa.Schema:
     kind = schema.field(text_column).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise InputError(f"{path}: text column {text_column!r} has type {kind}, not string")
-    return schema.remove_metadata()
+    return schema.remove_metadata(), rows
 
 
 class ExpandTextPattern(beam.DoFn):
@@ -201,12 +243,12 @@ class ReadParquetRowGroup(beam.DoFn):
     shortened.
     """
 
-    def __init__(self, text_column: str, id_column: str, batch_rows: int = 4096):
+    def __init__(self, text_column: str, id_column: str, batch_rows: int):
         self.text_column = text_column
         self.id_column = id_column
         self.batch_rows = batch_rows
 
-    def process(self, group: ParquetRowGroup | Failure) -> Iterator[Review | Failure]:
+    def process(self, group: ParquetRowGroup | Failure) -> Iterator[ReviewBatch | Failure]:
         if isinstance(group, Failure):
             yield group
             return
@@ -217,47 +259,72 @@ class ReadParquetRowGroup(beam.DoFn):
                 # each whole column chunk first, so memory would grow with the writer's row group size.
                 parquet = pq.ParquetFile(f, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
                 for batch in parquet.iter_batches(batch_size=self.batch_rows, row_groups=[group.index]):
-                    for columns in batch.to_pylist():
-                        yield self._review(group.path, row, columns)
-                        row += 1
+                    yield self._reviews(group.path, row, pa.Table.from_batches([batch]))
+                    row += batch.num_rows
         except Exception as e:
             error = f"Parquet row group {group.index} unreadable from row {row}: {e}"
             for lost in range(row, group.first_row + group.rows):
                 yield Failure(f"{posixpath.basename(group.path)}:{lost}", group.path, "read", error)
 
-    def _review(self, path: str, row: int, columns: dict[str, Any]) -> Review:
-        review_id = columns.get(self.id_column)
-        if review_id is None:
-            review_id = f"{posixpath.basename(path)}:{row}"
-            columns[self.id_column] = review_id
-        return Review(str(review_id), path, columns.get(self.text_column), columns)
+    def _reviews(self, path: str, first_row: int, table: pa.Table) -> ReviewBatch:
+        """The batch and its review ids: the id column's values, FILE:ROW where it has none or a null.
+
+        A missing or string id column is filled in the output too; an id column of another type
+        passes through unchanged.
+        """
+        rows = table.num_rows
+        positional = pc.binary_join_element_wise(
+            posixpath.basename(path), pa.array(np.arange(first_row, first_row + rows)).cast(pa.string()), ":"
+        )
+        if self.id_column not in table.column_names:
+            table = table.append_column(self.id_column, positional)
+        index = table.column_names.index(self.id_column)
+        ids = pc.coalesce(table.column(index).cast(pa.string()), positional).combine_chunks()
+        if pa.types.is_string(table.schema.field(index).type):
+            table = table.set_column(index, self.id_column, ids)
+        return ReviewBatch(table, ids, pa.repeat(pa.scalar(path), rows))
+
+
+class SplitReviews(beam.DoFn):
+    """Reviews go on, to be batched; Failures go to the FAILED output."""
+
+    def process(self, record: Review | Failure):
+        yield beam.pvalue.TaggedOutput(FAILED, record) if isinstance(record, Failure) else record
 
 
 class ReadReviews(beam.PTransform):
-    """Every review of an InputPlan, from all its files: a PCollection of Review and Failure."""
+    """Every review of an InputPlan, from all its files: a PCollection of ReviewBatch and Failure."""
 
-    def __init__(self, plan: InputPlan, text_column: str, id_column: str):
+    def __init__(self, plan: InputPlan, text_column: str, id_column: str, batch_rows: int):
         super().__init__()
         self.plan = plan
         self.text_column = text_column
         self.id_column = id_column
+        self.batch_rows = batch_rows
 
     def expand(self, pipeline: beam.Pipeline):
         reads = []
         if self.plan.text_patterns:
-            reads.append(
+            reviews, failures = (
                 pipeline
                 | "TextPatterns" >> beam.Create(self.plan.text_patterns)
                 | "MatchTextFiles" >> beam.ParDo(ExpandTextPattern())
                 | "SpreadTextFiles" >> beam.Reshuffle()
                 | "ReadTextFiles" >> beam.ParDo(ReadReviewFile())
+                | "SplitTextFailures" >> beam.ParDo(SplitReviews()).with_outputs(FAILED, main="reviews")
             )
+            batches = (
+                reviews
+                | "BatchTextReviews" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_rows)
+                | "TextReviewBatches" >> beam.Map(batch_of_reviews)
+            )
+            reads += [batches, failures]
         if self.plan.parquet_files:
             reads.append(
                 pipeline
                 | "ParquetFiles" >> beam.Create(self.plan.parquet_files)
                 | "ListRowGroups" >> beam.ParDo(ExpandParquetRowGroups())
                 | "SpreadRowGroups" >> beam.Reshuffle()
-                | "ReadRowGroups" >> beam.ParDo(ReadParquetRowGroup(self.text_column, self.id_column))
+                | "ReadRowGroups" >> beam.ParDo(ReadParquetRowGroup(self.text_column, self.id_column, self.batch_rows))
             )
         return tuple(reads) | "AllReviews" >> beam.Flatten() if len(reads) > 1 else reads[0]

@@ -18,12 +18,14 @@ VOCABULARY_FILE = "vocab.json"
 PREPROCESSING_FILE = "preprocessing.json"
 METRICS_FILE = "metrics.json"
 HISTORY_PLOT_FILE = "training_history.png"
+ONNX_FILE = "model.onnx"
+"""Optional: the model as ONNX, for scoring without TensorFlow (exported at training time)."""
 CALIBRATION_FILE = "calibration.json"
 """Optional: a bundle without it scores uncalibrated; one that lists it must have it, unaltered."""
 
 REQUIRED_FILES = (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE)
 # Manifest fields a bundle may lack: added after format version 1 was first written, with defaults.
-OPTIONAL_FIELDS = ("files", "reviewscore_version", "score_label", "ordinal")
+OPTIONAL_FIELDS = ("files", "reviewscore_version", "score_label", "ordinal", "onnx")
 BINARY_CLASS_NAMES = ("negative", "positive")
 
 
@@ -53,6 +55,8 @@ class Manifest:
     """The class whose probability is the `score` column; None: the predicted class's. See default_score_label."""
     ordinal: bool = False
     """The classes are ordered (class_names from lowest to highest), so a class error has a size."""
+    onnx: dict[str, Any] | None = None
+    """How model.onnx was exported and checked against Keras, or why there is none ({"unsupported": reason})."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

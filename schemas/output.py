@@ -18,9 +18,8 @@ SCORE = "score"
 the predicted label when the bundle names none (multi-class)."""
 LABEL_PROBS = "label_probs"
 """Every class's calibrated probability, in the manifest's class_names order, summing to 1."""
-LABEL_PROB_TYPE = pa.struct(
-    [pa.field("label", pa.string(), nullable=False), pa.field("prob", pa.float32(), nullable=False)]
-)
+LABEL_PROB_FIELDS = (pa.field("label", pa.string(), nullable=False), pa.field("prob", pa.float32(), nullable=False))
+LABEL_PROB_TYPE = pa.struct(list(LABEL_PROB_FIELDS))
 MODEL_VERSION = "model_version"
 SCORE_FIELDS = (
     pa.field(PREDICTED_LABEL, pa.string(), nullable=False),

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import pipeline  # noqa: F401  (registers custom layers, quiets TensorFlow)
+import pipeline.layers  # noqa: F401  (registers custom layers, quiets TensorFlow)
 
 POSITIVE = ["wonderful", "brilliant", "moving", "superb", "delightful", "charming", "great", "loved"]
 NEGATIVE = ["dreadful", "boring", "awful", "terrible", "dull", "tedious", "bad", "hated"]

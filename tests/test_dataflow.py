@@ -36,7 +36,7 @@ DATAFLOW = [
 ]  # fmt: skip
 STAGES = (
     "Read/MatchTextFiles", "Read/ReadTextFiles", "CountRead", "Encode",
-    "Score/BeamML_RunInference", "ToScoredRow", "WriteScored", "WriteErrors", "WriteSummary",
+    "Score/BeamML_RunInference", "ToScoredBatch", "WriteScored", "WriteErrors", "WriteSummary",
 )  # fmt: skip
 
 

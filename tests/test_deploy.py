@@ -27,6 +27,10 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
+LOCKS = ["requirements.lock", "requirements-tensorflow.lock"]
+"""The image locks, smallest first: Dockerfile's LOCK build argument picks one."""
+
+
 def pins(lock: Path) -> dict[str, str]:
     found = {}
     for line in lock.read_text().splitlines():
@@ -60,7 +64,8 @@ def test_every_file_the_image_copies_exists_and_dependencies_come_from_the_lock(
     for op, args in steps:
         if op == "COPY" and not args.startswith("--from"):
             for source in args.split()[:-1]:
-                assert (ROOT / source).exists(), f"COPY {source}: missing from the repository"
+                for lock in LOCKS if source == "${LOCK}" else [source]:
+                    assert (ROOT / lock).exists(), f"COPY {lock}: missing from the repository"
     installs = [args for op, args in steps if op == "RUN" and "pip install" in args]
     assert "-r requirements.lock" in installs[0]
     assert all("--no-deps" in args for args in installs[1:]), "the package itself must not re-resolve versions"
@@ -69,12 +74,16 @@ def test_every_file_the_image_copies_exists_and_dependencies_come_from_the_lock(
 def test_locks_pin_every_dependency_pyproject_asks_for():
     """A dependency bumped in pyproject.toml without `make lock` fails here."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime, dev = pins(ROOT / "requirements.lock"), pins(ROOT / "requirements-dev.lock")
+    extras = project["optional-dependencies"]
     wanted = {
-        "requirements.lock (image)": (runtime, project["dependencies"] + project["optional-dependencies"]["gcp"]),
-        "requirements-dev.lock (make install)": (dev, project["optional-dependencies"]["dev"]),
+        "requirements.lock (image)": project["dependencies"] + extras["gcp"],
+        "requirements-tensorflow.lock (image with TensorFlow)": project["dependencies"]
+        + extras["gcp"]
+        + extras["train"],
+        "requirements-dev.lock (make install)": extras["dev"],
     }
-    for lock_name, (locked, requirements) in wanted.items():
+    for lock_name, requirements in wanted.items():
+        locked = pins(ROOT / lock_name.split()[0])
         for text in requirements:
             requirement = Requirement(text)
             name = canonicalize_name(requirement.name)
@@ -86,10 +95,16 @@ def test_locks_pin_every_dependency_pyproject_asks_for():
             )
 
 
-def test_dev_lock_agrees_with_the_image_lock():
-    """Tests run on the versions the image ships: the dev lock is compiled under the image lock."""
-    runtime, dev = pins(ROOT / "requirements.lock"), pins(ROOT / "requirements-dev.lock")
-    assert {name: (version, dev.get(name)) for name, version in runtime.items() if dev.get(name) != version} == {}
+def test_dev_lock_agrees_with_the_image_locks():
+    """Tests run on the versions the images ship: each lock is compiled under the one before it."""
+    for smaller, larger in zip(LOCKS, [*LOCKS[1:], "requirements-dev.lock"], strict=True):
+        runtime, dev = pins(ROOT / smaller), pins(ROOT / larger)
+        assert {name: (v, dev.get(name)) for name, v in runtime.items() if dev.get(name) != v} == {}, (smaller, larger)
+
+
+def test_the_default_image_has_no_tensorflow():
+    locked = pins(ROOT / "requirements.lock")
+    assert "onnxruntime" in locked and not {"tensorflow", "tensorflow-cpu", "keras"} & set(locked)
 
 
 def test_cloud_build_builds_this_dockerfile_and_checks_the_image():

@@ -56,7 +56,7 @@ def test_a_five_class_manifest(five_class_bundle):
     assert manifest.metrics["validation_accuracy"] > 0.6  # the class words are easy to learn
 
 
-@pytest.mark.parametrize("engine", ["xla", "keras"])
+@pytest.mark.parametrize("engine", ["onnx", "xla", "keras"])
 def test_five_class_scores_through_the_pipeline_equal_keras(five_class_bundle, tmp_path, engine):
     """label_probs holds five classes in manifest order, summing to 1; predicted_label is the most
     probable; score is its probability; and the probabilities are the Keras model's, calibrated."""
@@ -72,7 +72,7 @@ def test_five_class_scores_through_the_pipeline_equal_keras(five_class_bundle, t
          "--engine", engine],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"{engine} (1)" in result.output
+    assert f"{engine} (60 reviews)" in result.output
     scored = pd.concat(pd.read_parquet(f) for f in sorted(glob.glob(f"{out}/scored-*.parquet")))
     scored = scored.set_index("review_id").loc[[f"r{i}" for i in range(60)]]
     probabilities = np.array([[entry["prob"] for entry in row] for row in scored.label_probs])
@@ -150,7 +150,7 @@ def test_binary_bundles_are_the_two_class_case(tiny_bundle):
     names = Labels.of(tiny_bundle.manifest)
     assert names.score_label == "positive"
     columns = names.columns(np.array([[0.3, 0.7], [0.5, 0.5], [0.9, 0.1]], dtype=np.float32))
-    assert columns["predicted_label"] == ["positive", "positive", "negative"]
+    assert columns["predicted_label"].to_pylist() == ["positive", "positive", "negative"]
     np.testing.assert_array_equal(columns["score"], np.array([0.7, 0.5, 0.1], dtype=np.float32))
 
 

@@ -195,5 +195,5 @@ def test_encoding_split_across_threads_equals_one_call():
     expected = encoder.encode(texts).rows()
     with ThreadPoolExecutor(3) as pool:
         for parts in (1, 2, 3, 7, 40):
-            got = encoder.encode_rows(texts, pool, parts)
+            got = encoder.encode_parallel(texts, pool, parts).rows()
             assert [r.tolist() for r in got] == [r.tolist() for r in expected], parts

@@ -1,5 +1,5 @@
-"""The compiled scoring engine gives Keras' scores for every architecture it accepts, for two classes
-(sigmoid head) and five (softmax head), and refuses the rest."""
+"""The compiled (XLA) and ONNX engines give Keras' scores for every architecture they accept, for two
+classes (sigmoid head) and five (softmax head), and refuse the rest."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 
 from pipeline.calibration import Calibration, class_probabilities, logit
-from pipeline.recurrent_graph import UnsupportedModel, compile_plan, plan_model
-from pipeline.scorer import (
-    BEST_BATCH_SIZE,
-    CompiledScorer,
-    KerasScorer,
-    ScorerSettings,
-    check_against_keras,
-    make_scorer,
-)
+from pipeline.engines.keras_engine import KerasScorer
+from pipeline.engines.onnx_engine import OnnxScorer
+from pipeline.engines.onnx_export import export_onnx
+from pipeline.engines.plan import UnsupportedModel, plan_model
+from pipeline.engines.xla import CompiledScorer, check_against_keras, compile_plan
+from pipeline.scorer import BEST_BATCH_SIZE, ScorerSettings, make_scorer
 from training.architectures import ARCHITECTURES
 
 WIDTH = 60
@@ -60,6 +57,24 @@ def test_compiled_engine_reproduces_keras_scores(name, classes):
     assert np.abs(expected - 1 / classes).max() > 0.05, "weights too small for the comparison to mean anything"
     np.testing.assert_allclose(scorer(rows), expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(scorer(rows).sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+@pytest.mark.parametrize("name", COMPILED)
+def test_onnx_export_reproduces_keras_scores(name, classes, tmp_path):
+    """model.onnx on ONNX Runtime, no TensorFlow in the scoring path: Keras' logits within 1e-5."""
+    model = random_model(name, classes)
+    rows = reviews(37)
+    recorded = export_onnx(model, tmp_path / "model.onnx")
+    assert recorded["checked_against_keras"]["max_abs_probability_difference"] <= 1e-5
+    scorer = OnnxScorer.from_file(tmp_path / "model.onnx", batch_size=16, threads=2)
+    np.testing.assert_allclose(Calibration().probabilities(scorer(rows)), keras_scores(model, rows), atol=1e-5, rtol=0)
+
+
+def test_onnx_export_refuses_what_it_cannot_write(tmp_path):
+    with pytest.raises(UnsupportedModel, match="MaskedConv1D"):
+        export_onnx(random_model("cnn-lstm"), tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_results_follow_input_order_whatever_the_threads_and_batch_sizes():

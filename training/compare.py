@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-import pipeline  # noqa: F401  (quiets TensorFlow, registers layers)
+import pipeline.layers  # noqa: F401  (quiets TensorFlow, registers layers)
 from pipeline.bundle import Bundle, BundleError
 from schemas.bundle import METRICS_FILE
 from training.architectures import ARCHITECTURES

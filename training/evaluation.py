@@ -119,14 +119,14 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     import json
 
     from pipeline.bundle import open_bundle
-    from pipeline.scorer import ScorerSettings, make_scorer
+    from pipeline.scorer import ScorerSettings, bundle_scorer
     from training.calibration import ECE_BINS, calibration_metrics
     from training.datasets import load_labelled
 
     bundle = open_bundle(model)
     names = Labels.of(bundle.manifest)
     labelled = load_labelled(data, text_column, label_column, split="test", class_names=names.class_names)
-    score = make_scorer(bundle.load_model(), bundle.preprocessing.max_length, ScorerSettings(), bundle.calibration)
+    score = bundle_scorer(bundle, ScorerSettings(), reviews=len(labelled.texts))
     probabilities = score(bundle.encoder.encode(labelled.texts).rows())
     metrics = classification_metrics(labelled.labels, probabilities, names, bundle.manifest.ordinal)
     metrics.update(calibration_metrics(labelled.labels, probabilities, names))

@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.bundle import Bundle, write_bundle
+from pipeline.engines.batching import available_cores
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary, tokenize
-from pipeline.scorer import ScorerSettings, available_cores, make_scorer
+from pipeline.scorer import ScorerSettings, make_scorer
 from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE
 from training.architectures import DEFAULT_ARCHITECTURE, get_architecture, loss_for
 from training.batching import LengthBucketedBatches

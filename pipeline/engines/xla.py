@@ -1,0 +1,157 @@
+"""Engine 'xla': the model rebuilt as one exact, XLA-compiled loop (needs TensorFlow).
+
+Why it exists: on CPU, Keras runs an LSTM as a TensorFlow loop of a dozen small kernels per time
+step, and per-kernel overhead, not arithmetic, bounds it (BENCHMARKS.md: 15 % of peak). XLA compiles
+the whole loop into one native function, but only for static shapes, and recompiling for every
+batch shape costs more than it saves. So this graph takes ids at one static width (the bundle's
+maximum length) and the number of steps to run as a *value*: the loop stops at the longest review
+of the batch, and one compilation serves every batch of the same row count. XLA's compiled loop
+runs on one core, so threads, not TensorFlow's intra-op pool, fill the machine.
+
+The arithmetic is Keras' own, rearranged where that is exact at inference time:
+- the embedding and each direction's input projection fold into one lookup table,
+  `table[id] = embedding[id] @ kernel + bias`, so only the recurrent product runs per step;
+- the backward direction reads each review reversed within its own length, so padding always
+  comes after the real tokens and the loop needs no masking, only the readout does.
+
+The scorer checks the compiled graph against Keras on a probe batch before it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from pipeline.calibration import UNCALIBRATED, class_probabilities
+from pipeline.engines.batching import score_in_length_order
+from pipeline.engines.plan import BELOW_ANY_VALUE, Direction, RecurrentPlan, UnsupportedModel
+from pipeline.preprocessing import pad_rows
+
+# Largest |probability difference| to Keras allowed on the probe batch before the compiled graph is used.
+PROBE_TOLERANCE = 1e-5
+PROBE_LENGTH = 12
+
+
+class CompiledScorer:
+    engine = "xla"
+    reason = ""
+
+    def __init__(self, predict, width: int, outputs: int, batch_size: int, threads: int):
+        self.predict = predict
+        self.width = width
+        self.outputs = outputs
+        self.batch_size = batch_size
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score") if threads > 1 else None
+
+    def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        run = self.pool.map if self.pool else map
+        return score_in_length_order(
+            rows, self.batch_size, self.outputs, lambda members: self._score_slice(rows, members), run
+        )
+
+    def _score_slice(self, rows: Sequence[np.ndarray], members: np.ndarray) -> np.ndarray:
+        """One compiled call, on ids padded to the full width and the full batch size.
+
+        One shape means one XLA compilation per process (1 to 1.5 s on the build machine); a short
+        last slice padded with empty rows costs at most one batch's worth of steps (about 0.15 s).
+        """
+        count = len(members)
+        ids = np.zeros((self.batch_size, self.width), dtype=np.int32)
+        ids[:count] = pad_rows([rows[i] for i in members], self.width)
+        longest = max(len(rows[i]) for i in members)
+        return np.asarray(self.predict(ids, np.int32(longest)))[:count]
+
+
+def compiled_scorer(model, plan: RecurrentPlan, width: int, batch_size: int, threads: int) -> CompiledScorer:
+    """The plan compiled and checked against `model` (the Keras model it was read from)."""
+    scorer = CompiledScorer(compile_plan(plan, width), width, plan.outputs, batch_size, threads)
+    check_against_keras(scorer, model, vocabulary=plan.vocabulary)
+    return scorer
+
+
+def folded_table(embedding: np.ndarray, direction: Direction) -> np.ndarray:
+    """(vocabulary, 4 * units): embedding @ kernel + bias, the direction's input projection of every id."""
+    return (embedding @ direction.kernel + direction.bias).astype(np.float32)
+
+
+def compile_plan(plan: RecurrentPlan, width: int):
+    """An XLA-compiled `predict(ids, steps)`: ids int32 (batch, width) right-padded with 0, steps the
+    longest review's length; returns float32 (batch, outputs) logits (the final Dense before its
+    sigmoid or softmax)."""
+    import tensorflow as tf
+
+    units = plan.units
+    tables = [tf.constant(folded_table(plan.embedding, d)) for d in plan.directions]
+    kernels = [tf.constant(d.recurrent_kernel) for d in plan.directions]
+    dense_kernel, dense_bias = tf.constant(plan.dense_kernel), tf.constant(plan.dense_bias)
+    pool = plan.readout == "pool"
+    count = len(plan.directions)
+
+    def lstm_step(ids_now, h, c, table, kernel):
+        z = tf.gather(table, ids_now) + tf.matmul(h, kernel)
+        i, f, g, o = tf.split(z, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        return tf.sigmoid(o) * tf.tanh(c), c
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, width], tf.int32), tf.TensorSpec([], tf.int32)],
+        jit_compile=True,
+    )
+    def predict(ids, steps):
+        rows = tf.shape(ids)[0]
+        lengths = tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1)
+        readers = [tf.transpose(ids)]  # time-major (width, batch)
+        if count == 2:
+            readers.append(tf.transpose(tf.reverse_sequence(ids, lengths, seq_axis=1, batch_axis=0)))
+        valid = tf.transpose(tf.sequence_mask(lengths, width))[:, :, None]  # (width, batch, 1)
+        zeros = tf.zeros([rows, units])
+        lowest = tf.fill([rows, units], BELOW_ANY_VALUE)
+        # per direction: h, c, and the readout's running state (max and sum, or nothing)
+        state = [zeros, zeros] * count + ([lowest, zeros] * count if pool else [])
+
+        def step(t, *state):
+            state = list(state)
+            real = valid[t]
+            for d in range(count):
+                h, c = lstm_step(readers[d][t], state[2 * d], state[2 * d + 1], tables[d], kernels[d])
+                if pool:
+                    top, total = state[2 * count + 2 * d], state[2 * count + 2 * d + 1]
+                    state[2 * count + 2 * d] = tf.where(real, tf.maximum(top, h), top)
+                    state[2 * count + 2 * d + 1] = total + tf.where(real, h, 0.0)
+                    state[2 * d], state[2 * d + 1] = h, c
+                else:  # keep the state of the last real token
+                    state[2 * d] = tf.where(real, h, state[2 * d])
+                    state[2 * d + 1] = tf.where(real, c, state[2 * d + 1])
+            return (t + 1, *state)
+
+        final = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), *state))[1:]
+        if pool:
+            seen = (lengths > 0)[:, None]
+            tops = [tf.where(seen, final[2 * count + 2 * d], 0.0) for d in range(count)]
+            real_steps = tf.cast(tf.maximum(lengths, 1), tf.float32)[:, None]
+            means = [final[2 * count + 2 * d + 1] / real_steps for d in range(count)]
+            features = tf.concat(tops + means, axis=1)
+        else:
+            features = tf.concat([final[2 * d] for d in range(count)], axis=1)
+        return tf.matmul(features, dense_kernel) + dense_bias
+
+    return predict
+
+
+def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: int = 0) -> None:
+    """Score a probe batch both ways; a disagreement means the compiled graph is not this model.
+
+    The probe has the scorer's own batch size, so the compilation it triggers is the one the
+    job uses next. Its reviews are 1 to 12 tokens long: Keras runs the probe eagerly, at about
+    12 ms per time step on the build machine, and a dozen steps exercise masking, both directions
+    and the readout as well as a hundred would.
+    """
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, min(PROBE_LENGTH, scorer.width) + 1, size=scorer.batch_size)
+    rows = [rng.integers(1, vocabulary, size=n, dtype=np.int32) for n in lengths]
+    expected = class_probabilities(np.asarray(model(pad_rows(rows), training=False)))
+    difference = float(np.max(np.abs(UNCALIBRATED.probabilities(scorer(rows)) - expected)))
+    if not difference <= PROBE_TOLERANCE:
+        raise UnsupportedModel(f"compiled graph differs from Keras by {difference:.1e} on the probe batch")
