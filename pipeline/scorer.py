@@ -34,7 +34,7 @@ BEST_BATCH_SIZE = {"xla": 256, "keras": 64, "onnx": 256}
 DEFAULT_MAX_BATCH_SIZE = 4096
 # From this many reviews per job, 'auto' pays TensorFlow's import and XLA's compile for the faster
 # engine (break-even measured by `make bench`, BENCHMARKS.md "Engines").
-XLA_FROM_REVIEWS = 20_000
+XLA_FROM_REVIEWS = 60_000
 log = logging.getLogger("reviewscore")
 
 __all__ = ["ENGINES", "available_cores"]

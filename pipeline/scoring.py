@@ -32,7 +32,7 @@ from pipeline.labels import Labels
 from pipeline.model_handler import EncodedReviews, ReviewModelHandler
 from pipeline.preprocessing import EncodedBatch
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
-from pipeline.sinks import ScoredSink, WriteSummary, write_errors, write_scored
+from pipeline.sinks import LABEL_PREFIX, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
 from schemas.output import MODEL_VERSION, PREDICTED_LABEL
 
@@ -204,17 +204,27 @@ def failed_batch_rows(batch_and_error) -> Iterator[dict[str, Any]]:
             yield failure_row(failure)
 
 
-def scored_rows(table: pa.Table) -> int:
-    return table.num_rows
+def read_tally(element: ReviewBatch | Failure) -> dict[str, int]:
+    return {"read": 1 if isinstance(element, Failure) else len(element)}
 
 
-def label_counts(table: pa.Table) -> Iterator[tuple[str, int]]:
+def scored_tally(table: pa.Table) -> dict[str, int]:
     counts = pc.value_counts(table.column(PREDICTED_LABEL).combine_chunks())
-    yield from zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    labels = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    return {"scored": table.num_rows, **{LABEL_PREFIX + label: n for label, n in labels}}
 
 
-def records_in(element: ReviewBatch | Failure) -> int:
-    return 1 if isinstance(element, Failure) else len(element)
+def failed_tally(_row: dict[str, Any]) -> dict[str, int]:
+    return {"failed": 1}
+
+
+def add_tallies(tallies) -> dict[str, int]:
+    """Beam's CombineGlobally calls this on inputs and on partial sums alike (it is associative)."""
+    total: dict[str, int] = {}
+    for tally in tallies:
+        for key, n in tally.items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
 def build_pipeline(
@@ -248,20 +258,21 @@ def build_pipeline(
     scored_files = write_scored(scored, sink)
     error_files = write_errors(errors, sink)
 
-    def total(pcoll, rows, label):
-        return AsSingleton(pcoll | f"{label}Rows" >> beam.Map(rows) | label >> beam.CombineGlobally(sum))
-
-    labels = scored | "Labels" >> beam.FlatMap(label_counts) | "CountLabels" >> beam.CombinePerKey(sum)
+    # One combine for every count of the summary: each element adds its own tally, so a batch of
+    # 4,096 reviews is one addition, and the graph has one combine instead of one per count.
+    tallies = (
+        records | "TallyRead" >> beam.Map(read_tally),
+        scored | "TallyScored" >> beam.Map(scored_tally),
+        errors | "TallyFailed" >> beam.Map(failed_tally),
+    )
+    counts = tallies | "Tallies" >> beam.Flatten() | "Count" >> beam.CombineGlobally(add_tallies)
     return (
         p
         | "SummaryTrigger" >> beam.Create([None])
         | "WriteSummary"
         >> beam.ParDo(
             WriteSummary(sink, started, model.model_version),
-            read=total(records, records_in, "CountRecordsRead"),
-            scored=total(scored, scored_rows, "CountScored"),
-            failed=AsSingleton(errors | "CountFailed" >> beam.combiners.Count.Globally()),
-            labels=AsList(labels),
+            counts=AsSingleton(counts),
             scored_files=AsList(scored_files),
             error_files=AsList(error_files),
         )

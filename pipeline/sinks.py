@@ -27,6 +27,8 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.output import ERRORS_PREFIX, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
 
 OUTPUT_PREFIXES = (SCORED_PREFIX, ERRORS_PREFIX)
+LABEL_PREFIX = "label:"
+"""Keys of the run's counts that count a predicted label (see WriteSummary)."""
 
 
 class OutputError(ValueError):
@@ -116,17 +118,22 @@ def write_errors(rows, sink: ScoredSink):
 
 
 class WriteSummary(beam.DoFn):
-    """Writes _SUMMARY.json once the scored and error files are in place (their names are side inputs)."""
+    """Writes _SUMMARY.json once the scored and error files are in place (their names are side inputs).
+
+    `counts` is the job's one combined tally: read, scored, failed, and LABEL_PREFIX + label.
+    """
 
     def __init__(self, sink: ScoredSink, started: float, model_version: str):
         self.sink = sink
         self.started = started
         self.model_version = model_version
 
-    def process(self, _, read: int, scored: int, failed: int, labels: list, scored_files: list, error_files: list):
+    def process(self, _, counts: dict[str, int], scored_files: list, error_files: list):
         scored_files = self._publish(scored_files)
         error_files = self._publish(error_files)
         wall = time.time() - self.started
+        read, scored, failed = (counts.get(key, 0) for key in ("read", "scored", "failed"))
+        labels = [(key.removeprefix(LABEL_PREFIX), n) for key, n in counts.items() if key.startswith(LABEL_PREFIX)]
         summary: dict[str, Any] = {
             "records_read": read,
             "records_scored": scored,

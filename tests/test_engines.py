@@ -1,0 +1,118 @@
+"""Which engine scores a job, and that scoring, `--help` and `info` need no TensorFlow.
+
+The no-TensorFlow runs are real subprocesses in which `import tensorflow` and `import keras` fail,
+as on a worker built from requirements.lock: the job must score with model.onnx, and a TensorFlow
+engine asked for must be refused with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import scorer
+from pipeline.scorer import XLA_FROM_REVIEWS, EngineUnavailable, choose_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("tensorflow", "keras", "apache_beam")
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+WITHOUT_TENSORFLOW = """
+import sys
+sys.modules["tensorflow"] = None  # `import tensorflow` fails; importlib.util.find_spec says not installed
+sys.modules["keras"] = None
+from pipeline.cli import main
+sys.argv = ["reviewscore", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["--help"], 0), (["info", "models/imdb-bilstm"], 0), (["score", "reviews/"], 2)],
+    ids=["help", "info", "argument-error"],
+)
+def test_help_info_and_argument_errors_import_neither_tensorflow_nor_beam(args, code):
+    probe = run_python(
+        "import json, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from pipeline.cli import app\n"
+        "result = CliRunner().invoke(app, sys.argv[1:])\n"
+        f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print(json.dumps({'code': result.exit_code, 'loaded': loaded}))",
+        *args,
+    )
+    assert probe.returncode == 0, probe.stderr
+    report = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert report == {"code": code, "loaded": []}
+
+
+def test_a_job_scores_without_tensorflow_installed(tiny_bundle, tmp_path):
+    texts = ["wonderful film, superb acting", "dreadful and boring", "the plot"]
+    pq.write_table(pa.table({"review_id": ["a", "b", "c"], "text": texts}), tmp_path / "in.parquet")
+    out = tmp_path / "out"
+    done = run_python(WITHOUT_TENSORFLOW, "score", str(tmp_path / "in.parquet"), "--output", str(out),
+                      "--model", str(tiny_bundle.path))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "onnx (3 reviews)" in done.stdout and "TensorFlow is not installed" in done.stderr
+    scored = pd.concat(pd.read_parquet(f) for f in sorted(out.glob("scored-*.parquet")))
+    assert sorted(scored.review_id) == ["a", "b", "c"]
+
+    refused = run_python(WITHOUT_TENSORFLOW, "score", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "x"),
+                         "--model", str(tiny_bundle.path), "--engine", "xla")  # fmt: skip
+    assert refused.returncode == 2
+    assert "--engine xla needs TensorFlow, which is not installed here" in refused.stderr.replace("\n", " ")
+    assert "Traceback" not in refused.stderr and not (tmp_path / "x").exists()
+
+
+def test_auto_picks_onnx_for_small_jobs_and_xla_for_large_ones(monkeypatch):
+    monkeypatch.setattr(scorer, "tensorflow_installed", lambda: True)
+    assert choose_engine("auto", True, 12)[0] == "onnx"
+    assert choose_engine("auto", True, XLA_FROM_REVIEWS - 1)[0] == "onnx"
+    assert choose_engine("auto", True, XLA_FROM_REVIEWS)[0] == "xla"
+    assert choose_engine("auto", True, None)[0] == "xla"  # size unknown: the engine that is fastest per review
+    assert choose_engine("auto", False, 12) == ("xla", "no model.onnx in the bundle")
+    assert choose_engine("keras", True, 12) == ("keras", "asked for")
+
+
+def test_without_tensorflow_auto_is_onnx_and_a_bundle_without_onnx_cannot_score(monkeypatch):
+    monkeypatch.setattr(scorer, "tensorflow_installed", lambda: False)
+    assert choose_engine("auto", True, 10**9) == ("onnx", "TensorFlow is not installed")
+    with pytest.raises(EngineUnavailable, match=r"no model\.onnx and TensorFlow is not installed"):
+        choose_engine("auto", False, 10)
+    with pytest.raises(EngineUnavailable, match="export-onnx"):
+        choose_engine("onnx", False, 10)
+
+
+def test_export_onnx_gives_an_older_bundle_its_model_onnx(tiny_bundle, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from pipeline.bundle import Bundle
+    from pipeline.cli import app
+
+    older = tmp_path / "older"
+    shutil.copytree(tiny_bundle.path, older)
+    (older / "model.onnx").unlink()
+    manifest = json.loads((older / "manifest.json").read_text())
+    del manifest["files"]["model.onnx"], manifest["onnx"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    assert not Bundle.open(older).has_onnx
+
+    result = CliRunner().invoke(app, ["export-onnx", str(older)])
+    assert result.exit_code == 0, result.output
+    updated = Bundle.open(older)  # checksums verified, model.onnx among them
+    assert updated.has_onnx and updated.model_version == tiny_bundle.model_version
+    assert updated.manifest.onnx["checked_against_keras"]["max_abs_probability_difference"] <= 1e-5
