@@ -95,25 +95,21 @@ def _files_under(output: str) -> list[str]:
     return [m.path for m in FileSystems.match([FileSystems.join(output, "**")])[0].metadata_list]
 
 
+def _shards(sink: ScoredSink) -> dict[str, Any]:
+    return {"file_name_suffix": ".parquet", "num_shards": sink.num_shards, "codec": "snappy"}
+
+
 def write_scored(tables, sink: ScoredSink):
     """Scored batches, each already an Arrow table of the sink's schema, written as they come."""
     return tables | "WriteScored" >> beam.io.WriteToParquetBatched(
-        sink.staging_path(SCORED_PREFIX),
-        schema=sink.schema,
-        file_name_suffix=".parquet",
-        num_shards=sink.num_shards,
-        codec="snappy",
+        sink.staging_path(SCORED_PREFIX), schema=sink.schema, **_shards(sink)
     )
 
 
 def write_errors(rows, sink: ScoredSink):
     """Error rows (dicts: there are few of them)."""
     return rows | "WriteErrors" >> beam.io.WriteToParquet(
-        sink.staging_path(ERRORS_PREFIX),
-        schema=sink.error_schema,
-        file_name_suffix=".parquet",
-        num_shards=sink.num_shards,
-        codec="snappy",
+        sink.staging_path(ERRORS_PREFIX), schema=sink.error_schema, **_shards(sink)
     )
 
 
