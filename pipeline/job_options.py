@@ -72,7 +72,7 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "batch_size",
         "Batch size",
-        "Most reviews per RunInference batch (sorted by length inside).",
+        "Most reviews read, encoded and scored together as one Arrow batch (sorted by length for the model).",
         DEFAULT_MAX_BATCH_SIZE,
         integer=True,
     ),
