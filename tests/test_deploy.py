@@ -116,3 +116,15 @@ def test_cloud_build_builds_this_dockerfile_and_checks_the_image():
     # A lone $ is a Cloud Build substitution; a shell variable must be written $$NAME.
     assert not re.search(r"(?<!\$)\$(?!\$|\{_IMAGE\})[A-Z_]", script)
     assert config["images"] == ["${_IMAGE}"]
+
+
+def test_every_package_of_the_project_is_installed():
+    """A non-editable install (the image's `pip install .`) ships only the packages pyproject lists:
+    a new subpackage left out would import in the tests (editable) and fail on the workers."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("pipeline", "training", "schemas")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
