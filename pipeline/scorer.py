@@ -1,10 +1,10 @@
 """Choosing a scoring engine for a bundle and turning its logits into calibrated probabilities.
 
 The engines (`pipeline/engines/`) do the same arithmetic with different libraries; they differ in
-what they cost to start and per review (BENCHMARKS.md, "Engines"):
-- 'onnx' starts in about 0.2 s (no TensorFlow) and scores about half as fast as 'xla';
-- 'xla' scores fastest, after about 5 s of TensorFlow import and XLA compilation;
-- 'keras' serves every architecture, slowest.
+what they cost to start and per review (BENCHMARKS.md, "Issue 12"):
+- 'onnx' loads in about 0.2 s (no TensorFlow) and scores at 0.65-0.85 of 'xla's rate;
+- 'xla' scores fastest, after 5.5-7 s of TensorFlow import, model load, XLA compilation and probe;
+- 'keras' serves every architecture, at a fifth of 'xla's rate.
 `choose_engine` resolves 'auto' from the job's size: below XLA_FROM_REVIEWS reviews the start-up
 never pays for itself and 'onnx' is faster end to end; from there on 'xla', if TensorFlow is
 installed. A bundle without model.onnx (an architecture the export cannot write) uses the
