@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 import pipeline
+from pipeline.engines import ENGINES
 from pipeline.job_options import OPTIONS
-from pipeline.scorer import ENGINES
 
 app = typer.Typer(
     name="reviewscore",
@@ -37,7 +37,7 @@ DEFAULT_MODEL = "models/imdb-bilstm"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 
 
-# An Enum so --help lists the choices; pipeline.scorer is cheap to import (no TensorFlow, no Beam).
+# An Enum so --help lists the choices; pipeline.engines is cheap to import (no TensorFlow, no Beam).
 Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
 DEFAULT_ENGINE = Engine(OPTIONS["engine"].default)
 

@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.scorer import BEST_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, ENGINES, XLA_FROM_REVIEWS
+from pipeline.engines import ENGINES
+from pipeline.scorer import BEST_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, XLA_FROM_REVIEWS
 
 
 @dataclass(frozen=True)

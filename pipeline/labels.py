@@ -57,8 +57,3 @@ class Labels:
                 pa.array(np.arange(0, rows * classes + 1, classes, np.int32)), pairs
             ),
         }
-
-    def counts(self, probabilities: np.ndarray) -> dict[str, int]:
-        """How many rows each class was predicted for."""
-        found = np.bincount(self.predicted(np.asarray(probabilities)), minlength=len(self.class_names))
-        return {name: int(n) for name, n in zip(self.class_names, found, strict=True) if n}

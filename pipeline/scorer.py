@@ -37,8 +37,6 @@ DEFAULT_MAX_BATCH_SIZE = 4096
 XLA_FROM_REVIEWS = 60_000
 log = logging.getLogger("reviewscore")
 
-__all__ = ["ENGINES", "available_cores"]
-
 
 class EngineUnavailable(ValueError):
     """The engine asked for cannot score this bundle here (no model.onnx, no TensorFlow)."""
@@ -133,18 +131,20 @@ def bundle_scorer(bundle, settings: ScorerSettings, reviews: int | None = None) 
         bundle.check_outputs_fit(scorer.outputs)
         bundle.check_embedding_fits((bundle.manifest.onnx or {}).get("embedding_rows", len(bundle.vocabulary)))
         return CalibratedScorer(scorer, bundle.calibration)
-    scorer = _tensorflow_engine(bundle.load_model(), width, replace(settings, engine=engine))
-    scorer.reason = scorer.reason if scorer.reason and scorer.reason != "asked for" else why
+    scorer = _tensorflow_engine(bundle.load_model(), width, replace(settings, engine=engine), why)
     return CalibratedScorer(scorer, bundle.calibration)
 
 
 def make_scorer(model, width: int, settings: ScorerSettings, calibration: Calibration = UNCALIBRATED):
     """A Keras model (in memory) on a TensorFlow engine: 'xla' raises if the compiled graph cannot
     reproduce it, 'auto' falls back to 'keras'."""
-    return CalibratedScorer(_tensorflow_engine(model, width, settings), calibration)
+    reason = "" if settings.engine == "auto" else "asked for"
+    return CalibratedScorer(_tensorflow_engine(model, width, settings, reason), calibration)
 
 
-def _tensorflow_engine(model, width: int, settings: ScorerSettings):
+def _tensorflow_engine(model, width: int, settings: ScorerSettings, reason: str):
+    """`settings.engine` ('xla', 'keras', or 'auto': xla, else keras) on `model`; `reason` says why it
+    was chosen, a fallback to keras says why instead."""
     from pipeline.engines.keras_engine import KerasScorer
     from pipeline.engines.plan import UnsupportedModel, plan_model
     from pipeline.engines.xla import compiled_scorer
@@ -152,12 +152,14 @@ def _tensorflow_engine(model, width: int, settings: ScorerSettings):
     if settings.engine not in ("auto", "xla", "keras"):  # 'auto' here: xla, else keras
         raise ValueError(f"engine {settings.engine!r} does not run an in-memory Keras model; use xla or keras")
     if settings.engine == "keras":
-        return KerasScorer(model, settings.batch_size_for("keras"), "asked for")
+        return KerasScorer(model, settings.batch_size_for("keras"), reason)
     threads = settings.threads or available_cores()
     try:
-        return compiled_scorer(model, plan_model(model), width, settings.batch_size_for("xla"), threads)
+        scorer = compiled_scorer(model, plan_model(model), width, settings.batch_size_for("xla"), threads)
     except UnsupportedModel as e:
         if settings.engine == "xla":
             raise
         log.info("scoring with Keras: %s", e)
         return KerasScorer(model, settings.batch_size_for("keras"), str(e))
+    scorer.reason = reason
+    return scorer

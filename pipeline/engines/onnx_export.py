@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.engines.plan import BELOW_ANY_VALUE, RecurrentPlan, plan_model
+from pipeline.engines.plan import BELOW_ANY_VALUE, RecurrentPlan, difference_to_keras, plan_model
 
 OPSET = 18
 EXPORT_TOLERANCE = 1e-5
@@ -180,7 +180,8 @@ def export_onnx(model, path: Path) -> dict[str, Any]:
 
     plan = plan_model(model)
     path.write_bytes(onnx_model(plan).SerializeToString())
-    difference = _difference_to_keras(model, OnnxScorer.from_file(path, batch_size=PROBE_ROWS, threads=1), plan)
+    scorer = OnnxScorer.from_file(path, PROBE_ROWS, threads=1)
+    difference = difference_to_keras(scorer, model, plan.vocabulary, PROBE_ROWS, PROBE_LONGEST)
     if not difference <= EXPORT_TOLERANCE:
         path.unlink()
         raise ValueError(f"the ONNX export differs from Keras by {difference:.1e} on the probe batch")
@@ -194,15 +195,3 @@ def export_onnx(model, path: Path) -> dict[str, Any]:
             "max_abs_probability_difference": difference,
         },
     }
-
-
-def _difference_to_keras(model, scorer, plan: RecurrentPlan, seed: int = 0) -> float:
-    from pipeline.calibration import UNCALIBRATED, class_probabilities
-    from pipeline.preprocessing import pad_rows
-
-    rng = np.random.default_rng(seed)
-    rows = [
-        rng.integers(1, plan.vocabulary, size=n, dtype=np.int32) for n in rng.integers(1, PROBE_LONGEST + 1, PROBE_ROWS)
-    ]
-    expected = class_probabilities(np.asarray(model(pad_rows(rows), training=False)))
-    return float(np.max(np.abs(UNCALIBRATED.probabilities(scorer(rows)) - expected)))

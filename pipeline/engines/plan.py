@@ -145,3 +145,17 @@ def _numpy(variable) -> np.ndarray:
     import keras
 
     return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
+
+
+def difference_to_keras(scorer, model, vocabulary: int, rows: int, longest: int, seed: int = 0) -> float:
+    """Largest |probability difference| between an engine and the Keras model it was built from,
+    on a seeded probe batch of `rows` reviews of 1 to `longest` random known-word ids: how both the
+    compiled graph and the ONNX export prove they are the model."""
+    from pipeline.calibration import UNCALIBRATED, class_probabilities
+    from pipeline.preprocessing import pad_rows
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, longest + 1, size=rows)
+    probe = [rng.integers(1, vocabulary, size=n, dtype=np.int32) for n in lengths]
+    expected = class_probabilities(np.asarray(model(pad_rows(probe), training=False)))
+    return float(np.max(np.abs(UNCALIBRATED.probabilities(scorer(probe)) - expected)))

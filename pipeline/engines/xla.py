@@ -24,9 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pipeline.calibration import UNCALIBRATED, class_probabilities
 from pipeline.engines.batching import score_in_length_order
-from pipeline.engines.plan import BELOW_ANY_VALUE, Direction, RecurrentPlan, UnsupportedModel
+from pipeline.engines.plan import BELOW_ANY_VALUE, Direction, RecurrentPlan, UnsupportedModel, difference_to_keras
 from pipeline.preprocessing import pad_rows
 
 # Largest |probability difference| to Keras allowed on the probe batch before the compiled graph is used.
@@ -148,10 +147,7 @@ def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: in
     12 ms per time step on the build machine, and a dozen steps exercise masking, both directions
     and the readout as well as a hundred would.
     """
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(1, min(PROBE_LENGTH, scorer.width) + 1, size=scorer.batch_size)
-    rows = [rng.integers(1, vocabulary, size=n, dtype=np.int32) for n in lengths]
-    expected = class_probabilities(np.asarray(model(pad_rows(rows), training=False)))
-    difference = float(np.max(np.abs(UNCALIBRATED.probabilities(scorer(rows)) - expected)))
+    longest = min(PROBE_LENGTH, scorer.width)
+    difference = difference_to_keras(scorer, model, vocabulary, scorer.batch_size, longest, seed)
     if not difference <= PROBE_TOLERANCE:
         raise UnsupportedModel(f"compiled graph differs from Keras by {difference:.1e} on the probe batch")
