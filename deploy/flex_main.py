@@ -1,9 +1,16 @@
-"""Flex Template entry point: template parameters in, one submitted Dataflow job out.
+"""Flex Template entry point: template parameters in, the description of one Dataflow job out.
 
-The Flex Template launcher runs this file with each template parameter as `--name=value` and the
-Dataflow options (project, region, temp_location, ...) alongside; it must submit and return rather
-than wait, because the launcher VM is not meant to live as long as the job. The parameters, their
-defaults and help are `pipeline/job_options.py`'s, the same as `reviewscore score`'s.
+The Flex Template launcher runs this file (FLEX_TEMPLATE_PYTHON_PY_FILE) with each template
+parameter as `--name=value` and the Dataflow options alongside: runner, project, region, job_name,
+staging and temp locations, the launch environment's (sdk_container_image, machine_type, ...), and
+`--template_location=gs://.../template_launches/LAUNCH/job_object`. With that option DataflowRunner
+stages the pipeline, writes the job description there and submits nothing; when this process exits
+0, the launcher reads the file and creates the job. So it must return rather than wait (the launcher
+VM is not meant to live as long as the job), has no job id to report, and must leave runner,
+project, region, job_name and template_location as the launcher passed them (Google's "Troubleshoot
+Flex Templates", "Failed to read the job file"). The parameters, their defaults and help are
+`pipeline/job_options.py`'s, the same as `reviewscore score`'s. tests/test_flex_launch.py runs this
+file as the launcher does.
 
 A configuration mistake (a local path, an unreachable bucket, a bad bundle) ends with one line on
 stderr and exit code 2, which the launcher shows as the job's failure reason; no traceback.
@@ -47,7 +54,9 @@ def main(argv: list[str]) -> None:
     except CONFIG_ERRORS as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(EXIT_CONFIG_ERROR)
-    print(json.dumps(outcome), flush=True)  # the launcher's log: job id, or the steps of a dry run
+    # The launcher's log: where the job description was written (the job's id when run without
+    # --template_location), or the steps of a dry run.
+    print(json.dumps(outcome), flush=True)
 
 
 def job(known: argparse.Namespace, beam_args: list[str]) -> ScoringJob:

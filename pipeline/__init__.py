@@ -12,8 +12,13 @@ import time
 # When the process started its real work: a job's wall time and reviews/s include every import.
 STARTED = time.time()
 
-# TensorFlow's C++ start-up chatter is noise for a batch job; set before TensorFlow is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's native logging (C++ and absl, straight to stderr, past Python's logging) is noise for a
+# batch job, and some of it is logged as an error: "oneDNN supports DT_BOOL only on platforms with
+# AVX-512" is an E line (tensorflow/core/util/util.cc) on CPUs without AVX-512. Level 3 keeps only
+# fatal lines; set before TensorFlow is first imported. A level the user chose is kept, and the
+# CLI's --verbose lowers ours to 0 (pipeline/cli.py, quiet_logging).
+TF_LOG_LEVEL_CHOSEN_BY_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pipeline
 from pipeline.calibration import UNCALIBRATED, Calibration, CalibrationError
+from pipeline.monitoring.profile import ProfileError, TrainingProfile
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary
 from schemas.bundle import (
     CALIBRATION_FILE,
@@ -28,6 +29,7 @@ from schemas.bundle import (
     MODEL_FILE,
     ONNX_FILE,
     PREPROCESSING_FILE,
+    PROFILE_FILE,
     VOCABULARY_FILE,
     Manifest,
     ManifestError,
@@ -58,6 +60,7 @@ class Bundle:
     preprocessing: PreprocessingConfig
     vocabulary: Vocabulary
     calibration: Calibration = UNCALIBRATED
+    profile: TrainingProfile | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> Bundle:
@@ -92,7 +95,13 @@ class Bundle:
                 raise BundleError(f"model bundle {path}: invalid {CALIBRATION_FILE}: {e}") from None
             if calibration.intercept and len(manifest.class_names) != 2:
                 raise BundleError(f"model bundle {path}: {CALIBRATION_FILE} is Platt scaling, which needs two classes")
-        return cls(path, manifest, preprocessing, vocabulary, calibration)
+        profile = None
+        if PROFILE_FILE in manifest.files:
+            try:
+                profile = TrainingProfile.from_dict(_read_json(path / PROFILE_FILE), len(manifest.class_names))
+            except ProfileError as e:
+                raise BundleError(f"model bundle {path}: invalid {PROFILE_FILE}: {e}") from None
+        return cls(path, manifest, preprocessing, vocabulary, calibration, profile)
 
     @property
     def encoder(self) -> TextEncoder:
@@ -221,6 +230,7 @@ def write_bundle(
     metrics: dict[str, Any],
     ordinal: bool = False,
     calibration: Calibration | None = None,
+    profile: TrainingProfile | None = None,
     extra_files: tuple[str, ...] = (),
 ) -> Bundle:
     """Write a bundle directory; `extra_files` are files already written into it to be checksummed too.
@@ -241,6 +251,9 @@ def write_bundle(
     if calibration is not None:
         (path / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2), encoding="utf-8")
         written.append(CALIBRATION_FILE)
+    if profile is not None:
+        _write_json(path / PROFILE_FILE, profile.to_dict())
+        written.append(PROFILE_FILE)
     onnx = write_onnx(inference_model, path)
     if "file" in onnx:
         written.append(ONNX_FILE)
@@ -287,9 +300,28 @@ def add_onnx(path: str | Path) -> Bundle:
     if "file" not in onnx:
         raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
     onnx["exported"] = datetime.now(UTC).isoformat(timespec="seconds")
-    files = {**bundle.manifest.files, ONNX_FILE: sha256_file(bundle.path / ONNX_FILE)}
-    manifest = Manifest.from_dict({**bundle.manifest.to_dict(), "files": files, "onnx": onnx})
+    return _list_added_file(bundle, ONNX_FILE, onnx=onnx)
+
+
+def add_profile(path: str | Path, profile: TrainingProfile) -> Bundle:
+    """Give an existing bundle a training profile (or replace its profile); the model and its version
+    are unchanged, as a profile only describes data."""
+    bundle = Bundle.open(path)
+    if len(profile.statistics.labels) != len(bundle.manifest.class_names):
+        raise BundleError(f"model bundle {bundle.path}: the profile's classes do not match the manifest's")
+    _write_json(bundle.path / PROFILE_FILE, profile.to_dict())
+    return _list_added_file(bundle, PROFILE_FILE)
+
+
+def _list_added_file(bundle: Bundle, name: str, **manifest_updates: Any) -> Bundle:
+    """Checksum a file just written into the bundle and rewrite the manifest to list it."""
+    files = {**bundle.manifest.files, name: sha256_file(bundle.path / name)}
+    manifest = Manifest.from_dict({**bundle.manifest.to_dict(), "files": files, **manifest_updates})
     (bundle.path / MANIFEST_FILE).write_text(
         json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
     )
     return Bundle.open(bundle.path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")

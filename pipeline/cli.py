@@ -42,6 +42,11 @@ Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
 DEFAULT_ENGINE = Engine(OPTIONS["engine"].default)
 
 
+class DriftPolicy(StrEnum):
+    warn = "warn"
+    fail = "fail"
+
+
 def fail(message: str) -> NoReturn:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_CONFIG_ERROR)
@@ -247,6 +252,7 @@ def info(
     table.add_row("preprocessing", _describe(opened.preprocessing.to_dict()))
     table.add_row("calibration", _describe_calibration(opened.calibration, len(manifest.class_names)))
     table.add_row("scoring engine", _engine_for(opened))
+    table.add_row("training profile", _describe_profile(opened.profile))
     table.add_row("metrics", _describe(manifest.metrics))
     table.add_row("training data", _describe(manifest.training_data))
     table.add_row("files", "\n".join(f"{digest[:16]}…  {name}" for name, digest in manifest.files.items()))
@@ -273,6 +279,12 @@ def _describe_calibration(calibration, classes: int) -> str:
     return formula
 
 
+def _describe_profile(profile) -> str:
+    if profile is None:
+        return "none: runs report drift as not checked (add one with `reviewscore profile`)"
+    return f"{profile.statistics.reviews:,} reviews: {profile.source.get('part')} of {profile.source.get('data')}"
+
+
 def _engine_for(bundle) -> str:
     """Which engines can score the bundle, from its manifest (no model is loaded: info stays instant)."""
     from pipeline.scorer import XLA_FROM_REVIEWS
@@ -288,6 +300,35 @@ def _engine_for(bundle) -> str:
         )
     why = onnx.get("unsupported", "exported before reviewscore wrote model.onnx; run `reviewscore export-onnx`")
     return f"xla or keras, needs TensorFlow (no model.onnx: {why})"
+
+
+@app.command()
+def profile(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add profile.json to.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            help="The bundle's own training data (its held-out movies are found again from the manifest), or "
+            "in-distribution reviews to profile whole (e.g. its separate validation file). Repeatable."
+        ),
+    ],
+    text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column, for Parquet data.")] = "label",
+) -> None:
+    """Add the training profile drift checks compare every run with, to a bundle trained before train wrote one."""
+    from pipeline.bundle import BundleError
+    from training.datasets import DatasetError
+    from training.profiling import profile_bundle
+
+    try:
+        updated = profile_bundle(bundle, data, text_column, label_column)
+    except (BundleError, DatasetError) as e:
+        fail(str(e))
+    source = updated.profile.source
+    console.print(
+        f"wrote {updated.path / 'profile.json'}: {source['reviews']:,} reviews, {source['part']} of "
+        f"{source['data']}; manifest updated (model and version unchanged)"
+    )
 
 
 @app.command("export-onnx")
@@ -330,6 +371,13 @@ def score(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help=OPTIONS["overwrite"].help)] = OPTIONS["overwrite"].default,
     num_shards: Annotated[int, typer.Option(min=0, help="Scored files to write; 0 lets the runner decide.")] = 0,
+    on_drift: Annotated[
+        DriftPolicy,
+        typer.Option(
+            help="When the run's data or predictions drift from the bundle's training profile: warn (one line on "
+            "stderr) or fail (exit code 1). Either way every record is scored and written first."
+        ),
+    ] = DriftPolicy.warn,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Beam and TensorFlow logs.")] = False,
 ) -> None:
     """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
@@ -358,6 +406,9 @@ def score(
         top = sorted({step.split("/")[0] for step in summary["steps"]})
         console.print(f"dry run: job graph built with {len(summary['steps'])} steps ({', '.join(top)}); nothing ran")
         return
+    if "job_description" in summary:  # --template_location: a template was written, nothing ran
+        console.print(f"job description written to {summary['job_description']}; nothing ran")
+        return
     _print_summary(summary, output)
     if not summary["accounting_ok"]:
         errors.print("[bold red]error:[/] records read differ from scored + failed; please report this")
@@ -366,10 +417,28 @@ def score(
     if max_error_rate is not None and rate > max_error_rate:
         errors.print(f"[bold red]error:[/] {rate:.2%} of records failed, above --max-error-rate {max_error_rate:.2%}")
         raise typer.Exit(1)
+    drift = summary.get("drift") or {}
+    if drift.get("detected"):
+        drifted = ", ".join(c["name"] for c in drift["checks"] if c["drifted"])
+        where = f"; see {summary['report']}" if summary.get("report") else ""
+        if on_drift is DriftPolicy.fail:
+            errors.print(f"[bold red]error:[/] drift detected ({drifted}){where}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        errors.print(
+            f"[bold yellow]warning:[/] drift detected ({drifted}); every record was scored{where}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def quiet_logging(verbose: bool) -> None:
-    """Keep the terminal for our own lines: Beam and TensorFlow chatter only with --verbose."""
+    """Keep the terminal for our own lines: Beam and TensorFlow chatter only with --verbose.
+
+    Runs before TensorFlow or Beam is imported, so TensorFlow's native log level (pipeline/__init__.py)
+    still takes effect, in this process and in the worker processes that inherit its environment.
+    """
+    if verbose and not pipeline.TF_LOG_LEVEL_CHOSEN_BY_USER:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     logging.getLogger().setLevel(logging.INFO if verbose else logging.ERROR)
     progress = logging.getLogger("reviewscore")
     progress.setLevel(logging.INFO)
@@ -395,8 +464,29 @@ def _print_summary(summary: dict, output: str) -> None:
         table.add_row("model loads", str(summary["model_loads"]))
     if summary.get("engines"):
         table.add_row("engine", ", ".join(f"{name} ({rows:,} reviews)" for name, rows in summary["engines"].items()))
+    drift = summary.get("drift") or {}
+    table.add_row("drift", _describe_drift(drift))
     console.print(table)
-    console.print(f"output: {output}/scored-*.parquet" + (", errors-*.parquet" if summary["records_failed"] else ""))
+    outputs = f"{output}/scored-*.parquet" + (", errors-*.parquet" if summary["records_failed"] else "")
+    console.print(f"output: {outputs}")
+    if summary.get("report"):
+        console.print(f"report: {_link(summary['report'])}", soft_wrap=True)
+
+
+def _link(path: str) -> str:
+    """A local file as a file:// URI, which terminals open on click; remote paths as they are."""
+    return path if "://" in path else Path(path).resolve().as_uri()
+
+
+def _describe_drift(drift: dict) -> str:
+    status = drift.get("status", "no_profile")
+    if status == "drifted":
+        return "detected: " + ", ".join(c["name"] for c in drift["checks"] if c["drifted"])
+    if status == "ok":
+        return f"none ({len(drift['checks'])} checks against the training profile)"
+    if status == "insufficient_data":
+        return f"not judged: {drift['reviews']:,} reviews, {drift['min_reviews']:,} needed"
+    return "not checked: the bundle has no training profile"
 
 
 @app.command()

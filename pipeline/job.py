@@ -22,6 +22,7 @@ from pipeline.bundle import BundleError, open_bundle
 from pipeline.labels import Labels
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
 from pipeline.model_handler import engine_metric, load_scorer
+from pipeline.monitoring.monitor import Monitor
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, EngineUnavailable, ScorerSettings, choose_engine
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
@@ -67,6 +68,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     # a local run then reuses what this loaded.
     load_scorer(job.model, settings)
     manifest = bundle.manifest.to_dict()
+    labels = Labels.of(bundle.manifest)
     sink = ScoredSink(job.output, scored_schema(plan.schema, manifest), error_schema(manifest), job.num_shards)
 
     if not dry_run:
@@ -82,9 +84,10 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
         ScoringModel(
             job.model,
             bundle.model_version,
-            Labels.of(bundle.manifest),
+            labels,
             job.max_batch_size,
             settings,
+            Monitor(labels.class_names, manifest, bundle.profile, engine, why),
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,
@@ -92,13 +95,26 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     result = pipeline.run()
     if dry_run:
         return {"dry_run": True, "steps": job_steps(result)}
-    if not job.wait:
-        return {"submitted": True, "job_id": getattr(result, "job_id", lambda: None)()}
+    if not job.wait or options.get_all_options().get("template_location"):
+        return launched(result, options)
     result.wait_until_finish()
     summary = read_summary(job.output)
     summary["model_loads"] = model_loads(result)
     summary["engines"] = engines(result)
     return summary
+
+
+def launched(result, options: PipelineOptions) -> dict[str, Any]:
+    """What a run that does not wait reports: the submitted job's id, or where the job was described.
+
+    Under --template_location, which the Flex Template launcher passes to deploy/flex_main.py,
+    DataflowRunner writes the job description there and submits nothing: its result has no job, and
+    `job_id()` would raise. The launcher creates the job from that file once the entry point exits 0.
+    """
+    if getattr(result, "has_job", True) is False:
+        return {"job_description": options.get_all_options().get("template_location")}
+    job_id = getattr(result, "job_id", None)
+    return {"submitted": True, "job_id": job_id() if job_id else None}
 
 
 def check_compilable(model) -> None:

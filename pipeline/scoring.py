@@ -24,17 +24,18 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
 from pipeline.labels import Labels
 from pipeline.model_handler import EncodedReviews, ReviewModelHandler
+from pipeline.monitoring.monitor import Monitor
+from pipeline.monitoring.statistics import Statistics
 from pipeline.preprocessing import EncodedBatch
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
-from pipeline.sinks import LABEL_PREFIX, ScoredSink, WriteSummary, write_errors, write_scored
+from pipeline.sinks import FAILED_PREFIX, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
-from schemas.output import MODEL_VERSION, PREDICTED_LABEL
+from schemas.output import MODEL_VERSION
 
 NAMESPACE = "reviewscore"
 log = logging.getLogger("reviewscore")
@@ -54,6 +55,8 @@ class ScoringModel:
     labels: Labels
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
+    monitor: Monitor | None = None
+    """The bundle's training profile and manifest, for the run's drift checks and report."""
 
     def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(
@@ -209,17 +212,21 @@ def read_tally(element: ReviewBatch | Failure) -> dict[str, int]:
 
 
 def scored_tally(table: pa.Table) -> dict[str, int]:
-    counts = pc.value_counts(table.column(PREDICTED_LABEL).combine_chunks())
-    labels = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
-    return {"scored": table.num_rows, **{LABEL_PREFIX + label: n for label, n in labels}}
+    return {"scored": table.num_rows}
 
 
-def failed_tally(_row: dict[str, Any]) -> dict[str, int]:
-    return {"failed": 1}
+def statistics_tally(result: PredictionResult, labels: Labels) -> dict[str, Statistics]:
+    """The scored batch's lengths, words, scores and labels, for drift checks and the report."""
+    return {"statistics": Statistics.of_batch(result.example.ids, result.inference, labels)}
+
+
+def failed_tally(row: dict[str, Any]) -> dict[str, int]:
+    return {"failed": 1, FAILED_PREFIX + row["stage"]: 1}
 
 
 def add_tallies(tallies) -> dict[str, int]:
-    """Beam's CombineGlobally calls this on inputs and on partial sums alike (it is associative)."""
+    """Beam's CombineGlobally calls this on inputs and on partial sums alike (it is associative).
+    Values are counts or Statistics, whose histograms add the same way."""
     total: dict[str, int] = {}
     for tally in tallies:
         for key, n in tally.items():
@@ -258,11 +265,12 @@ def build_pipeline(
     scored_files = write_scored(scored, sink)
     error_files = write_errors(errors, sink)
 
-    # One combine for every count of the summary: each element adds its own tally, so a batch of
-    # 4,096 reviews is one addition, and the graph has one combine instead of one per count.
+    # One combine for every count of the summary and the run's statistics: each element adds its
+    # own tally, so a batch of 4,096 reviews is one addition, and the graph has one combine.
     tallies = (
         records | "TallyRead" >> beam.Map(read_tally),
         scored | "TallyScored" >> beam.Map(scored_tally),
+        predictions | "TallyStatistics" >> beam.Map(statistics_tally, model.labels),
         errors | "TallyFailed" >> beam.Map(failed_tally),
     )
     counts = tallies | "Tallies" >> beam.Flatten() | "Count" >> beam.CombineGlobally(add_tallies)
@@ -271,7 +279,7 @@ def build_pipeline(
         | "SummaryTrigger" >> beam.Create([None])
         | "WriteSummary"
         >> beam.ParDo(
-            WriteSummary(sink, started, model.model_version),
+            WriteSummary(sink, started, model.model_version, model.monitor or Monitor(model.labels.class_names, {})),
             counts=AsSingleton(counts),
             scored_files=AsList(scored_files),
             error_files=AsList(error_files),

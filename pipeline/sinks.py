@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import logging
 import os
 import shutil
 import time
@@ -24,11 +25,13 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.output import ERRORS_PREFIX, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
+from pipeline.monitoring.monitor import Monitor
+from schemas.output import ERRORS_PREFIX, REPORT_FILE, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
 
 OUTPUT_PREFIXES = (SCORED_PREFIX, ERRORS_PREFIX)
-LABEL_PREFIX = "label:"
-"""Keys of the run's counts that count a predicted label (see WriteSummary)."""
+log = logging.getLogger("reviewscore")
+FAILED_PREFIX = "failed:"
+"""Keys of the run's counts that count failures at one stage (see WriteSummary)."""
 
 
 class OutputError(ValueError):
@@ -85,7 +88,7 @@ def written_by_us(output: str, path: str) -> bool:
     """Is this file one of the names a scoring run writes into its output folder?"""
     name = path.removeprefix(FileSystems.join(output, ""))
     return (
-        name == SUMMARY_FILE
+        name in (SUMMARY_FILE, REPORT_FILE)
         or name.startswith(STAGING_FOLDER + "/")
         or ("/" not in name and any(fnmatch.fnmatch(name, f"{prefix}-*.parquet") for prefix in OUTPUT_PREFIXES))
     )
@@ -114,39 +117,59 @@ def write_errors(rows, sink: ScoredSink):
 
 
 class WriteSummary(beam.DoFn):
-    """Writes _SUMMARY.json once the scored and error files are in place (their names are side inputs).
+    """Writes report.html, then _SUMMARY.json, once the scored and error files are in place (their
+    names are side inputs).
 
-    `counts` is the job's one combined tally: read, scored, failed, and LABEL_PREFIX + label.
+    `counts` is the job's one combined tally: read, scored, failed, FAILED_PREFIX + stage, and the
+    run's Statistics, from which the label counts, the drift checks and the report's plots come.
     """
 
-    def __init__(self, sink: ScoredSink, started: float, model_version: str):
+    def __init__(self, sink: ScoredSink, started: float, model_version: str, monitor: Monitor):
         self.sink = sink
         self.started = started
         self.model_version = model_version
+        self.monitor = monitor
 
-    def process(self, _, counts: dict[str, int], scored_files: list, error_files: list):
+    def process(self, _, counts: dict, scored_files: list, error_files: list):
         scored_files = self._publish(scored_files)
         error_files = self._publish(error_files)
         wall = time.time() - self.started
         read, scored, failed = (counts.get(key, 0) for key in ("read", "scored", "failed"))
-        labels = [(key.removeprefix(LABEL_PREFIX), n) for key, n in counts.items() if key.startswith(LABEL_PREFIX)]
+        statistics = self.monitor.run_statistics(counts)
+        stages = {key.removeprefix(FAILED_PREFIX): n for key, n in counts.items() if key.startswith(FAILED_PREFIX)}
         summary: dict[str, Any] = {
             "records_read": read,
             "records_scored": scored,
             "records_failed": failed,
+            "failed_by_stage": dict(sorted(stages.items())),
             "accounting_ok": read == scored + failed,
-            "label_counts": dict(sorted(labels)),
+            "label_counts": dict(zip(self.monitor.class_names, statistics.labels.tolist(), strict=True)),
             "model_version": self.model_version,
+            "engine": self.monitor.engine,
             "wall_seconds": round(wall, 2),
             "reviews_per_second": round(scored / wall, 1) if wall > 0 else None,
             "scored_files": sorted(scored_files),
             "error_files": sorted(error_files),
+            "drift": self.monitor.drift(statistics),
         }
+        summary["report"] = self._write_report(summary, statistics)
         with FileSystems.create(self.sink.path(SUMMARY_FILE)) as f:
             f.write(json.dumps(summary, indent=2).encode())
         with contextlib.suppress(Exception):  # only Beam's emptied temp folders are left; harmless
             FileSystems.delete([self.sink.path(STAGING_FOLDER)])
         yield summary
+
+    def _write_report(self, summary: dict[str, Any], statistics) -> str | None:
+        """The report's path; a report that cannot be drawn is logged, never fails a finished job."""
+        try:
+            page = self.monitor.report(summary, statistics)
+        except Exception as e:
+            log.warning("report.html not written: %r", e)
+            summary["report_error"] = repr(e)
+            return None
+        with FileSystems.create(self.sink.path(REPORT_FILE)) as f:
+            f.write(page)
+        return self.sink.path(REPORT_FILE)
 
     def _publish(self, staged: list[str]) -> list[str]:
         """Move finished shards from _staging/ into the output folder (idempotent, for retries)."""

@@ -22,6 +22,9 @@ ONNX_FILE = "model.onnx"
 """Optional: the model as ONNX, for scoring without TensorFlow (exported at training time)."""
 CALIBRATION_FILE = "calibration.json"
 """Optional: a bundle without it scores uncalibrated; one that lists it must have it, unaltered."""
+PROFILE_FILE = "profile.json"
+"""Optional: the training profile drift checks compare every scoring run with; without it a run
+reports drift status 'no_profile'."""
 
 REQUIRED_FILES = (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE)
 # Manifest fields a bundle may lack: added after format version 1 was first written, with defaults.

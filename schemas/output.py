@@ -47,6 +47,7 @@ ERROR_SCHEMA = pa.schema(
 SCORED_PREFIX = "scored"
 ERRORS_PREFIX = "errors"
 SUMMARY_FILE = "_SUMMARY.json"
+REPORT_FILE = "report.html"
 STAGING_FOLDER = "_staging"
 MANIFEST_METADATA_KEY = b"reviewscore.manifest"
 

@@ -1,7 +1,9 @@
 """The Dataflow path, exercised without a cloud account.
 
 Every door is used the way its real caller uses it: the Flex Template entry point as a subprocess
-with `--name=value` parameters (as the launcher runs it), the Airflow DAG's own launch body, the CLI.
+with `--name=value` parameters, the Airflow DAG's own launch body, the CLI. These build the graph in
+a dry run; tests/test_flex_launch.py runs the entry point with the launcher's own options
+(--template_location), which is how a real launch differs from a dry run.
 gs:// paths go to a Cloud Storage emulator over HTTP (tests/conftest.py), through the real storage
 client and Beam's GCS filesystem; DataflowRunner builds the real job graph in a dry run.
 """
@@ -24,7 +26,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.job import ScoringJob, run_scoring
-from schemas.output import SUMMARY_FILE
+from schemas.output import REPORT_FILE, SUMMARY_FILE
 
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
 
@@ -67,7 +69,7 @@ def assert_one_line_error(done, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-def test_flex_template_entry_point_as_the_launcher_runs_it(remote, cloud_storage, tmp_path):
+def test_flex_template_entry_point_builds_the_job_graph_in_a_dry_run(remote, cloud_storage, tmp_path):
     """Every parameter of metadata.json is passed, so a parameter the entry point does not take fails here."""
     values = {
         "input": remote["input"],
@@ -243,7 +245,8 @@ def test_scoring_on_cloud_storage_publishes_like_local(remote, cloud_storage, tm
     names = [path.removeprefix(out + "/") for path in cloud_storage.files(out)]
     scored = [name for name in names if name.startswith("scored-")]
     errors = [name for name in names if name.startswith("errors-")]
-    assert sorted(set(names) - {*scored, *errors}) == ["README.txt", SUMMARY_FILE], names  # no _staging/ left
+    assert sorted(set(names) - {*scored, *errors}) == ["README.txt", SUMMARY_FILE, REPORT_FILE], names  # no _staging/
+    assert b"<svg" in cloud_storage.read(f"{out}/{REPORT_FILE}")
     assert "scored-00003-of-00004.parquet" not in scored
     assert cloud_storage.read(f"{out}/README.txt") == b"the team's own notes"
     summary = json.loads(cloud_storage.read(f"{out}/{SUMMARY_FILE}"))

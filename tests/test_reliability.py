@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.output import SUMMARY_FILE
+from schemas.output import REPORT_FILE, SUMMARY_FILE
 from tests.test_scoring import error_frame, score, scored_frame, summary
 
 WORDS = "wonderful film, superb acting"
@@ -210,13 +210,13 @@ def test_sigkill_mid_run_leaves_nothing_that_looks_finished(tiny_bundle, tmp_pat
     job.send_signal(signal.SIGKILL)
     job.wait()
     left = sorted(p.name for p in out.iterdir())
-    assert not [name for name in left if name.endswith(".parquet") or name == SUMMARY_FILE], left
+    assert not [name for name in left if name.endswith(".parquet") or name in (SUMMARY_FILE, REPORT_FILE)], left
 
     result = score(tmp_path / "in.parquet", "--output", out, "--model", tiny_bundle.path, "--overwrite")
     assert result.exit_code == 0, result.output
     scored, errors = outcome(out)
     assert len(scored) == 100_000 and not errors
-    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".parquet")) == [SUMMARY_FILE]
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".parquet")) == [SUMMARY_FILE, REPORT_FILE]
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

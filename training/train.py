@@ -20,9 +20,11 @@ import pyarrow.compute as pc
 
 from pipeline.bundle import Bundle, write_bundle
 from pipeline.engines.batching import available_cores
-from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary, tokenize
+from pipeline.labels import Labels
+from pipeline.monitoring.profile import TrainingProfile
+from pipeline.preprocessing import EncodedBatch, PreprocessingConfig, TextEncoder, Vocabulary, tokenize
 from pipeline.scorer import ScorerSettings, make_scorer
-from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE
+from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
 from training.architectures import DEFAULT_ARCHITECTURE, get_architecture, loss_for
 from training.batching import LengthBucketedBatches
 from training.calibration import calibration_metrics, choose_and_fit, labels_for
@@ -145,6 +147,27 @@ def drop_empty(preprocessing: PreprocessingConfig, *parts: LabelledReviews) -> t
             seen.add(id(part))
             dropped += len(part) - len(keep)
     return (*kept, dropped)
+
+
+def held_out_profile(val_encoded, val_probabilities, cal_encoded, same_part: bool, scorer, config: TrainingConfig):
+    """The training profile drift checks compare scoring runs with: every held-out review (validation
+    and calibration parts, movies never trained on) as the finished, calibrated model scores it."""
+    ids, probabilities = val_encoded, val_probabilities
+    if not same_part and len(cal_encoded):
+        ids = EncodedBatch.concatenate([val_encoded, cal_encoded])
+        probabilities = np.concatenate([val_probabilities, scorer(cal_encoded.rows())])
+    if not len(ids):
+        return None
+    labels = Labels(config.class_names, default_score_label(list(config.class_names)))
+    if config.validation_data is not None:
+        source = {"data": str(config.validation_data), "part": "every review of the separate validation data"}
+    else:
+        sources = config.data if isinstance(config.data, tuple | list) else (config.data,)
+        source = {
+            "data": " + ".join(map(str, sources)),
+            "part": "the held-out validation and calibration parts of the training data (never trained on)",
+        }
+    return TrainingProfile.of(ids, probabilities, labels, source)
 
 
 def train(config: TrainingConfig) -> Bundle:
@@ -315,6 +338,7 @@ def train(config: TrainingConfig) -> Bundle:
         }
     if pretraining:
         metrics["pretraining"] = pretraining
+    profile = held_out_profile(val_encoded, val_probabilities, cal_encoded, cal_set is val_set, scorer, config)
     held_out, validation = metrics.get("calibration", metrics["validation"]), metrics["validation"]
     print(
         f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}, "
@@ -384,6 +408,7 @@ def train(config: TrainingConfig) -> Bundle:
         metrics=summary,
         ordinal=config.ordinal,
         calibration=calibration,
+        profile=profile,
         extra_files=(METRICS_FILE, HISTORY_PLOT_FILE),
     )
     print(f"bundle: {bundle.path} (version {bundle.model_version}) in {metrics['wall_seconds']:.0f} s")

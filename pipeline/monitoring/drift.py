@@ -1,0 +1,218 @@
+"""Drift checks: is this run's data (and what the model made of it) like the data the model was validated on?
+
+Each check compares the run's Statistics with the bundle's training profile by one named statistic
+and a fixed threshold, the conventions of the field (TFDV, Evidently, credit-risk monitoring):
+- distributions: the population stability index, PSI = sum (a - e) ln(a / e) over the reference's
+  decile bins (0.1: a minor shift, 0.25: a major one; we alarm at 0.25), and for word shares the
+  Jensen-Shannon distance in bits (0: the same, 1: disjoint; we alarm at 0.1, Evidently's default);
+- the unknown-word rate: a two-proportion z-test with Cohen's h as its effect size. Over a million
+  tokens a z-test finds any difference: five clean 5,000-review samples of IMDB's unlabelled reviews
+  (other movies, but their text helped build the vocabulary) sit at |z| 16-20 below the profile's
+  rate. So a rate drifts only when the difference is both significant (|z| > 3.29, two-sided
+  p < 0.001) and not negligible (|h| >= 0.2, Cohen's "small" effect).
+Below MIN_REVIEWS scored reviews chance alone moves the statistics towards their thresholds (the
+length PSI of 100 clean reviews reached 0.23 in 20 draws; of 500, 0.04): every check then reports
+`insufficient_data` and nothing is detected. README "Drift checks" has the measurements.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.monitoring.statistics import Statistics
+
+MIN_REVIEWS = 500
+PSI_THRESHOLD = 0.25
+JS_THRESHOLD = 0.1
+Z_THRESHOLD = 3.29
+COHENS_H_THRESHOLD = 0.2
+QUANTILE_BINS = 10
+PROPORTION_FLOOR = 1e-4
+"""Empty bins count as this share in PSI (ln 0 is undefined); the usual choice."""
+
+OK, DRIFTED, INSUFFICIENT, NO_PROFILE = "ok", "drifted", "insufficient_data", "no_profile"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    what: str
+    statistic: str
+    value: float
+    threshold: float
+    drifted: bool
+    details: dict[str, Any]
+
+    def to_dict(self, enough_data: bool) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "what": self.what,
+            "statistic": self.statistic,
+            "value": round(self.value, 6),
+            "threshold": self.threshold,
+            "drifted": self.drifted and enough_data,
+            "verdict": (DRIFTED if self.drifted else OK) if enough_data else INSUFFICIENT,
+            **self.details,
+        }
+
+
+def check_drift(reference: Statistics | None, run: Statistics) -> dict[str, Any]:
+    """The summary's `drift` entry: whether anything drifted, and every check with its verdict."""
+    if reference is None:
+        return {
+            "detected": False,
+            "status": NO_PROFILE,
+            "reason": "the bundle has no training profile (add one with `reviewscore profile`)",
+            "checks": [],
+        }
+    enough = run.reviews >= MIN_REVIEWS
+    checks = [
+        label_check(reference, run),
+        distribution_check("scores", "score column", reference.scores, run.scores),
+        distribution_check("length", "tokens per review", reference.lengths, run.lengths),
+        vocabulary_check(reference, run),
+        unknown_rate_check(reference, run),
+    ]
+    detected = enough and any(c.drifted for c in checks)
+    return {
+        "detected": detected,
+        "status": (DRIFTED if detected else OK) if enough else INSUFFICIENT,
+        "reviews": run.reviews,
+        "reference_reviews": reference.reviews,
+        "min_reviews": MIN_REVIEWS,
+        "checks": [c.to_dict(enough) for c in checks],
+    }
+
+
+def label_check(reference: Statistics, run: Statistics) -> Check:
+    value = psi(reference.labels, run.labels)
+    return Check(
+        "predicted_labels",
+        "share of each predicted class",
+        "population stability index",
+        value,
+        PSI_THRESHOLD,
+        value > PSI_THRESHOLD,
+        {"reference_shares": _shares(reference.labels), "run_shares": _shares(run.labels)},
+    )
+
+
+def distribution_check(name: str, what: str, reference: np.ndarray, run: np.ndarray) -> Check:
+    """PSI over the reference's decile bins of a fine histogram."""
+    starts = quantile_bins(reference, QUANTILE_BINS)
+    expected, actual = coarsen(reference, starts), coarsen(run, starts)
+    value = psi(expected, actual)
+    return Check(
+        name,
+        what,
+        f"population stability index over {len(starts)} reference quantile bins",
+        value,
+        PSI_THRESHOLD,
+        value > PSI_THRESHOLD,
+        {"bin_starts": starts.tolist()},
+    )
+
+
+def vocabulary_check(reference: Statistics, run: Statistics) -> Check:
+    value = jensen_shannon_distance(reference.tokens, run.tokens)
+    return Check(
+        "vocabulary",
+        "shares of the most frequent words, other known words and unknown words",
+        "Jensen-Shannon distance (base 2)",
+        value,
+        JS_THRESHOLD,
+        value > JS_THRESHOLD,
+        {},
+    )
+
+
+def unknown_rate_check(reference: Statistics, run: Statistics) -> Check:
+    p_ref = reference.unknown_tokens / max(reference.total_tokens, 1)
+    p_run = run.unknown_tokens / max(run.total_tokens, 1)
+    z = two_proportion_z(run.unknown_tokens, run.total_tokens, reference.unknown_tokens, reference.total_tokens)
+    h = cohens_h(p_run, p_ref)
+    return Check(
+        "unknown_word_rate",
+        "share of tokens not in the vocabulary",
+        "two-proportion z-test",
+        z,
+        Z_THRESHOLD,
+        abs(z) > Z_THRESHOLD and abs(h) >= COHENS_H_THRESHOLD,
+        {
+            "reference_rate": round(p_ref, 6),
+            "run_rate": round(p_run, 6),
+            "effect_size": {"statistic": "Cohen's h", "value": round(h, 6), "threshold": COHENS_H_THRESHOLD},
+        },
+    )
+
+
+def psi(expected_counts: np.ndarray, actual_counts: np.ndarray) -> float:
+    """Population stability index between two histograms over the same bins."""
+    e = _proportions(expected_counts)
+    a = _proportions(actual_counts, len(e))
+    e, a = np.maximum(e, PROPORTION_FLOOR), np.maximum(a, PROPORTION_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def jensen_shannon_distance(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
+    """sqrt of the Jensen-Shannon divergence in bits (scipy's `jensenshannon(p, q, base=2)`; scipy is
+    not a dependency of scoring for these five lines)."""
+    p = _proportions(p_counts)
+    q = _proportions(q_counts, len(p))
+    m = (p + q) / 2
+    divergence = 0.5 * _kl_bits(p, m) + 0.5 * _kl_bits(q, m)
+    return float(math.sqrt(max(divergence, 0.0)))
+
+
+def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Pooled two-proportion z statistic for x1/n1 against x2/n2 (0 when either side is empty)."""
+    if n1 == 0 or n2 == 0:
+        return 0.0
+    pooled = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return (x1 / n1 - x2 / n2) / se if se > 0 else 0.0
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
+def quantile_bins(reference: np.ndarray, bins: int) -> np.ndarray:
+    """Start indices of up to `bins` groups of consecutive fine bins, each holding about 1/bins of the
+    reference; a value too common to split (a length every tenth review has) makes fewer groups."""
+    counts = np.asarray(reference, dtype=np.float64)
+    if counts.sum() == 0:
+        return np.array([0])
+    cumulative = np.cumsum(counts) / counts.sum()
+    cuts = np.searchsorted(cumulative, np.arange(1, bins) / bins, side="left") + 1
+    return np.unique(np.concatenate([[0], cuts[cuts < len(counts)]]))
+
+
+def coarsen(counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Fine-bin counts summed into the groups that begin at `starts`; the last group takes every bin
+    from its start on, including bins the reference never had (a run's longer reviews)."""
+    c = np.asarray(counts, dtype=np.float64)
+    if len(c) <= starts[-1]:
+        c = np.concatenate([c, np.zeros(starts[-1] + 1 - len(c))])
+    return np.add.reduceat(c, starts)
+
+
+def _proportions(counts: np.ndarray, length: int | None = None) -> np.ndarray:
+    c = np.asarray(counts, dtype=np.float64)
+    if length is not None and len(c) < length:
+        c = np.concatenate([c, np.zeros(length - len(c))])
+    total = c.sum()
+    return c / total if total > 0 else c
+
+
+def _kl_bits(p: np.ndarray, q: np.ndarray) -> float:
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log2(p[mask] / q[mask])))
+
+
+def _shares(counts: np.ndarray) -> list[float]:
+    return [round(float(x), 6) for x in _proportions(counts)]

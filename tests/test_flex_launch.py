@@ -1,0 +1,128 @@
+"""The Flex Template entry point run as Dataflow's template launcher runs it, not as a dry run.
+
+The Python launcher (`/opt/google/dataflow/python_template_launcher`, FLEX_TEMPLATE_PYTHON_PY_FILE)
+runs `python deploy/flex_main.py` with the template parameters as `--name=value` and the Dataflow
+options alongside, among them `--template_location=gs://.../template_launches/LAUNCH/job_object`
+(Google's "Troubleshoot Flex Templates", "Failed to read the job file": runner, project, job_name,
+template_location and region are the launcher's and must not be changed). With --template_location,
+DataflowRunner stages the pipeline, writes the job description there and submits nothing
+(apache_beam/runners/dataflow/internal/apiclient.py, `create_job`); when the process exits 0 the
+launcher reads that file and creates the job. A dry run (`--dry_run=True`) returns before any of
+that, so it cannot see a launch fail.
+
+Offline: every gs:// path, the staging location and the template location are on the Cloud Storage
+emulator; no Dataflow API call is made with --template_location. `--no_auth` stands in for the
+launcher VM's service account (without it Beam searches for credentials on Google's metadata server),
+and any request that is not for the emulator goes to a closed proxy port and fails at once.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.portability.api import beam_runner_api_pb2
+
+from tests.test_dataflow import STAGES
+
+pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
+
+ROOT = Path(__file__).resolve().parent.parent
+FLEX_MAIN = ROOT / "deploy" / "flex_main.py"
+IMAGE = "europe-west1-docker.pkg.dev/demo-project/reviewscore/scorer:launch-test"
+JOB_NAME = "reviewscore-20261125"
+
+
+@pytest.fixture(scope="module")
+def day_on_storage(cloud_storage, tiny_bundle, tmp_path_factory):
+    """A bundle and one day of reviews on gs://, as the scheduled job finds them."""
+    reviews = tmp_path_factory.mktemp("launch-reviews")
+    (reviews / "1.txt").write_text("a wonderful film", encoding="utf-8")
+    (reviews / "2.txt").write_text("a dull and boring film", encoding="utf-8")
+    return {
+        "model": cloud_storage.upload(tiny_bundle.path, cloud_storage.path("launch", "models", "tiny")),
+        "input": cloud_storage.upload(reviews, cloud_storage.path("launch", "reviews", "2026-11-25")) + "/",
+    }
+
+
+def offline_env(cloud_storage) -> dict[str, str]:
+    """The emulator's environment, with every other HTTP(S) or gRPC request sent to a closed port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    proxies = {name: closed for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "grpc_proxy")}
+    return {**cloud_storage.env(), **proxies, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+def test_flex_template_launch_writes_the_job_for_the_launcher(day_on_storage, cloud_storage, tmp_path):
+    """Every parameter of metadata.json, the launch environment's options and the launcher's own."""
+    parameters = {
+        "input": day_on_storage["input"],
+        "output": cloud_storage.path("launch", "scored", "2026-11-25"),
+        "model": day_on_storage["model"],
+        "text_column": "text",
+        "id_column": "review_id",
+        "batch_size": "4096",
+        "inference_batch_size": "0",
+        "engine": "auto",
+        "threads": "0",
+        "overwrite": "true",
+    }
+    metadata = json.loads((ROOT / "deploy" / "metadata.json").read_text())
+    assert [p["name"] for p in metadata["parameters"]] == list(parameters)
+    staging = cloud_storage.path("dataflow-staging", "staging")
+    job_file = f"{staging}/template_launches/2026-11-25_03_00_07-1234567890/job_object"
+    launcher_options = [
+        "--runner=DataflowRunner",
+        "--project=demo-project",
+        "--region=europe-west1",
+        f"--job_name={JOB_NAME}",
+        f"--staging_location={staging}",
+        f"--temp_location={cloud_storage.path('tmp')}",
+        f"--template_location={job_file}",
+        f"--sdk_container_image={IMAGE}",
+        "--machine_type=n2-standard-4",
+        "--max_num_workers=10",
+        "--no_auth",  # the launcher VM's service account; see the module docstring
+    ]
+    command = [sys.executable, str(FLEX_MAIN), *(f"--{k}={v}" for k, v in parameters.items()), *launcher_options]
+
+    env = offline_env(cloud_storage)
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    took = time.monotonic() - started
+
+    # The launcher submits the job only when the entry point exits 0.
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert took < 120, f"the launcher waits for this process; it took {took:.0f} s"
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome.get("job_description") == job_file, outcome
+
+    # The job description, where the launcher reads it.
+    assert cloud_storage.files(job_file.rsplit("/", 1)[0]) == [job_file]
+    job = json.loads(cloud_storage.read(job_file))
+    assert job["name"] == JOB_NAME and job["type"] == "JOB_TYPE_BATCH"
+    options = job["environment"]["sdkPipelineOptions"]["options"]
+    assert options["project"] == "demo-project" and options["region"] == "europe-west1"
+    assert options["sdk_container_image"] == IMAGE
+    (pool,) = job["environment"]["workerPools"]
+    assert [image["containerImage"] for image in pool["sdkHarnessContainerImages"]] == [IMAGE]
+
+    # Its graph: the pipeline it points to was staged, and has every stage of the scoring job.
+    assert options["pipelineUrl"].startswith(staging + "/")
+    with FileSystems.open(options["pipelineUrl"]) as f:
+        pipeline = beam_runner_api_pb2.Pipeline.FromString(f.read())
+    steps = {t.unique_name for t in pipeline.components.transforms.values()}
+    for stage in STAGES:
+        assert any(step == stage or step.startswith(stage + "/") for step in steps), stage
+    (environment,) = pipeline.components.environments.values()
+    assert beam_runner_api_pb2.DockerPayload.FromString(environment.payload).container_image == IMAGE
+
+    # The job has not run: nothing is written to the output folder (the write probe cleans up after itself).
+    assert cloud_storage.files(parameters["output"]) == []

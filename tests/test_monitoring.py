@@ -1,0 +1,364 @@
+"""Every run watches itself: statistics, drift checks against the training profile, the policy, the report.
+
+Unit tests build statistics from ids and probabilities they make themselves; the end-to-end tests run
+the real pipeline on DirectRunner with a real tiny bundle, profiled on synthetic reviews.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import string
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.bundle import Bundle, BundleError
+from pipeline.cli import app
+from pipeline.labels import Labels
+from pipeline.monitoring.drift import (
+    MIN_REVIEWS,
+    check_drift,
+    coarsen,
+    cohens_h,
+    jensen_shannon_distance,
+    psi,
+    quantile_bins,
+    two_proportion_z,
+)
+from pipeline.monitoring.statistics import TOP_TOKENS, Statistics
+from pipeline.preprocessing import OOV_ID, EncodedBatch
+from schemas.bundle import PROFILE_FILE
+from schemas.output import REPORT_FILE, SUMMARY_FILE
+from tests.conftest import make_reviews
+
+runner = CliRunner()
+BINARY = Labels(("negative", "positive"), "positive")
+CHECKS = ("predicted_labels", "scores", "length", "vocabulary", "unknown_word_rate")
+
+
+# --- statistics --------------------------------------------------------------------------------------
+
+
+def test_statistics_of_a_batch_count_what_the_model_saw():
+    ids = EncodedBatch.from_rows([np.array([2, 3, OOV_ID, 900]), np.array([OOV_ID, OOV_ID]), np.array([5])])
+    probabilities = np.array([[0.2, 0.8], [0.9, 0.1], [0.5, 0.5]], dtype=np.float32)
+    s = Statistics.of_batch(ids, probabilities, BINARY)
+    assert s.reviews == 3
+    assert s.lengths.tolist() == [0, 1, 1, 0, 1]  # one review each of 1, 2 and 4 tokens
+    assert s.tokens[0] == 3  # unknown
+    assert s.tokens[1] == 1 and s.tokens[2] == 1 and s.tokens[4] == 1  # ids 2, 3 and 5
+    assert s.tokens[-1] == 1  # id 900 is beyond the top words: "other known words"
+    assert len(s.tokens) == TOP_TOKENS + 2 and s.total_tokens == 7
+    assert s.oov_shares[5] == 1 and s.oov_shares[0] == 1 and s.oov_shares[-1] == 1  # 25 %, 0 %, 100 %
+    assert s.scores[80] == 1 and s.scores[10] == 1 and s.scores[50] == 1  # P(positive)
+    assert s.labels.tolist() == [1, 2]  # a tie (0.5) goes to positive, as scoring decides
+
+
+def test_statistics_add_up_to_the_statistics_of_the_whole():
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(1, 400, rng.integers(1, 60)).astype(np.int32) for _ in range(50)]
+    p = rng.random(50).astype(np.float32)
+    probabilities = np.stack([1 - p, p], axis=1)
+    whole = Statistics.of_batch(EncodedBatch.from_rows(rows), probabilities, BINARY)
+    parts = sum(
+        Statistics.of_batch(EncodedBatch.from_rows(rows[i : i + 7]), probabilities[i : i + 7], BINARY)
+        for i in range(0, 50, 7)
+    )
+    assert parts.to_dict() == whole.to_dict()
+    assert Statistics.from_dict(json.loads(json.dumps(whole.to_dict()))).to_dict() == whole.to_dict()
+
+
+# --- the statistics behind the checks ----------------------------------------------------------------
+
+
+def test_psi_and_js_distance_are_zero_for_equal_distributions_and_grow_with_the_shift():
+    base = np.array([10, 20, 30, 40])
+    assert psi(base, base * 3) == pytest.approx(0.0)
+    assert jensen_shannon_distance(base, base * 3) == pytest.approx(0.0)
+    assert 0 < psi(base, [12, 20, 30, 38]) < psi(base, [40, 30, 20, 10])
+    assert jensen_shannon_distance([1, 0], [0, 1]) == pytest.approx(1.0)  # disjoint: 1 bit
+    # PSI of a known pair, by hand: sum (a - e) ln(a / e)
+    e, a = np.array([0.5, 0.5]), np.array([0.7, 0.3])
+    assert psi(e * 100, a * 100) == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
+
+
+def test_two_proportion_z_and_cohens_h_match_their_formulas():
+    z = two_proportion_z(60, 100, 50, 100)
+    pooled = 110 / 200
+    assert z == pytest.approx(0.1 / np.sqrt(pooled * (1 - pooled) * (2 / 100)))
+    assert cohens_h(0.5, 0.5) == 0.0
+    assert cohens_h(0.5, 0.02) == pytest.approx(2 * np.arcsin(np.sqrt(0.5)) - 2 * np.arcsin(np.sqrt(0.02)))
+
+
+def test_quantile_bins_hold_about_equal_reference_mass():
+    reference = np.bincount(np.random.default_rng(1).integers(0, 300, 10_000), minlength=300)
+    starts = quantile_bins(reference, 10)
+    shares = coarsen(reference, starts) / reference.sum()
+    assert len(starts) == 10 and np.all(np.abs(shares - 0.1) < 0.01)
+    # a run with values beyond the reference's range lands in the last bin; a shorter one is padded
+    assert coarsen(np.r_[reference, [5] * 50], starts).sum() == reference.sum() + 250
+    assert coarsen(reference[:12], starts).shape == starts.shape
+
+
+# --- drift checks on statistics the tests make ------------------------------------------------------
+
+
+def synthetic(n: int, seed: int, *, positive_only=False, unknown=0.02, cut=None) -> Statistics:
+    """n reviews of 20-200 tokens with Zipf-like word ids, `unknown` of them unknown, balanced scores."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(20, 200, n) if cut is None else np.full(n, cut)
+    ids = np.minimum(rng.zipf(1.3, lengths.sum()) + 1, 5000).astype(np.int32)
+    ids[rng.random(len(ids)) < unknown] = OOV_ID
+    offsets = np.r_[0, np.cumsum(lengths)]
+    p = rng.beta(0.5, 0.5, n) if not positive_only else rng.uniform(0.8, 1.0, n)
+    return Statistics.of_batch(EncodedBatch(ids, offsets), np.stack([1 - p, p], 1), BINARY)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return synthetic(5000, seed=0)
+
+
+def drifted_checks(report) -> set[str]:
+    return {c["name"] for c in report["checks"] if c["drifted"]}
+
+
+def test_a_clean_sample_does_not_alarm(reference):
+    report = check_drift(reference, synthetic(5000, seed=1))
+    assert report["status"] == "ok" and not report["detected"], report
+    assert [c["name"] for c in report["checks"]] == list(CHECKS)
+    assert all(c["verdict"] == "ok" for c in report["checks"])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"positive_only": True}, {"predicted_labels", "scores"}),
+        ({"unknown": 0.5}, {"vocabulary", "unknown_word_rate"}),
+        ({"cut": 12}, {"length"}),
+    ],
+    ids=["one class only", "half the words unknown", "cut to a dozen words"],
+)
+def test_each_kind_of_drift_is_caught_by_its_checks(reference, change, expected):
+    report = check_drift(reference, synthetic(5000, seed=2, **change))
+    assert report["detected"] and report["status"] == "drifted"
+    assert expected <= drifted_checks(report), report
+
+
+def test_a_large_but_negligible_rate_difference_is_significant_yet_not_drift(reference):
+    """Over a million tokens a z-test flags 2 % against 2.4 % unknown words; Cohen's h (0.03) says it is
+    too small to matter, so the rate check does not alarm."""
+    report = check_drift(reference, synthetic(5000, seed=3, unknown=0.024))
+    rate = next(c for c in report["checks"] if c["name"] == "unknown_word_rate")
+    assert abs(rate["value"]) > rate["threshold"] and abs(rate["effect_size"]["value"]) < 0.2
+    assert not rate["drifted"]
+
+
+def test_small_runs_report_insufficient_data_not_false_alarms(reference):
+    report = check_drift(reference, synthetic(12, seed=4, positive_only=True, unknown=0.5, cut=3))
+    assert report["status"] == "insufficient_data" and not report["detected"]
+    assert all(c["verdict"] == "insufficient_data" and not c["drifted"] for c in report["checks"])
+    assert report["min_reviews"] == MIN_REVIEWS
+
+
+def test_without_a_profile_nothing_is_checked():
+    report = check_drift(None, synthetic(1000, seed=5))
+    assert report == {"detected": False, "status": "no_profile", "reason": report["reason"], "checks": []}
+
+
+# --- the profile in the bundle ----------------------------------------------------------------------
+
+
+def test_train_writes_a_checksummed_profile_of_its_held_out_reviews(tiny_bundle):
+    assert PROFILE_FILE in tiny_bundle.manifest.files
+    profile = tiny_bundle.profile
+    rows = tiny_bundle.manifest.training_data
+    assert profile.statistics.reviews == rows["validation_rows"] + rows["calibration_rows"]
+    assert "held-out" in profile.source["part"]
+    assert profile.statistics.labels.sum() == profile.statistics.reviews
+
+
+def test_a_tampered_profile_is_refused(tiny_bundle, tmp_path):
+    copy = shutil.copytree(tiny_bundle.path, tmp_path / "bundle")
+    data = json.loads((copy / PROFILE_FILE).read_text())
+    data["statistics"]["labels"][0] += 1
+    (copy / PROFILE_FILE).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=r"checksum mismatch for profile\.json"):
+        Bundle.open(copy)
+
+
+def test_profile_command_finds_the_held_out_movies_of_the_training_data(tiny_bundle, labelled_parquet, tmp_path):
+    copy = shutil.copytree(tiny_bundle.path, tmp_path / "bundle")
+    (copy / PROFILE_FILE).unlink()
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["files"][PROFILE_FILE]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert Bundle.open(copy).profile is None
+
+    result = runner.invoke(app, ["profile", str(copy), "--data", labelled_parquet])
+    assert result.exit_code == 0, result.output
+    profiled = Bundle.open(copy)
+    assert profiled.profile.statistics.to_dict() == tiny_bundle.profile.statistics.to_dict()
+    assert "found again from the manifest" in profiled.profile.source["part"]
+    assert profiled.model_version == tiny_bundle.model_version
+
+
+# --- end to end: the real pipeline on DirectRunner -------------------------------------------------
+
+
+def write_reviews(path, texts):
+    pq.write_table(pa.table({"review_id": [f"r{i}" for i in range(len(texts))], "text": texts}), path)
+    return path
+
+
+def gibberish(text: str, rng: random.Random) -> str:
+    words = text.split()
+    for i in range(0, len(words), 2):
+        words[i] = "".join(rng.choice(string.ascii_lowercase) for _ in range(7))
+    return " ".join(words)
+
+
+@pytest.fixture(scope="module")
+def profiled(tiny_bundle, tmp_path_factory):
+    """The tiny bundle profiled on 1,200 synthetic reviews, with a clean and a drifted 600-review sample."""
+    root = tmp_path_factory.mktemp("profiled")
+    bundle = shutil.copytree(tiny_bundle.path, root / "bundle")
+    reference = write_reviews(root / "reference.parquet", [t for t, _ in make_reviews(1200, seed=11)])
+    result = runner.invoke(app, ["profile", str(bundle), "--data", str(reference)])
+    assert result.exit_code == 0, result.output
+    clean = [t for t, _ in make_reviews(600, seed=12)]
+    rng = random.Random(0)
+    return {
+        "bundle": bundle,
+        "clean": write_reviews(root / "clean.parquet", clean),
+        "drifted": write_reviews(root / "drifted.parquet", [gibberish(t, rng) for t in clean]),
+    }
+
+
+def score(*args):
+    return runner.invoke(app, ["score", *map(str, args)], obj={"beam_args": []})
+
+
+def read_summary(out):
+    return json.loads((out / SUMMARY_FILE).read_text())
+
+
+def test_a_clean_run_reports_no_drift(profiled, tmp_path):
+    out = tmp_path / "out"
+    result = score(profiled["clean"], "--output", out, "--model", profiled["bundle"], "--on-drift", "fail")
+    assert result.exit_code == 0, result.output
+    drift = read_summary(out)["drift"]
+    assert drift["status"] == "ok" and not drift["detected"], drift
+    assert "drift detected" not in result.output
+    assert f"report: {(out / REPORT_FILE).resolve().as_uri()}" in result.output
+
+
+def test_drift_warns_by_default_and_scores_every_record(profiled, tmp_path):
+    out = tmp_path / "out"
+    result = score(profiled["drifted"], "--output", out, "--model", profiled["bundle"])
+    assert result.exit_code == 0, result.output
+    summary = read_summary(out)
+    assert summary["drift"]["detected"]
+    assert {"vocabulary", "unknown_word_rate"} <= drifted_checks(summary["drift"])
+    assert summary["records_scored"] == 600 and summary["accounting_ok"]
+    warnings = [line for line in result.stderr.splitlines() if "drift detected" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:")
+    assert (out / REPORT_FILE).is_file()
+
+
+def test_on_drift_fail_exits_1_after_writing_everything(profiled, tmp_path):
+    out = tmp_path / "out"
+    result = score(profiled["drifted"], "--output", out, "--model", profiled["bundle"], "--on-drift", "fail")
+    assert result.exit_code == 1, result.output
+    assert "error: drift detected" in result.stderr
+    summary = read_summary(out)
+    assert summary["records_scored"] == 600 and summary["drift"]["detected"]
+    scored = pq.read_table(sorted(out.glob("scored-*.parquet"))).num_rows
+    assert scored == 600 and (out / REPORT_FILE).is_file()
+
+
+def test_small_input_is_insufficient_data_even_with_fail(profiled, tmp_path):
+    out = tmp_path / "out"
+    few = write_reviews(tmp_path / "few.parquet", ["qwzx vbnm plok"] * 12)  # drifted, but only 12
+    result = score(few, "--output", out, "--model", profiled["bundle"], "--on-drift", "fail")
+    assert result.exit_code == 0, result.output
+    assert read_summary(out)["drift"]["status"] == "insufficient_data"
+    assert "not judged: 12 reviews" in result.output
+
+
+def test_failures_are_counted_by_stage(profiled, tmp_path):
+    out = tmp_path / "out"
+    texts = ["a wonderful film", None, "...", "dreadful and boring"]
+    result = score(write_reviews(tmp_path / "bad.parquet", texts), "--output", out, "--model", profiled["bundle"])
+    assert result.exit_code == 0, result.output
+    summary = read_summary(out)
+    assert summary["failed_by_stage"] == {"preprocess": 1, "read": 1}
+    assert summary["records_failed"] == 2 and summary["label_counts"].keys() == {"negative", "positive"}
+
+
+# --- the report, in a real browser -----------------------------------------------------------------
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Debian Chromium driven by its chromedriver (.ci/run installs both). Skipped where they are
+    missing, unless REVIEWSCORE_BROWSER_TESTS=required (CI), where missing is a failure."""
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        if os.environ.get("REVIEWSCORE_BROWSER_TESTS") == "required":
+            pytest.fail("chromium and chromedriver are required (apt-get install chromium chromium-driver)")
+        pytest.skip("no chromium/chromedriver here (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1800",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_the_report_renders_with_its_plots_in_a_browser(profiled, browser, tmp_path):
+    out = tmp_path / "out"
+    result = score(profiled["drifted"], "--output", out, "--model", profiled["bundle"])
+    assert result.exit_code == 0, result.output
+    page = (out / REPORT_FILE).read_text()
+    assert "<script" not in page and "<link" not in page and not re.search(r"(src|href)=\"?https?:", page)
+
+    browser.get((out / REPORT_FILE).resolve().as_uri())
+    assert read_summary(out)["model_version"] in browser.title
+    assert browser.find_element("id", "verdict").text == "drift detected"
+    charts = browser.execute_script(
+        "return [...document.querySelectorAll('svg.chart')].map(svg => ({"
+        "  title: svg.getAttribute('aria-label'), width: svg.getBoundingClientRect().width,"
+        "  painted: [...svg.querySelectorAll('rect.bar')].filter(r => r.getBoundingClientRect().height > 0).length"
+        "}))"
+    )
+    assert [c["title"] for c in charts] == ["Predicted labels", "Scores", "Review length", "Unknown words per review"]
+    assert all(c["width"] > 400 and c["painted"] >= 2 for c in charts), charts
+    verdicts = browser.execute_script(
+        "return [...document.querySelectorAll('table tr')].map(tr => tr.innerText).filter(t => t.includes('drifted'))"
+    )
+    assert any(row.startswith("vocabulary") for row in verdicts), verdicts
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # nothing fetched
+
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    browser.save_screenshot(str(shot))
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
+    for colour in ((0x25, 0x63, 0xEB), (0xF5, 0x9E, 0x0B)):  # this run's bars, the training profile's bars
+        assert (np.abs(pixels - colour).sum(axis=1) < 30).sum() > 500, f"no bars painted in {colour}"
