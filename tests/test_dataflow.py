@@ -302,3 +302,41 @@ def test_cli_template_and_metadata_share_one_set_of_job_options():
         expected = str(option.default).lower() if option.flag else option.default  # overwrite=false
         assert getattr(known, option.name) == expected, option.name
     assert beam_args == ["--runner=DataflowRunner"]
+
+
+def dag_function(source: str, name: str, **namespace):
+    """A function of the DAG file, defined from its own syntax tree over the file's constants (Airflow is not
+    installed here, so the module cannot be imported)."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets):
+            for target in node.targets:
+                namespace[target.id] = eval(compile(ast.Expression(node.value), "airflow_dag.py", "eval"), namespace)
+    (function,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
+    exec(compile(ast.Module([function], type_ignores=[]), "airflow_dag.py", "exec"), namespace)
+    return namespace[name]
+
+
+@pytest.mark.parametrize("drifted", [False, True])
+def test_airflow_drift_gate_fails_the_day_only_when_the_run_drifted(cloud_storage, drifted):
+    from pipeline.monitoring.drift import check_drift
+    from tests.test_monitoring import synthetic
+
+    class AirflowFailException(Exception):  # Airflow's own is not installed here
+        pass
+
+    gate = dag_function(
+        (ROOT / "deploy" / "airflow_dag.py").read_text(), "drift_gate", json=json,
+        AirflowFailException=AirflowFailException,
+    )  # fmt: skip
+    bucket = storage.Client.create_anonymous_client().bucket("my-bucket")
+    if not bucket.exists():
+        bucket.create()
+    run = synthetic(1000, seed=7, unknown=0.5) if drifted else synthetic(1000, seed=7)
+    summary = {"records_scored": 1000, "records_failed": 0, "drift": check_drift(synthetic(5000, seed=0), run)}
+    bucket.blob("scored/2026-11-25/_SUMMARY.json").upload_from_string(json.dumps(summary))
+    if drifted:
+        with pytest.raises(AirflowFailException, match=r"drift detected \(vocabulary, unknown_word_rate\)"):
+            gate("2026-11-25")
+    else:
+        gate("2026-11-25")

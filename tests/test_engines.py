@@ -8,6 +8,7 @@ engine asked for must be refused with one line.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,34 @@ def test_export_onnx_gives_an_older_bundle_its_model_onnx(tiny_bundle, tmp_path)
     updated = Bundle.open(older)  # checksums verified, model.onnx among them
     assert updated.has_onnx and updated.model_version == tiny_bundle.model_version
     assert updated.manifest.onnx["checked_against_keras"]["max_abs_probability_difference"] <= 1e-5
+
+
+NATIVE_ERROR_LINE = """
+import os, sys
+{setup}
+import tensorflow as tf
+# PrintV2 to log(error) writes through TensorFlow's C++ LOG(ERROR), as the oneDNN notice
+# ("oneDNN supports DT_BOOL only on platforms with AVX-512", tensorflow/core/util/util.cc) does.
+tf.print("reviewscore-native-probe", output_stream=tf.compat.v1.logging.error)
+"""
+
+
+@pytest.mark.parametrize(
+    ("setup", "user_level", "shown"),
+    [
+        ("import pipeline.cli", None, False),  # every command: TensorFlow's native errors stay off stderr
+        ("import pipeline.cli as cli; cli.quiet_logging(verbose=True)", None, True),  # --verbose shows them
+        ("import pipeline.cli", "0", True),  # a level the user set is kept
+    ],
+    ids=["default", "verbose", "user's level"],
+)
+def test_tensorflow_native_error_lines_reach_stderr_only_when_asked(setup, user_level, shown):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if user_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = user_level
+    done = subprocess.run(
+        [sys.executable, "-c", NATIVE_ERROR_LINE.format(setup=setup)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ("reviewscore-native-probe" in done.stderr) is shown, done.stderr[-2000:]
