@@ -1,0 +1,61 @@
+"""Integrated gradients on real reviews: reviews/s and completeness error per number of steps (issue 14).
+
+    python benchmarks/attribution_cost.py --reviews 64 --steps 8,16,32,64 [--batch-size 32] [--cut 0]
+
+Encodes the first --reviews reviews of --data with the bundle, scores them with onnx (reviews/s
+printed for comparison), then attributes each towards its predicted class with
+IntegratedGradients at each step count (after one warm-up call, which compiles) and prints the
+rate and the completeness error's mean, 95th percentile and maximum. --cut N keeps only each
+review's first N tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline.bundle import open_bundle
+from pipeline.engines.plan import plan_model
+from pipeline.explain.integrated_gradients import IntegratedGradients
+from pipeline.labels import Labels
+from pipeline.scorer import ScorerSettings, bundle_scorer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/imdb/unsup.parquet")
+    parser.add_argument("--bundle", default="models/imdb-bilstm")
+    parser.add_argument("--reviews", type=int, default=64)
+    parser.add_argument("--steps", default="8,16,32,64")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--cut", type=int, default=0)
+    args = parser.parse_args()
+
+    bundle = open_bundle(args.bundle)
+    texts = pq.read_table(args.data, columns=["text"]).column("text")[: args.reviews]
+    rows = bundle.encoder.encode(texts).rows()
+    if args.cut:
+        rows = [r[: args.cut] for r in rows]
+    scorer = bundle_scorer(bundle, ScorerSettings(engine="onnx"))
+    predicted = Labels.of(bundle.manifest).predicted(scorer(rows))
+    started = time.perf_counter()
+    scorer(rows)
+    print(f"onnx scoring: {len(rows) / (time.perf_counter() - started):.0f} reviews/s")
+    plan = plan_model(bundle.load_model())
+    for steps in map(int, args.steps.split(",")):
+        explain = IntegratedGradients(plan, bundle.preprocessing.max_length, steps=steps, batch_size=args.batch_size)
+        explain(rows[:1], predicted[:1])  # compile
+        started = time.perf_counter()
+        error = explain(rows, predicted).completeness_error
+        rate = len(rows) / (time.perf_counter() - started)
+        print(
+            f"steps {steps}: {rate:.1f} reviews/s; completeness error mean {error.mean():.4f}, "
+            f"p95 {np.quantile(error, 0.95):.4f}, max {error.max():.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
