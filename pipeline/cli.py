@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -40,6 +41,7 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 # An Enum so --help lists the choices; pipeline.engines is cheap to import (no TensorFlow, no Beam).
 Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
 DEFAULT_ENGINE = Engine(OPTIONS["engine"].default)
+DEFAULT_EXPLAIN_STEPS = 32
 
 
 class DriftPolicy(StrEnum):
@@ -331,6 +333,77 @@ def profile(
     )
 
 
+@app.command()
+def explain(
+    text: Annotated[str, typer.Argument(help="The review to explain.")],
+    model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
+    steps: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            help="Integrated-gradients steps to start with; doubled (up to 1,024) until the attributions sum "
+            "to the logit difference within 5%.",
+        ),
+    ] = 64,
+    top: Annotated[int, typer.Option(min=1, help="Words to list.")] = 10,
+) -> None:
+    """Show which words pushed a review towards its label: the text highlighted, then its strongest words."""
+    from rich.text import Text
+
+    from pipeline.bundle import BundleError, open_bundle
+    from pipeline.explain.explainer import (
+        COMPLETENESS_TOLERANCE,
+        Explainer,
+        ExplainSettings,
+        ExplainUnavailable,
+        word_weights,
+    )
+    from pipeline.labels import Labels
+    from pipeline.scorer import ScorerSettings, bundle_scorer
+
+    try:
+        bundle = open_bundle(model)
+        encoded, words = bundle.encoder.encode_words([text])
+        if not len(encoded.ids):
+            fail("the text has no words left after cleaning")
+        probabilities = bundle_scorer(bundle, ScorerSettings())(encoded.rows())
+        labels = Labels.of(bundle.manifest)
+        predicted = labels.predicted(probabilities)
+        while True:
+            attributions = Explainer(bundle, ExplainSettings(steps=steps), batch_size=1)(encoded.rows(), predicted)
+            error = float(attributions.completeness_error[0])
+            if error <= COMPLETENESS_TOLERANCE or steps >= 1024:
+                break
+            steps *= 2
+    except (BundleError, ExplainUnavailable) as e:
+        fail(str(e))
+    label = labels.class_names[int(predicted[0])]
+    weights = attributions.weights[0]
+    strongest = float(np.abs(weights).max()) or 1.0
+    shown = Text()
+    for word, weight in zip(words[0], weights.tolist(), strict=True):
+        share = min(abs(weight) / strongest, 1.0)
+        colour = "green" if weight > 0 else "red"
+        shown.append(word, style=f"bold {colour}" if share > 0.5 else colour if share > 0.15 else "dim")
+        shown.append(" ")
+    console.print(
+        f"[bold]{label}[/] (score {float(labels.scores(probabilities, predicted)[0]):.3f}); "
+        f"[green]green[/] pushed towards {label}, [red]red[/] against it, the stronger the bolder:"
+    )
+    console.print(shown)
+    table = Table(title="strongest words", title_justify="left")
+    table.add_column("word")
+    table.add_column("weight", justify="right")
+    for word, weight in word_weights(words[0], weights)[:top]:
+        table.add_row(word, f"[{'green' if weight > 0 else 'red'}]{weight:+.3f}[/]")
+    console.print(table)
+    delta = float(attributions.target_logit[0] - attributions.baseline_logit[0])
+    console.print(
+        f"the weights sum to {weights.sum():+.3f}; the predicted class's logit moved {delta:+.3f} from the "
+        f"all-zero-embedding baseline (integrated gradients, {steps} steps: completeness error {error:.1%})"
+    )
+
+
 @app.command("export-onnx")
 def export_onnx(
     bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add model.onnx to.")],
@@ -371,6 +444,17 @@ def score(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help=OPTIONS["overwrite"].help)] = OPTIONS["overwrite"].default,
     num_shards: Annotated[int, typer.Option(min=0, help="Scored files to write; 0 lets the runner decide.")] = 0,
+    explain: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Add a top_words column: each review's K words that moved it most towards (+) or against (-) its "
+            "label, by integrated gradients (needs TensorFlow; costly, see README). 0: off.",
+        ),
+    ] = 0,
+    explain_steps: Annotated[
+        int, typer.Option(min=2, help="Integrated-gradients steps per review, with --explain.")
+    ] = DEFAULT_EXPLAIN_STEPS,
     on_drift: Annotated[
         DriftPolicy,
         typer.Option(
@@ -382,6 +466,7 @@ def score(
 ) -> None:
     """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
     quiet_logging(verbose)
+    from pipeline.explain.explainer import ExplainSettings
     from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
     from pipeline.scorer import ScorerSettings
 
@@ -393,6 +478,7 @@ def score(
         id_column=id_column,
         max_batch_size=batch_size,
         scorer=ScorerSettings(engine.value, inference_batch_size, threads),
+        explain=ExplainSettings(explain, explain_steps),
         overwrite=overwrite,
         num_shards=num_shards,
         beam_args=list((ctx.obj or {}).get("beam_args", [])),

@@ -19,6 +19,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
 
 from pipeline.bundle import BundleError, open_bundle
+from pipeline.explain.explainer import ExplainSettings, ExplainUnavailable
 from pipeline.labels import Labels
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
 from pipeline.model_handler import engine_metric, load_scorer
@@ -42,6 +43,7 @@ class ScoringJob:
     id_column: str = "review_id"
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)
@@ -66,10 +68,16 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
         check_compilable(bundle.load_model())
     # The model loads on its engine before any worker starts (a bad one is a configuration error);
     # a local run then reuses what this loaded.
-    load_scorer(job.model, settings)
+    try:
+        load_scorer(job.model, settings, job.explain)
+    except ExplainUnavailable as e:
+        raise BundleError(str(e)) from None
     manifest = bundle.manifest.to_dict()
     labels = Labels.of(bundle.manifest)
-    sink = ScoredSink(job.output, scored_schema(plan.schema, manifest), error_schema(manifest), job.num_shards)
+    explaining = job.explain.top_k > 0
+    sink = ScoredSink(
+        job.output, scored_schema(plan.schema, manifest, explaining), error_schema(manifest), job.num_shards
+    )
 
     if not dry_run:
         prepare_output(job.output, job.overwrite)
@@ -87,7 +95,8 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
             labels,
             job.max_batch_size,
             settings,
-            Monitor(labels.class_names, manifest, bundle.profile, engine, why),
+            Monitor(labels.class_names, manifest, bundle.profile, engine, why, job.explain if explaining else None),
+            job.explain,
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,

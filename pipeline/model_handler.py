@@ -19,14 +19,20 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipeline.explain.explainer import Explained, ExplainSettings, top_words
+from pipeline.labels import Labels
 from pipeline.preprocessing import EncodedBatch
 from pipeline.scorer import ScorerSettings
 from pipeline.sources import ReviewBatch
+
+if TYPE_CHECKING:
+    from pipeline.explain.explainer import Explainer
 
 log = logging.getLogger("reviewscore")
 
@@ -41,6 +47,16 @@ class EncodedReviews(NamedTuple):
     ids: EncodedBatch
     """The rows' token ids, flat with offsets: Beam pickles elements to estimate their size, and two
     arrays pickle in a millisecond where 4,096 small ones take 65 ms (BENCHMARKS.md, "Profile")."""
+    words: list[list[str]] | None = None
+    """With --explain: the word each id stands for, per review (top_words names them)."""
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """RunInference's result for one element: (rows, classes) probabilities, and explanations if asked."""
+
+    probabilities: np.ndarray
+    explained: Explained | None = None
 
 
 @dataclass
@@ -48,16 +64,20 @@ class LoadedModel:
     version: str
     score: Any
     """CalibratedScorer: a sequence of int32 id arrays to float32 (rows, classes) calibrated probabilities."""
+    labels: Labels
+    explain: Explainer | None = None
+    top_k: int = 0
 
 
-def load_scorer(bundle_uri: str, settings: ScorerSettings) -> LoadedModel:
+def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSettings | None = None) -> LoadedModel:
     """The bundle's calibrated scorer on the engine `settings` name, loaded once per process.
 
     The launcher loads it first, to report a model that cannot load as a configuration error before
     any work starts; on a local runner the pipeline then runs in the same process and reuses it
     instead of loading and compiling the model a second time.
     """
-    key = (bundle_uri, settings)
+    explain = explain or ExplainSettings()
+    key = (bundle_uri, settings, explain)
     if key not in _LOADED:
         from pipeline.bundle import open_bundle
         from pipeline.scorer import bundle_scorer
@@ -72,23 +92,32 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings) -> LoadedModel:
             scorer.engine,
             f" ({scorer.reason})" if scorer.reason else "",
         )
-        _LOADED[key] = LoadedModel(bundle.model_version, scorer)
+        explainer = None
+        if explain.top_k:
+            from pipeline.explain.explainer import Explainer
+
+            explainer = Explainer(bundle, explain)
+            log.info("explaining with integrated gradients on TensorFlow (%d steps)", explain.steps)
+        _LOADED[key] = LoadedModel(bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.top_k)
     return _LOADED[key]
 
 
-_LOADED: dict[tuple[str, ScorerSettings], LoadedModel] = {}
+_LOADED: dict[tuple[str, ScorerSettings, ExplainSettings], LoadedModel] = {}
 
 
 class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedModel]):
-    def __init__(self, bundle_uri: str, *, settings: ScorerSettings | None = None):
+    def __init__(
+        self, bundle_uri: str, *, settings: ScorerSettings | None = None, explain: ExplainSettings | None = None
+    ):
         # One element per call: each element is a batch of reviews read together, already as large
         # as the job's --batch-size.
         super().__init__(min_batch_size=1, max_batch_size=1)
         self.bundle_uri = bundle_uri
         self.settings = settings or ScorerSettings()
+        self.explain = explain or ExplainSettings()
 
     def load_model(self) -> LoadedModel:
-        return load_scorer(self.bundle_uri, self.settings)
+        return load_scorer(self.bundle_uri, self.settings, self.explain)
 
     def run_inference(
         self,
@@ -96,12 +125,21 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         model: LoadedModel,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        """One PredictionResult per element: its (rows, classes) probabilities."""
+        """One PredictionResult per element: a ScoredBatch of its probabilities (and explanations).
+
+        Explanations are computed after, and apart from, the scores: they never change one."""
         results = []
         for item in batch:
-            probabilities = model.score(item.ids.rows())
+            rows = item.ids.rows()
+            probabilities = model.score(rows)
             Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc(len(item.ids))
-            results.append(PredictionResult(item, probabilities, model.version))
+            explained = None
+            if model.explain is not None:
+                attributions = model.explain(rows, model.labels.predicted(probabilities))
+                explained = Explained(
+                    top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error
+                )
+            results.append(PredictionResult(item, ScoredBatch(probabilities, explained), model.version))
         return results
 
     def get_num_bytes(self, batch: Sequence[EncodedReviews]) -> int:

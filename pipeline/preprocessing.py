@@ -308,6 +308,20 @@ class TextEncoder:
         chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
         return EncodedBatch.concatenate(list(pool.map(self.encode, chunks)))
 
+    def encode_words(self, texts: Iterable[str | None] | pa.Array) -> tuple[EncodedBatch, list[list[str]]]:
+        """`encode(texts)` and, per review, the word each id stands for (after truncation): the
+        review's own tokens as the preprocessing saw them, unknown words included."""
+        token_lists = tokenize(texts, self.config)
+        offsets = token_lists.offsets.to_numpy().astype(np.int64)
+        offsets = offsets - offsets[0]
+        flat = pc.list_flatten(token_lists)
+        kept = _truncate(np.arange(len(flat), dtype=np.int64), offsets, self.config.max_length, self.config.truncating)
+        ids = self.vocabulary.ids(flat)[kept.ids]
+        words = flat.take(pa.array(kept.ids)).to_pylist()
+        return EncodedBatch(ids, kept.offsets), [
+            words[a:b] for a, b in zip(kept.offsets[:-1], kept.offsets[1:], strict=True)
+        ]
+
     def encode_tokens(self, token_lists: pa.LargeListArray) -> EncodedBatch:
         offsets = token_lists.offsets.to_numpy().astype(np.int64)
         offsets = offsets - offsets[0]

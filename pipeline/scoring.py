@@ -27,15 +27,16 @@ import pyarrow as pa
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
+from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
 from pipeline.labels import Labels
-from pipeline.model_handler import EncodedReviews, ReviewModelHandler
+from pipeline.model_handler import EncodedReviews, ReviewModelHandler, ScoredBatch
 from pipeline.monitoring.monitor import Monitor
 from pipeline.monitoring.statistics import Statistics
 from pipeline.preprocessing import EncodedBatch
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
 from pipeline.sinks import FAILED_PREFIX, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
-from schemas.output import MODEL_VERSION
+from schemas.output import MODEL_VERSION, TOP_WORDS
 
 NAMESPACE = "reviewscore"
 log = logging.getLogger("reviewscore")
@@ -57,12 +58,10 @@ class ScoringModel:
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
     monitor: Monitor | None = None
     """The bundle's training profile and manifest, for the run's drift checks and report."""
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
 
     def handler(self) -> ReviewModelHandler:
-        return ReviewModelHandler(
-            self.bundle_uri,
-            settings=self.scorer,
-        )
+        return ReviewModelHandler(self.bundle_uri, settings=self.scorer, explain=self.explain)
 
 
 class CountRead(beam.DoFn):
@@ -90,10 +89,12 @@ class EncodeReviews(beam.DoFn):
     unknown words is scored: the model was trained to see unknown ids.
     """
 
-    def __init__(self, bundle_uri: str, text_column: str, threads: int = 0):
+    def __init__(self, bundle_uri: str, text_column: str, threads: int = 0, words: bool = False):
         self.bundle_uri = bundle_uri
         self.text_column = text_column
         self.threads = threads
+        self.words = words
+        """Keep the word each id stands for (--explain names them in top_words)."""
         self.encoder = None
         self.pool = None
 
@@ -112,28 +113,34 @@ class EncodeReviews(beam.DoFn):
     def process(self, batch: ReviewBatch) -> Iterator[Any]:
         texts = batch.table.column(self.text_column)
         try:
-            encoded = self.encoder.encode_parallel(texts, self.pool, self.workers)
+            if self.words:
+                encoded, words = self.encoder.encode_words(texts)
+            else:
+                encoded, words = self.encoder.encode_parallel(texts, self.pool, self.workers), None
         except Exception:  # isolate the culprit instead of failing the batch
             yield from self._encode_one_by_one(batch, texts)
             return
-        yield from self._checked(batch, texts, encoded)
+        yield from self._checked(batch, texts, encoded, words=words)
 
     def _encode_one_by_one(self, batch: ReviewBatch, texts) -> Iterator[Any]:
-        rows, failed = [], []
+        rows, words, failed = [], [], []
         for i, text in enumerate(texts.to_pylist()):
             try:
-                rows.append(self.encoder.encode([text]).row(0))
+                encoded, kept = self.encoder.encode_words([text])
+                rows.append(encoded.row(0))
+                words.append(kept[0])
             except Exception as e:
                 failed.append(i)
                 for failure in batch.failures([i], "preprocess", repr(e)):
                     yield TaggedOutput(FAILED, failure)
                 rows.append(np.zeros(0, np.int32))
+                words.append([])
         keep = np.ones(len(batch), dtype=bool)
         keep[failed] = False
-        yield from self._checked(batch, texts, EncodedBatch.from_rows(rows), keep)
+        yield from self._checked(batch, texts, EncodedBatch.from_rows(rows), keep, words if self.words else None)
 
     @staticmethod
-    def _checked(batch: ReviewBatch, texts, encoded: EncodedBatch, keep: np.ndarray | None = None):
+    def _checked(batch: ReviewBatch, texts, encoded: EncodedBatch, keep: np.ndarray | None = None, words=None):
         """The batch's scorable rows with their ids; a Failure for each null or empty review."""
         keep = np.ones(len(batch), dtype=bool) if keep is None else keep
         null = texts.is_null().to_numpy(zero_copy_only=False)
@@ -144,9 +151,12 @@ class EncodeReviews(beam.DoFn):
             yield TaggedOutput(FAILED, failure)
         keep &= ~null & ~empty
         if keep.all():
-            yield EncodedReviews(batch, encoded)
+            yield EncodedReviews(batch, encoded, words)
         elif keep.any():
-            yield EncodedReviews(batch.filter(pa.array(keep)), encoded.take(np.flatnonzero(keep)))
+            kept = np.flatnonzero(keep)
+            yield EncodedReviews(
+                batch.filter(pa.array(keep)), encoded.take(kept), None if words is None else [words[i] for i in kept]
+            )
 
 
 class ToScoredBatch(beam.DoFn):
@@ -165,8 +175,11 @@ class ToScoredBatch(beam.DoFn):
 
     def process(self, result: PredictionResult) -> Iterator[pa.Table]:
         batch: ReviewBatch = result.example.reviews
-        columns = self.labels.columns(result.inference)
+        scored: ScoredBatch = result.inference
+        columns = self.labels.columns(scored.probabilities)
         columns[MODEL_VERSION] = pa.repeat(pa.scalar(result.model_id, pa.string()), len(batch))
+        if scored.explained is not None:
+            columns[TOP_WORDS] = scored.explained.top_words
         table = batch.table
         for name, column in columns.items():
             table = table.append_column(name, column)
@@ -215,9 +228,15 @@ def scored_tally(table: pa.Table) -> dict[str, int]:
     return {"scored": table.num_rows}
 
 
-def statistics_tally(result: PredictionResult, labels: Labels) -> dict[str, Statistics]:
-    """The scored batch's lengths, words, scores and labels, for drift checks and the report."""
-    return {"statistics": Statistics.of_batch(result.example.ids, result.inference, labels)}
+def statistics_tally(result: PredictionResult, labels: Labels) -> dict[str, Any]:
+    """The scored batch's lengths, words, scores and labels, for drift checks and the report; with
+    --explain, its explanations' completeness and top words by predicted class."""
+    scored: ScoredBatch = result.inference
+    tally: dict[str, Any] = {"statistics": Statistics.of_batch(result.example.ids, scored.probabilities, labels)}
+    if scored.explained is not None:
+        predicted = labels.predicted(scored.probabilities)
+        tally["explanations"] = ExplanationStatistics.of(scored.explained, predicted, len(labels.class_names))
+    return tally
 
 
 def failed_tally(row: dict[str, Any]) -> dict[str, int]:
@@ -249,7 +268,7 @@ def build_pipeline(
     reviews, read_failures = records | "CountRead" >> beam.ParDo(CountRead()).with_outputs(FAILED, main="reviews")
 
     encoded, encode_failures = reviews | "Encode" >> beam.ParDo(
-        EncodeReviews(model.bundle_uri, source.text_column, model.scorer.threads)
+        EncodeReviews(model.bundle_uri, source.text_column, model.scorer.threads, words=model.explain.top_k > 0)
     ).with_outputs(FAILED, main="encoded")
     predictions, dead_letters = encoded | "Score" >> RunInference(model.handler()).with_exception_handling()
     scored = predictions | "ToScoredBatch" >> beam.ParDo(

@@ -152,6 +152,9 @@ class WriteSummary(beam.DoFn):
             "error_files": sorted(error_files),
             "drift": self.monitor.drift(statistics),
         }
+        explanations = self.monitor.explanations(counts)
+        if explanations is not None:
+            summary["explanations"] = explanations
         summary["report"] = self._write_report(summary, statistics)
         with FileSystems.create(self.sink.path(SUMMARY_FILE)) as f:
             f.write(json.dumps(summary, indent=2).encode())

@@ -28,6 +28,14 @@ SCORE_FIELDS = (
     pa.field(MODEL_VERSION, pa.string(), nullable=False),
 )
 
+TOP_WORDS = "top_words"
+"""With --explain K: the K words of the review that moved it most towards (positive weight) or
+against (negative) its predicted label, by integrated gradients; README "Why this label"."""
+TOP_WORD_TYPE = pa.struct(
+    [pa.field("word", pa.string(), nullable=False), pa.field("weight", pa.float32(), nullable=False)]
+)
+TOP_WORDS_FIELD = pa.field(TOP_WORDS, pa.list_(pa.field("item", TOP_WORD_TYPE, nullable=False)), nullable=False)
+
 REVIEW_ID = "review_id"
 SOURCE = "source"
 TEXT = "text"
@@ -56,12 +64,14 @@ class SchemaError(ValueError):
     """Input schemas cannot be combined into one scored-output schema."""
 
 
-def scored_schema(input_schema: pa.Schema, manifest: dict[str, Any]) -> pa.Schema:
-    """The input columns followed by the score columns, with the manifest in the metadata."""
-    clashes = [f.name for f in SCORE_FIELDS if f.name in input_schema.names]
+def scored_schema(input_schema: pa.Schema, manifest: dict[str, Any], explain: bool = False) -> pa.Schema:
+    """The input columns followed by the score columns (and top_words when explaining), with the
+    manifest in the metadata."""
+    added = [*SCORE_FIELDS, TOP_WORDS_FIELD] if explain else list(SCORE_FIELDS)
+    clashes = [f.name for f in added if f.name in input_schema.names]
     if clashes:
         raise SchemaError(f"input already has column(s) {', '.join(clashes)}; reviewscore would overwrite them")
-    fields = [f.with_nullable(True) for f in input_schema] + list(SCORE_FIELDS)
+    fields = [f.with_nullable(True) for f in input_schema] + added
     return pa.schema(fields, metadata={MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()})
 
 

@@ -1,16 +1,26 @@
-"""Integrated gradients on the embeddings (pipeline/explain/integrated_gradients.py), on a real tiny bundle.
+"""Why this label: integrated gradients on the embeddings, the top_words column and `reviewscore explain`.
 
-Groundwork for issue 14: the attributions follow their definition (completeness converges as the
-quadrature gets finer; the logit F(x) is the engines' own), and a word that carries sentiment gets
-the sign of its class.
+The attributions follow their definition (completeness converges as the quadrature gets finer; the
+logit F(x) is the engines' own), a word that carries sentiment gets the sign of its class (on a
+tiny bundle the tests train, and on the committed default), and explaining never changes a score.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import glob
+import json
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.bundle import open_bundle
+from pipeline.cli import app
 from pipeline.engines.plan import plan_model
+from pipeline.explain.explainer import Explainer, ExplainSettings, word_weights
 from pipeline.explain.integrated_gradients import IntegratedGradients, gauss_legendre
 from pipeline.labels import Labels
 from pipeline.scorer import ScorerSettings, bundle_scorer
@@ -61,3 +71,62 @@ def test_sentiment_words_push_towards_their_class(explained, tiny_bundle):
         tokens = [vocabulary[i - 2] if i >= 2 else "?" for i in row]
         for word in words:
             assert w[tokens.index(word)] > 0, (word, dict(zip(tokens, w.round(3), strict=True)))
+
+
+def test_a_positive_word_inserted_into_a_neutral_review_is_among_its_top_words():
+    """On the committed default: the attributions of a neutral sentence with "masterpiece" inserted."""
+    bundle = open_bundle("models/imdb-bilstm")
+    encoded, words = bundle.encoder.encode_words(
+        ["The film was released in the spring and it runs for about two hours. A masterpiece."]
+    )
+    rows = encoded.rows()
+    probabilities = bundle_scorer(bundle, ScorerSettings(engine="onnx"))(rows)
+    predicted = Labels.of(bundle.manifest).predicted(probabilities)
+    assert predicted[0] == 1
+    attributions = Explainer(bundle, ExplainSettings(top_k=3, steps=64), batch_size=1)(rows, predicted)
+    top = dict(word_weights(words[0], attributions.weights[0])[:3])
+    assert top.get("masterpiece", 0) > 0, top
+    assert attributions.completeness_error[0] < 0.05
+
+
+def scored(out) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(f) for f in sorted(glob.glob(f"{out}/scored-*.parquet"))]).sort_values(
+        "review_id", ignore_index=True
+    )
+
+
+def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle, tmp_path):
+    texts = ["the plot was wonderful and the music superb", "dreadful boring film", "the film", "superb superb"]
+    pq.write_table(pa.table({"review_id": [f"r{i}" for i in range(4)], "text": texts}), tmp_path / "in.parquet")
+    runner = CliRunner()
+    for name, extra in (("plain", []), ("explained", ["--explain", "2", "--explain-steps", "16"])):
+        result = runner.invoke(
+            app,
+            ["score", str(tmp_path / "in.parquet"), "--output", str(tmp_path / name), "--model", str(tiny_bundle.path),
+             *extra],
+            obj={"beam_args": []},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    plain, explained = scored(tmp_path / "plain"), scored(tmp_path / "explained")
+    assert plain.predicted_label.tolist() == explained.predicted_label.tolist()
+    assert plain.score.to_numpy().tobytes() == explained.score.to_numpy().tobytes()  # bit for bit
+    assert "top_words" not in plain.columns
+    for text, top in zip(texts, explained.top_words, strict=True):
+        assert 1 <= len(top) <= 2 and all(item["word"] in text.split() for item in top)
+    assert [item["word"] for item in explained.top_words[3]] == ["superb"]  # one entry per distinct word
+    summary = json.loads((tmp_path / "explained" / "_SUMMARY.json").read_text())["explanations"]
+    assert summary["method"] == "integrated gradients" and summary["steps"] == 16 and summary["reviews"] == 4
+    assert summary["completeness_error"]["mean"] is not None
+    assert set(summary["top_words_by_class"]) == {"negative", "positive"}
+    report = (tmp_path / "explained" / "report.html").read_text()
+    assert 'id="top-words"' in report and "Why these labels" in report
+    assert 'id="top-words"' not in (tmp_path / "plain" / "report.html").read_text()
+
+
+def test_explain_command_highlights_the_words(tiny_bundle):
+    result = CliRunner().invoke(
+        app, ["explain", "the plot was wonderful and the music superb", "--model", str(tiny_bundle.path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("positive") and "wonderful" in result.output
+    assert "completeness error" in result.output

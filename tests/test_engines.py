@@ -76,6 +76,12 @@ def test_a_job_scores_without_tensorflow_installed(tiny_bundle, tmp_path):
     assert "--engine xla needs TensorFlow, which is not installed here" in refused.stderr.replace("\n", " ")
     assert "Traceback" not in refused.stderr and not (tmp_path / "x").exists()
 
+    unexplained = run_python(WITHOUT_TENSORFLOW, "score", str(tmp_path / "in.parquet"), "--output",
+                             str(tmp_path / "y"), "--model", str(tiny_bundle.path), "--explain", "3")  # fmt: skip
+    assert unexplained.returncode == 2
+    assert "--explain needs TensorFlow" in unexplained.stderr.replace("\n", " ")
+    assert "Traceback" not in unexplained.stderr and not (tmp_path / "y").exists()
+
 
 def test_auto_picks_onnx_for_small_jobs_and_xla_for_large_ones(monkeypatch):
     monkeypatch.setattr(scorer, "tensorflow_installed", lambda: True)

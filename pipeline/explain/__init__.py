@@ -1,6 +1,7 @@
-"""Why a review got its label: word attributions (issue 14, in progress).
+"""Why a review got its label: word attributions (README "Why this label").
 
 - `integrated_gradients.py`: integrated gradients on the embeddings of a model's RecurrentPlan,
-  on TensorFlow (XLA-compiled); completeness measured per review. Not yet wired into the job:
-  BENCHMARKS.md ("Issue 14 groundwork") has what it costs and how complete it is on real reviews.
+  on TensorFlow (XLA-compiled per padded width), completeness measured per review;
+- `explainer.py`: a bundle's explainer, the top_words column and the run's explanation statistics.
+ONNX Runtime computes no gradients, so explanations always run on TensorFlow, apart from scoring.
 """

@@ -75,17 +75,33 @@ class IntegratedGradients:
         self._biases = [tf.constant(d.bias) for d in plan.directions]
         self._recurrent = [tf.constant(d.recurrent_kernel) for d in plan.directions]
         self._dense = (tf.constant(plan.dense_kernel), tf.constant(plan.dense_bias))
-        # One static shape (batch_size rows of `width` ids) and the loop's length as a value: one
-        # XLA compilation serves every batch, as in the 'xla' engine.
-        self._attribute = tf.function(
-            self._attribute_graph,
-            input_signature=[
-                tf.TensorSpec([batch_size, width], tf.int32),
-                tf.TensorSpec([batch_size], tf.int32),
-                tf.TensorSpec([], tf.int32),
-            ],
-            jit_compile=True,
-        )
+        self._compiled: dict[int, object] = {}
+
+    def widths(self) -> list[int]:
+        """The padded widths batches are compiled for: powers of two from 16, then the bundle's maximum.
+        A batch of short reviews runs at a short width: the path, its projections and their gradients
+        are built at the full width, so a fixed width of 500 made 40-token reviews cost as much as long ones."""
+        widths, w = [], 16
+        while w < self.width:
+            widths.append(w)
+            w *= 2
+        return [*widths, self.width]
+
+    def _compiled_for(self, width: int):
+        """One XLA compilation per width: batch_size rows of `width` ids, the loop's length a value."""
+        if width not in self._compiled:
+            import tensorflow as tf
+
+            self._compiled[width] = tf.function(
+                lambda ids, classes, steps: self._attribute_graph(ids, classes, steps, width),
+                input_signature=[
+                    tf.TensorSpec([self.batch_size, width], tf.int32),
+                    tf.TensorSpec([self.batch_size], tf.int32),
+                    tf.TensorSpec([], tf.int32),
+                ],
+                jit_compile=True,
+            )
+        return self._compiled[width]
 
     def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray) -> Attributions:
         """Attributions towards each row's predicted class index (into the bundle's classes)."""
@@ -96,21 +112,22 @@ class IntegratedGradients:
         for start in range(0, len(rows), self.batch_size):
             members = order[start : start + self.batch_size]
             count = len(members)
-            ids = np.zeros((self.batch_size, self.width), np.int32)
-            ids[:count] = pad_rows([rows[i] for i in members], self.width)
+            longest = max(len(rows[i]) for i in members)
+            width = next(w for w in self.widths() if w >= longest)
+            ids = np.zeros((self.batch_size, width), np.int32)
+            ids[:count] = pad_rows([rows[i] for i in members], width)
             classes = np.zeros(self.batch_size, np.int32)
             classes[:count] = np.asarray(predicted)[members]
-            longest = np.int32(max(len(rows[i]) for i in members))
-            w, f, f0 = (np.asarray(t) for t in self._attribute(ids, classes, longest))
+            w, f, f0 = (np.asarray(t) for t in self._compiled_for(width)(ids, classes, np.int32(longest)))
             for j, i in enumerate(members):
                 weights[i] = w[j, : len(rows[i])]
             target[members], baseline[members] = f[:count], f0[:count]
         return Attributions(weights, target, baseline)
 
-    def _attribute_graph(self, ids, classes, steps):
+    def _attribute_graph(self, ids, classes, steps, width: int):
         import tensorflow as tf
 
-        rows, width = self.batch_size, self.width
+        rows = self.batch_size
         lengths = tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1)
         embedded = tf.gather(self._embedding, ids)  # (rows, width, dim)
         alphas = tf.constant(self.alphas)
@@ -121,30 +138,29 @@ class IntegratedGradients:
         repeated_classes = tf.tile(classes, [self.steps])
         with tf.GradientTape() as tape:
             tape.watch(path)
-            chosen = self._class_logit(path, repeated_lengths, repeated_classes, steps)
+            chosen = self._class_logit(path, repeated_lengths, repeated_classes, steps, width)
         gradients = tape.gradient(chosen, path)  # (steps * rows, width, dim)
         gradients = tf.reshape(gradients, [self.steps, rows, width, -1])
         averaged = tf.tensordot(tf.constant(self.alpha_weights), gradients, axes=1)  # (rows, width, dim)
         weights = tf.reduce_sum(averaged * embedded, axis=2)
         weights *= tf.cast(tf.sequence_mask(lengths, width), tf.float32)
-        target = self._class_logit(embedded, lengths, classes, steps)
-        base = self._class_logit(tf.zeros_like(embedded), lengths, classes, steps)
+        target = self._class_logit(embedded, lengths, classes, steps, width)
+        base = self._class_logit(tf.zeros_like(embedded), lengths, classes, steps, width)
         return weights, target, base
 
-    def _class_logit(self, embedded, lengths, classes, steps):
+    def _class_logit(self, embedded, lengths, classes, steps, width: int):
         """F for each row: the predicted class's logit (binary: z or -z)."""
         import tensorflow as tf
 
-        logits = self._logits(embedded, lengths, steps)
+        logits = self._logits(embedded, lengths, steps, width)
         if self.plan.outputs == 1:
             return tf.where(classes == 1, logits[:, 0], -logits[:, 0])
         return tf.gather(logits, classes, axis=1, batch_dims=1)
 
-    def _logits(self, embedded, lengths, steps):
+    def _logits(self, embedded, lengths, steps, width: int):
         """The plan's arithmetic (as pipeline/engines/xla.py) over embeddings: (rows, outputs) logits."""
         import tensorflow as tf
 
-        width = self.width
         units = self.plan.units
         count = len(self.plan.directions)
         pool = self.plan.readout == "pool"

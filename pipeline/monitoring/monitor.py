@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
 from pipeline.monitoring.drift import check_drift
 from pipeline.monitoring.profile import TrainingProfile
 from pipeline.monitoring.statistics import Statistics
@@ -25,9 +26,19 @@ class Monitor:
     profile: TrainingProfile | None = None
     engine: str = ""
     engine_reason: str = ""
+    explain: ExplainSettings | None = None
+    """Set when the run explains its labels (--explain K): the summary then describes the explanations."""
 
     def run_statistics(self, counts: dict[str, Any]) -> Statistics:
         return counts.get("statistics") or Statistics.empty(len(self.class_names))
+
+    def explanations(self, counts: dict[str, Any]) -> dict[str, Any] | None:
+        if self.explain is None:
+            return None
+        statistics = counts.get("explanations") or ExplanationStatistics(
+            0, 0, 0.0, 0.0, tuple({} for _ in self.class_names)
+        )
+        return statistics.summary(self.class_names, self.explain)
 
     def drift(self, statistics: Statistics) -> dict[str, Any]:
         return check_drift(self.profile.statistics if self.profile else None, statistics)

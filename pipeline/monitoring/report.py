@@ -76,6 +76,7 @@ def render_report(summary: dict[str, Any], run: Statistics, monitor: Monitor) ->
         _drift_table(drift, monitor),
         "<h2>This run against training</h2>",
         f'<div class="charts">{"".join(_charts(run, reference, monitor.class_names))}</div>',
+        *_explanations(summary.get("explanations")),
         "<h2>Model</h2>",
         f"<details><summary>manifest.json of {escape(str(manifest.get('name', '')))}</summary>"
         f"<pre>{escape(json.dumps(manifest, indent=2, ensure_ascii=False))}</pre></details>",
@@ -115,6 +116,28 @@ def _charts(run: Statistics, reference: Statistics | None, class_names: tuple[st
             series(lambda s: s.oov_shares),
             "share of a review's tokens not in the vocabulary",
         ),
+    ]
+
+
+def _explanations(explanations: dict[str, Any] | None) -> list[str]:
+    """Per predicted class, the words most often among a review's top words (with --explain)."""
+    if not explanations:
+        return []
+    error = explanations["completeness_error"]
+    columns = "".join(
+        f"<td><b>{escape(name)}</b><table>"
+        + "".join(f'<tr><td>{escape(word)}</td><td class="n">{count:,}</td></tr>' for word, count in words)
+        + "</table></td>"
+        for name, words in explanations["top_words_by_class"].items()
+    )
+    mean = f"{error['mean']:.1%}" if error["mean"] is not None else "n/a"
+    return [
+        "<h2>Why these labels</h2>",
+        f'<p class="meta">{explanations["reviews"]:,} reviews explained by {escape(explanations["method"])} '
+        f"({explanations['steps']} steps, baseline: {escape(explanations['baseline'])}); completeness error "
+        f"mean {mean}, max {error['max']:.1%}. Words most often among a review's top {explanations['top_k']}, "
+        f"by predicted class:</p>",
+        f'<table id="top-words"><tr>{columns}</tr></table>',
     ]
 
 

@@ -1,0 +1,153 @@
+"""A bundle's word attributions: which words pushed each review towards its predicted label.
+
+The Explainer loads the bundle's Keras model once, reads it into the RecurrentPlan the engines
+score with, and attributes with integrated gradients on TensorFlow; ONNX Runtime computes no
+gradients, so a job scoring on 'onnx' explains on TensorFlow and says so. Scores never come from
+here: explaining never changes a label or a score.
+
+`top_words` turns per-token weights into the output column: a review's tokens are summed per
+distinct word (a word said three times counts once, with its three contributions), then the K
+words with the largest |weight| are kept, signed: positive pushed towards the predicted label,
+negative against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.explain.integrated_gradients import BASELINE, STEPS, Attributions, IntegratedGradients
+from schemas.output import TOP_WORD_TYPE
+
+COMPLETENESS_TOLERANCE = 0.05
+"""A review whose attributions miss F(x) - F(x') by more than this share is counted as incomplete."""
+
+
+class ExplainUnavailable(ValueError):
+    """This bundle's model cannot be explained here (no TensorFlow, or an architecture the plan refuses)."""
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    top_k: int = 0
+    """Words per review in `top_words`; 0: no explanations."""
+    steps: int = STEPS
+
+    def describe(self) -> dict:
+        return {
+            "method": IntegratedGradients.method,
+            "steps": self.steps,
+            "quadrature": "Gauss-Legendre",
+            "baseline": BASELINE,
+            "target": "the predicted class's logit (binary: its log-odds)",
+            "top_k": self.top_k,
+        }
+
+
+class Explainer:
+    def __init__(self, bundle, settings: ExplainSettings, batch_size: int = 32):
+        from pipeline.scorer import tensorflow_installed
+
+        if not tensorflow_installed():
+            raise ExplainUnavailable("--explain needs TensorFlow (integrated gradients), which is not installed here")
+        from pipeline.engines.plan import UnsupportedModel, plan_model
+
+        try:
+            plan = plan_model(bundle.load_model())
+        except UnsupportedModel as e:
+            raise ExplainUnavailable(f"--explain cannot attribute this model: {e}") from None
+        self.settings = settings
+        self.attribute = IntegratedGradients(plan, bundle.preprocessing.max_length, settings.steps, batch_size)
+
+    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray) -> Attributions:
+        return self.attribute(rows, predicted)
+
+
+def word_weights(words: Sequence[str], weights: np.ndarray) -> list[tuple[str, float]]:
+    """The review's distinct words with their summed weights, strongest (largest |weight|) first."""
+    totals: dict[str, float] = {}
+    for word, weight in zip(words, weights.tolist(), strict=True):
+        totals[word] = totals.get(word, 0.0) + weight
+    return sorted(totals.items(), key=lambda item: -abs(item[1]))
+
+
+def top_words(words: Sequence[Sequence[str]], weights: Sequence[np.ndarray], k: int) -> pa.Array:
+    """The `top_words` column: per review, its k strongest words and their signed weights."""
+    rows = [
+        [{"word": w, "weight": v} for w, v in word_weights(ws, wt)[:k]] for ws, wt in zip(words, weights, strict=True)
+    ]
+    return pa.array(rows, type=pa.list_(pa.field("item", TOP_WORD_TYPE, nullable=False)))
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A scored batch's explanations: the top_words column and each review's completeness error."""
+
+    top_words: pa.Array
+    completeness_error: np.ndarray
+
+
+@dataclass(frozen=True)
+class ExplanationStatistics:
+    """What the run summary and report say about a run's explanations, as sums that add across batches."""
+
+    reviews: int
+    incomplete: int
+    """Reviews whose completeness error exceeds COMPLETENESS_TOLERANCE."""
+    error_sum: float
+    error_max: float
+    words: tuple[dict[str, int], ...]
+    """Per predicted class (the manifest's order): how often each word was among a review's top words."""
+
+    @classmethod
+    def of(cls, explained: Explained, predicted: np.ndarray, classes: int) -> ExplanationStatistics:
+        words: tuple[dict[str, int], ...] = tuple({} for _ in range(classes))
+        for row, label in zip(explained.top_words.to_pylist(), predicted.tolist(), strict=True):
+            counts = words[label]
+            for item in row:
+                counts[item["word"]] = counts.get(item["word"], 0) + 1
+        error = np.asarray(explained.completeness_error, dtype=np.float64)
+        return cls(
+            len(error),
+            int((error > COMPLETENESS_TOLERANCE).sum()),
+            float(error.sum()),
+            float(error.max(initial=0.0)),
+            words,
+        )
+
+    def __add__(self, other: ExplanationStatistics) -> ExplanationStatistics:
+        merged = []
+        for mine, theirs in zip(self.words, other.words, strict=True):
+            total = dict(mine)
+            for word, n in theirs.items():
+                total[word] = total.get(word, 0) + n
+            merged.append(total)
+        return ExplanationStatistics(
+            self.reviews + other.reviews,
+            self.incomplete + other.incomplete,
+            self.error_sum + other.error_sum,
+            max(self.error_max, other.error_max),
+            tuple(merged),
+        )
+
+    def __radd__(self, other):
+        return self if isinstance(other, int) and other == 0 else NotImplemented
+
+    def summary(self, class_names: Sequence[str], settings: ExplainSettings, most: int = 15) -> dict:
+        return {
+            **settings.describe(),
+            "reviews": self.reviews,
+            "completeness_error": {
+                "mean": round(self.error_sum / self.reviews, 6) if self.reviews else None,
+                "max": round(self.error_max, 6),
+                "share_above_tolerance": round(self.incomplete / self.reviews, 6) if self.reviews else None,
+                "tolerance": COMPLETENESS_TOLERANCE,
+            },
+            "top_words_by_class": {
+                name: sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:most]
+                for name, counts in zip(class_names, self.words, strict=True)
+            },
+        }
