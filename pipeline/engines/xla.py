@@ -81,62 +81,84 @@ def compile_plan(plan: RecurrentPlan, width: int):
     sigmoid or softmax)."""
     import tensorflow as tf
 
-    units = plan.units
     tables = [tf.constant(folded_table(plan.embedding, d)) for d in plan.directions]
-    kernels = [tf.constant(d.recurrent_kernel) for d in plan.directions]
-    dense_kernel, dense_bias = tf.constant(plan.dense_kernel), tf.constant(plan.dense_bias)
-    pool = plan.readout == "pool"
-    count = len(plan.directions)
-
-    def lstm_step(ids_now, h, c, table, kernel):
-        z = tf.gather(table, ids_now) + tf.matmul(h, kernel)
-        i, f, g, o = tf.split(z, 4, axis=1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        return tf.sigmoid(o) * tf.tanh(c), c
+    constants = plan_constants(plan)
 
     @tf.function(
         input_signature=[tf.TensorSpec([None, width], tf.int32), tf.TensorSpec([], tf.int32)],
         jit_compile=True,
     )
     def predict(ids, steps):
-        rows = tf.shape(ids)[0]
         lengths = tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1)
         readers = [tf.transpose(ids)]  # time-major (width, batch)
-        if count == 2:
+        if len(plan.directions) == 2:
             readers.append(tf.transpose(tf.reverse_sequence(ids, lengths, seq_axis=1, batch_axis=0)))
-        valid = tf.transpose(tf.sequence_mask(lengths, width))[:, :, None]  # (width, batch, 1)
-        zeros = tf.zeros([rows, units])
-        lowest = tf.fill([rows, units], BELOW_ANY_VALUE)
-        # per direction: h, c, and the readout's running state (max and sum, or nothing)
-        state = [zeros, zeros] * count + ([lowest, zeros] * count if pool else [])
-
-        def step(t, *state):
-            state = list(state)
-            real = valid[t]
-            for d in range(count):
-                h, c = lstm_step(readers[d][t], state[2 * d], state[2 * d + 1], tables[d], kernels[d])
-                if pool:
-                    top, total = state[2 * count + 2 * d], state[2 * count + 2 * d + 1]
-                    state[2 * count + 2 * d] = tf.where(real, tf.maximum(top, h), top)
-                    state[2 * count + 2 * d + 1] = total + tf.where(real, h, 0.0)
-                    state[2 * d], state[2 * d + 1] = h, c
-                else:  # keep the state of the last real token
-                    state[2 * d] = tf.where(real, h, state[2 * d])
-                    state[2 * d + 1] = tf.where(real, c, state[2 * d + 1])
-            return (t + 1, *state)
-
-        final = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), *state))[1:]
-        if pool:
-            seen = (lengths > 0)[:, None]
-            tops = [tf.where(seen, final[2 * count + 2 * d], 0.0) for d in range(count)]
-            real_steps = tf.cast(tf.maximum(lengths, 1), tf.float32)[:, None]
-            means = [final[2 * count + 2 * d + 1] / real_steps for d in range(count)]
-            features = tf.concat(tops + means, axis=1)
-        else:
-            features = tf.concat([final[2 * d] for d in range(count)], axis=1)
-        return tf.matmul(features, dense_kernel) + dense_bias
+        return recurrent_logits(
+            plan, lambda d, t: tf.gather(tables[d], readers[d][t]), lengths, width, steps, constants
+        )
 
     return predict
+
+
+def plan_constants(plan: RecurrentPlan) -> dict:
+    """The plan's recurrent and dense weights as TensorFlow constants, for recurrent_logits."""
+    import tensorflow as tf
+
+    return {
+        "recurrent": [tf.constant(d.recurrent_kernel) for d in plan.directions],
+        "dense_kernel": tf.constant(plan.dense_kernel),
+        "dense_bias": tf.constant(plan.dense_bias),
+    }
+
+
+def recurrent_logits(plan: RecurrentPlan, input_at, lengths, width: int, steps, constants: dict):
+    """(rows, outputs) logits of the plan's LSTM(s), readout and Dense, in TensorFlow.
+
+    `input_at(d, t)` is direction d's input projection at step t (rows, 4 * units): the backward
+    direction reads each review reversed within its own length, so padding always comes after the
+    real tokens and the loop needs no masking, only the readout does. The loop runs `steps` steps
+    (the longest review), at most `width`. The scoring engine looks projections up in folded
+    tables; integrated gradients (pipeline/explain) compute them from interpolated embeddings.
+    """
+    import tensorflow as tf
+
+    units, count = plan.units, len(plan.directions)
+    pool = plan.readout == "pool"
+    rows = tf.shape(lengths)[0]
+    valid = tf.transpose(tf.sequence_mask(lengths, width))[:, :, None]  # (width, batch, 1)
+    zeros = tf.zeros([rows, units])
+    lowest = tf.fill([rows, units], BELOW_ANY_VALUE)
+    # per direction: h, c, and the readout's running state (max and sum, or nothing)
+    state = [zeros, zeros] * count + ([lowest, zeros] * count if pool else [])
+
+    def step(t, *state):
+        state = list(state)
+        real = valid[t]
+        for d in range(count):
+            z = input_at(d, t) + tf.matmul(state[2 * d], constants["recurrent"][d])
+            i, f, g, o = tf.split(z, 4, axis=1)
+            c = tf.sigmoid(f) * state[2 * d + 1] + tf.sigmoid(i) * tf.tanh(g)
+            h = tf.sigmoid(o) * tf.tanh(c)
+            if pool:
+                top, total = state[2 * count + 2 * d], state[2 * count + 2 * d + 1]
+                state[2 * count + 2 * d] = tf.where(real, tf.maximum(top, h), top)
+                state[2 * count + 2 * d + 1] = total + tf.where(real, h, 0.0)
+                state[2 * d], state[2 * d + 1] = h, c
+            else:  # keep the state of the last real token
+                state[2 * d] = tf.where(real, h, state[2 * d])
+                state[2 * d + 1] = tf.where(real, c, state[2 * d + 1])
+        return (t + 1, *state)
+
+    final = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), *state), maximum_iterations=width)[1:]
+    if pool:
+        seen = (lengths > 0)[:, None]
+        tops = [tf.where(seen, final[2 * count + 2 * d], 0.0) for d in range(count)]
+        real_steps = tf.cast(tf.maximum(lengths, 1), tf.float32)[:, None]
+        means = [final[2 * count + 2 * d + 1] / real_steps for d in range(count)]
+        features = tf.concat(tops + means, axis=1)
+    else:
+        features = tf.concat([final[2 * d] for d in range(count)], axis=1)
+    return tf.matmul(features, constants["dense_kernel"]) + constants["dense_bias"]
 
 
 def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: int = 0) -> None:

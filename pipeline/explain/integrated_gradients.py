@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.engines.plan import BELOW_ANY_VALUE, RecurrentPlan
+from pipeline.engines.plan import RecurrentPlan
+from pipeline.engines.xla import plan_constants, recurrent_logits
 from pipeline.preprocessing import pad_rows
 
 STEPS = 16
@@ -73,8 +74,7 @@ class IntegratedGradients:
         self._embedding = tf.constant(plan.embedding)
         self._kernels = [tf.constant(d.kernel) for d in plan.directions]
         self._biases = [tf.constant(d.bias) for d in plan.directions]
-        self._recurrent = [tf.constant(d.recurrent_kernel) for d in plan.directions]
-        self._dense = (tf.constant(plan.dense_kernel), tf.constant(plan.dense_bias))
+        self._constants = plan_constants(plan)
         self._compiled: dict[int, object] = {}
 
     def widths(self) -> list[int]:
@@ -158,49 +158,13 @@ class IntegratedGradients:
         return tf.gather(logits, classes, axis=1, batch_dims=1)
 
     def _logits(self, embedded, lengths, steps, width: int):
-        """The plan's arithmetic (as pipeline/engines/xla.py) over embeddings: (rows, outputs) logits."""
+        """The plan's arithmetic (the 'xla' engine's recurrent_logits) over embeddings instead of ids."""
         import tensorflow as tf
 
-        units = self.plan.units
-        count = len(self.plan.directions)
-        pool = self.plan.readout == "pool"
         inputs = []
-        for d in range(count):
+        for d in range(len(self.plan.directions)):
             projected = tf.einsum("btd,dk->btk", embedded, self._kernels[d]) + self._biases[d]
             if d == 1:  # backward: each review reversed within its own length
                 projected = tf.reverse_sequence(projected, lengths, seq_axis=1, batch_axis=0)
             inputs.append(tf.transpose(projected, [1, 0, 2]))  # time-major
-        valid = tf.transpose(tf.sequence_mask(lengths, width))[:, :, None]
-        rows = tf.shape(embedded)[0]
-        zeros = tf.zeros([rows, units])
-        lowest = tf.fill([rows, units], BELOW_ANY_VALUE)
-        state = [zeros, zeros] * count + ([lowest, zeros] * count if pool else [])
-
-        def step(t, *state):
-            state = list(state)
-            real = valid[t]
-            for d in range(count):
-                z = inputs[d][t] + tf.matmul(state[2 * d], self._recurrent[d])
-                i, f, g, o = tf.split(z, 4, axis=1)
-                c = tf.sigmoid(f) * state[2 * d + 1] + tf.sigmoid(i) * tf.tanh(g)
-                h = tf.sigmoid(o) * tf.tanh(c)
-                if pool:
-                    top, total = state[2 * count + 2 * d], state[2 * count + 2 * d + 1]
-                    state[2 * count + 2 * d] = tf.where(real, tf.maximum(top, h), top)
-                    state[2 * count + 2 * d + 1] = total + tf.where(real, h, 0.0)
-                    state[2 * d], state[2 * d + 1] = h, c
-                else:
-                    state[2 * d] = tf.where(real, h, state[2 * d])
-                    state[2 * d + 1] = tf.where(real, c, state[2 * d + 1])
-            return (t + 1, *state)
-
-        final = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), *state), maximum_iterations=width)[1:]
-        if pool:
-            seen = (lengths > 0)[:, None]
-            tops = [tf.where(seen, final[2 * count + 2 * d], 0.0) for d in range(count)]
-            real_steps = tf.cast(tf.maximum(lengths, 1), tf.float32)[:, None]
-            means = [final[2 * count + 2 * d + 1] / real_steps for d in range(count)]
-            features = tf.concat(tops + means, axis=1)
-        else:
-            features = tf.concat([final[2 * d] for d in range(count)], axis=1)
-        return tf.matmul(features, self._dense[0]) + self._dense[1]
+        return recurrent_logits(self.plan, lambda d, t: inputs[d][t], lengths, width, steps, self._constants)
