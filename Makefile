@@ -77,7 +77,7 @@ bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and th
 		--compare-size 50000 --out bench-results $(if $(BEAM_ARGS),--beam-args "$(BEAM_ARGS)")
 
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
-	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --out bench-results/smoke
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --out bench-results/smoke
 
 clean: ## Remove build leftovers and test caches (keeps .venv).
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

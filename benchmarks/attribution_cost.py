@@ -6,7 +6,7 @@ Encodes the first --reviews reviews of --data with the bundle, scores them with 
 printed for comparison), then attributes each towards its predicted class with
 IntegratedGradients at each step count (after one warm-up call, which compiles) and prints the
 rate and the completeness error's mean, 95th percentile and maximum. --cut N keeps only each
-review's first N tokens.
+review's first N tokens. --occlusion also times leave-one-word-out on the onnx engine.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from pipeline.bundle import open_bundle
 from pipeline.engines.plan import plan_model
 from pipeline.explain.integrated_gradients import IntegratedGradients
+from pipeline.explain.occlusion import Occlusion
 from pipeline.labels import Labels
 from pipeline.scorer import ScorerSettings, bundle_scorer
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--steps", default="8,16,32,64")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cut", type=int, default=0)
+    parser.add_argument("--occlusion", action="store_true", help="Also time occlusion on the onnx engine.")
     args = parser.parse_args()
 
     bundle = open_bundle(args.bundle)
@@ -44,6 +46,12 @@ def main() -> None:
     started = time.perf_counter()
     scorer(rows)
     print(f"onnx scoring: {len(rows) / (time.perf_counter() - started):.0f} reviews/s")
+    if args.occlusion:
+        occlusion = Occlusion(scorer.logits)
+        occlusion(rows[:1], predicted[:1])
+        started = time.perf_counter()
+        occlusion(rows, predicted)
+        print(f"occlusion (onnx): {len(rows) / (time.perf_counter() - started):.1f} reviews/s")
     plan = plan_model(bundle.load_model())
     for steps in map(int, args.steps.split(",")):
         explain = IntegratedGradients(plan, bundle.preprocessing.max_length, steps=steps, batch_size=args.batch_size)

@@ -142,12 +142,37 @@ def make_input(data: Path, size: int, folder: Path) -> Path:
     return path
 
 
-def score_pipeline(path: Path, bundle: Path, out: Path, beam_args: list[str]) -> dict[str, float]:
+def score_pipeline(
+    path: Path, bundle: Path, out: Path, beam_args: list[str], options: tuple[str, ...] = ()
+) -> dict[str, float]:
     command = [str(ROOT / ".venv/bin/reviewscore"), "score", str(path), "--output", str(out), "--model", str(bundle),
-               "--overwrite"]  # fmt: skip
+               "--overwrite", *options]  # fmt: skip
     if beam_args:
         command += ["--", *beam_args]
     return run_measured(command)
+
+
+EXPLAIN_K = 5
+
+
+def measure_explain(data, inputs, bundle, out, extra, size: int, methods: list[str]) -> dict[str, Any] | None:
+    """The same reviews end to end without and with `--explain 5`, each method, back to back."""
+    if not size:
+        return None
+    path = make_input(data, size, inputs)
+    runs = {"plain": score_pipeline(path, bundle, out / "scored-explain", extra)}
+    for method in methods:
+        options = ("--explain", str(EXPLAIN_K), "--explain-method", method)
+        runs[method] = score_pipeline(path, bundle, out / "scored-explain", extra, options)
+    for run in runs.values():
+        run["reviews_per_second"] = size / run["wall_seconds"]
+    shutil.rmtree(out / "scored-explain")
+    return {
+        "reviews": size,
+        "top_k": EXPLAIN_K,
+        "runs": runs,
+        "slowdown": {m: runs[m]["wall_seconds"] / runs["plain"]["wall_seconds"] for m in methods},
+    }
 
 
 def median_run(runs: list[dict[str, float]], size: int) -> dict[str, Any]:
@@ -362,6 +387,20 @@ def render(report: dict[str, Any]) -> str:
             f"**{100 * c['end_to_end_vs_fastest_engine']:.0f} %** of the fastest engine alone "
             f"({c['fastest_engine']}). Logit differences are to the keras engine.",
         ]
+    x = report.get("explain")
+    if x:
+        lines += [
+            "",
+            f"Explanations, {x['reviews']:,} reviews end to end (`reviewscore score`, whole process): without "
+            f"`--explain` {x['runs']['plain']['reviews_per_second']:,.0f} reviews/s "
+            f"({x['runs']['plain']['wall_seconds']:.1f} s); "
+            + "; ".join(
+                f"`--explain {x['top_k']} --explain-method {m}` {x['runs'][m]['reviews_per_second']:,.1f} reviews/s "
+                f"({x['runs'][m]['wall_seconds']:.1f} s, **{slow:.1f}x** slower)"
+                for m, slow in x["slowdown"].items()
+            )
+            + ".",
+        ]
     lines += [
         "",
         f"Machine: {e['machine']}; fp32 peak {e['peak_gflops']:.0f} GFLOP/s. Model: {e['flops_per_token']:,.0f} "
@@ -400,6 +439,10 @@ def main(
         int, typer.Option(help="Size (one of --sizes) for the tutorial way, each engine alone and the ratios.")
     ] = 50000,
     engines: Annotated[str, typer.Option(help="Engines to measure alone.")] = "onnx,xla,keras",
+    explain_size: Annotated[int, typer.Option(help="Reviews scored with and without --explain (0: skip).")] = 5000,
+    explain_methods: Annotated[
+        str, typer.Option(help="Comma-separated --explain-method values to measure.")
+    ] = "occlusion",
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     inputs = out / "inputs"
@@ -437,6 +480,8 @@ def main(
          str(bundle), "--overwrite"]
     )  # fmt: skip
 
+    explained = measure_explain(data, inputs, bundle, out, extra, explain_size, explain_methods.split(","))
+
     largest = max(results, key=lambda r: r["reviews"])
     real_tokens, padded_tokens = tokens_scored(make_input(data, largest["reviews"], inputs), bundle)
     per_token, executed = flops_per_token(bundle)
@@ -471,6 +516,7 @@ def main(
         "help_seconds": min(r["wall_seconds"] for r in help_runs),
         "quick_start": quick_start,
         "comparison": comparison,
+        "explain": explained,
         "efficiency": efficiency,
         "tokens": {"real": real_tokens, "padded_to_max_length": padded_tokens, "reviews": largest["reviews"]},
     }

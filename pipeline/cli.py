@@ -41,7 +41,9 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 # An Enum so --help lists the choices; pipeline.engines is cheap to import (no TensorFlow, no Beam).
 Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
 DEFAULT_ENGINE = Engine(OPTIONS["engine"].default)
+# From pipeline.explain's settings; typed here so --help needs no import of the explainers.
 DEFAULT_EXPLAIN_STEPS = 32
+ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in ("occlusion", "integrated-gradients")])
 
 
 class DriftPolicy(StrEnum):
@@ -346,6 +348,10 @@ def explain(
         ),
     ] = 64,
     top: Annotated[int, typer.Option(min=1, help="Words to list.")] = 10,
+    method: Annotated[
+        ExplainMethod,
+        typer.Option(help="occlusion (leave one word out) or integrated-gradients (TensorFlow)."),
+    ] = ExplainMethod.occlusion,
 ) -> None:
     """Show which words pushed a review towards its label: the text highlighted, then its strongest words."""
     from rich.text import Text
@@ -366,13 +372,15 @@ def explain(
         encoded, words = bundle.encoder.encode_words([text])
         if not len(encoded.ids):
             fail("the text has no words left after cleaning")
-        probabilities = bundle_scorer(bundle, ScorerSettings())(encoded.rows())
+        scorer = bundle_scorer(bundle, ScorerSettings())
+        probabilities = scorer(encoded.rows())
         labels = Labels.of(bundle.manifest)
         predicted = labels.predicted(probabilities)
         while True:
-            attributions = Explainer(bundle, ExplainSettings(steps=steps), batch_size=1)(encoded.rows(), predicted)
+            settings = ExplainSettings(top, steps, method.value)
+            attributions = Explainer(bundle, settings, scorer.logits, batch_size=1)(encoded.rows(), predicted)
             error = float(attributions.completeness_error[0])
-            if error <= COMPLETENESS_TOLERANCE or steps >= 1024:
+            if np.isnan(error) or error <= COMPLETENESS_TOLERANCE or steps >= 1024:
                 break
             steps *= 2
     except (BundleError, ExplainUnavailable) as e:
@@ -397,6 +405,12 @@ def explain(
     for word, weight in word_weights(words[0], weights)[:top]:
         table.add_row(word, f"[{'green' if weight > 0 else 'red'}]{weight:+.3f}[/]")
     console.print(table)
+    if np.isnan(error):
+        console.print(
+            "occlusion: each weight is how much the predicted class's logit "
+            f"({float(attributions.target_logit[0]):+.3f}) drops when that word is left out"
+        )
+        return
     delta = float(attributions.target_logit[0] - attributions.baseline_logit[0])
     console.print(
         f"the weights sum to {weights.sum():+.3f}; the predicted class's logit moved {delta:+.3f} from the "
@@ -449,12 +463,19 @@ def score(
         typer.Option(
             min=0,
             help="Add a top_words column: each review's K words that moved it most towards (+) or against (-) its "
-            "label, by integrated gradients (needs TensorFlow; costly, see README). 0: off.",
+            "label (--explain-method; costly, see README). 0: off.",
         ),
     ] = 0,
     explain_steps: Annotated[
         int, typer.Option(min=2, help="Integrated-gradients steps per review, with --explain.")
     ] = DEFAULT_EXPLAIN_STEPS,
+    explain_method: Annotated[
+        ExplainMethod,
+        typer.Option(
+            help="occlusion: leave one word out, scored on the job's engine (exact; the cheaper here); "
+            "integrated-gradients: on TensorFlow, --explain-steps steps."
+        ),
+    ] = ExplainMethod.occlusion,
     on_drift: Annotated[
         DriftPolicy,
         typer.Option(
@@ -478,7 +499,7 @@ def score(
         id_column=id_column,
         max_batch_size=batch_size,
         scorer=ScorerSettings(engine.value, inference_batch_size, threads),
-        explain=ExplainSettings(explain, explain_steps),
+        explain=ExplainSettings(explain, explain_steps, explain_method.value),
         overwrite=overwrite,
         num_shards=num_shards,
         beam_args=list((ctx.obj or {}).get("beam_args", [])),

@@ -96,8 +96,8 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSetti
         if explain.top_k:
             from pipeline.explain.explainer import Explainer
 
-            explainer = Explainer(bundle, explain)
-            log.info("explaining with integrated gradients on TensorFlow (%d steps)", explain.steps)
+            explainer = Explainer(bundle, explain, scorer.logits)
+            log.info("explaining: %s", explain.describe()["method"])
         _LOADED[key] = LoadedModel(bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.top_k)
     return _LOADED[key]
 

@@ -80,10 +80,11 @@ def test_a_positive_word_inserted_into_a_neutral_review_is_among_its_top_words()
         ["The film was released in the spring and it runs for about two hours. A masterpiece."]
     )
     rows = encoded.rows()
-    probabilities = bundle_scorer(bundle, ScorerSettings(engine="onnx"))(rows)
-    predicted = Labels.of(bundle.manifest).predicted(probabilities)
+    scorer = bundle_scorer(bundle, ScorerSettings(engine="onnx"))
+    predicted = Labels.of(bundle.manifest).predicted(scorer(rows))
     assert predicted[0] == 1
-    attributions = Explainer(bundle, ExplainSettings(top_k=3, steps=64), batch_size=1)(rows, predicted)
+    settings = ExplainSettings(top_k=3, steps=64, method="integrated-gradients")
+    attributions = Explainer(bundle, settings, scorer.logits, batch_size=1)(rows, predicted)
     top = dict(word_weights(words[0], attributions.weights[0])[:3])
     assert top.get("masterpiece", 0) > 0, top
     assert attributions.completeness_error[0] < 0.05
@@ -99,7 +100,11 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     texts = ["the plot was wonderful and the music superb", "dreadful boring film", "the film", "superb superb"]
     pq.write_table(pa.table({"review_id": [f"r{i}" for i in range(4)], "text": texts}), tmp_path / "in.parquet")
     runner = CliRunner()
-    for name, extra in (("plain", []), ("explained", ["--explain", "2", "--explain-steps", "16"])):
+    for name, extra in (
+        ("plain", []),
+        ("explained", ["--explain", "2"]),
+        ("gradients", ["--explain", "2", "--explain-method", "integrated-gradients", "--explain-steps", "16"]),
+    ):
         result = runner.invoke(
             app,
             ["score", str(tmp_path / "in.parquet"), "--output", str(tmp_path / name), "--model", str(tiny_bundle.path),
@@ -107,17 +112,22 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
             obj={"beam_args": []},
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-    plain, explained = scored(tmp_path / "plain"), scored(tmp_path / "explained")
-    assert plain.predicted_label.tolist() == explained.predicted_label.tolist()
-    assert plain.score.to_numpy().tobytes() == explained.score.to_numpy().tobytes()  # bit for bit
+    plain = scored(tmp_path / "plain")
     assert "top_words" not in plain.columns
-    for text, top in zip(texts, explained.top_words, strict=True):
-        assert 1 <= len(top) <= 2 and all(item["word"] in text.split() for item in top)
-    assert [item["word"] for item in explained.top_words[3]] == ["superb"]  # one entry per distinct word
+    for name in ("explained", "gradients"):
+        explained = scored(tmp_path / name)
+        assert plain.predicted_label.tolist() == explained.predicted_label.tolist()
+        assert plain.score.to_numpy().tobytes() == explained.score.to_numpy().tobytes()  # bit for bit
+        for text, top in zip(texts, explained.top_words, strict=True):
+            assert 1 <= len(top) <= 2 and all(item["word"] in text.split() for item in top)
+        assert [item["word"] for item in explained.top_words[3]] == ["superb"]  # one entry per distinct word
     summary = json.loads((tmp_path / "explained" / "_SUMMARY.json").read_text())["explanations"]
-    assert summary["method"] == "integrated gradients" and summary["steps"] == 16 and summary["reviews"] == 4
-    assert summary["completeness_error"]["mean"] is not None
+    assert summary["method"] == "occlusion (leave one word out)" and summary["reviews"] == 4
+    assert summary["completeness_error"]["mean"] is None  # occlusion promises no sum
     assert set(summary["top_words_by_class"]) == {"negative", "positive"}
+    gradients = json.loads((tmp_path / "gradients" / "_SUMMARY.json").read_text())["explanations"]
+    assert gradients["method"] == "integrated gradients" and gradients["steps"] == 16
+    assert gradients["completeness_error"]["mean"] is not None
     report = (tmp_path / "explained" / "report.html").read_text()
     assert 'id="top-words"' in report and "Why these labels" in report
     assert 'id="top-words"' not in (tmp_path / "plain" / "report.html").read_text()
@@ -129,4 +139,28 @@ def test_explain_command_highlights_the_words(tiny_bundle):
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("positive") and "wonderful" in result.output
+    assert "when that word is left out" in result.output  # occlusion, the default
+
+
+def test_occlusion_weights_are_the_logit_drop_without_each_word(explained, tiny_bundle):
+    """By definition: weight(t) = F(x) - F(x without t), on the scoring engine's own logits."""
+    from pipeline.explain.occlusion import Occlusion
+
+    _, rows, predicted, scorer = explained
+    weights = Occlusion(scorer.logits)(rows[:2], predicted[:2]).weights
+    for row, w, label in zip(rows[:2], weights, predicted[:2], strict=True):
+        sign = 1 if label == 1 else -1
+        full = sign * scorer.logits([row])[0, 0]
+        for t in range(len(row)):
+            without = sign * scorer.logits([np.delete(row, t)])[0, 0]
+            assert w[t] == pytest.approx(full - without, abs=1e-5)
+
+
+def test_explain_command_by_integrated_gradients_reports_completeness(tiny_bundle):
+    result = CliRunner().invoke(
+        app,
+        ["explain", "the plot was wonderful and the music superb", "--model", str(tiny_bundle.path),
+         "--method", "integrated-gradients"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
     assert "completeness error" in result.output

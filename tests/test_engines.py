@@ -76,10 +76,15 @@ def test_a_job_scores_without_tensorflow_installed(tiny_bundle, tmp_path):
     assert "--engine xla needs TensorFlow, which is not installed here" in refused.stderr.replace("\n", " ")
     assert "Traceback" not in refused.stderr and not (tmp_path / "x").exists()
 
+    explained = run_python(WITHOUT_TENSORFLOW, "score", str(tmp_path / "in.parquet"), "--output",
+                           str(tmp_path / "e"), "--model", str(tiny_bundle.path), "--explain", "2")  # fmt: skip
+    assert explained.returncode == 0, explained.stderr  # occlusion runs on onnx
+    assert "top_words" in pd.concat(pd.read_parquet(f) for f in sorted((tmp_path / "e").glob("scored-*.parquet")))
     unexplained = run_python(WITHOUT_TENSORFLOW, "score", str(tmp_path / "in.parquet"), "--output",
-                             str(tmp_path / "y"), "--model", str(tiny_bundle.path), "--explain", "3")  # fmt: skip
+                             str(tmp_path / "y"), "--model", str(tiny_bundle.path), "--explain", "3",
+                             "--explain-method", "integrated-gradients")  # fmt: skip
     assert unexplained.returncode == 2
-    assert "--explain needs TensorFlow" in unexplained.stderr.replace("\n", " ")
+    assert "integrated gradients need TensorFlow" in unexplained.stderr.replace("\n", " ")
     assert "Traceback" not in unexplained.stderr and not (tmp_path / "y").exists()
 
 

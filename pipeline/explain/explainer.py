@@ -1,9 +1,9 @@
 """A bundle's word attributions: which words pushed each review towards its predicted label.
 
-The Explainer loads the bundle's Keras model once, reads it into the RecurrentPlan the engines
-score with, and attributes with integrated gradients on TensorFlow; ONNX Runtime computes no
-gradients, so a job scoring on 'onnx' explains on TensorFlow and says so. Scores never come from
-here: explaining never changes a label or a score.
+The Explainer attributes by occlusion (the default: leave one word out, scored on the job's own
+engine) or by integrated gradients (TensorFlow, from the RecurrentPlan the engines score with; ONNX
+Runtime computes no gradients). Scores never come from here: explaining never changes a label or a
+score.
 
 `top_words` turns per-token weights into the output column: a review's tokens are summed per
 distinct word (a word said three times counts once, with its three contributions), then the K
@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.explain.integrated_gradients import BASELINE, STEPS, Attributions, IntegratedGradients
+from pipeline.explain.occlusion import Occlusion
 from schemas.output import TOP_WORD_TYPE
 
 COMPLETENESS_TOLERANCE = 0.05
@@ -30,40 +31,60 @@ class ExplainUnavailable(ValueError):
     """This bundle's model cannot be explained here (no TensorFlow, or an architecture the plan refuses)."""
 
 
+METHODS = ("occlusion", "integrated-gradients")
+TARGET = "the predicted class's logit (binary: its log-odds)"
+
+
 @dataclass(frozen=True)
 class ExplainSettings:
     top_k: int = 0
     """Words per review in `top_words`; 0: no explanations."""
     steps: int = STEPS
+    """Integrated-gradients steps (occlusion has none)."""
+    method: str = "occlusion"
+    """Occlusion by default: exact, on the scoring engine, and measured cheaper than integrated
+    gradients at every review length (BENCHMARKS.md, "Issue 14")."""
 
     def describe(self) -> dict:
+        if self.method == "occlusion":
+            return {"method": "occlusion (leave one word out)", "target": TARGET, "top_k": self.top_k}
         return {
             "method": IntegratedGradients.method,
             "steps": self.steps,
             "quadrature": "Gauss-Legendre",
             "baseline": BASELINE,
-            "target": "the predicted class's logit (binary: its log-odds)",
+            "target": TARGET,
             "top_k": self.top_k,
         }
 
 
 class Explainer:
-    def __init__(self, bundle, settings: ExplainSettings, batch_size: int = 32):
+    """Attributions for a batch: occlusion on the scoring engine's logits, or integrated gradients on
+    TensorFlow from the model's RecurrentPlan."""
+
+    def __init__(self, bundle, settings: ExplainSettings, logits, batch_size: int = 32):
+        if settings.method not in METHODS:
+            raise ExplainUnavailable(f"unknown explanation method {settings.method!r}; choose one of {METHODS}")
+        self.settings = settings
+        if settings.method == "occlusion":
+            self.attribute = Occlusion(logits)
+            return
         from pipeline.scorer import tensorflow_installed
 
         if not tensorflow_installed():
-            raise ExplainUnavailable("--explain needs TensorFlow (integrated gradients), which is not installed here")
+            raise ExplainUnavailable(
+                "integrated gradients need TensorFlow, which is not installed here; use --explain-method occlusion"
+            )
         from pipeline.engines.plan import UnsupportedModel, plan_model
 
         try:
             plan = plan_model(bundle.load_model())
         except UnsupportedModel as e:
-            raise ExplainUnavailable(f"--explain cannot attribute this model: {e}") from None
-        self.settings = settings
+            raise ExplainUnavailable(f"integrated gradients cannot attribute this model: {e}") from None
         self.attribute = IntegratedGradients(plan, bundle.preprocessing.max_length, settings.steps, batch_size)
 
     def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray) -> Attributions:
-        return self.attribute(rows, predicted)
+        return self.attribute(rows, np.asarray(predicted))
 
 
 def word_weights(words: Sequence[str], weights: np.ndarray) -> list[tuple[str, float]]:
@@ -95,6 +116,8 @@ class ExplanationStatistics:
     """What the run summary and report say about a run's explanations, as sums that add across batches."""
 
     reviews: int
+    by_gradients: int
+    """Reviews with a completeness error: those explained by integrated gradients (occlusion has none)."""
     incomplete: int
     """Reviews whose completeness error exceeds COMPLETENESS_TOLERANCE."""
     error_sum: float
@@ -110,13 +133,19 @@ class ExplanationStatistics:
             for item in row:
                 counts[item["word"]] = counts.get(item["word"], 0) + 1
         error = np.asarray(explained.completeness_error, dtype=np.float64)
+        measured = error[~np.isnan(error)]
         return cls(
             len(error),
-            int((error > COMPLETENESS_TOLERANCE).sum()),
-            float(error.sum()),
-            float(error.max(initial=0.0)),
+            len(measured),
+            int((measured > COMPLETENESS_TOLERANCE).sum()),
+            float(measured.sum()),
+            float(measured.max(initial=0.0)),
             words,
         )
+
+    @classmethod
+    def empty(cls, classes: int) -> ExplanationStatistics:
+        return cls(0, 0, 0, 0.0, 0.0, tuple({} for _ in range(classes)))
 
     def __add__(self, other: ExplanationStatistics) -> ExplanationStatistics:
         merged = []
@@ -127,6 +156,7 @@ class ExplanationStatistics:
             merged.append(total)
         return ExplanationStatistics(
             self.reviews + other.reviews,
+            self.by_gradients + other.by_gradients,
             self.incomplete + other.incomplete,
             self.error_sum + other.error_sum,
             max(self.error_max, other.error_max),
@@ -141,9 +171,9 @@ class ExplanationStatistics:
             **settings.describe(),
             "reviews": self.reviews,
             "completeness_error": {
-                "mean": round(self.error_sum / self.reviews, 6) if self.reviews else None,
-                "max": round(self.error_max, 6),
-                "share_above_tolerance": round(self.incomplete / self.reviews, 6) if self.reviews else None,
+                "mean": round(self.error_sum / self.by_gradients, 6) if self.by_gradients else None,
+                "max": round(self.error_max, 6) if self.by_gradients else None,
+                "share_above_tolerance": round(self.incomplete / self.by_gradients, 6) if self.by_gradients else None,
                 "tolerance": COMPLETENESS_TOLERANCE,
             },
             "top_words_by_class": {

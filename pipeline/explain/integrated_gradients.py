@@ -30,7 +30,7 @@ from pipeline.engines.plan import RecurrentPlan
 from pipeline.engines.xla import plan_constants, recurrent_logits
 from pipeline.preprocessing import pad_rows
 
-STEPS = 16
+STEPS = 32
 BASELINE = "zero embedding at every token (mask and length kept)"
 
 
@@ -41,15 +41,27 @@ class Attributions:
     weights: list[np.ndarray]
     target_logit: np.ndarray
     """F(x): the predicted class's logit (binary: its log-odds)."""
-    baseline_logit: np.ndarray
-    """F(x'): the same logit at the all-zero embedding."""
+    baseline_logit: np.ndarray | None
+    """F(x'): the same logit at the all-zero embedding; None for a method without a baseline (occlusion)."""
 
     @property
     def completeness_error(self) -> np.ndarray:
-        """|sum of weights - (F(x) - F(x'))| / |F(x) - F(x')| per review."""
+        """|sum of weights - (F(x) - F(x'))| / |F(x) - F(x')| per review; NaN without a baseline."""
+        if self.baseline_logit is None:
+            return np.full(len(self.weights), np.nan)
         totals = np.array([w.sum() for w in self.weights], dtype=np.float64)
         delta = self.target_logit.astype(np.float64) - self.baseline_logit
-        return np.abs(totals - delta) / np.maximum(np.abs(delta), 1e-6)
+        return np.abs(totals - delta) / np.maximum(np.abs(delta), 1e-6)  # NaN where a review had no baseline
+
+
+def class_logit(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """F per row from the engines' (rows, outputs) logits: the given class's logit; for a one-logit
+    (binary) head, the log-odds of the given class (z for class 1, -z for class 0)."""
+    logits = np.asarray(logits, dtype=np.float32)
+    classes = np.asarray(classes)
+    if logits.shape[1] == 1:
+        return np.where(classes == 1, logits[:, 0], -logits[:, 0])
+    return logits[np.arange(len(logits)), classes]
 
 
 def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -35,9 +35,7 @@ class Monitor:
     def explanations(self, counts: dict[str, Any]) -> dict[str, Any] | None:
         if self.explain is None:
             return None
-        statistics = counts.get("explanations") or ExplanationStatistics(
-            0, 0, 0.0, 0.0, tuple({} for _ in self.class_names)
-        )
+        statistics = counts.get("explanations") or ExplanationStatistics.empty(len(self.class_names))
         return statistics.summary(self.class_names, self.explain)
 
     def drift(self, statistics: Statistics) -> dict[str, Any]:

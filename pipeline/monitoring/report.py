@@ -130,13 +130,15 @@ def _explanations(explanations: dict[str, Any] | None) -> list[str]:
         + "</table></td>"
         for name, words in explanations["top_words_by_class"].items()
     )
-    mean = f"{error['mean']:.1%}" if error["mean"] is not None else "n/a"
+    completeness = (
+        f"completeness error mean {error['mean']:.1%}, max {error['max']:.1%}"
+        if error["mean"] is not None
+        else "occlusion has no completeness error"
+    )
     return [
         "<h2>Why these labels</h2>",
-        f'<p class="meta">{explanations["reviews"]:,} reviews explained by {escape(explanations["method"])} '
-        f"({explanations['steps']} steps, baseline: {escape(explanations['baseline'])}); completeness error "
-        f"mean {mean}, max {error['max']:.1%}. Words most often among a review's top {explanations['top_k']}, "
-        f"by predicted class:</p>",
+        f'<p class="meta">{explanations["reviews"]:,} reviews explained: {escape(explanations["method"])}; '
+        f"{completeness}. Words most often among a review's top {explanations['top_k']}, by predicted class:</p>",
         f'<table id="top-words"><tr>{columns}</tr></table>',
     ]
 
