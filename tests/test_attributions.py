@@ -164,3 +164,20 @@ def test_explain_command_by_integrated_gradients_reports_completeness(tiny_bundl
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "completeness error" in result.output
+
+
+def test_five_class_bundles_are_explained_towards_their_predicted_class(five_class_bundle, tmp_path):
+    texts = ["superb brilliant film", "awful dreadful film", "okay average film"]
+    pq.write_table(pa.table({"review_id": ["a", "b", "c"], "text": texts}), tmp_path / "in.parquet")
+    result = CliRunner().invoke(
+        app,
+        ["score", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--model",
+         str(five_class_bundle.path), "--explain", "1"],
+        obj={"beam_args": []},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    frame = scored(tmp_path / "out")
+    for text, label, top in zip(texts, frame.predicted_label, frame.top_words, strict=True):
+        assert len(top) == 1 and top[0]["word"] in text.split(), (label, top)
+    summary = json.loads((tmp_path / "out" / "_SUMMARY.json").read_text())["explanations"]
+    assert len(summary["top_words_by_class"]) == 5
