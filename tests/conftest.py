@@ -165,6 +165,18 @@ def cloud_storage():
             os.environ["STORAGE_EMULATOR_HOST"] = previous
 
 
+@pytest.fixture(scope="module")
+def remote(cloud_storage, tiny_bundle, tmp_path_factory):
+    """A bundle and a folder of reviews on gs://, as a scheduled job finds them."""
+    reviews = tmp_path_factory.mktemp("remote-reviews")
+    (reviews / "1.txt").write_text("a wonderful film", encoding="utf-8")
+    (reviews / "2.txt").write_text("a dull and boring film", encoding="utf-8")
+    return {
+        "model": cloud_storage.upload(tiny_bundle.path, cloud_storage.path("models", "tiny")),
+        "input": cloud_storage.upload(reviews, cloud_storage.path("reviews", "day1")) + "/",
+    }
+
+
 FIVE_CLASSES = ("negative", "somewhat negative", "neutral", "somewhat positive", "positive")
 CLASS_WORDS = (["awful", "dreadful"], ["dull", "weak"], ["okay", "average"], ["good", "nice"], ["superb", "brilliant"])
 

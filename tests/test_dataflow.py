@@ -42,18 +42,6 @@ STAGES = (
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def remote(cloud_storage, tiny_bundle, tmp_path_factory):
-    """A bundle and a folder of reviews on gs://, as a scheduled job finds them."""
-    reviews = tmp_path_factory.mktemp("remote-reviews")
-    (reviews / "1.txt").write_text("a wonderful film", encoding="utf-8")
-    (reviews / "2.txt").write_text("a dull and boring film", encoding="utf-8")
-    return {
-        "model": cloud_storage.upload(tiny_bundle.path, cloud_storage.path("models", "tiny")),
-        "input": cloud_storage.upload(reviews, cloud_storage.path("reviews", "day1")) + "/",
-    }
-
-
 def launch(parameters: dict[str, str], beam_args: list[str], env: dict[str, str], cwd: Path):
     """Run the Flex Template entry point as the launcher does: one process, --name=value arguments."""
     command = [sys.executable, str(FLEX_MAIN), *(f"--{k}={v}" for k, v in parameters.items()), *beam_args]

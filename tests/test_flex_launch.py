@@ -38,18 +38,6 @@ IMAGE = "europe-west1-docker.pkg.dev/demo-project/reviewscore/scorer:launch-test
 JOB_NAME = "reviewscore-20261125"
 
 
-@pytest.fixture(scope="module")
-def day_on_storage(cloud_storage, tiny_bundle, tmp_path_factory):
-    """A bundle and one day of reviews on gs://, as the scheduled job finds them."""
-    reviews = tmp_path_factory.mktemp("launch-reviews")
-    (reviews / "1.txt").write_text("a wonderful film", encoding="utf-8")
-    (reviews / "2.txt").write_text("a dull and boring film", encoding="utf-8")
-    return {
-        "model": cloud_storage.upload(tiny_bundle.path, cloud_storage.path("launch", "models", "tiny")),
-        "input": cloud_storage.upload(reviews, cloud_storage.path("launch", "reviews", "2026-11-25")) + "/",
-    }
-
-
 def offline_env(cloud_storage) -> dict[str, str]:
     """The emulator's environment, with every other HTTP(S) or gRPC request sent to a closed port."""
     with socket.socket() as s:
@@ -59,10 +47,10 @@ def offline_env(cloud_storage) -> dict[str, str]:
     return {**cloud_storage.env(), **proxies, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
-def test_flex_template_launch_writes_the_job_for_the_launcher(day_on_storage, cloud_storage, tmp_path):
+def test_flex_template_launch_writes_the_job_for_the_launcher(remote, cloud_storage, tmp_path):
     """Every parameter of metadata.json, the launch environment's options and the launcher's own."""
     parameters = template_parameters(
-        day_on_storage["input"], cloud_storage.path("launch", "scored", "2026-11-25"), day_on_storage["model"], "true"
+        remote["input"], cloud_storage.path("launch", "scored", "2026-11-25"), remote["model"], "true"
     )
     staging = cloud_storage.path("dataflow-staging", "staging")
     job_file = f"{staging}/template_launches/2026-11-25_03_00_07-1234567890/job_object"
