@@ -124,10 +124,12 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     summary = json.loads((tmp_path / "explained" / "_SUMMARY.json").read_text())["explanations"]
     assert summary["method"] == "occlusion (leave one word out)" and summary["reviews"] == 4
     assert summary["completeness_error"]["mean"] is None  # occlusion promises no sum
+    assert summary["engine"] == "onnx"  # occlusion runs on the scoring engine
     assert set(summary["top_words_by_class"]) == {"negative", "positive"}
     gradients = json.loads((tmp_path / "gradients" / "_SUMMARY.json").read_text())["explanations"]
     assert gradients["method"] == "integrated gradients" and gradients["steps"] == 16
     assert gradients["completeness_error"]["mean"] is not None
+    assert gradients["engine"] == "TensorFlow (XLA-compiled): the onnx engine computes no gradients"
     report = (tmp_path / "explained" / "report.html").read_text()
     assert 'id="top-words"' in report and "Why these labels" in report
     assert 'id="top-words"' not in (tmp_path / "plain" / "report.html").read_text()

@@ -36,7 +36,15 @@ class Monitor:
         if self.explain is None:
             return None
         statistics = counts.get("explanations") or ExplanationStatistics.empty(len(self.class_names))
-        return statistics.summary(self.class_names, self.explain)
+        return {**statistics.summary(self.class_names, self.explain), "engine": self.explanation_engine()}
+
+    def explanation_engine(self) -> str:
+        """Where explanations ran: occlusion on the scoring engine; integrated gradients on TensorFlow."""
+        if self.explain is None or self.explain.method == "occlusion":
+            return self.engine
+        if self.engine == "onnx":
+            return "TensorFlow (XLA-compiled): the onnx engine computes no gradients"
+        return "TensorFlow (XLA-compiled)"
 
     def drift(self, statistics: Statistics) -> dict[str, Any]:
         return check_drift(self.profile.statistics if self.profile else None, statistics)

@@ -137,7 +137,8 @@ def _explanations(explanations: dict[str, Any] | None) -> list[str]:
     )
     return [
         "<h2>Why these labels</h2>",
-        f'<p class="meta">{explanations["reviews"]:,} reviews explained: {escape(explanations["method"])}; '
+        f'<p class="meta">{explanations["reviews"]:,} reviews explained: {escape(explanations["method"])} '
+        f"on {escape(str(explanations.get('engine', '')))}; "
         f"{completeness}. Words most often among a review's top {explanations['top_k']}, by predicted class:</p>",
         f'<table id="top-words"><tr>{columns}</tr></table>',
     ]
