@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -354,6 +353,7 @@ def explain(
     ] = ExplainMethod.occlusion,
 ) -> None:
     """Show which words pushed a review towards its label: the text highlighted, then its strongest words."""
+    import numpy as np
     from rich.text import Text
 
     from pipeline.bundle import BundleError, open_bundle
