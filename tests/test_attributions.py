@@ -126,6 +126,11 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     assert summary["completeness_error"]["mean"] is None  # occlusion promises no sum
     assert summary["engine"] == "onnx"  # occlusion runs on the scoring engine
     assert set(summary["top_words_by_class"]) == {"negative", "positive"}
+    occluded = scored(tmp_path / "explained")
+    pushing = {(label, item["word"]) for label, top in zip(occluded.predicted_label, occluded.top_words, strict=True)
+               for item in top if item["weight"] > 0}  # fmt: skip
+    listed = {(label, word) for label, words in summary["top_words_by_class"].items() for word, _ in words}
+    assert listed == pushing  # only words that pushed a review towards its class are counted for it
     gradients = json.loads((tmp_path / "gradients" / "_SUMMARY.json").read_text())["explanations"]
     assert gradients["method"] == "integrated gradients" and gradients["steps"] == 16
     assert gradients["completeness_error"]["mean"] is not None

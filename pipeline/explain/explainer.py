@@ -123,7 +123,8 @@ class ExplanationStatistics:
     error_sum: float
     error_max: float
     words: tuple[dict[str, int], ...]
-    """Per predicted class (the manifest's order): how often each word was among a review's top words."""
+    """Per predicted class (the manifest's order): how often each word was among a review's top words
+    with a positive weight, i.e. pushing the review towards that class."""
 
     @classmethod
     def of(cls, explained: Explained, predicted: np.ndarray, classes: int) -> ExplanationStatistics:
@@ -131,7 +132,8 @@ class ExplanationStatistics:
         for row, label in zip(explained.top_words.to_pylist(), predicted.tolist(), strict=True):
             counts = words[label]
             for item in row:
-                counts[item["word"]] = counts.get(item["word"], 0) + 1
+                if item["weight"] > 0:  # pushed the review towards this class
+                    counts[item["word"]] = counts.get(item["word"], 0) + 1
         error = np.asarray(explained.completeness_error, dtype=np.float64)
         measured = error[~np.isnan(error)]
         return cls(

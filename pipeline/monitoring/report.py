@@ -120,7 +120,7 @@ def _charts(run: Statistics, reference: Statistics | None, class_names: tuple[st
 
 
 def _explanations(explanations: dict[str, Any] | None) -> list[str]:
-    """Per predicted class, the words most often among a review's top words (with --explain)."""
+    """Per predicted class, the words most often among a review's top words pushing towards it (--explain)."""
     if not explanations:
         return []
     error = explanations["completeness_error"]
@@ -139,7 +139,8 @@ def _explanations(explanations: dict[str, Any] | None) -> list[str]:
         "<h2>Why these labels</h2>",
         f'<p class="meta">{explanations["reviews"]:,} reviews explained: {escape(explanations["method"])} '
         f"on {escape(str(explanations.get('engine', '')))}; "
-        f"{completeness}. Words most often among a review's top {explanations['top_k']}, by predicted class:</p>",
+        f"{completeness}. Words most often among a review's top {explanations['top_k']} and pushing it "
+        "towards its predicted class:</p>",
         f'<table id="top-words"><tr>{columns}</tr></table>',
     ]
 
