@@ -14,12 +14,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 import pipeline
 from pipeline.engines import ENGINES
+from pipeline.explain import METHODS as EXPLAIN_METHODS
+from pipeline.explain import STEPS as EXPLAIN_STEPS
 from pipeline.job_options import OPTIONS
 
 app = typer.Typer(
@@ -40,9 +43,8 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 # An Enum so --help lists the choices; pipeline.engines is cheap to import (no TensorFlow, no Beam).
 Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
 DEFAULT_ENGINE = Engine(OPTIONS["engine"].default)
-# From pipeline.explain's settings; typed here so --help needs no import of the explainers.
-DEFAULT_EXPLAIN_STEPS = 32
-ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in ("occlusion", "integrated-gradients")])
+ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in EXPLAIN_METHODS])
+DEFAULT_EXPLAIN_METHOD = ExplainMethod(EXPLAIN_METHODS[0])
 
 
 class DriftPolicy(StrEnum):
@@ -350,10 +352,9 @@ def explain(
     method: Annotated[
         ExplainMethod,
         typer.Option(help="occlusion (leave one word out) or integrated-gradients (TensorFlow)."),
-    ] = ExplainMethod.occlusion,
+    ] = DEFAULT_EXPLAIN_METHOD,
 ) -> None:
     """Show which words pushed a review towards its label: the text highlighted, then its strongest words."""
-    import numpy as np
     from rich.text import Text
 
     from pipeline.bundle import BundleError, open_bundle
@@ -468,14 +469,14 @@ def score(
     ] = 0,
     explain_steps: Annotated[
         int, typer.Option(min=2, help="Integrated-gradients steps per review, with --explain.")
-    ] = DEFAULT_EXPLAIN_STEPS,
+    ] = EXPLAIN_STEPS,
     explain_method: Annotated[
         ExplainMethod,
         typer.Option(
             help="occlusion: leave one word out, scored on the job's engine (exact; the cheaper here); "
             "integrated-gradients: on TensorFlow, --explain-steps steps."
         ),
-    ] = ExplainMethod.occlusion,
+    ] = DEFAULT_EXPLAIN_METHOD,
     on_drift: Annotated[
         DriftPolicy,
         typer.Option(

@@ -1,7 +1,17 @@
 """Why a review got its label: word attributions (README "Why this label").
 
-- `integrated_gradients.py`: integrated gradients on the embeddings of a model's RecurrentPlan,
-  on TensorFlow (XLA-compiled per padded width), completeness measured per review;
+- `occlusion.py`: exact leave-one-word-out, scored on the job's own engine (the default; no
+  TensorFlow needed);
+- `integrated_gradients.py`: integrated gradients on the embeddings of a model's RecurrentPlan, on
+  TensorFlow (XLA-compiled per padded width; ONNX Runtime computes no gradients), completeness
+  measured per review;
 - `explainer.py`: a bundle's explainer, the top_words column and the run's explanation statistics.
-ONNX Runtime computes no gradients, so explanations always run on TensorFlow, apart from scoring.
+
+This module names the methods and the default step count, and is cheap to import (no NumPy,
+pyarrow or TensorFlow): the CLI reads it for `--help`, as it reads pipeline.engines' ENGINES.
 """
+
+METHODS = ("occlusion", "integrated-gradients")
+"""The first is the default: measured cheaper at every review length (BENCHMARKS.md, "Issue 14")."""
+STEPS = 32
+"""Integrated-gradients steps when not set."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from pipeline.explain.integrated_gradients import BASELINE, STEPS, Attributions, IntegratedGradients
+from pipeline.explain import METHODS, STEPS
+from pipeline.explain.integrated_gradients import BASELINE, Attributions, IntegratedGradients
 from pipeline.explain.occlusion import Occlusion
 from schemas.output import TOP_WORD_TYPE
 
@@ -31,7 +32,6 @@ class ExplainUnavailable(ValueError):
     """This bundle's model cannot be explained here (no TensorFlow, or an architecture the plan refuses)."""
 
 
-METHODS = ("occlusion", "integrated-gradients")
 TARGET = "the predicted class's logit (binary: its log-odds)"
 
 
@@ -41,7 +41,7 @@ class ExplainSettings:
     """Words per review in `top_words`; 0: no explanations."""
     steps: int = STEPS
     """Integrated-gradients steps (occlusion has none)."""
-    method: str = "occlusion"
+    method: str = METHODS[0]
     """Occlusion by default: exact, on the scoring engine, and measured cheaper than integrated
     gradients at every review length (BENCHMARKS.md, "Issue 14")."""
 

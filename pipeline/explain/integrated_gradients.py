@@ -28,9 +28,9 @@ import numpy as np
 
 from pipeline.engines.plan import RecurrentPlan
 from pipeline.engines.xla import plan_constants, recurrent_logits
+from pipeline.explain import STEPS
 from pipeline.preprocessing import pad_rows
 
-STEPS = 32
 BASELINE = "zero embedding at every token (mask and length kept)"
 
 
@@ -51,7 +51,7 @@ class Attributions:
             return np.full(len(self.weights), np.nan)
         totals = np.array([w.sum() for w in self.weights], dtype=np.float64)
         delta = self.target_logit.astype(np.float64) - self.baseline_logit
-        return np.abs(totals - delta) / np.maximum(np.abs(delta), 1e-6)  # NaN where a review had no baseline
+        return np.abs(totals - delta) / np.maximum(np.abs(delta), 1e-6)
 
 
 def class_logit(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
