@@ -374,16 +374,17 @@ def explain(
         if not len(encoded.ids):
             fail("the text has no words left after cleaning")
         scorer = bundle_scorer(bundle, ScorerSettings())
-        probabilities = scorer(encoded.rows())
+        probabilities, logits = scorer.with_logits(encoded.rows())
         labels = Labels.of(bundle.manifest)
         predicted = labels.predicted(probabilities)
+        explainer = Explainer(bundle, ExplainSettings(top, steps, method.value), scorer.logits, batch_size=1)
         while True:
-            settings = ExplainSettings(top, steps, method.value)
-            attributions = Explainer(bundle, settings, scorer.logits, batch_size=1)(encoded.rows(), predicted)
+            attributions = explainer(encoded.rows(), predicted, logits)
             error = float(attributions.completeness_error[0])
             if np.isnan(error) or error <= COMPLETENESS_TOLERANCE or steps >= 1024:
                 break
             steps *= 2
+            explainer = explainer.with_steps(steps)
     except (BundleError, ExplainUnavailable) as e:
         fail(str(e))
     label = labels.class_names[int(predicted[0])]

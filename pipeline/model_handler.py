@@ -132,11 +132,11 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         results = []
         for item in batch:
             rows = item.ids.rows()
-            probabilities = model.score(rows)
+            probabilities, logits = model.score.with_logits(rows)
             Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc(len(item.ids))
             explained = None
             if model.explain is not None:
-                attributions = model.explain(rows, model.labels.predicted(probabilities))
+                attributions = model.explain(rows, model.labels.predicted(probabilities), logits)
                 explained = Explained(
                     top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error
                 )

@@ -75,7 +75,12 @@ class CalibratedScorer:
         return self.engine_scorer(rows)
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
-        return self.calibration.probabilities(self.engine_scorer(rows))
+        return self.with_logits(rows)[0]
+
+    def with_logits(self, rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, logits) from one engine call, for callers that need both (explanations)."""
+        logits = self.engine_scorer(rows)
+        return self.calibration.probabilities(logits), logits
 
 
 def tensorflow_installed() -> bool:

@@ -13,8 +13,9 @@ negative against it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -83,8 +84,22 @@ class Explainer:
             raise ExplainUnavailable(f"integrated gradients cannot attribute this model: {e}") from None
         self.attribute = IntegratedGradients(plan, bundle.preprocessing.max_length, settings.steps, batch_size)
 
-    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray) -> Attributions:
+    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None) -> Attributions:
+        """`logits`: the engine's logits of `rows` when the caller already scored them (occlusion then
+        scores only the occluded variants)."""
+        if isinstance(self.attribute, Occlusion):
+            return self.attribute(rows, np.asarray(predicted), logits)
         return self.attribute(rows, np.asarray(predicted))
+
+    def with_steps(self, steps: int) -> Explainer:
+        """The same explainer with another integrated-gradients step count, on the plan already read
+        (no model reload); occlusion has no steps."""
+        if not isinstance(self.attribute, IntegratedGradients):
+            return self
+        other = copy.copy(self)
+        other.settings = replace(self.settings, steps=steps)
+        other.attribute = self.attribute.with_steps(steps)
+        return other
 
 
 def word_weights(words: Sequence[str], weights: np.ndarray) -> list[tuple[str, float]]:

@@ -89,6 +89,9 @@ class IntegratedGradients:
         self._constants = plan_constants(plan)
         self._compiled: dict[int, object] = {}
 
+    def with_steps(self, steps: int) -> IntegratedGradients:
+        return IntegratedGradients(self.plan, self.width, steps, self.batch_size)
+
     def widths(self) -> list[int]:
         """The padded widths batches are compiled for: powers of two from 16, then the bundle's maximum.
         A batch of short reviews runs at a short width: the path, its projections and their gradients

@@ -28,9 +28,10 @@ class Occlusion:
         self.logits = logits
         """The scoring engine's raw logits (CalibratedScorer.logits): (rows, outputs)."""
 
-    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray) -> Attributions:
+    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None) -> Attributions:
+        """`logits`: the engine's logits of `rows`, when already computed by scoring."""
         predicted = np.asarray(predicted)
-        target = class_logit(self.logits(rows), predicted)
+        target = class_logit(self.logits(rows) if logits is None else logits, predicted)
         weights: list[np.ndarray] = []
         start = 0
         while start < len(rows):
