@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,23 @@ def load_labelled(
     if path.is_dir() and (path / "pos").is_dir():
         return _load_review_folders(path, grouped=group_column is not None)
     return _load_parquet(path, text_column, label_column, group_column, class_names)
+
+
+def load_sources(
+    paths: Sequence[str | Path],
+    text_column: str = "text",
+    label_column: str = "label",
+    group_column: str | None = None,
+    class_names: tuple[str, ...] = BINARY_CLASS_NAMES,
+) -> LabelledReviews:
+    """Labelled reviews from one source, or several concatenated in order (`load_labelled` each):
+    a bundle's training data, as `train` read it and as `reviewscore profile` finds it again."""
+    parts = [load_labelled(p, text_column, label_column, group_column=group_column, class_names=class_names)
+             for p in paths]  # fmt: skip
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.concatenated(part)
+    return data
 
 
 def load_texts(path: str | Path, text_column: str = "text") -> pa.Array:

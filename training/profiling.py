@@ -21,7 +21,7 @@ from pipeline.labels import Labels
 from pipeline.monitoring.profile import TrainingProfile
 from pipeline.preprocessing import tokenize
 from pipeline.scorer import ScorerSettings, bundle_scorer
-from training.datasets import DatasetError, LabelledReviews, load_labelled, load_texts
+from training.datasets import DatasetError, load_sources, load_texts
 from training.splits import holdout_split
 
 
@@ -46,7 +46,7 @@ def held_out_texts(bundle: Bundle, data: list[Path], text_column: str, label_col
     split: dict[str, Any] = bundle.manifest.metrics.get("validation_split") or {}
     group_column = split.get("group_column") if split.get("kind") == "grouped" else None
     try:
-        labelled = _load(data, text_column, label_column, group_column, tuple(bundle.manifest.class_names))
+        labelled = load_sources(data, text_column, label_column, group_column, tuple(bundle.manifest.class_names))
     except DatasetError:
         labelled = None
     if labelled is not None and labelled.fingerprint() == bundle.manifest.training_data.get("fingerprint"):
@@ -82,14 +82,3 @@ def held_out_texts(bundle: Bundle, data: list[Path], text_column: str, label_col
         "part": "every review of the given data"
         + (" (the bundle's separate validation data)" if same_as_validation else ", which is not the training data"),
     }
-
-
-def _load(data: list[Path], text_column, label_column, group_column, class_names) -> LabelledReviews:
-    parts = [
-        load_labelled(path, text_column, label_column, group_column=group_column, class_names=class_names)
-        for path in data
-    ]
-    labelled = parts[0]
-    for part in parts[1:]:
-        labelled = labelled.concatenated(part)
-    return labelled

@@ -28,7 +28,7 @@ from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE, 
 from training.architectures import DEFAULT_ARCHITECTURE, get_architecture, loss_for
 from training.batching import LengthBucketedBatches
 from training.calibration import calibration_metrics, choose_and_fit, labels_for
-from training.datasets import DatasetError, LabelledReviews, load_labelled, load_texts
+from training.datasets import DatasetError, LabelledReviews, load_labelled, load_sources, load_texts
 from training.evaluation import classification_metrics, plot_history
 from training.pretraining import WordVectorSettings, texts_fingerprint, word2vec
 from training.splits import group_keys, holdout_split
@@ -123,16 +123,7 @@ def load_data(config: TrainingConfig) -> LabelledReviews:
     """The labelled training data: one source, or several concatenated in order."""
     sources = config.data if isinstance(config.data, tuple | list) else (config.data,)
     group_column = config.group_column if config.validation_data is None else None
-    parts = [
-        load_labelled(
-            path, config.text_column, config.label_column, group_column=group_column, class_names=config.class_names
-        )
-        for path in sources
-    ]
-    data = parts[0]
-    for part in parts[1:]:
-        data = data.concatenated(part)
-    return data
+    return load_sources(sources, config.text_column, config.label_column, group_column, config.class_names)
 
 
 def drop_empty(preprocessing: PreprocessingConfig, *parts: LabelledReviews) -> tuple:
