@@ -528,7 +528,7 @@ def score(
         raise typer.Exit(1)
     drift = summary.get("drift") or {}
     if drift.get("detected"):
-        drifted = ", ".join(c["name"] for c in drift["checks"] if c["drifted"])
+        drifted = _drifted_checks(drift)
         where = f"; see {summary['report']}" if summary.get("report") else ""
         if on_drift is DriftPolicy.fail:
             errors.print(f"[bold red]error:[/] drift detected ({drifted}){where}", highlight=False, soft_wrap=True)
@@ -587,10 +587,14 @@ def _link(path: str) -> str:
     return path if "://" in path else Path(path).resolve().as_uri()
 
 
+def _drifted_checks(drift: dict) -> str:
+    return ", ".join(c["name"] for c in drift["checks"] if c["drifted"])
+
+
 def _describe_drift(drift: dict) -> str:
     status = drift.get("status", "no_profile")
     if status == "drifted":
-        return "detected: " + ", ".join(c["name"] for c in drift["checks"] if c["drifted"])
+        return "detected: " + _drifted_checks(drift)
     if status == "ok":
         return f"none ({len(drift['checks'])} checks against the training profile)"
     if status == "insufficient_data":

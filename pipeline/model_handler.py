@@ -97,8 +97,7 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSetti
             from pipeline.explain.explainer import Explainer
 
             explainer = Explainer(bundle, explain, scorer.logits)
-            where = scorer.engine if explain.method == "occlusion" else "TensorFlow"
-            log.info("explaining: %s, on %s", explain.describe()["method"], where)
+            log.info("explaining: %s, on %s", explain.describe()["method"], explain.runs_on(scorer.engine))
         _LOADED[key] = LoadedModel(bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.top_k)
     return _LOADED[key]
 

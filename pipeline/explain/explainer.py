@@ -46,6 +46,12 @@ class ExplainSettings:
     """Occlusion by default: exact, on the scoring engine, and measured cheaper than integrated
     gradients at every review length (BENCHMARKS.md, "Issue 14")."""
 
+    def runs_on(self, engine: str) -> str:
+        """Where explanations run, given the scoring engine: occlusion on it, integrated gradients on TensorFlow."""
+        if self.method == "occlusion":
+            return engine
+        return "TensorFlow (XLA-compiled)" + (": the onnx engine computes no gradients" if engine == "onnx" else "")
+
     def describe(self) -> dict:
         if self.method == "occlusion":
             return {"method": "occlusion (leave one word out)", "target": TARGET, "top_k": self.top_k}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.monitoring.statistics import Statistics
+from pipeline.monitoring.statistics import Statistics, padded
 
 MIN_REVIEWS = 500
 PSI_THRESHOLD = 0.25
@@ -152,8 +152,8 @@ def unknown_rate_check(reference: Statistics, run: Statistics) -> Check:
 
 def psi(expected_counts: np.ndarray, actual_counts: np.ndarray) -> float:
     """Population stability index between two histograms over the same bins."""
-    e = _proportions(expected_counts)
-    a = _proportions(actual_counts, len(e))
+    e = proportions(expected_counts)
+    a = proportions(actual_counts, len(e))
     e, a = np.maximum(e, PROPORTION_FLOOR), np.maximum(a, PROPORTION_FLOOR)
     return float(np.sum((a - e) * np.log(a / e)))
 
@@ -161,8 +161,8 @@ def psi(expected_counts: np.ndarray, actual_counts: np.ndarray) -> float:
 def jensen_shannon_distance(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
     """sqrt of the Jensen-Shannon divergence in bits (scipy's `jensenshannon(p, q, base=2)`; scipy is
     not a dependency of scoring for these five lines)."""
-    p = _proportions(p_counts)
-    q = _proportions(q_counts, len(p))
+    p = proportions(p_counts)
+    q = proportions(q_counts, len(p))
     m = (p + q) / 2
     divergence = 0.5 * _kl_bits(p, m) + 0.5 * _kl_bits(q, m)
     return float(math.sqrt(max(divergence, 0.0)))
@@ -195,16 +195,12 @@ def quantile_bins(reference: np.ndarray, bins: int) -> np.ndarray:
 def coarsen(counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Fine-bin counts summed into the groups that begin at `starts`; the last group takes every bin
     from its start on, including bins the reference never had (a run's longer reviews)."""
-    c = np.asarray(counts, dtype=np.float64)
-    if len(c) <= starts[-1]:
-        c = np.concatenate([c, np.zeros(starts[-1] + 1 - len(c))])
-    return np.add.reduceat(c, starts)
+    return np.add.reduceat(padded(np.asarray(counts, dtype=np.float64), starts[-1] + 1), starts)
 
 
-def _proportions(counts: np.ndarray, length: int | None = None) -> np.ndarray:
-    c = np.asarray(counts, dtype=np.float64)
-    if length is not None and len(c) < length:
-        c = np.concatenate([c, np.zeros(length - len(c))])
+def proportions(counts: np.ndarray, length: int = 0) -> np.ndarray:
+    """Counts as shares of their total (all zeros stay zeros), padded to `length` bins."""
+    c = padded(np.asarray(counts, dtype=np.float64), length)
     total = c.sum()
     return c / total if total > 0 else c
 
@@ -215,4 +211,4 @@ def _kl_bits(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _shares(counts: np.ndarray) -> list[float]:
-    return [round(float(x), 6) for x in _proportions(counts)]
+    return [round(float(x), 6) for x in proportions(counts)]

@@ -7,7 +7,6 @@ no data of its own beyond the profile, so it travels to a Dataflow worker with t
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +14,6 @@ from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
 from pipeline.monitoring.drift import check_drift
 from pipeline.monitoring.profile import TrainingProfile
 from pipeline.monitoring.statistics import Statistics
-
-log = logging.getLogger("reviewscore")
 
 
 @dataclass(frozen=True)
@@ -36,15 +33,7 @@ class Monitor:
         if self.explain is None:
             return None
         statistics = counts.get("explanations") or ExplanationStatistics.empty(len(self.class_names))
-        return {**statistics.summary(self.class_names, self.explain), "engine": self.explanation_engine()}
-
-    def explanation_engine(self) -> str:
-        """Where explanations ran: occlusion on the scoring engine; integrated gradients on TensorFlow."""
-        if self.explain is None or self.explain.method == "occlusion":
-            return self.engine
-        if self.engine == "onnx":
-            return "TensorFlow (XLA-compiled): the onnx engine computes no gradients"
-        return "TensorFlow (XLA-compiled)"
+        return {**statistics.summary(self.class_names, self.explain), "engine": self.explain.runs_on(self.engine)}
 
     def drift(self, statistics: Statistics) -> dict[str, Any]:
         return check_drift(self.profile.statistics if self.profile else None, statistics)

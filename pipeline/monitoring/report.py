@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.monitoring.charts import bar_chart
-from pipeline.monitoring.drift import DRIFTED, INSUFFICIENT, NO_PROFILE
-from pipeline.monitoring.statistics import OOV_SHARE_BINS, SCORE_BINS, Statistics
+from pipeline.monitoring.drift import DRIFTED, INSUFFICIENT, NO_PROFILE, proportions
+from pipeline.monitoring.statistics import OOV_SHARE_BINS, SCORE_BINS, Statistics, padded
 
 if TYPE_CHECKING:
     from pipeline.monitoring.monitor import Monitor
@@ -89,9 +89,9 @@ def render_report(summary: dict[str, Any], run: Statistics, monitor: Monitor) ->
 
 def _charts(run: Statistics, reference: Statistics | None, class_names: tuple[str, ...]) -> list[str]:
     def series(pick):
-        shown = {RUN: _shares(pick(run))}
+        shown = {RUN: proportions(pick(run))}
         if reference is not None:
-            shown[TRAINING] = _shares(pick(reference))
+            shown[TRAINING] = proportions(pick(reference))
         return shown
 
     longest = max(len(run.lengths), len(reference.lengths) if reference is not None else 0, 1)
@@ -107,7 +107,7 @@ def _charts(run: Statistics, reference: Statistics | None, class_names: tuple[st
         bar_chart(
             "Review length",
             [f"{i * width}" for i in range(HISTOGRAM_BINS)],
-            series(lambda s: _regroup(_padded(s.lengths, width * HISTOGRAM_BINS), width)),
+            series(lambda s: _regroup(padded(s.lengths, width * HISTOGRAM_BINS), width)),
             f"tokens the model saw (bins of {width})",
         ),
         bar_chart(
@@ -175,15 +175,6 @@ def _table(rows: list[tuple[str, Any]]) -> str:
         for name, value in rows
     )
     return f"<table>{cells}</table>"
-
-
-def _shares(counts: np.ndarray) -> np.ndarray:
-    c = np.asarray(counts, dtype=np.float64)
-    return c / c.sum() if c.sum() else c
-
-
-def _padded(counts: np.ndarray, length: int) -> np.ndarray:
-    return np.concatenate([counts, np.zeros(max(0, length - len(counts)))])[:length]
 
 
 def _regroup(counts: np.ndarray, width: int) -> np.ndarray:

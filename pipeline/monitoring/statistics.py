@@ -120,10 +120,13 @@ def _histogram(values: np.ndarray, bins: int) -> np.ndarray:
     return np.bincount(index, minlength=bins).astype(np.int64)
 
 
+def padded(counts: np.ndarray, length: int) -> np.ndarray:
+    """The counts followed by zeros up to `length` bins (a histogram grows with the longest review)."""
+    counts = np.asarray(counts)
+    return np.concatenate([counts, np.zeros(length - len(counts), counts.dtype)]) if len(counts) < length else counts
+
+
 def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Sum of two count arrays; the shorter is padded with zeros (lengths grow with the longest review)."""
-    if len(a) < len(b):
-        a, b = b, a
-    total = a.copy()
-    total[: len(b)] += b
-    return total
+    """Sum of two count arrays; the shorter is padded with zeros."""
+    length = max(len(a), len(b))
+    return padded(a, length) + padded(b, length)
