@@ -30,7 +30,7 @@ SCORE_FIELDS = (
 
 TOP_WORDS = "top_words"
 """With --explain K: the K words of the review that moved it most towards (positive weight) or
-against (negative) its predicted label, by integrated gradients; README "Why this label"."""
+against (negative) its predicted label, by occlusion or integrated gradients; README "Why this label"."""
 TOP_WORD_TYPE = pa.struct(
     [pa.field("word", pa.string(), nullable=False), pa.field("weight", pa.float32(), nullable=False)]
 )

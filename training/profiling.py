@@ -14,12 +14,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.bundle import Bundle, add_profile
 from pipeline.labels import Labels
 from pipeline.monitoring.profile import TrainingProfile
-from pipeline.preprocessing import tokenize
 from pipeline.scorer import ScorerSettings, bundle_scorer
 from training.datasets import DatasetError, load_sources, load_texts
 from training.splits import holdout_split
@@ -29,12 +27,10 @@ def profile_bundle(bundle_path: Path, data: list[Path], text_column: str = "text
     """Write profile.json into the bundle from `data`; returns the updated bundle."""
     bundle = Bundle.open(bundle_path)
     texts, source = held_out_texts(bundle, data, text_column, label_column)
-    tokens = pc.list_value_length(tokenize(texts, bundle.preprocessing)).to_numpy(zero_copy_only=False)
-    keep = np.flatnonzero(tokens > 0)  # scoring reports texts with no words as failures, not scores
-    if len(keep) == 0:
-        raise DatasetError(f"{source['data']}: no text has a word left after cleaning")
-    texts = texts.take(pa.array(keep))
     encoded = bundle.encoder.encode(texts)
+    encoded = encoded.take(np.flatnonzero(encoded.lengths > 0))  # scoring reports texts with no words as failures
+    if not len(encoded):
+        raise DatasetError(f"{source['data']}: no text has a word left after cleaning")
     scorer = bundle_scorer(bundle, ScorerSettings(), reviews=len(encoded))
     probabilities = scorer(encoded.rows())
     profile = TrainingProfile.of(encoded, probabilities, Labels.of(bundle.manifest), source)
