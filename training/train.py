@@ -186,7 +186,7 @@ def train(config: TrainingConfig) -> Bundle:
             "validation_texts_also_in_training": sum(text in training_texts for text in val_set.texts.to_pylist()),
             "rows": {"train": len(train_set), "validation": len(val_set), "calibration": len(val_set)},
         }
-        calibration_part = "the validation data (also used for early stopping)"
+        calibration_part = f"the separate validation file {val_set.source} (also used for early stopping)"
     else:
         split = holdout_split(
             len(data),
