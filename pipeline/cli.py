@@ -6,13 +6,14 @@ Configuration mistakes exit with code 2 and one clear message, never a traceback
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import numpy as np
 import typer
@@ -20,10 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 import pipeline
-from pipeline.engines import ENGINES
 from pipeline.explain import METHODS as EXPLAIN_METHODS
-from pipeline.explain import STEPS as EXPLAIN_STEPS
-from pipeline.job_options import OPTIONS
+from pipeline.job_options import JOB_OPTIONS, OPTIONS, REQUIRED
 
 app = typer.Typer(
     name="reviewscore",
@@ -36,20 +35,13 @@ console = Console()
 errors = Console(stderr=True)
 
 EXIT_CONFIG_ERROR = 2
-DEFAULT_MODEL = "models/imdb-bilstm"
+DEFAULT_MODEL = OPTIONS["model"].cli_default
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 
 
-# An Enum so --help lists the choices; pipeline.engines is cheap to import (no TensorFlow, no Beam).
-Engine = StrEnum("Engine", [(name, name) for name in ENGINES])
-DEFAULT_ENGINE = Engine(OPTIONS["engine"].default)
+# An Enum so --help lists the choices; pipeline.explain is cheap to import (no TensorFlow, no Beam).
 ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in EXPLAIN_METHODS])
 DEFAULT_EXPLAIN_METHOD = ExplainMethod(EXPLAIN_METHODS[0])
-
-
-class DriftPolicy(StrEnum):
-    warn = "warn"
-    fail = "fail"
 
 
 def fail(message: str) -> NoReturn:
@@ -438,75 +430,13 @@ def export_onnx(
     )
 
 
-@app.command(context_settings={"help_option_names": ["-h", "--help"]})
-def score(
-    ctx: typer.Context,
-    inputs: Annotated[
-        list[str],
-        typer.Argument(help=OPTIONS["input"].help),
-    ],
-    output: Annotated[str, typer.Option(help=OPTIONS["output"].help)],
-    model: Annotated[str, typer.Option(help=OPTIONS["model"].help + " Local or gs://.")] = DEFAULT_MODEL,
-    text_column: Annotated[str, typer.Option(help=OPTIONS["text_column"].help)] = OPTIONS["text_column"].default,
-    id_column: Annotated[str, typer.Option(help=OPTIONS["id_column"].help)] = OPTIONS["id_column"].default,
-    batch_size: Annotated[int, typer.Option(min=1, help=OPTIONS["batch_size"].help)] = OPTIONS["batch_size"].default,
-    inference_batch_size: Annotated[int, typer.Option(min=0, help=OPTIONS["inference_batch_size"].help)] = OPTIONS[
-        "inference_batch_size"
-    ].default,
-    engine: Annotated[Engine, typer.Option(help=OPTIONS["engine"].help)] = DEFAULT_ENGINE,
-    threads: Annotated[int, typer.Option(min=0, help=OPTIONS["threads"].help)] = OPTIONS["threads"].default,
-    max_error_rate: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Exit with code 1 when failed/read exceeds this share.")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help=OPTIONS["overwrite"].help)] = OPTIONS["overwrite"].default,
-    num_shards: Annotated[int, typer.Option(min=0, help="Scored files to write; 0 lets the runner decide.")] = 0,
-    explain: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Add a top_words column: each review's K words that moved it most towards (+) or against (-) its "
-            "label (--explain-method; costly, see README). 0: off.",
-        ),
-    ] = 0,
-    explain_steps: Annotated[
-        int, typer.Option(min=2, help="Integrated-gradients steps per review, with --explain.")
-    ] = EXPLAIN_STEPS,
-    explain_method: Annotated[
-        ExplainMethod,
-        typer.Option(
-            help="occlusion: leave one word out, scored on the job's engine (exact; the cheaper here); "
-            "integrated-gradients: on TensorFlow, --explain-steps steps."
-        ),
-    ] = DEFAULT_EXPLAIN_METHOD,
-    on_drift: Annotated[
-        DriftPolicy,
-        typer.Option(
-            help="When the run's data or predictions drift from the bundle's training profile: warn (one line on "
-            "stderr) or fail (exit code 1). Either way every record is scored and written first."
-        ),
-    ] = DriftPolicy.warn,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Beam and TensorFlow logs.")] = False,
-) -> None:
+def score(ctx: typer.Context, verbose: bool, **values) -> None:
     """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
     quiet_logging(verbose)
-    from pipeline.explain.explainer import ExplainSettings
     from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
-    from pipeline.scorer import ScorerSettings
 
-    job = ScoringJob(
-        inputs=inputs,
-        output=output,
-        model=model,
-        text_column=text_column,
-        id_column=id_column,
-        max_batch_size=batch_size,
-        scorer=ScorerSettings(engine.value, inference_batch_size, threads),
-        explain=ExplainSettings(explain, explain_steps, explain_method.value),
-        overwrite=overwrite,
-        num_shards=num_shards,
-        beam_args=list((ctx.obj or {}).get("beam_args", [])),
-        started=pipeline.STARTED,
-    )
+    values = {name: value.value if isinstance(value, StrEnum) else value for name, value in values.items()}
+    job = ScoringJob.from_options(values, (ctx.obj or {}).get("beam_args", []), started=pipeline.STARTED)
     try:
         summary = run_scoring(job)
     except CONFIG_ERRORS as e:
@@ -518,26 +448,59 @@ def score(
     if "job_description" in summary:  # --template_location: a template was written, nothing ran
         console.print(f"job description written to {summary['job_description']}; nothing ran")
         return
-    _print_summary(summary, output)
-    if not summary["accounting_ok"]:
-        errors.print("[bold red]error:[/] records read differ from scored + failed; please report this")
-        raise typer.Exit(1)
-    rate = summary["records_failed"] / summary["records_read"] if summary["records_read"] else 0.0
-    if max_error_rate is not None and rate > max_error_rate:
-        errors.print(f"[bold red]error:[/] {rate:.2%} of records failed, above --max-error-rate {max_error_rate:.2%}")
-        raise typer.Exit(1)
+    if "submitted" in summary:  # a remote run that does not wait
+        console.print(f"job submitted: {summary.get('job_id')}")
+        return
+    _print_summary(summary, job.output)
+    verdict = summary["verdict"]
+    for problem in verdict["problems"]:
+        errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
     drift = summary.get("drift") or {}
+    where = f"; see {summary['report']}" if summary.get("report") else ""
+    if not verdict["passed"]:
+        if drift.get("detected"):
+            errors.print(f"report: {summary['report']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     if drift.get("detected"):
-        drifted = _drifted_checks(drift)
-        where = f"; see {summary['report']}" if summary.get("report") else ""
-        if on_drift is DriftPolicy.fail:
-            errors.print(f"[bold red]error:[/] drift detected ({drifted}){where}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1)
         errors.print(
-            f"[bold yellow]warning:[/] drift detected ({drifted}); every record was scored{where}",
+            f"[bold yellow]warning:[/] drift detected ({_drifted_checks(drift)}); every record was scored{where}",
             highlight=False,
             soft_wrap=True,
         )
+
+
+def score_parameters() -> list[inspect.Parameter]:
+    """`score`'s Typer parameters, one per job option (pipeline/job_options.py), plus the terminal's own."""
+    parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    for option in JOB_OPTIONS:
+        annotation: Any = option.type
+        default = option.default_for_cli()
+        if option.choices:
+            annotation = StrEnum(option.name.title().replace("_", ""), [(c, c) for c in option.choices])
+            default = annotation(default)
+        if option.many:
+            info: Any = typer.Argument(help=option.help, metavar="INPUTS", show_default=False)
+            annotation = list[annotation]
+        else:
+            info = typer.Option(option.flag, help=option.help, min=option.minimum, max=option.maximum)
+        if default is None:
+            annotation = annotation | None
+        parameters.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if default is REQUIRED else default,
+                annotation=Annotated[annotation, info],
+            )
+        )
+    verbose = typer.Option("--verbose", "-v", help="Show Beam and TensorFlow logs.")
+    parameters.append(inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                        annotation=Annotated[bool, verbose]))  # fmt: skip
+    return parameters
+
+
+score.__signature__ = inspect.Signature(score_parameters())
+app.command(context_settings={"help_option_names": ["-h", "--help"]})(score)
 
 
 def quiet_logging(verbose: bool) -> None:
@@ -571,8 +534,9 @@ def _print_summary(summary: dict, output: str) -> None:
     table.add_row("throughput", f"{summary['reviews_per_second'] or 0:,.0f} reviews/s")
     if summary.get("model_loads") is not None:
         table.add_row("model loads", str(summary["model_loads"]))
-    if summary.get("engines"):
-        table.add_row("engine", ", ".join(f"{name} ({rows:,} reviews)" for name, rows in summary["engines"].items()))
+    for name, engine in (summary.get("engines") or {}).items():
+        why = f" ({'; '.join(engine['why'])})" if engine["why"] else ""
+        table.add_row("engine", f"{name}: {engine['reviews']:,} reviews{why}")
     drift = summary.get("drift") or {}
     table.add_row("drift", _describe_drift(drift))
     console.print(table)

@@ -1,13 +1,20 @@
 """Launching a scoring job: check everything that can be checked up front, then run the Beam pipeline.
 
-The checks (paths the runner's workers can reach, bundle integrity and fit, inputs, schemas, output
-folder) run before the pipeline is built, so a configuration mistake costs no worker time and leaves
-no output behind. Each raises one of CONFIG_ERRORS, which every door (CLI, Flex Template) reports
-as one line with exit code 2.
+The checks (paths the runner's workers can reach, the workers' image, bundle integrity and fit,
+inputs, schemas, output folder) run before the pipeline is built, so a configuration mistake costs
+no worker time and leaves no output behind. Each raises one of CONFIG_ERRORS, which every door
+(CLI, Flex Template) reports as one line with exit code 2.
+
+Where the job runs decides what the launcher may decide for it. On a local runner the pipeline
+runs in this process's environment, so the engine is chosen here and the loaded model reused. On a
+remote runner the workers run the job's image, whose packages need not be this machine's (a laptop
+with TensorFlow, a worker image without it): 'auto' travels unresolved, with the job's size, and
+each worker resolves it from what it has (`pipeline/scorer.py`); the summary reports what ran.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -16,22 +23,39 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions, WorkerOptions
 
 from pipeline.bundle import BundleError, open_bundle
 from pipeline.explain.explainer import ExplainSettings, ExplainUnavailable
 from pipeline.labels import Labels
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
-from pipeline.model_handler import engine_metric, load_scorer
+from pipeline.model_handler import load_scorer
 from pipeline.monitoring.monitor import Monitor
-from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, EngineUnavailable, ScorerSettings, choose_engine
+from pipeline.scorer import (
+    DEFAULT_MAX_BATCH_SIZE,
+    EngineUnavailable,
+    ScorerSettings,
+    choose_engine,
+    tensorflow_installed,
+)
 from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
 from pipeline.sources import InputError, plan_inputs
+from pipeline.verdict import RunPolicy
 from schemas.output import SchemaError, error_schema, scored_schema
 
 EXIT_JOB_FAILED = 1
-CONFIG_ERRORS = (BundleError, EngineUnavailable, InputError, OutputError, SchemaError, StorageError)
+log = logging.getLogger("reviewscore")
+IMAGE_VARIABLE = "REVIEWSCORE_IMAGE"
+"""Set in the job's image (deploy/Dockerfile) to the image's own reference: a launch from inside it
+(the Flex Template launcher) gives the workers the same image unless told otherwise."""
+
+
+class LaunchError(ValueError):
+    """The runner's options would start workers that cannot run the job (exit code 2)."""
+
+
+CONFIG_ERRORS = (BundleError, EngineUnavailable, InputError, LaunchError, OutputError, SchemaError, StorageError)
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,7 @@ class ScoringJob:
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
     explain: ExplainSettings = field(default_factory=ExplainSettings)
+    policy: RunPolicy = field(default_factory=RunPolicy)
     overwrite: bool = False
     num_shards: int = 0
     beam_args: list[str] = field(default_factory=list)
@@ -52,26 +77,43 @@ class ScoringJob:
     started: float = field(default_factory=time.time)
     """When the user started the job; wall time and reviews/s count from here, start-up included."""
 
+    @classmethod
+    def from_options(cls, values: dict[str, Any], beam_args: list[str], **launch: Any) -> ScoringJob:
+        """The job from the values of pipeline/job_options.py's options, by name: the one mapping
+        every door (the CLI, the Flex Template entry point) uses. `launch`: wait, started."""
+        return cls(
+            inputs=list(values["input"]),
+            output=values["output"],
+            model=values["model"],
+            text_column=values["text_column"],
+            id_column=values["id_column"],
+            max_batch_size=values["batch_size"],
+            scorer=ScorerSettings(values["engine"], values["inference_batch_size"], values["threads"]),
+            explain=ExplainSettings(values["explain"], values["explain_steps"], values["explain_method"]),
+            policy=RunPolicy(values["max_error_rate"], values["on_drift"]),
+            overwrite=values["overwrite"],
+            num_shards=values["num_shards"],
+            beam_args=list(beam_args),
+            **launch,
+        )
+
 
 def run_scoring(job: ScoringJob) -> dict[str, Any]:
     """Run the job and return its summary; a dry run returns the job's step names instead."""
-    options = PipelineOptions(job.beam_args)
+    options = PipelineOptions(with_worker_image(job.beam_args))
     local = not is_remote_runner(options)
     dry_run = bool(options.get_all_options().get("dry_run"))
     check_locations(JobPaths(job.inputs, job.output, job.model), options, write=not dry_run)
 
     bundle = open_bundle(job.model)
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
-    engine, why = choose_engine(job.scorer.engine, bundle.has_onnx, plan.reviews)
-    settings = replace(job.scorer, engine=engine, threads=threads_per_process(job.scorer.threads, options), reason=why)
-    if engine == "xla" and job.scorer.engine == "xla":
-        check_compilable(bundle.load_model())
-    # The model loads on its engine before any worker starts (a bad one is a configuration error);
-    # a local run then reuses what this loaded.
-    try:
-        load_scorer(job.model, settings, job.explain)
-    except ExplainUnavailable as e:
-        raise BundleError(str(e)) from None
+    threads = threads_per_process(job.scorer.threads, options)
+    if local:
+        engine, why = choose_engine(job.scorer.engine, bundle.has_onnx, plan.reviews)
+        settings = replace(job.scorer, engine=engine, threads=threads, reason=why)
+    else:
+        settings = replace(job.scorer, threads=threads, reviews=plan.reviews)
+    check_model_loads(job, bundle, settings, local)
     manifest = bundle.manifest.to_dict()
     labels = Labels.of(bundle.manifest)
     explaining = job.explain.top_k > 0
@@ -95,11 +137,12 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
             labels,
             job.max_batch_size,
             settings,
-            Monitor(labels.class_names, manifest, bundle.profile, engine, why, job.explain if explaining else None),
+            Monitor(labels.class_names, manifest, bundle.profile, job.explain if explaining else None),
             job.explain,
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,
+        policy=job.policy,
     )
     result = pipeline.run()
     if dry_run:
@@ -109,8 +152,55 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     result.wait_until_finish()
     summary = read_summary(job.output)
     summary["model_loads"] = model_loads(result)
-    summary["engines"] = engines(result)
     return summary
+
+
+def with_worker_image(beam_args: list[str]) -> list[str]:
+    """Dataflow's workers start from the job's image, or the launch is refused.
+
+    Without --sdk_container_image Dataflow starts Beam's stock image, which lacks this package:
+    every worker would fail with ModuleNotFoundError after the VMs were paid for. Inside the job's
+    own image (the Flex Template launcher) that image is the default.
+    """
+    options = PipelineOptions(beam_args)
+    if "Dataflow" not in (options.view_as(StandardOptions).runner or ""):
+        return beam_args
+    workers = options.view_as(WorkerOptions)
+    if workers.sdk_container_image or getattr(workers, "worker_harness_container_image", None):
+        return beam_args
+    image = os.environ.get(IMAGE_VARIABLE)
+    if image:
+        return [*beam_args, f"--sdk_container_image={image}"]
+    raise LaunchError(
+        "Dataflow needs the job's worker image: pass --sdk_container_image=REGION-docker.pkg.dev/PROJECT/"
+        'reviewscore/scorer:TAG (README, "Running on Dataflow"); Beam\'s stock image lacks reviewscore'
+    )
+
+
+def check_model_loads(job: ScoringJob, bundle, settings: ScorerSettings, local: bool) -> None:
+    """Load the model before any worker starts, so a bad one is a configuration error.
+
+    A local run then reuses what this loaded. A remote run checks the bundle on the cheapest engine
+    this machine has for it; an engine asked for by name that this machine lacks (TensorFlow) is
+    left to the workers, whose image may have it.
+    """
+    if settings.engine == "xla" and job.scorer.engine == "xla" and (local or tensorflow_installed()):
+        check_compilable(bundle.load_model())
+    check = settings
+    if not local:
+        cheapest = "onnx" if bundle.has_onnx else "auto"
+        check = replace(settings, engine=cheapest if settings.engine == "auto" else settings.engine)
+        try:
+            choose_engine(check.engine, bundle.has_onnx, check.reviews)
+        except EngineUnavailable as e:
+            if bundle.has_onnx or job.scorer.engine == "auto":
+                raise
+            log.warning("cannot check --engine %s here (%s); the workers will", job.scorer.engine, e)
+            return
+    try:
+        load_scorer(job.model, check, job.explain)
+    except ExplainUnavailable as e:
+        raise BundleError(str(e)) from None
 
 
 def launched(result, options: PipelineOptions) -> dict[str, Any]:
@@ -191,16 +281,6 @@ def model_loads(result) -> int | None:
         if d.key.metric.name == "load_model_latency_milli_secs"
     ]
     return sum(loads) if loads else None
-
-
-def engines(result) -> dict[str, int]:
-    """Reviews scored per engine ('onnx', 'xla', 'keras'), from the handler's counters."""
-    prefix = engine_metric("")
-    return {
-        c.key.metric.name.removeprefix(prefix): c.committed
-        for c in _metrics(result).get("counters", [])
-        if c.key.metric.name.startswith(prefix) and c.committed
-    }
 
 
 def _metrics(result) -> dict[str, list]:

@@ -1,23 +1,36 @@
 """The scoring job's options, defined once for every door a job comes in by.
 
-`reviewscore score` (the Typer CLI), the Flex Template entry point (`deploy/flex_main.py`, which the
-template launcher runs with `--name=value`) and the template's `deploy/metadata.json` all take
-their names, defaults and help from this table; `tests/test_dataflow.py` fails when any of them
-drifts from it. Regenerate the metadata after a change with:
+Each JobOption is one typed definition (name, type, default, bounds, help, label). From this table:
+- `reviewscore score` builds its Typer parameters (`pipeline/cli.py`, `score_parameters`);
+- the Flex Template entry point parses its `--name=value` parameters (`parse_template_args`);
+- `deploy/metadata.json`, the template's parameter list, is generated (`template_metadata`);
+- `ScoringJob.from_options` (`pipeline/job.py`) maps the parsed values into the job, for both doors.
+The Airflow DAG passes template parameters by these names; tests/test_dataflow.py fails when the
+checked-in metadata is stale, and the DAG's tests when it passes a name or value the template refuses.
+Regenerate the metadata after a change with:
 
     python -m pipeline.job_options > deploy/metadata.json
 
+Only `--verbose` (terminal logging) is the CLI's alone: a template launch logs to Cloud Logging.
 Cheap to import (no TensorFlow, no Beam): the CLI reads it for `--help`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.engines import ENGINES
+from pipeline.explain import METHODS as EXPLAIN_METHODS
+from pipeline.explain import STEPS as EXPLAIN_STEPS
 from pipeline.scorer import BEST_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, XLA_FROM_REVIEWS
+from pipeline.verdict import DRIFT_POLICIES
+
+REQUIRED = object()
+"""The default of an option every job must set (input, output, model)."""
+TEMPLATE_BOOLEANS = ("true", "false")
 
 
 @dataclass(frozen=True)
@@ -26,26 +39,37 @@ class JobOption:
     """The template parameter and Python name; the CLI flag is the same with dashes."""
     label: str
     help: str
-    default: Any = None
-    """None: required (input, output, model)."""
+    type: type = str
+    """str, int, float or bool (a switch: --overwrite on the CLI, overwrite=true|false as a parameter)."""
+    default: Any = REQUIRED
     choices: tuple[str, ...] = ()
-    integer: bool = False
-    flag: bool = False
-    """A yes/no switch: --overwrite on the CLI, overwrite=true|false as a template parameter."""
+    minimum: float | None = None
+    maximum: float | None = None
     many: bool = False
     """Several values: CLI arguments, one comma-separated template parameter."""
+    cli_default: Any = REQUIRED
+    """A default the CLI alone has (the committed model, for local runs); REQUIRED: `default`."""
 
     @property
     def required(self) -> bool:
-        return self.default is None
+        return self.default is REQUIRED
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name.replace('_', '-')}"
+
+    def default_for_cli(self) -> Any:
+        return self.default if self.cli_default is REQUIRED else self.cli_default
 
     def regex(self) -> str | None:
         if self.choices:
             return f"^({'|'.join(self.choices)})$"
-        if self.flag:
-            return "^(true|false)$"
-        if self.integer:
+        if self.type is bool:
+            return f"^({'|'.join(TEMPLATE_BOOLEANS)})$"
+        if self.type is int:
             return "^[0-9]+$"
+        if self.type is float:
+            return r"^[0-9]*\.?[0-9]+$"
         return None
 
     def metadata(self) -> dict[str, Any]:
@@ -58,6 +82,21 @@ class JobOption:
             entry["regexes"] = [self.regex()]
         return entry
 
+    def from_text(self, text: str) -> Any:
+        """A template parameter's string as this option's value; ValueError names what is wrong."""
+        if self.many:
+            return [part for part in text.split(",") if part]
+        if self.type is bool:
+            if text.lower() not in TEMPLATE_BOOLEANS:
+                raise ValueError(f"{self.name}={text!r}: expected true or false")
+            return text.lower() == "true"
+        if self.choices and text not in self.choices:
+            raise ValueError(f"{self.name}={text!r}: expected one of {', '.join(self.choices)}")
+        value = self.type(text)
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise ValueError(f"{self.name}={text}: expected a value from {self.minimum} to {self.maximum}")
+        return value
+
 
 JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
@@ -66,51 +105,135 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         "Review folders (*.txt and *.parquet, found recursively), files or globs; local or gs://.",
         many=True,
     ),
-    JobOption("output", "Output folder", "Folder for scored-*.parquet, errors-*.parquet and _SUMMARY.json."),
-    JobOption("model", "Model bundle", "Model bundle folder (manifest.json, model.keras, vocab.json, ...)."),
-    JobOption("text_column", "Text column", "Text column of Parquet inputs.", "text"),
-    JobOption("id_column", "Id column", "Id column of Parquet inputs; when absent, ids are FILE:ROW.", "review_id"),
+    JobOption(
+        "output", "Output folder", "Folder for scored-*.parquet, errors-*.parquet, _SUMMARY.json and report.html."
+    ),
+    JobOption(
+        "model",
+        "Model bundle",
+        "Model bundle folder (manifest.json, model.onnx, vocab.json, ...); local or gs://.",
+        cli_default="models/imdb-bilstm",
+    ),
+    JobOption("text_column", "Text column", "Text column of Parquet inputs.", default="text"),
+    JobOption(
+        "id_column", "Id column", "Id column of Parquet inputs; when absent, ids are FILE:ROW.", default="review_id"
+    ),
     JobOption(
         "batch_size",
         "Batch size",
         "Most reviews read, encoded and scored together as one Arrow batch (sorted by length for the model).",
+        int,
         DEFAULT_MAX_BATCH_SIZE,
-        integer=True,
+        minimum=1,
     ),
     JobOption(
         "inference_batch_size",
         "Inference batch size",
         "Rows per model call, after sorting by length; 0: the engine's best "
         f"({', '.join(f'{engine} {size}' for engine, size in BEST_BATCH_SIZE.items())}).",
+        int,
         0,
-        integer=True,
+        minimum=0,
     ),
     JobOption(
         "engine",
         "Scoring engine",
-        "auto: onnx (ONNX Runtime, no TensorFlow) for jobs under "
-        f"{XLA_FROM_REVIEWS:,} reviews or where TensorFlow is not installed, else xla (compiled, fastest per "
-        "review; keras for architectures it cannot reproduce).",
-        "auto",
+        "auto: decided where the reviews are scored (on each worker, from what it has installed): onnx "
+        f"(ONNX Runtime, no TensorFlow) for jobs under {XLA_FROM_REVIEWS:,} reviews or where TensorFlow is not "
+        "installed, else xla (compiled, fastest per review; keras for architectures it cannot reproduce).",
+        default="auto",
         choices=ENGINES,
     ),
     JobOption(
         "threads",
         "Threads per worker process",
         "Threads per worker process for encoding and model calls; 0: one per core (1 on Dataflow).",
+        int,
         0,
-        integer=True,
+        minimum=0,
     ),
-    JobOption("overwrite", "Overwrite", "Replace the contents of a non-empty output folder.", False, flag=True),
+    JobOption(
+        "max_error_rate",
+        "Most failed records",
+        "The run fails (exit code 1; verdict.passed false in _SUMMARY.json) when failed/read exceeds this "
+        "share; unset: no limit.",
+        float,
+        None,
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    JobOption(
+        "on_drift",
+        "On drift",
+        "When the run's data or predictions drift from the bundle's training profile: warn (one line on "
+        "stderr) or fail (exit code 1; verdict.passed false). Either way every record is scored and written first.",
+        default=DRIFT_POLICIES[0],
+        choices=DRIFT_POLICIES,
+    ),
+    JobOption("overwrite", "Overwrite", "Replace the contents of a non-empty output folder.", bool, False),
+    JobOption("num_shards", "Scored files", "Scored files to write; 0 lets the runner decide.", int, 0, minimum=0),
+    JobOption(
+        "explain",
+        "Words explained per review",
+        "Add a top_words column: each review's K words that moved it most towards (+) or against (-) its label "
+        "(explain_method; costly on long reviews, see the README). 0: off.",
+        int,
+        0,
+        minimum=0,
+    ),
+    JobOption(
+        "explain_method",
+        "Explanation method",
+        "occlusion: leave one word out, scored on the job's engine (exact; no TensorFlow needed); "
+        "integrated-gradients: on TensorFlow, explain_steps steps.",
+        default=EXPLAIN_METHODS[0],
+        choices=EXPLAIN_METHODS,
+    ),
+    JobOption(
+        "explain_steps",
+        "Integrated-gradients steps",
+        "Integrated-gradients steps per review, with explain.",
+        int,
+        EXPLAIN_STEPS,
+        minimum=2,
+    ),
 )
 OPTIONS: dict[str, JobOption] = {option.name: option for option in JOB_OPTIONS}
+
+
+def parse_template_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Template parameters (`--name=value`) as typed values by option name, and everything else for Beam.
+
+    argparse reports a missing or malformed parameter with exit code 2, as the CLI does."""
+    parser = argparse.ArgumentParser(prog="flex_main.py", description="reviewscore's Flex Template entry point.")
+    for option in JOB_OPTIONS:
+        parser.add_argument(
+            f"--{option.name}",
+            required=option.required,
+            default=None if option.required else option.default,
+            type=_parser_type(option),
+            help=option.help,
+        )
+    known, beam_args = parser.parse_known_args(argv)
+    return vars(known), beam_args
+
+
+def _parser_type(option: JobOption):
+    def convert(text: str) -> Any:
+        try:
+            return option.from_text(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = option.type.__name__  # argparse names the type in its message
+    return convert
 
 
 def template_metadata() -> dict[str, Any]:
     return {
         "name": "reviewscore",
-        "description": "Score reviews with a reviewscore LSTM bundle and write labelled Parquet, error rows and "
-        "_SUMMARY.json.",
+        "description": "Score reviews with a reviewscore LSTM bundle and write labelled Parquet, error rows, "
+        "_SUMMARY.json and report.html.",
         "parameters": [option.metadata() for option in JOB_OPTIONS],
     }
 

@@ -57,6 +57,10 @@ class ScoredBatch:
 
     probabilities: np.ndarray
     explained: Explained | None = None
+    engine: str = ""
+    """The engine that scored the batch, and why it was chosen: decided where the model loaded (on a
+    remote runner, the worker), so the summary reports what actually ran."""
+    engine_reason: str = ""
 
 
 @dataclass
@@ -139,7 +143,8 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
                 explained = Explained(
                     top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error
                 )
-            results.append(PredictionResult(item, ScoredBatch(probabilities, explained), model.version))
+            scored = ScoredBatch(probabilities, explained, model.score.engine, model.score.reason)
+            results.append(PredictionResult(item, scored, model.version))
         return results
 
     def get_num_bytes(self, batch: Sequence[EncodedReviews]) -> int:

@@ -8,7 +8,9 @@ what they cost to start and per review (BENCHMARKS.md, "Issue 12"):
 `choose_engine` resolves 'auto' from the job's size: below XLA_FROM_REVIEWS reviews the start-up
 never pays for itself and 'onnx' is faster end to end; from there on 'xla', if TensorFlow is
 installed. A bundle without model.onnx (an architecture the export cannot write) uses the
-TensorFlow engines; a worker without TensorFlow uses 'onnx'.
+TensorFlow engines; a worker without TensorFlow uses 'onnx'. 'auto' is resolved where the model
+loads: in the launching process for a local runner, on each worker for a remote one, whose
+environment (the job's image) is not the launcher's.
 
 Every engine returns the model's logits; `CalibratedScorer` turns them into the bundle's calibrated
 class probabilities with one function (`pipeline/calibration.py`), whichever engine ran and however
@@ -50,7 +52,9 @@ class ScorerSettings:
     threads: int = 0
     """Concurrent model calls; 0 means one per core available to this process."""
     reason: str = field(default="", compare=False)
-    """Why `engine` was chosen, when the job chose it ('auto'); for the log."""
+    """Why `engine` was chosen, when the launcher chose it; for the log."""
+    reviews: int | None = None
+    """The job's size, for resolving 'auto' where the reviews are scored (a remote runner's worker)."""
 
     def batch_size_for(self, engine: str) -> int:
         return self.batch_size or BEST_BATCH_SIZE[engine]
@@ -122,7 +126,7 @@ def bundle_scorer(bundle, settings: ScorerSettings, reviews: int | None = None) 
     from pipeline.bundle import ONNX_FILE
 
     width = bundle.preprocessing.max_length
-    engine, why = choose_engine(settings.engine, bundle.has_onnx, reviews)
+    engine, why = choose_engine(settings.engine, bundle.has_onnx, settings.reviews if reviews is None else reviews)
     why = settings.reason or why
     if engine == "onnx":
         from pipeline.engines.onnx_engine import OnnxScorer

@@ -34,8 +34,9 @@ from pipeline.monitoring.monitor import Monitor
 from pipeline.monitoring.statistics import Statistics
 from pipeline.preprocessing import EncodedBatch
 from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
-from pipeline.sinks import FAILED_PREFIX, ScoredSink, WriteSummary, write_errors, write_scored
+from pipeline.sinks import FAILED_PREFIX, ScoredSink, WriteSummary, engine_tally_key, write_errors, write_scored
 from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
+from pipeline.verdict import RunPolicy
 from schemas.output import MODEL_VERSION, TOP_WORDS
 
 NAMESPACE = "reviewscore"
@@ -232,7 +233,10 @@ def statistics_tally(result: PredictionResult, labels: Labels) -> dict[str, Any]
     """The scored batch's lengths, words, scores and labels, for drift checks and the report; with
     --explain, its explanations' completeness and top words by predicted class."""
     scored: ScoredBatch = result.inference
-    tally: dict[str, Any] = {"statistics": Statistics.of_batch(result.example.ids, scored.probabilities, labels)}
+    tally: dict[str, Any] = {
+        "statistics": Statistics.of_batch(result.example.ids, scored.probabilities, labels),
+        engine_tally_key(scored.engine, scored.engine_reason): len(scored.probabilities),
+    }
     if scored.explained is not None:
         predicted = labels.predicted(scored.probabilities)
         tally["explanations"] = ExplanationStatistics.of(scored.explained, predicted, len(labels.class_names))
@@ -261,6 +265,7 @@ def build_pipeline(
     *,
     started: float | None = None,
     progress_every_seconds: float | None = None,
+    policy: RunPolicy | None = None,
 ):
     """Wire the scoring graph onto `p`; returns the PCollection holding the run summary."""
     started = time.time() if started is None else started
@@ -298,7 +303,13 @@ def build_pipeline(
         | "SummaryTrigger" >> beam.Create([None])
         | "WriteSummary"
         >> beam.ParDo(
-            WriteSummary(sink, started, model.model_version, model.monitor or Monitor(model.labels.class_names, {})),
+            WriteSummary(
+                sink,
+                started,
+                model.model_version,
+                model.monitor or Monitor(model.labels.class_names, {}),
+                policy or RunPolicy(),
+            ),
             counts=AsSingleton(counts),
             scored_files=AsList(scored_files),
             error_files=AsList(error_files),

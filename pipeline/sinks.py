@@ -26,12 +26,34 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.monitoring.monitor import Monitor
+from pipeline.verdict import RunPolicy, judge
 from schemas.output import ERRORS_PREFIX, REPORT_FILE, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
 
 OUTPUT_PREFIXES = (SCORED_PREFIX, ERRORS_PREFIX)
 log = logging.getLogger("reviewscore")
 FAILED_PREFIX = "failed:"
 """Keys of the run's counts that count failures at one stage (see WriteSummary)."""
+ENGINE_PREFIX = "scored_by:"
+"""Keys of the run's counts that count the reviews one engine scored, for one reason (see engine_tally_key)."""
+
+
+def engine_tally_key(engine: str, reason: str) -> str:
+    """The count key of reviews scored by `engine`, chosen for `reason`: engines are chosen where the
+    model loads, so on a remote runner each worker may report its own."""
+    return f"{ENGINE_PREFIX}{engine}:{reason}"
+
+
+def engines_that_ran(counts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{engine: {"reviews": n, "why": [reasons]}} from the run's counts."""
+    engines: dict[str, dict[str, Any]] = {}
+    for key, n in sorted(counts.items()):
+        if key.startswith(ENGINE_PREFIX):
+            engine, reason = key.removeprefix(ENGINE_PREFIX).split(":", 1)
+            entry = engines.setdefault(engine, {"reviews": 0, "why": []})
+            entry["reviews"] += n
+            if reason:
+                entry["why"].append(reason)
+    return engines
 
 
 class OutputError(ValueError):
@@ -120,15 +142,18 @@ class WriteSummary(beam.DoFn):
     """Writes report.html, then _SUMMARY.json, once the scored and error files are in place (their
     names are side inputs).
 
-    `counts` is the job's one combined tally: read, scored, failed, FAILED_PREFIX + stage, and the
-    run's Statistics, from which the label counts, the drift checks and the report's plots come.
+    `counts` is the job's one combined tally: read, scored, failed, FAILED_PREFIX + stage, the
+    reviews each engine scored (ENGINE_PREFIX), and the run's Statistics, from which the label
+    counts, the drift checks and the report's plots come. The summary ends with the run's verdict
+    (`pipeline/verdict.py`) under the job's policy.
     """
 
-    def __init__(self, sink: ScoredSink, started: float, model_version: str, monitor: Monitor):
+    def __init__(self, sink: ScoredSink, started: float, model_version: str, monitor: Monitor, policy: RunPolicy):
         self.sink = sink
         self.started = started
         self.model_version = model_version
         self.monitor = monitor
+        self.policy = policy
 
     def process(self, _, counts: dict, scored_files: list, error_files: list):
         scored_files = self._publish(scored_files)
@@ -137,6 +162,7 @@ class WriteSummary(beam.DoFn):
         read, scored, failed = (counts.get(key, 0) for key in ("read", "scored", "failed"))
         statistics = self.monitor.run_statistics(counts)
         stages = {key.removeprefix(FAILED_PREFIX): n for key, n in counts.items() if key.startswith(FAILED_PREFIX)}
+        engines = engines_that_ran(counts)
         summary: dict[str, Any] = {
             "records_read": read,
             "records_scored": scored,
@@ -145,16 +171,18 @@ class WriteSummary(beam.DoFn):
             "accounting_ok": read == scored + failed,
             "label_counts": dict(zip(self.monitor.class_names, statistics.labels.tolist(), strict=True)),
             "model_version": self.model_version,
-            "engine": self.monitor.engine,
+            "engine": " + ".join(engines),
+            "engines": engines,
             "wall_seconds": round(wall, 2),
             "reviews_per_second": round(scored / wall, 1) if wall > 0 else None,
             "scored_files": sorted(scored_files),
             "error_files": sorted(error_files),
             "drift": self.monitor.drift(statistics),
         }
-        explanations = self.monitor.explanations(counts)
+        explanations = self.monitor.explanations(counts, summary["engine"])
         if explanations is not None:
             summary["explanations"] = explanations
+        summary["verdict"] = judge(summary, self.policy)
         summary["report"] = self._write_report(summary, statistics)
         with FileSystems.create(self.sink.path(SUMMARY_FILE)) as f:
             f.write(json.dumps(summary, indent=2).encode())

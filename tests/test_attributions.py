@@ -57,7 +57,8 @@ def test_completeness_error_shrinks_as_the_quadrature_gets_finer(explained, tiny
     width = tiny_bundle.preprocessing.max_length
     coarse = IntegratedGradients(plan, width, steps=2, batch_size=4)(rows, predicted).completeness_error
     fine = IntegratedGradients(plan, width, steps=64, batch_size=4)(rows, predicted).completeness_error
-    assert fine.max() < 0.05 and fine.mean() < coarse.mean()
+    # Both can sit at float32 noise (~1e-7) on a tiny model; finer steps must then not be worse beyond it.
+    assert fine.max() < 0.05 and fine.mean() <= coarse.mean() + 1e-6
 
 
 def test_sentiment_words_push_towards_their_class(explained, tiny_bundle):

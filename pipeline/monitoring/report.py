@@ -57,6 +57,7 @@ def render_report(summary: dict[str, Any], run: Statistics, monitor: Monitor) ->
         f'<div class="meta">written {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; '
         f"{summary.get('records_scored', 0):,} reviews scored in {summary.get('wall_seconds', 0):.1f} s</div>",
         f'<div class="badge {tone}" id="verdict">{escape(verdict)}</div>',
+        *_run_verdict(summary.get("verdict")),
         "<h2>Records</h2>",
         _table(
             [("read", summary.get("records_read", 0)), ("scored", summary.get("records_scored", 0))]
@@ -69,7 +70,7 @@ def render_report(summary: dict[str, Any], run: Statistics, monitor: Monitor) ->
             [
                 ("wall time", f"{summary.get('wall_seconds', 0):.1f} s"),
                 ("reviews per second", f"{summary.get('reviews_per_second') or 0:,.0f}"),
-                ("engine", monitor.engine + (f" ({monitor.engine_reason})" if monitor.engine_reason else "")),
+                *_engine_rows(summary.get("engines") or {}),
             ]
         ),
         "<h2>Drift checks</h2>",
@@ -85,6 +86,24 @@ def render_report(summary: dict[str, Any], run: Statistics, monitor: Monitor) ->
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
     )
+
+
+def _run_verdict(verdict: dict[str, Any] | None) -> list[str]:
+    """Whether the run passed its job's policy (error-rate limit, --on-drift), and what failed it."""
+    if not verdict:
+        return []
+    if verdict["passed"]:
+        return ['<div class="badge good" id="run-verdict">run passed</div>']
+    problems = "".join(f"<li>{escape(problem)}</li>" for problem in verdict["problems"])
+    return [f'<div class="badge bad" id="run-verdict">run failed</div><ul>{problems}</ul>']
+
+
+def _engine_rows(engines: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """One row per engine that scored reviews, with why it was chosen where the model loaded."""
+    return [
+        (f"engine {name}", f"{entry['reviews']:,} reviews" + (f" ({'; '.join(entry['why'])})" if entry["why"] else ""))
+        for name, entry in engines.items()
+    ]
 
 
 def _charts(run: Statistics, reference: Statistics | None, class_names: tuple[str, ...]) -> list[str]:
