@@ -22,11 +22,21 @@ RT_RECIPE := --arch bilstm-pool-short --treebank --expand-contractions --ordinal
 	--epochs 10 --patience 3 --name rt-sentiment5
 BENCH_DATA ?= ../shared/data/imdb/unsup.parquet
 BENCH_SIZES ?= 1000,50000,800000
+# Running on Dataflow (README): the project, region and bucket, and the one reference to the job's
+# image, tagged by commit, that the build pushes and the template names (the DAG launches the
+# template, whose workers default to the same image).
+PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
+REGION ?= europe-west1
+BUCKET ?=
+TAG ?= $(shell git rev-parse --short HEAD)
+IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/reviewscore/scorer:$(TAG)
+TEMPLATE ?= gs://$(BUCKET)/templates/reviewscore.json
 # The image is Beam's Python 3.11 SDK image on x86_64 Linux; the locks pin for exactly that.
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke clean
+.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke image image-docker \
+	template metadata clean
 
 help: ## List every target.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +88,21 @@ bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and th
 
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --out bench-results/smoke
+
+image: ## Build the job's image on Cloud Build, check it and push it as IMAGE (PROJECT=... REGION=...).
+	gcloud builds submit --project $(PROJECT) --region $(REGION) --config deploy/cloudbuild.yaml --substitutions _IMAGE=$(IMAGE) .
+
+image-docker: ## The same image with a local Docker engine: build, then push IMAGE.
+	docker build -f deploy/Dockerfile --build-arg IMAGE=$(IMAGE) -t $(IMAGE) .
+	docker push $(IMAGE)
+
+template: ## Write the Flex Template spec to TEMPLATE, naming IMAGE and deploy/metadata.json (BUCKET=...).
+	@test -n "$(BUCKET)" || (echo "usage: make template BUCKET=my-bucket [PROJECT=... REGION=... TAG=...]" && exit 2)
+	gcloud dataflow flex-template build $(TEMPLATE) --project $(PROJECT) --image $(IMAGE) --sdk-language PYTHON \
+		--metadata-file deploy/metadata.json
+
+metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/job_options.py).
+	$(BIN)/python -m pipeline.job_options > deploy/metadata.json
 
 clean: ## Remove build leftovers and test caches (keeps .venv).
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -196,4 +196,13 @@ def test_max_error_rate_exits_1(tiny_bundle, mixed_inputs, tmp_path):
     result = score(folder, parquet, "--output", tmp_path / "o", "--model", tiny_bundle.path, "--max-error-rate", "0.2")
     assert result.exit_code == 1
     assert "above --max-error-rate" in result.output
-    assert summary(tmp_path / "o")["records_failed"] == 3  # the output is still complete
+    written = summary(tmp_path / "o")
+    assert written["records_failed"] == 3  # the output is still complete
+    # The verdict is in the summary itself, for a scheduled run that nobody waits on (the Airflow DAG's gate).
+    verdict = written["verdict"]
+    assert not verdict["passed"] and verdict["max_error_rate"] == 0.2 and verdict["error_rate"] > 0.2
+    assert any("above --max-error-rate 20.00%" in problem for problem in verdict["problems"])
+
+    lenient = score(folder, parquet, "--output", tmp_path / "p", "--model", tiny_bundle.path, "--max-error-rate", "0.5")
+    assert lenient.exit_code == 0, lenient.output
+    assert summary(tmp_path / "p")["verdict"] == {**verdict, "passed": True, "problems": [], "max_error_rate": 0.5}
