@@ -35,7 +35,7 @@ TEMPLATE ?= gs://$(BUCKET)/templates/reviewscore.json
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke image image-docker \
+.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke check-dag image image-name image-docker \
 	template metadata clean
 
 help: ## List every target.
@@ -51,10 +51,12 @@ $(BIN)/.installed: pyproject.toml requirements-dev.lock
 
 install: $(BIN)/.installed ## Create .venv and install reviewscore with its dev tools, at the versions in requirements-dev.lock.
 
-lock: $(BIN)/.installed ## Re-pin dependencies after editing pyproject.toml: the image locks (without and with TensorFlow) and requirements-dev.lock (make install).
+lock: $(BIN)/.installed ## Re-pin dependencies after editing pyproject.toml: the image locks (without and with TensorFlow), requirements-dev.lock (make install) and the Airflow check's pins.
 	$(LOCK) --extra gcp -o requirements.lock
 	$(LOCK) --extra gcp --extra train -c requirements.lock -o requirements-tensorflow.lock
 	$(LOCK) --extra dev -c requirements-tensorflow.lock -o requirements-dev.lock
+	$(BIN)/uv pip compile deploy/airflow-requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--quiet -o deploy/airflow-requirements.txt
 
 test: $(BIN)/.installed ## Run the test suite (fast; needs no data outside the repository).
 	$(BIN)/pytest -q
@@ -89,8 +91,14 @@ bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and th
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --out bench-results/smoke
 
+check-dag: $(BIN)/.installed ## Check deploy/airflow_dag.py with the real Airflow 3 and Google provider (pinned, cached env).
+	PYTHON=$(PYTHON) UV=$(BIN)/uv deploy/check_airflow_dag.sh
+
 image: ## Build the job's image on Cloud Build, check it and push it as IMAGE (PROJECT=... REGION=...).
 	gcloud builds submit --project $(PROJECT) --region $(REGION) --config deploy/cloudbuild.yaml --substitutions _IMAGE=$(IMAGE) .
+
+image-name: ## Print IMAGE, the job's image reference (for --sdk_container_image).
+	@echo $(IMAGE)
 
 image-docker: ## The same image with a local Docker engine: build, then push IMAGE.
 	docker build -f deploy/Dockerfile --build-arg IMAGE=$(IMAGE) -t $(IMAGE) .

@@ -10,18 +10,14 @@ client and Beam's GCS filesystem; DataflowRunner builds the real job graph in a 
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import io
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from google.cloud import storage
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -32,9 +28,11 @@ pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="n
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEX_MAIN = ROOT / "deploy" / "flex_main.py"
+IMAGE = "europe-west1-docker.pkg.dev/demo-project/reviewscore/scorer:test"
 DATAFLOW = [
     "--runner=DataflowRunner", "--dry_run=True", "--no_auth",
     "--project=demo-project", "--region=europe-west1", "--temp_location=gs://demo-bucket/tmp",
+    f"--sdk_container_image={IMAGE}",
 ]  # fmt: skip
 STAGES = (
     "Read/MatchTextFiles", "Read/ReadTextFiles", "CountRead", "Encode",
@@ -70,7 +68,13 @@ def template_parameters(input: str, output: str, model: str, overwrite: str) -> 
         "inference_batch_size": "0",
         "engine": "auto",
         "threads": "0",
+        "max_error_rate": "0.5",
+        "on_drift": "warn",
         "overwrite": overwrite,
+        "num_shards": "0",
+        "explain": "2",
+        "explain_method": "occlusion",
+        "explain_steps": "32",
     }
     metadata = json.loads((ROOT / "deploy" / "metadata.json").read_text())
     assert [p["name"] for p in metadata["parameters"]] == list(values)
@@ -87,68 +91,6 @@ def test_flex_template_entry_point_builds_the_job_graph_in_a_dry_run(remote, clo
     for stage in STAGES:
         assert any(step == stage or step.startswith(stage + "/") for step in outcome["steps"]), stage
     assert cloud_storage.files(values["output"]) == []  # a dry run writes nothing, not even the write check
-
-
-def test_airflow_dag_parameters_launch_the_entry_point(cloud_storage, tiny_bundle, tmp_path):
-    """The DAG's `body`, as Airflow renders it for one day, fed to the entry point the way Dataflow does."""
-    source = (ROOT / "deploy" / "airflow_dag.py").read_text()
-    body = rendered_launch_body(source, ds="2026-11-25")
-    launch_parameter = body["launchParameter"]
-    parameters, environment = launch_parameter["parameters"], launch_parameter["environment"]
-    # Stage what the DAG expects to find on the day: the model and that day's reviews, in its bucket.
-    bucket = re.match(r"gs://([^/]+)/", parameters["model"]).group(1)
-    storage.Client.create_anonymous_client().create_bucket(bucket)
-    cloud_storage.upload(tiny_bundle.path, parameters["model"].rstrip("/"))
-    (tmp_path / "day").mkdir()
-    (tmp_path / "day" / "r1.txt").write_text("a superb and charming film", encoding="utf-8")
-    cloud_storage.upload(tmp_path / "day", parameters["input"].rstrip("/"))
-
-    dataflow_options = [f"--{DAG_ENVIRONMENT_TO_OPTION[key]}={value}" for key, value in environment.items()]
-    beam_args = [*dataflow_options, "--runner=DataflowRunner", "--dry_run=True", "--no_auth",
-                 "--project=demo-project", "--region=europe-west1"]  # fmt: skip
-    done = launch(parameters, beam_args, cloud_storage.env(), tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1])["dry_run"] is True
-
-
-# The launch body's environment keys (Dataflow's FlexTemplateRuntimeEnvironment) and the Beam option each becomes.
-DAG_ENVIRONMENT_TO_OPTION = {
-    "tempLocation": "temp_location",
-    "stagingLocation": "staging_location",
-    "sdkContainerImage": "sdk_container_image",
-    "maxWorkers": "max_num_workers",
-    "numWorkers": "num_workers",
-    "machineType": "machine_type",
-    "serviceAccountEmail": "service_account_email",
-    "additionalExperiments": "experiments",
-}
-
-
-def rendered_launch_body(source: str, ds: str) -> dict:
-    """Evaluate the DAG file's module constants and its operator's `body`, then render {{ ds }} as Airflow would.
-
-    Airflow itself is not installed here; the body is plain Python literals and f-strings over the
-    constants, so it is evaluated from the file's own syntax tree rather than copied into the test.
-    """
-    tree = ast.parse(source)
-    constants: dict = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets):
-            value = eval(compile(ast.Expression(node.value), "airflow_dag.py", "eval"), {}, constants)
-            for target in node.targets:
-                constants[target.id] = value
-    bodies = [
-        keyword.value
-        for call in ast.walk(tree)
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "DataflowStartFlexTemplateOperator"
-        for keyword in call.keywords
-        if keyword.arg == "body"
-    ]
-    assert len(bodies) == 1, "the DAG launches one Flex Template"
-    body = eval(compile(ast.Expression(bodies[0]), "airflow_dag.py", "eval"), {}, constants)
-    text = json.dumps(body).replace("{{ ds_nodash }}", ds.replace("-", "")).replace("{{ ds }}", ds)
-    assert "{{" not in text, f"a template variable this test does not render: {text}"
-    return json.loads(text)
 
 
 def test_dataflow_job_graph_has_every_stage(remote, cloud_storage):
@@ -272,66 +214,65 @@ def test_threads_per_process_follow_the_runner(asked, beam_args, expected):
 
 
 def test_cli_template_and_metadata_share_one_set_of_job_options():
-    """Names, defaults and help of the job options come from pipeline/job_options.py everywhere."""
+    """Every job option is a `score` option and a template parameter, with the same type, default and help."""
     import typer
 
-    from pipeline.job_options import JOB_OPTIONS, template_metadata
+    from pipeline.job_options import JOB_OPTIONS, parse_template_args, template_metadata
 
     assert json.loads((ROOT / "deploy" / "metadata.json").read_text()) == template_metadata(), (
         "deploy/metadata.json is stale: python -m pipeline.job_options > deploy/metadata.json"
     )
-
     score = typer.main.get_command(app).commands["score"]
     cli = {param.name: param for param in score.params}
+    assert set(cli) == {option.name for option in JOB_OPTIONS} | {"verbose"}
+    defaults, beam_args = parse_template_args(["--input=a,b", "--output=o", "--model=m", "--runner=DataflowRunner"])
+    assert beam_args == ["--runner=DataflowRunner"] and defaults["input"] == ["a", "b"]
     for option in JOB_OPTIONS:
-        param = cli["inputs" if option.name == "input" else option.name]
-        assert option.help in (param.help or ""), option.name
-        if not option.required:  # the CLI's model has a local default; the template's is required
-            assert param.default == option.default, option.name
+        assert option.help in (cli[option.name].help or ""), option.name
+        if not option.required:
+            assert cli[option.name].default == option.default_for_cli() == defaults[option.name], option.name
 
-    spec = importlib.util.spec_from_file_location("flex_main", FLEX_MAIN)
-    flex_main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(flex_main)
-    known, beam_args = flex_main.parse(["--input=a", "--output=b", "--model=c", "--runner=DataflowRunner"])
-    for option in (o for o in JOB_OPTIONS if not o.required):
-        expected = str(option.default).lower() if option.flag else option.default  # overwrite=false
-        assert getattr(known, option.name) == expected, option.name
-    assert beam_args == ["--runner=DataflowRunner"]
+    # The two doors build the same job from the same values.
+    from pipeline.job import ScoringJob
 
-
-def dag_function(source: str, name: str, **namespace):
-    """A function of the DAG file, defined from its own syntax tree over the file's constants (Airflow is not
-    installed here, so the module cannot be imported)."""
-    tree = ast.parse(source)
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets):
-            for target in node.targets:
-                namespace[target.id] = eval(compile(ast.Expression(node.value), "airflow_dag.py", "eval"), namespace)
-    (function,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
-    exec(compile(ast.Module([function], type_ignores=[]), "airflow_dag.py", "exec"), namespace)
-    return namespace[name]
+    argv = [f"--{k}={v}" for k, v in template_parameters("gs://b/in", "gs://b/out", "gs://b/m", "true").items()]
+    values, _ = parse_template_args(argv)
+    assert values["max_error_rate"] == 0.5 and values["overwrite"] is True and values["explain"] == 2
+    job = ScoringJob.from_options(values, [], wait=False)
+    assert (job.policy.max_error_rate, job.policy.on_drift, job.explain.top_k) == (0.5, "warn", 2)
 
 
-@pytest.mark.parametrize("drifted", [False, True])
-def test_airflow_drift_gate_fails_the_day_only_when_the_run_drifted(cloud_storage, drifted):
-    from pipeline.monitoring.drift import check_drift
-    from tests.test_monitoring import synthetic
+@pytest.mark.parametrize(
+    ("parameter", "fragment"),
+    [("engine=fast", "expected one of auto, onnx"), ("max_error_rate=2", "from 0.0 to 1.0"),
+     ("overwrite=yes", "expected true or false")],
+)  # fmt: skip
+def test_a_malformed_template_parameter_is_refused_before_launch(parameter, fragment, tmp_path):
+    done = launch({"input": "gs://b/in", "output": "gs://b/out", "model": "gs://b/m", **dict([parameter.split("=")])},
+                  DATAFLOW, {}, tmp_path)  # fmt: skip
+    assert done.returncode == 2 and fragment in done.stderr, done.stderr[-2000:]
 
-    class AirflowFailException(Exception):  # Airflow's own is not installed here
-        pass
 
-    gate = dag_function(
-        (ROOT / "deploy" / "airflow_dag.py").read_text(), "drift_gate", json=json,
-        AirflowFailException=AirflowFailException,
-    )  # fmt: skip
-    bucket = storage.Client.create_anonymous_client().bucket("my-bucket")
-    if not bucket.exists():
-        bucket.create()
-    run = synthetic(1000, seed=7, unknown=0.5) if drifted else synthetic(1000, seed=7)
-    summary = {"records_scored": 1000, "records_failed": 0, "drift": check_drift(synthetic(5000, seed=0), run)}
-    bucket.blob("scored/2026-11-25/_SUMMARY.json").upload_from_string(json.dumps(summary))
-    if drifted:
-        with pytest.raises(AirflowFailException, match=r"drift detected \(vocabulary, unknown_word_rate\)"):
-            gate("2026-11-25")
-    else:
-        gate("2026-11-25")
+def test_a_dataflow_launch_without_the_worker_image_is_refused(remote, cloud_storage, tmp_path):
+    """Beam's stock image lacks reviewscore: every worker would fail after the VMs were paid for."""
+    values = template_parameters(remote["input"], cloud_storage.path("scored", "no-image"), remote["model"], "false")
+    without_image = [arg for arg in DATAFLOW if not arg.startswith("--sdk_container_image")]
+    env = {key: value for key, value in cloud_storage.env().items() if key != "REVIEWSCORE_IMAGE"}
+    assert_one_line_error(launch(values, without_image, env, tmp_path), "--sdk_container_image")
+    # Inside the job's image the launch defaults to that image.
+    done = launch(values, without_image, {**env, "REVIEWSCORE_IMAGE": IMAGE}, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_auto_engine_is_left_to_remote_workers(remote, cloud_storage, monkeypatch):
+    """A launcher with TensorFlow must not pick xla for workers that may not have it: 'auto' travels with the
+    job's size and each worker resolves it (make rehearse-dataflow runs such a launch on TensorFlow-free workers)."""
+    import pipeline.job as job_module
+    from pipeline.job import ScoringJob, run_scoring
+
+    checked = []
+    check = job_module.check_model_loads
+    monkeypatch.setattr(job_module, "check_model_loads", lambda *args: checked.append(args[2]) or check(*args))
+    job = ScoringJob([remote["input"]], cloud_storage.path("scored", "auto"), remote["model"], beam_args=DATAFLOW)
+    run_scoring(job)
+    assert checked[0].engine == "auto" and checked[0].reviews == 2
