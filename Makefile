@@ -31,11 +31,13 @@ BUCKET ?=
 TAG ?= $(shell git rev-parse --short HEAD)
 IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/reviewscore/scorer:$(TAG)
 TEMPLATE ?= gs://$(BUCKET)/templates/reviewscore.json
+# The lock the image is built with (the Dockerfile's LOCK build argument), for its rehearsal too.
+IMAGE_LOCK ?= requirements.lock
 # The image is Beam's Python 3.11 SDK image on x86_64 Linux; the locks pin for exactly that.
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke check-dag image image-name image-docker \
+.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke beam-image-pins worker-env check-dag image image-name image-docker \
 	template metadata clean
 
 help: ## List every target.
@@ -90,6 +92,12 @@ bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and th
 
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --out bench-results/smoke
+
+beam-image-pins: $(BIN)/.installed ## Re-pin deploy/beam_image_requirements.txt, the packages of the Beam SDK image the Dockerfile starts FROM.
+	deploy/beam_image_pins.sh
+
+worker-env: ## Build (cached) or refresh a Python 3.11 env installed exactly as the image is; prints its python [IMAGE_LOCK=...].
+	$(PYTHON) deploy/worker_env.py --lock $(IMAGE_LOCK)
 
 check-dag: $(BIN)/.installed ## Check deploy/airflow_dag.py with the real Airflow 3 and Google provider (pinned, cached env).
 	PYTHON=$(PYTHON) UV=$(BIN)/uv deploy/check_airflow_dag.sh
