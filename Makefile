@@ -33,11 +33,13 @@ IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/reviewscore/scorer:$(TAG)
 TEMPLATE ?= gs://$(BUCKET)/templates/reviewscore.json
 # The lock the image is built with (the Dockerfile's LOCK build argument), for its rehearsal too.
 IMAGE_LOCK ?= requirements.lock
+# Reviews (Parquet with a text column) for the Dataflow rehearsal; empty: it writes 60,000 synthetic ones.
+REHEARSAL_REVIEWS ?=
 # The image is Beam's Python 3.11 SDK image on x86_64 Linux; the locks pin for exactly that.
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke beam-image-pins worker-env check-dag image image-name image-docker \
+.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag image image-name image-docker \
 	template metadata clean
 
 help: ## List every target.
@@ -98,6 +100,10 @@ beam-image-pins: $(BIN)/.installed ## Re-pin deploy/beam_image_requirements.txt,
 
 worker-env: ## Build (cached) or refresh a Python 3.11 env installed exactly as the image is; prints its python [IMAGE_LOCK=...].
 	$(PYTHON) deploy/worker_env.py --lock $(IMAGE_LOCK)
+
+rehearse-dataflow: $(BIN)/.installed ## Rehearse a Dataflow launch here: storage emulator, Beam's job service, workers in the image's environment [REHEARSAL_REVIEWS=...].
+	worker=$$($(PYTHON) deploy/worker_env.py --lock $(IMAGE_LOCK)) && \
+		$(BIN)/python -m deploy.rehearsal --worker-python "$$worker" $(if $(REHEARSAL_REVIEWS),--reviews $(REHEARSAL_REVIEWS))
 
 check-dag: $(BIN)/.installed ## Check deploy/airflow_dag.py with the real Airflow 3 and Google provider (pinned, cached env).
 	PYTHON=$(PYTHON) UV=$(BIN)/uv deploy/check_airflow_dag.sh

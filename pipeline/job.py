@@ -187,6 +187,12 @@ def check_model_loads(job: ScoringJob, bundle, settings: ScorerSettings, local: 
     if settings.engine == "xla" and job.scorer.engine == "xla" and (local or tensorflow_installed()):
         check_compilable(bundle.load_model())
     check = settings
+    if not local and job.scorer.engine in ("xla", "keras"):
+        log.warning(
+            "--engine %s runs on the workers: their image must have TensorFlow "
+            "(built with LOCK=requirements-tensorflow.lock); the default image scores with onnx",
+            job.scorer.engine,
+        )
     if not local:
         cheapest = "onnx" if bundle.has_onnx else "auto"
         check = replace(settings, engine=cheapest if settings.engine == "auto" else settings.engine)
@@ -212,8 +218,8 @@ def launched(result, options: PipelineOptions) -> dict[str, Any]:
     """
     if getattr(result, "has_job", True) is False:
         return {"job_description": options.get_all_options().get("template_location")}
-    job_id = getattr(result, "job_id", None)
-    return {"submitted": True, "job_id": job_id() if job_id else None}
+    job_id = getattr(result, "job_id", None)  # DataflowPipelineResult; a portable runner's keeps `_job_id`
+    return {"submitted": True, "job_id": job_id() if job_id else getattr(result, "_job_id", None)}
 
 
 def check_compilable(model) -> None:
