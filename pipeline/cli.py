@@ -534,9 +534,9 @@ def _print_summary(summary: dict, output: str) -> None:
     table.add_row("throughput", f"{summary['reviews_per_second'] or 0:,.0f} reviews/s")
     if summary.get("model_loads") is not None:
         table.add_row("model loads", str(summary["model_loads"]))
-    for name, engine in (summary.get("engines") or {}).items():
-        why = f" ({'; '.join(engine['why'])})" if engine["why"] else ""
-        table.add_row("engine", f"{name}: {engine['reviews']:,} reviews{why}")
+    engines = summary.get("engines") or {}
+    if engines:  # why each was chosen: in the log line above (local runs), the summary and the report
+        table.add_row("engine", ", ".join(f"{name} ({entry['reviews']:,} reviews)" for name, entry in engines.items()))
     drift = summary.get("drift") or {}
     table.add_row("drift", _describe_drift(drift))
     console.print(table)

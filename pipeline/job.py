@@ -195,7 +195,11 @@ def check_model_loads(job: ScoringJob, bundle, settings: ScorerSettings, local: 
         )
     if not local:
         cheapest = "onnx" if bundle.has_onnx else "auto"
-        check = replace(settings, engine=cheapest if settings.engine == "auto" else settings.engine)
+        check = replace(
+            settings,
+            engine=cheapest if settings.engine == "auto" else settings.engine,
+            reason="checked here; each worker chooses the engine it scores with",
+        )
         try:
             choose_engine(check.engine, bundle.has_onnx, check.reviews)
         except EngineUnavailable as e:

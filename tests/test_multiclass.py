@@ -72,7 +72,7 @@ def test_five_class_scores_through_the_pipeline_equal_keras(five_class_bundle, t
          "--engine", engine],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"{engine}: 60 reviews (asked for)" in result.output
+    assert f"{engine} (60 reviews)" in result.output
     scored = pd.concat(pd.read_parquet(f) for f in sorted(glob.glob(f"{out}/scored-*.parquet")))
     scored = scored.set_index("review_id").loc[[f"r{i}" for i in range(60)]]
     probabilities = np.array([[entry["prob"] for entry in row] for row in scored.label_probs])
