@@ -33,6 +33,7 @@ IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/reviewscore/scorer:$(TAG)
 TEMPLATE ?= gs://$(BUCKET)/templates/reviewscore.json
 # The lock the image is built with (the Dockerfile's LOCK build argument), for its rehearsal too.
 IMAGE_LOCK ?= requirements.lock
+WORKER_ENV = $(PYTHON) deploy/worker_env.py --lock $(IMAGE_LOCK)
 # Reviews (Parquet with a text column) for the Dataflow rehearsal; empty: it writes 60,000 synthetic ones.
 REHEARSAL_REVIEWS ?=
 # The image is Beam's Python 3.11 SDK image on x86_64 Linux; the locks pin for exactly that.
@@ -99,10 +100,10 @@ beam-image-pins: $(BIN)/.installed ## Re-pin deploy/beam_image_requirements.txt,
 	deploy/beam_image_pins.sh
 
 worker-env: ## Build (cached) or refresh a Python 3.11 env installed exactly as the image is; prints its python [IMAGE_LOCK=...].
-	$(PYTHON) deploy/worker_env.py --lock $(IMAGE_LOCK)
+	$(WORKER_ENV)
 
 rehearse-dataflow: $(BIN)/.installed ## Rehearse a Dataflow launch here: storage emulator, Beam's job service, workers in the image's environment [REHEARSAL_REVIEWS=...].
-	worker=$$($(PYTHON) deploy/worker_env.py --lock $(IMAGE_LOCK)) && \
+	worker=$$($(WORKER_ENV)) && \
 		$(BIN)/python -m deploy.rehearsal --worker-python "$$worker" $(if $(REHEARSAL_REVIEWS),--reviews $(REHEARSAL_REVIEWS))
 
 check-dag: $(BIN)/.installed ## Check deploy/airflow_dag.py with the real Airflow 3 and Google provider (pinned, cached env).

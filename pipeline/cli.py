@@ -23,6 +23,7 @@ from rich.table import Table
 import pipeline
 from pipeline.explain import METHODS as EXPLAIN_METHODS
 from pipeline.job_options import JOB_OPTIONS, OPTIONS, REQUIRED
+from pipeline.verdict import drifted_checks
 
 app = typer.Typer(
     name="reviewscore",
@@ -463,7 +464,7 @@ def score(ctx: typer.Context, verbose: bool, **values) -> None:
         raise typer.Exit(1)
     if drift.get("detected"):
         errors.print(
-            f"[bold yellow]warning:[/] drift detected ({_drifted_checks(drift)}); every record was scored{where}",
+            f"[bold yellow]warning:[/] drift detected ({drifted_checks(drift)}); every record was scored{where}",
             highlight=False,
             soft_wrap=True,
         )
@@ -551,14 +552,10 @@ def _link(path: str) -> str:
     return path if "://" in path else Path(path).resolve().as_uri()
 
 
-def _drifted_checks(drift: dict) -> str:
-    return ", ".join(c["name"] for c in drift["checks"] if c["drifted"])
-
-
 def _describe_drift(drift: dict) -> str:
     status = drift.get("status", "no_profile")
     if status == "drifted":
-        return "detected: " + _drifted_checks(drift)
+        return "detected: " + drifted_checks(drift)
     if status == "ok":
         return f"none ({len(drift['checks'])} checks against the training profile)"
     if status == "insufficient_data":

@@ -187,13 +187,13 @@ def check_model_loads(job: ScoringJob, bundle, settings: ScorerSettings, local: 
     if settings.engine == "xla" and job.scorer.engine == "xla" and (local or tensorflow_installed()):
         check_compilable(bundle.load_model())
     check = settings
-    if not local and job.scorer.engine in ("xla", "keras"):
-        log.warning(
-            "--engine %s runs on the workers: their image must have TensorFlow "
-            "(built with LOCK=requirements-tensorflow.lock); the default image scores with onnx",
-            job.scorer.engine,
-        )
     if not local:
+        if job.scorer.engine in ("xla", "keras"):
+            log.warning(
+                "--engine %s runs on the workers: their image must have TensorFlow "
+                "(built with LOCK=requirements-tensorflow.lock); the default image scores with onnx",
+                job.scorer.engine,
+            )
         cheapest = "onnx" if bundle.has_onnx else "auto"
         check = replace(
             settings,

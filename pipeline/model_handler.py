@@ -38,7 +38,8 @@ log = logging.getLogger("reviewscore")
 
 
 def engine_metric(engine: str) -> str:
-    """Counter of the reviews `engine` scored; the launcher reads it back for the summary."""
+    """Counter of the reviews `engine` scored, for the runner's live metrics (Dataflow's job page); the
+    summary counts engines in the pipeline itself (pipeline/sinks.py, ENGINE_PREFIX)."""
     return f"reviews_scored_by_{engine}"
 
 

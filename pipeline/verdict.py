@@ -25,19 +25,23 @@ class RunPolicy:
     on_drift: str = DRIFT_POLICIES[0]
 
 
+def drifted_checks(drift: dict[str, Any]) -> str:
+    """The names of the checks that drifted, for messages."""
+    return ", ".join(check["name"] for check in drift["checks"] if check["drifted"])
+
+
 def judge(summary: dict[str, Any], policy: RunPolicy) -> dict[str, Any]:
     """The run's verdict: passed, the problems that failed it, and the policy it was judged by."""
     read, scored, failed = summary["records_read"], summary["records_scored"], summary["records_failed"]
     rate = failed / read if read else 0.0
     problems = []
-    if read != scored + failed:
+    if not summary["accounting_ok"]:
         problems.append(f"records read ({read:,}) differ from scored + failed ({scored + failed:,})")
     if policy.max_error_rate is not None and rate > policy.max_error_rate:
         problems.append(f"{rate:.2%} of records failed, above --max-error-rate {policy.max_error_rate:.2%}")
     drift = summary.get("drift") or {}
     if drift.get("detected") and policy.on_drift == "fail":
-        drifted = ", ".join(check["name"] for check in drift["checks"] if check["drifted"])
-        problems.append(f"drift detected ({drifted}) with --on-drift fail")
+        problems.append(f"drift detected ({drifted_checks(drift)}) with --on-drift fail")
     return {
         "passed": not problems,
         "problems": problems,
