@@ -1,4 +1,5 @@
-"""Integrated gradients on real reviews: reviews/s and completeness error per number of steps (issue 14).
+"""Integrated gradients on real reviews: reviews/s and completeness error per number of steps
+(BENCHMARKS.md, "What explanations cost").
 
     python benchmarks/attribution_cost.py --reviews 64 --steps 8,16,32,64 [--batch-size 32] [--cut 0]
 

@@ -1,7 +1,7 @@
 """Choosing a scoring engine for a bundle and turning its logits into calibrated probabilities.
 
 The engines (`pipeline/engines/`) do the same arithmetic with different libraries; they differ in
-what they cost to start and per review (BENCHMARKS.md, "Issue 12"):
+what they cost to start and per review (BENCHMARKS.md, "An instant CLI, ... scoring without TensorFlow"):
 - 'onnx' loads in about 0.2 s (no TensorFlow) and scores at 0.65-0.85 of 'xla's rate;
 - 'xla' scores fastest, after 5.5-7 s of TensorFlow import, model load, XLA compilation and probe;
 - 'keras' serves every architecture, at a fifth of 'xla's rate.

@@ -12,6 +12,6 @@ pyarrow or TensorFlow): the CLI reads it for `--help`, as it reads pipeline.engi
 """
 
 METHODS = ("occlusion", "integrated-gradients")
-"""The first is the default: measured cheaper at every review length (BENCHMARKS.md, "Issue 14")."""
+"""The first is the default: measured cheaper at every review length (BENCHMARKS.md, "What explanations cost")."""
 STEPS = 32
 """Integrated-gradients steps when not set."""

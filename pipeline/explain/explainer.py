@@ -44,7 +44,7 @@ class ExplainSettings:
     """Integrated-gradients steps (occlusion has none)."""
     method: str = METHODS[0]
     """Occlusion by default: exact, on the scoring engine, and measured cheaper than integrated
-    gradients at every review length (BENCHMARKS.md, "Issue 14")."""
+    gradients at every review length (BENCHMARKS.md, "What explanations cost")."""
 
     def runs_on(self, engine: str) -> str:
         """Where explanations run, given the scoring engine: occlusion on it, integrated gradients on TensorFlow."""
