@@ -124,8 +124,8 @@ template: ## Write the Flex Template spec to TEMPLATE, naming IMAGE and deploy/m
 	gcloud dataflow flex-template build $(TEMPLATE) --project $(PROJECT) --image $(IMAGE) --sdk-language PYTHON \
 		--metadata-file deploy/metadata.json
 
-metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/job_options.py).
-	$(BIN)/python -m pipeline.job_options > deploy/metadata.json
+metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/options.py).
+	$(BIN)/python -m pipeline.options > deploy/metadata.json
 
 clean: ## Remove build leftovers and test caches (keeps .venv).
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

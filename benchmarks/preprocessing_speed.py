@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import typer
 
 from pipeline.bundle import Bundle
-from pipeline.engines.batching import available_cores
+from pipeline.engines.length_order import available_cores
 from pipeline.preprocessing import tokenize
 
 

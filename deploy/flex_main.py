@@ -9,7 +9,7 @@ stages the pipeline, writes the job description there and submits nothing; when 
 VM is not meant to live as long as the job), has no job id to report, and must leave runner,
 project, region, job_name and template_location as the launcher passed them (Google's "Troubleshoot
 Flex Templates", "Failed to read the job file"). The parameters, their types, defaults and help are
-`pipeline/job_options.py`'s, the same as `reviewscore score`'s, and so is the mapping into the job.
+`pipeline/options.py`'s, the same as `reviewscore score`'s, and so is the mapping into the job.
 Without `--sdk_container_image`, the workers get this image (REVIEWSCORE_IMAGE, set when it was
 built). tests/test_flex_launch.py runs this file as the launcher does; `make rehearse-dataflow`
 launches it onto a local portable runner whose workers run an environment built like the image.
@@ -24,7 +24,7 @@ import json
 import sys
 
 from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
-from pipeline.job_options import parse_template_args
+from pipeline.options import parse_template_args
 
 EXIT_CONFIG_ERROR = 2
 

@@ -16,7 +16,7 @@ STARTED = time.time()
 # batch job, and some of it is logged as an error: "oneDNN supports DT_BOOL only on platforms with
 # AVX-512" is an E line (tensorflow/core/util/util.cc) on CPUs without AVX-512. Level 3 keeps only
 # fatal lines; set before TensorFlow is first imported. A level the user chose is kept, and the
-# CLI's --verbose lowers ours to 0 (pipeline/cli.py, quiet_logging).
+# CLI's --verbose lowers ours to 0 (pipeline/cli/common.py, quiet_logging).
 TF_LOG_LEVEL_CHOSEN_BY_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pipeline
 from pipeline.calibration import UNCALIBRATED, Calibration, CalibrationError
-from pipeline.monitoring.profile import ProfileError, TrainingProfile
+from pipeline.monitoring.training_profile import ProfileError, TrainingProfile
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary
 from schemas.bundle import (
     CALIBRATION_FILE,

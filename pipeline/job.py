@@ -38,7 +38,7 @@ from pipeline.scorer import (
     choose_engine,
     tensorflow_installed,
 )
-from pipeline.scoring import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
+from pipeline.graph import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
 from pipeline.sources import InputError, plan_inputs
 from pipeline.verdict import RunPolicy
@@ -79,7 +79,7 @@ class ScoringJob:
 
     @classmethod
     def from_options(cls, values: dict[str, Any], beam_args: list[str], **launch: Any) -> ScoringJob:
-        """The job from the values of pipeline/job_options.py's options, by name: the one mapping
+        """The job from the values of pipeline/options.py's options, by name: the one mapping
         every door (the CLI, the Flex Template entry point) uses. `launch`: wait, started."""
         return cls(
             inputs=list(values["input"]),

@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline.calibration import UNCALIBRATED, Calibration
 from pipeline.engines import ENGINES
-from pipeline.engines.batching import available_cores
+from pipeline.engines.length_order import available_cores
 
 # Rows per model call when not set, the fastest of each engine on the build machine (BENCHMARKS.md).
 BEST_BATCH_SIZE = {"xla": 256, "keras": 64, "onnx": 256}

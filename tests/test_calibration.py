@@ -12,7 +12,7 @@ import pytest
 from pipeline.bundle import Bundle, BundleError
 from pipeline.calibration import Calibration, CalibrationError, logit
 from schemas.bundle import CALIBRATION_FILE, MANIFEST_FILE
-from training.calibration import (
+from training.calibration_fit import (
     brier_score,
     choose_and_fit,
     confidence_calibration_error,

@@ -217,10 +217,10 @@ def test_cli_template_and_metadata_share_one_set_of_job_options():
     """Every job option is a `score` option and a template parameter, with the same type, default and help."""
     import typer
 
-    from pipeline.job_options import JOB_OPTIONS, parse_template_args, template_metadata
+    from pipeline.options import JOB_OPTIONS, parse_template_args, template_metadata
 
     assert json.loads((ROOT / "deploy" / "metadata.json").read_text()) == template_metadata(), (
-        "deploy/metadata.json is stale: python -m pipeline.job_options > deploy/metadata.json"
+        "deploy/metadata.json is stale: python -m pipeline.options > deploy/metadata.json"
     )
     score = typer.main.get_command(app).commands["score"]
     cli = {param.name: param for param in score.params}

@@ -46,7 +46,7 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 def classification_metrics(
     labels: np.ndarray, probabilities: np.ndarray, names: Labels, ordinal: bool = False
 ) -> dict[str, Any]:
-    from training.calibration import log_loss, score_events
+    from training.calibration_fit import log_loss, score_events
 
     y = np.asarray(labels).astype(np.int64)
     p = np.asarray(probabilities, dtype=np.float64)
@@ -120,7 +120,7 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
 
     from pipeline.bundle import open_bundle
     from pipeline.scorer import ScorerSettings, bundle_scorer
-    from training.calibration import ECE_BINS, calibration_metrics
+    from training.calibration_fit import ECE_BINS, calibration_metrics
     from training.datasets import load_labelled
 
     bundle = open_bundle(model)
@@ -180,7 +180,7 @@ def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.calibration import score_events
+    from training.calibration_fit import score_events
 
     scores, events = score_events(labels, probabilities, names)
     fpr, tpr = roc_curve(events, scores)
@@ -219,7 +219,7 @@ def plot_reliability(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.calibration import binned, binned_error, score_events
+    from training.calibration_fit import binned, binned_error, score_events
 
     scores, events = score_events(labels, probabilities, names)
     event = f"share of {names.score_label} reviews" if names.score_label else "share predicted right"

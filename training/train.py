@@ -19,15 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.bundle import Bundle, write_bundle
-from pipeline.engines.batching import available_cores
+from pipeline.engines.length_order import available_cores
 from pipeline.labels import Labels
-from pipeline.monitoring.profile import TrainingProfile
+from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import EncodedBatch, PreprocessingConfig, TextEncoder, Vocabulary, tokenize
 from pipeline.scorer import ScorerSettings, make_scorer
 from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
 from training.architectures import DEFAULT_ARCHITECTURE, get_architecture, loss_for
-from training.batching import LengthBucketedBatches
-from training.calibration import calibration_metrics, choose_and_fit, labels_for
+from training.length_buckets import LengthBucketedBatches
+from training.calibration_fit import calibration_metrics, choose_and_fit, labels_for
 from training.datasets import DatasetError, LabelledReviews, load_labelled, load_sources, load_texts
 from training.evaluation import classification_metrics, plot_history
 from training.pretraining import WordVectorSettings, texts_fingerprint, word2vec

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.engines.batching import score_in_length_order
+from pipeline.engines.length_order import score_in_length_order
 from pipeline.preprocessing import pad_rows
 
 

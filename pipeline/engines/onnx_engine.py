@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.engines.batching import score_in_length_order
+from pipeline.engines.length_order import score_in_length_order
 from pipeline.preprocessing import pad_rows
 
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pipeline.engines.batching import score_in_length_order
+from pipeline.engines.length_order import score_in_length_order
 from pipeline.engines.plan import BELOW_ANY_VALUE, Direction, RecurrentPlan, UnsupportedModel, difference_to_keras
 from pipeline.preprocessing import pad_rows
 

@@ -3,7 +3,7 @@ training profile, and the run's report page.
 
 - `statistics.py`: additive histograms of a set of scored reviews (one function for training
   profiles and scoring runs alike);
-- `profile.py`: the training profile, the bundle file the checks compare against;
+- `training_profile.py`: the training profile, the bundle file the checks compare against;
 - `drift.py`: the checks, each a named statistic with a threshold;
 - `report.py`: the self-contained report.html written beside the scored files.
 """

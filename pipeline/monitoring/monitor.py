@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
 from pipeline.monitoring.drift import check_drift
-from pipeline.monitoring.profile import TrainingProfile
+from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.monitoring.statistics import Statistics
 
 

@@ -1,7 +1,7 @@
 """The scoring job's options, defined once for every door a job comes in by.
 
 Each JobOption is one typed definition (name, type, default, bounds, help, label). From this table:
-- `reviewscore score` builds its Typer parameters (`pipeline/cli.py`, `score_parameters`);
+- `reviewscore score` builds its Typer parameters (`pipeline/cli/score.py`, `score_parameters`);
 - the Flex Template entry point parses its `--name=value` parameters (`parse_template_args`);
 - `deploy/metadata.json`, the template's parameter list, is generated (`template_metadata`);
 - `ScoringJob.from_options` (`pipeline/job.py`) maps the parsed values into the job, for both doors.
@@ -9,7 +9,7 @@ The Airflow DAG passes template parameters by these names; tests/test_dataflow.p
 checked-in metadata is stale, and the DAG's tests when it passes a name or value the template refuses.
 Regenerate the metadata after a change with:
 
-    python -m pipeline.job_options > deploy/metadata.json
+    python -m pipeline.options > deploy/metadata.json
 
 Only `--verbose` (terminal logging) is the CLI's alone: a template launch logs to Cloud Logging.
 Cheap to import (no TensorFlow, no Beam): the CLI reads it for `--help`.

@@ -101,7 +101,7 @@ class EncodeReviews(beam.DoFn):
 
     def setup(self):
         from pipeline.bundle import open_bundle
-        from pipeline.engines.batching import available_cores
+        from pipeline.engines.length_order import available_cores
 
         self.encoder = open_bundle(self.bundle_uri).encoder
         self.workers = self.threads or available_cores()

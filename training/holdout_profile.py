@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipeline.bundle import Bundle, add_profile
 from pipeline.labels import Labels
-from pipeline.monitoring.profile import TrainingProfile
+from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.scorer import ScorerSettings, bundle_scorer
 from training.datasets import DatasetError, load_sources, load_texts
 from training.splits import holdout_split

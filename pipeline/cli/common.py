@@ -1,0 +1,77 @@
+"""What every command shares: the consoles, the one way a configuration mistake ends (exit code
+2, one line, no traceback), quiet logging, and the process exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+import pipeline
+from pipeline.options import OPTIONS
+
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_CONFIG_ERROR = 2
+DEFAULT_MODEL = OPTIONS["model"].cli_default
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
+
+
+def fail(message: str) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_CONFIG_ERROR)
+
+
+def quiet_logging(verbose: bool) -> None:
+    """Keep the terminal for our own lines: Beam and TensorFlow chatter only with --verbose.
+
+    Runs before TensorFlow or Beam is imported, so TensorFlow's native log level (pipeline/__init__.py)
+    still takes effect, in this process and in the worker processes that inherit its environment.
+    """
+    if verbose and not pipeline.TF_LOG_LEVEL_CHOSEN_BY_USER:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.ERROR)
+    progress = logging.getLogger("reviewscore")
+    progress.setLevel(logging.INFO)
+    if not progress.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        progress.addHandler(handler)
+    progress.propagate = False
+
+
+def link(path: str) -> str:
+    """A local file as a file:// URI, which terminals open on click; remote paths as they are."""
+    return path if "://" in path else Path(path).resolve().as_uri()
+
+
+def describe(values: dict, prefix: str = "") -> str:
+    """One line per setting; nested settings as dotted keys (heldout.accuracy: 0.9081)."""
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            lines.append(describe(value, f"{prefix}{key}."))
+        else:
+            lines.append(f"{prefix}{key}: {round(value, 4) if isinstance(value, float) else value}")
+    return "\n".join(line for line in lines if line)
+
+
+def exit_without_teardown(code: int | str | None) -> NoReturn:
+    """Exit at once: by now every output file is closed and published (or the command failed).
+
+    Python's normal exit tears down TensorFlow, XLA and Beam's runner state, which took about
+    1.5 s on the build machine: 15 % of a small job's wall time, spent after all its work is done.
+    """
+    if isinstance(code, str):
+        errors.print(code)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code or 0)

@@ -1,0 +1,100 @@
+"""`reviewscore explain`: the words that pushed one review towards its label, highlighted."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from pipeline.cli.common import DEFAULT_MODEL, console, fail
+from pipeline.explain import METHODS as EXPLAIN_METHODS
+
+# An Enum so --help lists the choices; pipeline.explain is cheap to import (no TensorFlow, no Beam).
+ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in EXPLAIN_METHODS])
+DEFAULT_EXPLAIN_METHOD = ExplainMethod(EXPLAIN_METHODS[0])
+
+
+def explain(
+    text: Annotated[str, typer.Argument(help="The review to explain.")],
+    model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
+    steps: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            help="Integrated-gradients steps to start with; doubled (up to 1,024) until the attributions sum "
+            "to the logit difference within 5%.",
+        ),
+    ] = 64,
+    top: Annotated[int, typer.Option(min=1, help="Words to list.")] = 10,
+    method: Annotated[
+        ExplainMethod,
+        typer.Option(help="occlusion (leave one word out) or integrated-gradients (TensorFlow)."),
+    ] = DEFAULT_EXPLAIN_METHOD,
+) -> None:
+    """Show which words pushed a review towards its label: the text highlighted, then its strongest words."""
+    from rich.text import Text
+
+    from pipeline.bundle import BundleError, open_bundle
+    from pipeline.explain.explainer import (
+        COMPLETENESS_TOLERANCE,
+        Explainer,
+        ExplainSettings,
+        ExplainUnavailable,
+        word_weights,
+    )
+    from pipeline.labels import Labels
+    from pipeline.scorer import ScorerSettings, bundle_scorer
+
+    try:
+        bundle = open_bundle(model)
+        encoded, words = bundle.encoder.encode_words([text])
+        if not len(encoded.ids):
+            fail("the text has no words left after cleaning")
+        scorer = bundle_scorer(bundle, ScorerSettings())
+        probabilities, logits = scorer.with_logits(encoded.rows())
+        labels = Labels.of(bundle.manifest)
+        predicted = labels.predicted(probabilities)
+        explainer = Explainer(bundle, ExplainSettings(top, steps, method.value), scorer.logits, batch_size=1)
+        while True:
+            attributions = explainer(encoded.rows(), predicted, logits)
+            error = float(attributions.completeness_error[0])
+            if np.isnan(error) or error <= COMPLETENESS_TOLERANCE or steps >= 1024:
+                break
+            steps *= 2
+            explainer = explainer.with_steps(steps)
+    except (BundleError, ExplainUnavailable) as e:
+        fail(str(e))
+    label = labels.class_names[int(predicted[0])]
+    weights = attributions.weights[0]
+    strongest = float(np.abs(weights).max()) or 1.0
+    shown = Text()
+    for word, weight in zip(words[0], weights.tolist(), strict=True):
+        share = min(abs(weight) / strongest, 1.0)
+        colour = "green" if weight > 0 else "red"
+        shown.append(word, style=f"bold {colour}" if share > 0.5 else colour if share > 0.15 else "dim")
+        shown.append(" ")
+    console.print(
+        f"[bold]{label}[/] (score {float(labels.scores(probabilities, predicted)[0]):.3f}); "
+        f"[green]green[/] pushed towards {label}, [red]red[/] against it, the stronger the bolder:"
+    )
+    console.print(shown)
+    table = Table(title="strongest words", title_justify="left")
+    table.add_column("word")
+    table.add_column("weight", justify="right")
+    for word, weight in word_weights(words[0], weights)[:top]:
+        table.add_row(word, f"[{'green' if weight > 0 else 'red'}]{weight:+.3f}[/]")
+    console.print(table)
+    if np.isnan(error):
+        console.print(
+            "occlusion: each weight is how much the predicted class's logit "
+            f"({float(attributions.target_logit[0]):+.3f}) drops when that word is left out"
+        )
+        return
+    delta = float(attributions.target_logit[0] - attributions.baseline_logit[0])
+    console.print(
+        f"the weights sum to {weights.sum():+.3f}; the predicted class's logit moved {delta:+.3f} from the "
+        f"all-zero-embedding baseline (integrated gradients, {steps} steps: completeness error {error:.1%})"
+    )

@@ -1,0 +1,27 @@
+"""`reviewscore export-onnx`: add model.onnx to a bundle exported before the export existed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli.common import console, fail
+
+
+def export_onnx(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add model.onnx to.")],
+) -> None:
+    """Add model.onnx to a bundle trained before it was exported (needs TensorFlow; the model is unchanged)."""
+    from pipeline.bundle import BundleError, add_onnx
+
+    try:
+        updated = add_onnx(bundle)
+    except BundleError as e:
+        fail(str(e))
+    checked = updated.manifest.onnx["checked_against_keras"]
+    console.print(
+        f"wrote {updated.path / 'model.onnx'}: max |probability difference| to Keras "
+        f"{checked['max_abs_probability_difference']:.1e} on {checked['rows']} probe reviews; manifest updated"
+    )

@@ -1,0 +1,38 @@
+"""`reviewscore profile`: add a training profile to a bundle trained before `train` wrote one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli.common import console, fail
+
+
+def profile(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add profile.json to.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            help="The bundle's own training data (its held-out movies are found again from the manifest), or "
+            "in-distribution reviews to profile whole (e.g. its separate validation file). Repeatable."
+        ),
+    ],
+    text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column, for Parquet data.")] = "label",
+) -> None:
+    """Add the training profile drift checks compare every run with, to a bundle trained before train wrote one."""
+    from pipeline.bundle import BundleError
+    from training.datasets import DatasetError
+    from training.holdout_profile import profile_bundle
+
+    try:
+        updated = profile_bundle(bundle, data, text_column, label_column)
+    except (BundleError, DatasetError) as e:
+        fail(str(e))
+    source = updated.profile.source
+    console.print(
+        f"wrote {updated.path / 'profile.json'}: {source['reviews']:,} reviews, {source['part']} of "
+        f"{source['data']}; manifest updated (model and version unchanged)"
+    )

@@ -1,0 +1,127 @@
+"""`reviewscore score`: launch a scoring job (pipeline/job.py) and print what it did.
+
+Its options are not declared here: they are pipeline/options.py's JOB_OPTIONS, the one table the
+Flex Template reads too, turned into Typer parameters by `score_parameters`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+import pipeline
+from pipeline.cli.common import console, errors, fail, link, quiet_logging
+from pipeline.options import JOB_OPTIONS, REQUIRED
+from pipeline.verdict import drifted_checks
+
+
+def score(ctx: typer.Context, verbose: bool, **values) -> None:
+    """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
+    quiet_logging(verbose)
+    from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
+
+    values = {name: value.value if isinstance(value, StrEnum) else value for name, value in values.items()}
+    job = ScoringJob.from_options(values, (ctx.obj or {}).get("beam_args", []), started=pipeline.STARTED)
+    try:
+        summary = run_scoring(job)
+    except CONFIG_ERRORS as e:
+        fail(str(e))
+    if summary.get("dry_run"):
+        top = sorted({step.split("/")[0] for step in summary["steps"]})
+        console.print(f"dry run: job graph built with {len(summary['steps'])} steps ({', '.join(top)}); nothing ran")
+        return
+    if "job_description" in summary:  # --template_location: a template was written, nothing ran
+        console.print(f"job description written to {summary['job_description']}; nothing ran")
+        return
+    if "submitted" in summary:  # a remote run that does not wait
+        console.print(f"job submitted: {summary.get('job_id')}")
+        return
+    _print_summary(summary, job.output)
+    verdict = summary["verdict"]
+    for problem in verdict["problems"]:
+        errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    drift = summary.get("drift") or {}
+    where = f"; see {summary['report']}" if summary.get("report") else ""
+    if not verdict["passed"]:
+        if drift.get("detected"):
+            errors.print(f"report: {summary['report']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if drift.get("detected"):
+        errors.print(
+            f"[bold yellow]warning:[/] drift detected ({drifted_checks(drift)}); every record was scored{where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def score_parameters() -> list[inspect.Parameter]:
+    """`score`'s Typer parameters, one per job option (pipeline/options.py), plus the terminal's own."""
+    parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    for option in JOB_OPTIONS:
+        annotation: Any = option.type
+        default = option.default_for_cli()
+        if option.choices:
+            annotation = StrEnum(option.name.title().replace("_", ""), [(c, c) for c in option.choices])
+            default = annotation(default)
+        if option.many:
+            info: Any = typer.Argument(help=option.help, metavar="INPUTS", show_default=False)
+            annotation = list[annotation]
+        else:
+            info = typer.Option(option.flag, help=option.help, min=option.minimum, max=option.maximum)
+        if default is None:
+            annotation = annotation | None
+        parameters.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if default is REQUIRED else default,
+                annotation=Annotated[annotation, info],
+            )
+        )
+    verbose = typer.Option("--verbose", "-v", help="Show Beam and TensorFlow logs.")
+    parameters.append(inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                        annotation=Annotated[bool, verbose]))  # fmt: skip
+    return parameters
+
+
+score.__signature__ = inspect.Signature(score_parameters())
+
+
+def _print_summary(summary: dict, output: str) -> None:
+    table = Table(title=f"scored with model {summary['model_version']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("records read", f"{summary['records_read']:,}")
+    table.add_row("scored", f"{summary['records_scored']:,}")
+    table.add_row("failed", f"{summary['records_failed']:,}")
+    for label, count in summary["label_counts"].items():
+        table.add_row(f"  {label}", f"{count:,}")
+    table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
+    table.add_row("throughput", f"{summary['reviews_per_second'] or 0:,.0f} reviews/s")
+    if summary.get("model_loads") is not None:
+        table.add_row("model loads", str(summary["model_loads"]))
+    engines = summary.get("engines") or {}
+    if engines:  # why each was chosen: in the log line above (local runs), the summary and the report
+        table.add_row("engine", ", ".join(f"{name} ({entry['reviews']:,} reviews)" for name, entry in engines.items()))
+    drift = summary.get("drift") or {}
+    table.add_row("drift", _describe_drift(drift))
+    console.print(table)
+    outputs = f"{output}/scored-*.parquet" + (", errors-*.parquet" if summary["records_failed"] else "")
+    console.print(f"output: {outputs}")
+    if summary.get("report"):
+        console.print(f"report: {link(summary['report'])}", soft_wrap=True)
+
+
+def _describe_drift(drift: dict) -> str:
+    status = drift.get("status", "no_profile")
+    if status == "drifted":
+        return "detected: " + drifted_checks(drift)
+    if status == "ok":
+        return f"none ({len(drift['checks'])} checks against the training profile)"
+    if status == "insufficient_data":
+        return f"not judged: {drift['reviews']:,} reviews, {drift['min_reviews']:,} needed"
+    return "not checked: the bundle has no training profile"
