@@ -40,7 +40,7 @@ REHEARSAL_REVIEWS ?=
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag image image-name image-docker \
+.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-name image-docker \
 	template metadata clean
 
 help: ## List every target.
@@ -108,6 +108,12 @@ rehearse-dataflow: $(BIN)/.installed ## Rehearse a Dataflow launch here: storage
 
 check-dag: $(BIN)/.installed ## Check deploy/airflow_dag.py with the real Airflow 3 and Google provider (pinned, cached env).
 	PYTHON=$(PYTHON) UV=$(BIN)/uv deploy/check_airflow_dag.sh
+
+DAGS ?= build/dags
+dag-files: ## The DAG and the summary reader it imports, as they go into Airflow's dags/ folder [DAGS=build/dags].
+	mkdir -p $(DAGS)
+	cp deploy/airflow_dag.py $(DAGS)/reviewscore_nightly.py
+	cp schemas/summary.py $(DAGS)/reviewscore_summary.py
 
 image: ## Build the job's image on Cloud Build, check it and push it as IMAGE (PROJECT=... REGION=...).
 	gcloud builds submit --project $(PROJECT) --region $(REGION) --config deploy/cloudbuild.yaml --substitutions _IMAGE=$(IMAGE) .

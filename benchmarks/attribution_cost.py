@@ -19,17 +19,20 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pipeline.bundle import open_bundle
+from pipeline.engines.base import ScorerSettings
+from pipeline.engines.calibrated import bundle_scorer
 from pipeline.engines.plan import plan_model
 from pipeline.explain.integrated_gradients import IntegratedGradients
 from pipeline.explain.occlusion import Occlusion
 from pipeline.labels import Labels
-from pipeline.scorer import ScorerSettings, bundle_scorer
+from pipeline.options import DEFAULT_MODEL
+from schemas.output import TEXT
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/imdb/unsup.parquet")
-    parser.add_argument("--bundle", default="models/imdb-bilstm")
+    parser.add_argument("--bundle", default=DEFAULT_MODEL)
     parser.add_argument("--reviews", type=int, default=64)
     parser.add_argument("--steps", default="8,16,32,64")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -38,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     bundle = open_bundle(args.bundle)
-    texts = pq.read_table(args.data, columns=["text"]).column("text")[: args.reviews]
+    texts = pq.read_table(args.data, columns=[TEXT]).column(TEXT)[: args.reviews]
     rows = bundle.encoder.encode(texts).rows()
     if args.cut:
         rows = [r[: args.cut] for r in rows]

@@ -38,8 +38,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 
+from pipeline.calibration import logit
+from pipeline.options import DEFAULT_MODEL
+from schemas.output import REVIEW_ID, SCORE, SCORED_PREFIX, TEXT
+
 ROOT = Path(__file__).resolve().parent.parent
 NAIVE_BATCH = 256
+
+
+def logits_from_outputs(outputs: np.ndarray) -> np.ndarray:
+    """Logits from a bare Keras model's outputs (the tutorials' `model.predict`): a sigmoid head's
+    log-odds, or a softmax head's log-probabilities (the logits up to a constant per row, which the
+    softmax ignores)."""
+    p = np.asarray(outputs, dtype=np.float64)
+    if p.ndim == 1 or p.shape[1] == 1:
+        return logit(p)
+    with np.errstate(divide="ignore"):
+        return np.log(p)
 
 
 def naive(data: Path, bundle_path: Path, scores_out: Path) -> None:
@@ -48,16 +63,15 @@ def naive(data: Path, bundle_path: Path, scores_out: Path) -> None:
 
     import pipeline  # noqa: F401
     from pipeline.bundle import Bundle
-    from pipeline.calibration import logits_from_outputs
     from pipeline.labels import Labels
 
     bundle = Bundle.open(bundle_path)
     model = bundle.load_model()
     frame = pd.read_parquet(data)
-    padded = bundle.encoder.encode(frame["text"].tolist()).padded(width=bundle.preprocessing.max_length)
+    padded = bundle.encoder.encode(frame[TEXT].tolist()).padded(width=bundle.preprocessing.max_length)
     outputs = model.predict(padded, batch_size=NAIVE_BATCH, verbose=0)
     probabilities = bundle.calibration.probabilities(logits_from_outputs(outputs))  # what the bundle says
-    scores = Labels.of(bundle.manifest).columns(probabilities)["score"]  # the score column, as scoring writes it
+    scores = Labels.of(bundle.manifest).columns(probabilities)[SCORE]  # the score column, as scoring writes it
     np.save(scores_out, scores.to_numpy().astype(np.float32))
 
 
@@ -68,7 +82,7 @@ def tutorial(data: Path, bundle_path: Path, result: Path) -> None:
 
     bundle = Bundle.open(bundle_path)
     model = bundle.load_model()
-    texts = pq.read_table(data, columns=["text"]).column("text")
+    texts = pq.read_table(data, columns=[TEXT]).column(TEXT)
     padded = bundle.encoder.encode(texts).padded(width=bundle.preprocessing.max_length)
     times = []
     for _ in range(2):
@@ -81,10 +95,11 @@ def tutorial(data: Path, bundle_path: Path, result: Path) -> None:
 def engine_alone(data: Path, bundle_path: Path, engine: str, result: Path, logits_out: Path) -> None:
     """One engine on the encoded reviews: its load (imports included) and its scoring, timed apart."""
     from pipeline.bundle import Bundle
-    from pipeline.scorer import ScorerSettings, bundle_scorer
+    from pipeline.engines.base import ScorerSettings
+    from pipeline.engines.calibrated import bundle_scorer
 
     bundle = Bundle.open(bundle_path)
-    rows = bundle.encoder.encode(pq.read_table(data, columns=["text"]).column("text")).rows()
+    rows = bundle.encoder.encode(pq.read_table(data, columns=[TEXT]).column(TEXT)).rows()
     rows = [r for r in rows if len(r)]
     started = time.perf_counter()
     scorer = bundle_scorer(bundle, ScorerSettings(engine=engine))
@@ -129,13 +144,13 @@ def make_input(data: Path, size: int, folder: Path) -> Path:
     path = folder / f"reviews-{size}.parquet"
     if path.exists():
         return path
-    source = pq.read_table(data, columns=["review_id", "text"])
+    source = pq.read_table(data, columns=[REVIEW_ID, TEXT])
     parts, copy = [], 0
     while sum(p.num_rows for p in parts) < size:
         part = source.slice(0, size - sum(p.num_rows for p in parts))
         if copy:
-            ids = pc.binary_join_element_wise(part.column("review_id"), pa.scalar(f"#{copy}"), "")
-            part = part.set_column(0, "review_id", ids)
+            ids = pc.binary_join_element_wise(part.column(REVIEW_ID), pa.scalar(f"#{copy}"), "")
+            part = part.set_column(0, REVIEW_ID, ids)
         parts.append(part)
         copy += 1
     pq.write_table(pa.concat_tables(parts), path)
@@ -186,10 +201,11 @@ def median_run(runs: list[dict[str, float]], size: int) -> dict[str, Any]:
 
 
 def max_difference(naive_scores: Path, data: Path, out: Path) -> float:
-    ids = pq.read_table(data, columns=["review_id"]).column("review_id").to_pylist()
+    ids = pq.read_table(data, columns=[REVIEW_ID]).column(REVIEW_ID).to_pylist()
     expected = dict(zip(ids, np.load(naive_scores).tolist(), strict=True))
-    scored = pa.concat_tables(pq.read_table(f, columns=["review_id", "score"]) for f in sorted(out.glob("scored-*")))
-    got = dict(zip(scored.column("review_id").to_pylist(), scored.column("score").to_pylist(), strict=True))
+    files = sorted(out.glob(f"{SCORED_PREFIX}-*"))
+    scored = pa.concat_tables(pq.read_table(f, columns=[REVIEW_ID, SCORE]) for f in files)
+    got = dict(zip(scored.column(REVIEW_ID).to_pylist(), scored.column(SCORE).to_pylist(), strict=True))
     if set(got) != set(expected):
         raise SystemExit(f"pipeline scored {len(got)} reviews, naive {len(expected)}: the sets differ")
     return max(abs(got[k] - expected[k]) for k in expected)
@@ -266,9 +282,9 @@ def compare(
 def engine_for(bundle_path: Path, reviews: int) -> str:
     """The engine `auto` chose for a job of this size (the pipeline runs ran with `auto`)."""
     from pipeline.bundle import Bundle
-    from pipeline.scorer import choose_engine
+    from pipeline.engines.choice import choose_engine
 
-    return choose_engine("auto", Bundle.open(bundle_path).has_onnx, reviews)[0]
+    return choose_engine("auto", Bundle.open(bundle_path).manifest.files, reviews)[0]
 
 
 def tokens_scored(path: Path, bundle_path: Path) -> tuple[int, int]:
@@ -277,8 +293,8 @@ def tokens_scored(path: Path, bundle_path: Path) -> tuple[int, int]:
 
     bundle = Bundle.open(bundle_path)
     real = rows = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000, columns=["text"]):
-        lengths = bundle.encoder.encode(batch.column("text")).lengths
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000, columns=[TEXT]):
+        lengths = bundle.encoder.encode(batch.column(TEXT)).lengths
         real, rows = real + int(lengths.sum()), rows + int((lengths > 0).sum())
     return real, rows * bundle.preprocessing.max_length
 
@@ -319,21 +335,22 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def render(report: dict[str, Any]) -> str:
-    """The results as Markdown tables, for BENCHMARKS.md."""
+def _rate(run: dict[str, Any] | None) -> str:
+    if not run:
+        return "-"
+    text = f"{run['reviews_per_second']:,.0f} ({run['wall_seconds']:.1f} s)"
+    if len(run.get("runs_wall_seconds", [])) > 1:
+        low, high = run["reviews_per_second_range"]
+        text += f", range {low:,.0f}-{high:,.0f}"
+    return text
 
-    def rate(run: dict[str, Any] | None) -> str:
-        if not run:
-            return "-"
-        text = f"{run['reviews_per_second']:,.0f} ({run['wall_seconds']:.1f} s)"
-        if len(run.get("runs_wall_seconds", [])) > 1:
-            low, high = run["reviews_per_second_range"]
-            text += f", range {low:,.0f}-{high:,.0f}"
-        return text
 
-    def memory(run: dict[str, float] | None) -> str:
-        return f"{run['peak_rss_mb']:,.0f} MB" if run else "-"
+def _memory(run: dict[str, float] | None) -> str:
+    return f"{run['peak_rss_mb']:,.0f} MB" if run else "-"
 
+
+def render_sizes(report: dict[str, Any]) -> list[str]:
+    """The naive script against the pipeline at every input size, then start-up."""
     repeat = report.get("repeat", 1)
     lines = [
         f"Each figure is the median of {repeat} runs (range: slowest to fastest)." if repeat > 1 else "One run each.",
@@ -347,61 +364,69 @@ def render(report: dict[str, Any]) -> str:
         speedup = f"{r['speedup']:.2f}x" if naive_run else "-"
         difference = f"{r['max_abs_score_difference']:.1e}" if naive_run else "-"
         lines.append(
-            f"| {r['reviews']:,} | {rate(naive_run)} | {rate(pipeline_run)} | {speedup} | {difference} "
-            f"| {memory(naive_run)} | {memory(pipeline_run)} |"
+            f"| {r['reviews']:,} | {_rate(naive_run)} | {_rate(pipeline_run)} | {speedup} | {difference} "
+            f"| {_memory(naive_run)} | {_memory(pipeline_run)} |"
         )
     startup = report["startup_10_reviews"]
-    e = report["efficiency"]
-    lines += [
+    return [
+        *lines,
         "",
         f"Start-up: `reviewscore --help` {report['help_seconds']:.2f} s (best of 3); the README quick start "
         f"(12 review files) {report['quick_start']['wall_seconds']:.1f} s, peak RSS "
         f"{report['quick_start']['peak_rss_mb']:,.0f} MB; 10 reviews of Parquet {startup['wall_seconds']:.1f} s, "
         f"peak RSS {startup['peak_rss_mb']:,.0f} MB.",
     ]
-    c = report.get("comparison")
-    if c:
-        t = c["tutorial"]
-        lines += [
-            "",
-            f"On the same {c['reviews']:,} reviews:",
-            "",
-            "| what | load s | scoring s | reviews/s | GFLOP/s executed (% of peak) | max abs logit diff | peak RSS |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-            f"| tutorial way: `model.predict`, padded to 500, batch 256, best of 2 | - | {t['seconds']:.1f} "
-            f"| {t['reviews_per_second']:,.0f} | - | - | {t['peak_rss_mb']:,.0f} MB |",
-        ]
-        for name, run in c["engines"].items():
-            difference = next(v for k, v in run.items() if k.startswith("max_abs_logit_difference"))
-            lines.append(
-                f"| engine {name} alone | {run['load_seconds']:.1f} | {run['score_seconds']:.1f} "
-                f"| {run['reviews_per_second']:,.0f} | {run['executed_gflops']:.1f} ({run['percent_of_peak']:.0f} %) "
-                f"| {difference:.1e} | {run['peak_rss_mb']:,.0f} MB |"
-            )
-        end = c["end_to_end"]
-        lines += [
-            f"| end to end: `reviewscore score`, Parquet in and out | - | {end['wall_seconds']:.1f} (whole process) "
-            f"| {end['reviews_per_second']:,.0f} | - | - | {end['peak_rss_mb']:,.0f} MB |",
-            "",
-            f"End to end = **{c['end_to_end_vs_tutorial']:.2f}x** the tutorial way and "
-            f"**{100 * c['end_to_end_vs_fastest_engine']:.0f} %** of the fastest engine alone "
-            f"({c['fastest_engine']}). Logit differences are to the keras engine.",
-        ]
-    x = report.get("explain")
-    if x:
-        lines += [
-            "",
-            f"Explanations, {x['reviews']:,} reviews end to end (`reviewscore score`, whole process): without "
-            f"`--explain` {x['runs']['plain']['reviews_per_second']:,.0f} reviews/s "
-            f"({x['runs']['plain']['wall_seconds']:.1f} s); "
-            + "; ".join(
-                f"`--explain {x['top_k']} --explain-method {m}` {x['runs'][m]['reviews_per_second']:,.1f} reviews/s "
-                f"({x['runs'][m]['wall_seconds']:.1f} s, **{slow:.1f}x** slower)"
-                for m, slow in x["slowdown"].items()
-            )
-            + ".",
-        ]
-    lines += [
+
+
+def render_comparison(c: dict[str, Any]) -> list[str]:
+    """The tutorial way, each engine alone and end to end, on the same reviews."""
+    t = c["tutorial"]
+    lines = [
+        "",
+        f"On the same {c['reviews']:,} reviews:",
+        "",
+        "| what | load s | scoring s | reviews/s | GFLOP/s executed (% of peak) | max abs logit diff | peak RSS |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| tutorial way: `model.predict`, padded to 500, batch 256, best of 2 | - | {t['seconds']:.1f} "
+        f"| {t['reviews_per_second']:,.0f} | - | - | {t['peak_rss_mb']:,.0f} MB |",
+    ]
+    for name, run in c["engines"].items():
+        difference = next(v for k, v in run.items() if k.startswith("max_abs_logit_difference"))
+        lines.append(
+            f"| engine {name} alone | {run['load_seconds']:.1f} | {run['score_seconds']:.1f} "
+            f"| {run['reviews_per_second']:,.0f} | {run['executed_gflops']:.1f} ({run['percent_of_peak']:.0f} %) "
+            f"| {difference:.1e} | {run['peak_rss_mb']:,.0f} MB |"
+        )
+    end = c["end_to_end"]
+    return [
+        *lines,
+        f"| end to end: `reviewscore score`, Parquet in and out | - | {end['wall_seconds']:.1f} (whole process) "
+        f"| {end['reviews_per_second']:,.0f} | - | - | {end['peak_rss_mb']:,.0f} MB |",
+        "",
+        f"End to end = **{c['end_to_end_vs_tutorial']:.2f}x** the tutorial way and "
+        f"**{100 * c['end_to_end_vs_fastest_engine']:.0f} %** of the fastest engine alone "
+        f"({c['fastest_engine']}). Logit differences are to the keras engine.",
+    ]
+
+
+def render_explain(x: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        f"Explanations, {x['reviews']:,} reviews end to end (`reviewscore score`, whole process): without "
+        f"`--explain` {x['runs']['plain']['reviews_per_second']:,.0f} reviews/s "
+        f"({x['runs']['plain']['wall_seconds']:.1f} s); "
+        + "; ".join(
+            f"`--explain {x['top_k']} --explain-method {m}` {x['runs'][m]['reviews_per_second']:,.1f} reviews/s "
+            f"({x['runs'][m]['wall_seconds']:.1f} s, **{slow:.1f}x** slower)"
+            for m, slow in x["slowdown"].items()
+        )
+        + ".",
+    ]
+
+
+def render_efficiency(e: dict[str, Any]) -> list[str]:
+    """FLOPs executed against the machine's peak."""
+    lines = [
         "",
         f"Machine: {e['machine']}; fp32 peak {e['peak_gflops']:.0f} GFLOP/s. Model: {e['flops_per_token']:,.0f} "
         "FLOP per token (2 x multiply-adds of the LSTM kernels); executed per token: "
@@ -417,17 +442,89 @@ def render(report: dict[str, Any]) -> str:
             f"({100 * e['naive_gflops_padded_tokens'] / e['peak_gflops']:.0f} % of peak), "
             f"{e['naive_gflops_real_tokens']:.1f} GFLOP/s of useful work on real tokens."
         )
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    """The results as Markdown tables, for BENCHMARKS.md."""
+    lines = render_sizes(report)
+    if report.get("comparison"):
+        lines += render_comparison(report["comparison"])
+    if report.get("explain"):
+        lines += render_explain(report["explain"])
+    lines += render_efficiency(report["efficiency"])
     if "cores" in report:
         lines += ["", "Dataflow cost per million reviews at this rate (benchmarks/dataflow_cost.py):", ""]
         lines.append(dataflow_cost.from_bench(report).rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
+def measure_size(
+    data: Path, inputs: Path, bundle: Path, out: Path, extra: list[str], size: int, repeat: int, skip_naive_above: int
+) -> dict[str, Any]:
+    """The naive script and the pipeline on `size` reviews, `repeat` times each, and how far their scores differ."""
+    path = make_input(data, size, inputs)
+    row: dict[str, Any] = {"reviews": size}
+    scores = out / f"naive-{size}.npy"
+    scored = out / f"scored-{size}"
+    runs: dict[str, list[dict[str, float]]] = {"naive": [], "pipeline": []}
+    for _ in range(repeat):  # interleaved, so a slow spell of the machine hits both variants
+        if not skip_naive_above or size <= skip_naive_above:
+            runs["naive"].append(run_measured([sys.executable, __file__, "naive", str(path), str(bundle), str(scores)]))
+        runs["pipeline"].append(score_pipeline(path, bundle, scored, extra))
+    for variant, measured in runs.items():
+        if measured:
+            row[variant] = median_run(measured, size)
+    if "naive" in row:
+        row["speedup"] = row["pipeline"]["reviews_per_second"] / row["naive"]["reviews_per_second"]
+        row["max_abs_score_difference"] = max_difference(scores, path, scored)
+    shutil.rmtree(scored)
+    return row
+
+
+def measure_startup(data: Path, inputs: Path, bundle: Path, out: Path, extra: list[str]) -> dict[str, Any]:
+    """10 reviews of Parquet, `reviewscore --help` (best of 3) and the README's quick start."""
+    startup = score_pipeline(make_input(data, 10, inputs), bundle, out / "scored-startup", extra)
+    reviewscore = str(ROOT / ".venv/bin/reviewscore")
+    help_runs = [run_measured([reviewscore, "--help"]) for _ in range(3)]
+    quick_start = run_measured(
+        [reviewscore, "score", str(ROOT / "examples/reviews"), "--output", str(out / "quickstart"), "--model",
+         str(bundle), "--overwrite"]
+    )  # fmt: skip
+    return {
+        "startup_10_reviews": startup,
+        "help_seconds": min(r["wall_seconds"] for r in help_runs),
+        "quick_start": quick_start,
+    }
+
+
+def measure_efficiency(
+    path: Path, bundle: Path, largest: dict[str, Any], peak: float, machine: str
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """FLOPs executed per second by the largest run's pipeline (and naive script), and the tokens they scored."""
+    real_tokens, padded_tokens = tokens_scored(path, bundle)
+    per_token, executed = flops_per_token(bundle)
+    largest_engine = engine_for(bundle, largest["reviews"])
+    efficiency = {
+        "flops_per_token": per_token,
+        "executed_flops_per_token": executed,
+        "machine": machine,
+        "peak_gflops": peak / 1e9,
+        "pipeline_engine": largest_engine,
+        "pipeline_executed_gflops": real_tokens * executed[largest_engine] / largest["pipeline"]["wall_seconds"] / 1e9,
+    }
+    if "naive" in largest:
+        efficiency["naive_gflops_padded_tokens"] = padded_tokens * per_token / largest["naive"]["wall_seconds"] / 1e9
+        efficiency["naive_gflops_real_tokens"] = real_tokens * per_token / largest["naive"]["wall_seconds"] / 1e9
+    tokens = {"real": real_tokens, "padded_to_max_length": padded_tokens, "reviews": largest["reviews"]}
+    return efficiency, tokens
+
+
 def main(
     data: Annotated[Path, typer.Option(help="Parquet with review_id and text (unsup.parquet).")] = Path(
         "../shared/data/imdb/unsup.parquet"
     ),
-    bundle: Annotated[Path, typer.Option(help="Model bundle.")] = Path("models/imdb-bilstm"),
+    bundle: Annotated[Path, typer.Option(help="Model bundle.")] = Path(DEFAULT_MODEL),
     sizes: Annotated[str, typer.Option(help="Comma-separated input sizes.")] = "1000,10000,50000,200000",
     out: Annotated[Path, typer.Option(help="Folder for inputs, outputs and results.")] = Path("bench-results"),
     beam_args: Annotated[str, typer.Option(help="Extra Beam options for the pipeline runs.")] = "",
@@ -450,60 +547,24 @@ def main(
     extra = beam_args.split()
     results = []
     for size in [int(s) for s in sizes.split(",")]:
-        path = make_input(data, size, inputs)
-        row: dict[str, Any] = {"reviews": size}
-        scores = out / f"naive-{size}.npy"
-        scored = out / f"scored-{size}"
-        runs: dict[str, list[dict[str, float]]] = {"naive": [], "pipeline": []}
-        for _ in range(repeat):  # interleaved, so a slow spell of the machine hits both variants
-            if not skip_naive_above or size <= skip_naive_above:
-                runs["naive"].append(
-                    run_measured([sys.executable, __file__, "naive", str(path), str(bundle), str(scores)])
-                )
-            runs["pipeline"].append(score_pipeline(path, bundle, scored, extra))
-        for variant, measured in runs.items():
-            if measured:
-                row[variant] = median_run(measured, size)
-        if "naive" in row:
-            row["speedup"] = row["pipeline"]["reviews_per_second"] / row["naive"]["reviews_per_second"]
-            row["max_abs_score_difference"] = max_difference(scores, path, scored)
-        shutil.rmtree(scored)
-        results.append(row)
-        print(json.dumps(row), flush=True)
-
-    startup_input = make_input(data, 10, inputs)
-    startup = score_pipeline(startup_input, bundle, out / "scored-startup", extra)
-    reviewscore = str(ROOT / ".venv/bin/reviewscore")
-    help_runs = [run_measured([reviewscore, "--help"]) for _ in range(3)]
-    quick_start = run_measured(
-        [reviewscore, "score", str(ROOT / "examples/reviews"), "--output", str(out / "quickstart"), "--model",
-         str(bundle), "--overwrite"]
-    )  # fmt: skip
-
+        results.append(measure_size(data, inputs, bundle, out, extra, size, repeat, skip_naive_above))
+        print(json.dumps(results[-1]), flush=True)
+    startup = measure_startup(data, inputs, bundle, out, extra)
     explained = measure_explain(data, inputs, bundle, out, extra, explain_size, explain_methods.split(","))
 
     largest = max(results, key=lambda r: r["reviews"])
-    real_tokens, padded_tokens = tokens_scored(make_input(data, largest["reviews"], inputs), bundle)
-    per_token, executed = flops_per_token(bundle)
-    largest_engine = engine_for(bundle, largest["reviews"])
     peak, machine = peak_flops()
-    efficiency = {
-        "flops_per_token": per_token,
-        "executed_flops_per_token": executed,
-        "machine": machine,
-        "peak_gflops": peak / 1e9,
-        "pipeline_engine": largest_engine,
-        "pipeline_executed_gflops": real_tokens * executed[largest_engine] / largest["pipeline"]["wall_seconds"] / 1e9,
-    }
+    largest_input = make_input(data, largest["reviews"], inputs)
+    efficiency, tokens = measure_efficiency(largest_input, bundle, largest, peak, machine)
     compared = next((r for r in results if r["reviews"] == compare_size), None)
     comparison = (
-        compare(make_input(data, compare_size, inputs), bundle, out, compared, engines.split(","), executed, peak)
+        compare(
+            make_input(data, compare_size, inputs), bundle, out, compared, engines.split(","),
+            efficiency["executed_flops_per_token"], peak,
+        )
         if compared
         else None
-    )
-    if "naive" in largest:
-        efficiency["naive_gflops_padded_tokens"] = padded_tokens * per_token / largest["naive"]["wall_seconds"] / 1e9
-        efficiency["naive_gflops_real_tokens"] = real_tokens * per_token / largest["naive"]["wall_seconds"] / 1e9
+    )  # fmt: skip
     report = {
         "machine": machine,
         "platform": platform.platform(),
@@ -512,18 +573,16 @@ def main(
         "beam_args": extra,
         "repeat": repeat,
         "results": results,
-        "startup_10_reviews": startup,
-        "help_seconds": min(r["wall_seconds"] for r in help_runs),
-        "quick_start": quick_start,
+        **startup,
         "comparison": comparison,
         "explain": explained,
         "efficiency": efficiency,
-        "tokens": {"real": real_tokens, "padded_to_max_length": padded_tokens, "reviews": largest["reviews"]},
+        "tokens": tokens,
     }
     (out / "results.json").write_text(json.dumps(report, indent=2))
     (out / "results.md").write_text(render(report))
     plot(results, out / "scaling.png")
-    print(json.dumps({"startup_10_reviews": startup, "efficiency": efficiency}, indent=2))
+    print(json.dumps({"startup_10_reviews": startup["startup_10_reviews"], "efficiency": efficiency}, indent=2))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from schemas.output import REVIEW_ID, TEXT
+
 
 def gibberish(text: str, rng: random.Random) -> str:
     words = text.split()
@@ -39,13 +41,13 @@ def first_words(text: str, n: int = 12) -> str:
 
 
 def write(table: pa.Table, path: Path) -> None:
-    pq.write_table(table.select(["review_id", "text"]), path)
+    pq.write_table(table.select([REVIEW_ID, TEXT]), path)
     print(f"wrote {path} ({table.num_rows} reviews)")
 
 
 def make_cases(unlabelled: Path, labelled: Path, out: Path, size: int, seeds: int) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    pool = pq.read_table(unlabelled, columns=["review_id", "text"])
+    pool = pq.read_table(unlabelled, columns=[REVIEW_ID, TEXT])
     paths = []
     for seed in range(seeds):
         take = np.random.default_rng(seed).choice(pool.num_rows, size, replace=False)
@@ -55,14 +57,14 @@ def make_cases(unlabelled: Path, labelled: Path, out: Path, size: int, seeds: in
         if seed == 0:
             base = sample
     rng = random.Random(0)
-    texts = base.column("text").to_pylist()
+    texts = base.column(TEXT).to_pylist()
     for name, changed in (
         ("gibberish", [gibberish(t, rng) for t in texts]),
         ("first12", [first_words(t) for t in texts]),
     ):
         paths.append(out / f"{name}.parquet")
-        write(base.set_column(base.column_names.index("text"), "text", pa.array(changed)), paths[-1])
-    rows = pq.read_table(labelled, columns=["review_id", "text", "label"])
+        write(base.set_column(base.column_names.index(TEXT), TEXT, pa.array(changed)), paths[-1])
+    rows = pq.read_table(labelled, columns=[REVIEW_ID, TEXT, "label"])
     positives = rows.filter(pc.equal(rows.column("label"), 1))
     take = np.random.default_rng(0).choice(positives.num_rows, min(size, positives.num_rows), replace=False)
     paths.append(out / "positives.parquet")
@@ -72,20 +74,21 @@ def make_cases(unlabelled: Path, labelled: Path, out: Path, size: int, seeds: in
 
 def checks_in_process(bundle_path: str, paths: list[Path]) -> None:
     from pipeline.bundle import open_bundle
+    from pipeline.engines.base import ScorerSettings
+    from pipeline.engines.calibrated import bundle_scorer
     from pipeline.labels import Labels
     from pipeline.monitoring.drift import check_drift
     from pipeline.monitoring.statistics import Statistics
-    from pipeline.scorer import ScorerSettings, bundle_scorer
 
     bundle = open_bundle(bundle_path)
     scorer = bundle_scorer(bundle, ScorerSettings(engine="onnx"))
     for path in paths:
-        encoded = bundle.encoder.encode(pq.read_table(path, columns=["text"]).column("text"))
+        encoded = bundle.encoder.encode(pq.read_table(path, columns=[TEXT]).column(TEXT))
         encoded = encoded.take(np.flatnonzero(encoded.lengths > 0))
         statistics = Statistics.of_batch(encoded, scorer(encoded.rows()), Labels.of(bundle.manifest))
         drift = check_drift(bundle.profile.statistics if bundle.profile else None, statistics)
-        values = ", ".join(f"{c['name']} {c['value']:.4g}{'*' if c['drifted'] else ''}" for c in drift["checks"])
-        print(json.dumps({"sample": path.stem, "detected": drift["detected"]}), values)
+        values = ", ".join(f"{c.name} {c.value:.4g}{'*' if c.drifted else ''}" for c in drift.checks)
+        print(json.dumps({"sample": path.stem, "detected": drift.detected}), values)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,9 @@ from pipeline.calibration import UNCALIBRATED, class_probabilities
 from pipeline.engines.keras_engine import KerasScorer, compile_keras
 from pipeline.engines.plan import plan_model
 from pipeline.engines.xla import CompiledScorer, compile_plan
+from pipeline.options import DEFAULT_MODEL
 from pipeline.preprocessing import pad_rows
+from schemas.output import TEXT
 
 
 def timed(fn, rows, repeat: int = 1) -> tuple[float, np.ndarray]:
@@ -37,29 +40,22 @@ def timed(fn, rows, repeat: int = 1) -> tuple[float, np.ndarray]:
     return best, scores
 
 
-def main(
-    data: Annotated[Path, typer.Option()] = Path("../shared/data/imdb/unsup.parquet"),
-    bundle_path: Annotated[Path, typer.Option("--bundle")] = Path("models/imdb-bilstm"),
-    reviews: Annotated[int, typer.Option()] = 5000,
-    variants: Annotated[str, typer.Option(help="Semicolon-separated subset to run [default: all].")] = "",
-) -> None:
+def last_class(logits) -> np.ndarray:
+    """Every variant compared on the same quantity: the last class's (uncalibrated) probability."""
+    return UNCALIBRATED.probabilities(np.asarray(logits))[:, -1]
+
+
+def on_last_class(scorer):
+    return lambda r: last_class(scorer(r))
+
+
+def scoring_variants(model, width: int) -> dict[str, Callable[[list[np.ndarray]], np.ndarray]]:
+    """Each way of scoring the bundle's model: name to a function of the encoded reviews."""
     import tensorflow as tf
 
-    bundle = Bundle.open(bundle_path)
-    model = bundle.load_model()
-    texts = pq.read_table(data, columns=["text"]).column("text").slice(0, reviews)
-    rows = [r for r in bundle.encoder.encode(texts).rows() if len(r)]
-    width = bundle.preprocessing.max_length
     compiled, _ = compile_keras(model)
     plan = plan_model(model)
     graph = compile_plan(plan, width)
-
-    def last_class(logits) -> np.ndarray:
-        """Every variant compared on the same quantity: the last class's (uncalibrated) probability."""
-        return UNCALIBRATED.probabilities(np.asarray(logits))[:, -1]
-
-    def on_last_class(scorer):
-        return lambda r: last_class(scorer(r))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], jit_compile=True)
     def xla(ids):
@@ -76,7 +72,7 @@ def main(
             out[members] = xla(pad_rows([batch_rows[i] for i in members], padded_width)).numpy()
         return out
 
-    candidates = {
+    return {
         "naive: pad 500, model.predict, batch 256": lambda r: class_probabilities(
             model.predict(pad_rows(r, width), 256, verbose=0)
         )[:, -1],
@@ -93,6 +89,21 @@ def main(
             for t in (1, 2, 4)
         },
     }
+
+
+def main(
+    data: Annotated[Path, typer.Option()] = Path("../shared/data/imdb/unsup.parquet"),
+    bundle_path: Annotated[Path, typer.Option("--bundle")] = Path(DEFAULT_MODEL),
+    reviews: Annotated[int, typer.Option()] = 5000,
+    variants: Annotated[str, typer.Option(help="Semicolon-separated subset to run (all when empty).")] = "",
+) -> None:
+    import tensorflow as tf
+
+    bundle = Bundle.open(bundle_path)
+    model = bundle.load_model()
+    texts = pq.read_table(data, columns=[TEXT]).column(TEXT).slice(0, reviews)
+    rows = [r for r in bundle.encoder.encode(texts).rows() if len(r)]
+    candidates = scoring_variants(model, bundle.preprocessing.max_length)
     chosen = [v.strip() for v in variants.split(";") if v.strip()] or list(candidates)
     baseline = None
     results = {}

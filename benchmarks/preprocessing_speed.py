@@ -20,18 +20,20 @@ import typer
 
 from pipeline.bundle import Bundle
 from pipeline.engines.length_order import available_cores
+from pipeline.options import DEFAULT_MODEL
 from pipeline.preprocessing import tokenize
+from schemas.output import TEXT
 
 
 def main(
     data: Annotated[Path, typer.Argument(help="Parquet file with a text column.")],
     bundle: Annotated[Path, typer.Option(help="Bundle whose preprocessing and vocabulary to use.")] = Path(
-        "models/imdb-bilstm"
+        DEFAULT_MODEL
     ),
     repeat: Annotated[int, typer.Option(help="Timed runs; the best is reported.")] = 5,
     batch: Annotated[int, typer.Option(help="Reviews per batch in the pipeline-like runs.")] = 1024,
 ) -> None:
-    texts = pq.read_table(data, columns=["text"]).column("text")
+    texts = pq.read_table(data, columns=[TEXT]).column(TEXT)
     megabytes = pc.sum(pc.binary_length(texts)).as_py() / 1e6
     opened = Bundle.open(bundle)
     encoder = opened.encoder

@@ -42,15 +42,22 @@ twice, 10 minutes apart (a failed launch, a failed job, a Cloud Storage error); 
 operator appends a unique suffix to the job name) that replaces the day's output (overwrite=true).
 The sensor's timeout and the gate's verdict fail at once (they would fail again).
 
+The gate reads the summary with reviewscore's own reader, `schemas/summary.py`, which needs nothing
+but the standard library: it is shipped beside this file, as `reviewscore_summary.py` in the same
+`dags/` folder (`make dag-files` puts both there), and Airflow puts that folder on the import path
+of every DAG it parses and every task it runs. So the gate reads exactly the contract the job
+writes, typed, with no reviewscore installed in Airflow's environment; a file that is not a run
+summary fails the day with what is wrong with it.
+
 The launch body is what tests/test_airflow_dag.py renders for one day: it checks every parameter
 against deploy/metadata.json and feeds them to deploy/flex_main.py in a dry run, and, in the pinned
 Airflow environment, parses this file, renders the tasks for a scheduled run and runs `check_run`
-through a real GCSHook against a Cloud Storage emulator.
+through a real GCSHook against a Cloud Storage emulator, with the reader on the import path as
+`make dag-files` ships it (deploy/check_airflow_dag.sh).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 
@@ -62,6 +69,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowFailException
 from google.api_core.exceptions import NotFound
+from reviewscore_summary import SummaryError, summary_from_json
 
 PROJECT = "my-project"
 REGION = "europe-west1"
@@ -86,31 +94,34 @@ def check_run(day: str) -> None:
     summary_object = f"scored/{day}/_SUMMARY.json"
     where = f"gs://{BUCKET}/{summary_object}"
     try:
-        summary = json.loads(GCSHook(gcp_conn_id=GCP_CONN_ID).download(bucket_name=BUCKET, object_name=summary_object))
+        text = GCSHook(gcp_conn_id=GCP_CONN_ID).download(bucket_name=BUCKET, object_name=summary_object)
     except NotFound:
         raise AirflowFailException(f"{where} does not exist: the job finished without writing its summary") from None
-    read, scored, failed = summary["records_read"], summary["records_scored"], summary["records_failed"]
-    verdict = summary.get("verdict")
+    try:
+        summary = summary_from_json(text)
+    except SummaryError as e:
+        raise AirflowFailException(f"{where} is not a run summary: {e}") from None
+    read, scored, failed = summary.records_read, summary.records_scored, summary.records_failed
+    verdict = summary.verdict
     if verdict is None:
         problems = ["the summary has no verdict (written by a job older than this DAG)"]
     else:
-        problems = list(verdict["problems"])
-        if not verdict["passed"] and not problems:
+        problems = list(verdict.problems)
+        if not verdict.passed and not problems:
             problems.append("the verdict did not pass")
-        if (verdict["on_drift"], verdict["max_error_rate"]) != (ON_DRIFT, float(MAX_ERROR_RATE)):
+        if (verdict.on_drift, verdict.max_error_rate) != (ON_DRIFT, float(MAX_ERROR_RATE)):
             problems.append(
-                f"judged with on_drift={verdict['on_drift']}, max_error_rate={verdict['max_error_rate']}, "
+                f"judged with on_drift={verdict.on_drift}, max_error_rate={verdict.max_error_rate}, "
                 f"not this DAG's on_drift={ON_DRIFT}, max_error_rate={MAX_ERROR_RATE}"
             )
     if read != scored + failed and not any(problem.startswith("records read") for problem in problems):
         problems.append(f"records read ({read:,}) differ from scored + failed ({scored + failed:,})")
-    if problems:
-        report = f"; see {summary['report']}" if summary.get("report") else ""
+    if problems or verdict is None:
+        report = f"; see {summary.report}" if summary.report else ""
         raise AirflowFailException(f"{day} did not pass: {'; '.join(problems)} ({where}{report})")
-    drift = (summary.get("drift") or {}).get("status", "not checked")
     log.info(
-        f"{day} passed: {scored:,} reviews scored, {failed:,} failed ({verdict['error_rate']:.2%}, "
-        f"at most {float(MAX_ERROR_RATE):.2%} allowed); drift: {drift}"
+        f"{day} passed: {scored:,} reviews scored, {failed:,} failed ({verdict.error_rate:.2%}, "
+        f"at most {float(MAX_ERROR_RATE):.2%} allowed); drift: {summary.drift.status}"
     )
 
 

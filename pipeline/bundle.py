@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,8 +233,11 @@ def write_bundle(
     calibration: Calibration | None = None,
     profile: TrainingProfile | None = None,
     extra_files: tuple[str, ...] = (),
+    write_onnx: Callable[[keras.Model, Path], dict[str, Any]] | None = None,
 ) -> Bundle:
     """Write a bundle directory; `extra_files` are files already written into it to be checksummed too.
+    `write_onnx(model, folder)` exports model.onnx into the folder and returns the manifest's `onnx`
+    entry (training/onnx_export.py's; build-time code that pipeline does not import); None: no model.onnx.
 
     The model is saved without optimizer state (it is for inference), which keeps the bundle small.
     """
@@ -241,7 +245,8 @@ def write_bundle(
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    # Rebuilt from its config: keras.models.clone_model would carry the optimizer (3x the size).
+    # Rebuilt from its config: keras.models.clone_model would carry the optimizer and its state, which
+    # inference never reads and which would make the bundle several times larger.
     inference_model = keras.Model.from_config(model.get_config())
     inference_model.set_weights(model.get_weights())
     inference_model.save(path / MODEL_FILE)
@@ -254,8 +259,8 @@ def write_bundle(
     if profile is not None:
         _write_json(path / PROFILE_FILE, profile.to_dict())
         written.append(PROFILE_FILE)
-    onnx = write_onnx(inference_model, path)
-    if "file" in onnx:
+    onnx = write_onnx(inference_model, path) if write_onnx else None
+    if onnx and "file" in onnx:
         written.append(ONNX_FILE)
     files = {f: sha256_file(path / f) for f in (*written, *extra_files)}
     created = datetime.now(UTC)
@@ -279,30 +284,6 @@ def write_bundle(
     return Bundle.open(path)
 
 
-def write_onnx(model: keras.Model, path: Path) -> dict[str, Any]:
-    """Export model.onnx into the bundle folder; the manifest's `onnx` entry (why not, if it cannot)."""
-    from pipeline.engines.onnx_export import export_onnx
-    from pipeline.engines.plan import UnsupportedModel
-
-    try:
-        return export_onnx(model, path / ONNX_FILE)
-    except UnsupportedModel as e:
-        return {"unsupported": str(e)}
-
-
-def add_onnx(path: str | Path) -> Bundle:
-    """Give an existing bundle its model.onnx: export, then rewrite the manifest's checksums.
-
-    The model itself is unchanged, so its version is kept; the manifest records when it was added.
-    """
-    bundle = Bundle.open(path)
-    onnx = write_onnx(bundle.load_model(), bundle.path)
-    if "file" not in onnx:
-        raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
-    onnx["exported"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return _list_added_file(bundle, ONNX_FILE, onnx=onnx)
-
-
 def add_profile(path: str | Path, profile: TrainingProfile) -> Bundle:
     """Give an existing bundle a training profile (or replace its profile); the model and its version
     are unchanged, as a profile only describes data."""
@@ -310,10 +291,10 @@ def add_profile(path: str | Path, profile: TrainingProfile) -> Bundle:
     if len(profile.statistics.labels) != len(bundle.manifest.class_names):
         raise BundleError(f"model bundle {bundle.path}: the profile's classes do not match the manifest's")
     _write_json(bundle.path / PROFILE_FILE, profile.to_dict())
-    return _list_added_file(bundle, PROFILE_FILE)
+    return list_added_file(bundle, PROFILE_FILE)
 
 
-def _list_added_file(bundle: Bundle, name: str, **manifest_updates: Any) -> Bundle:
+def list_added_file(bundle: Bundle, name: str, **manifest_updates: Any) -> Bundle:
     """Checksum a file just written into the bundle and rewrite the manifest to list it."""
     files = {**bundle.manifest.files, name: sha256_file(bundle.path / name)}
     manifest = Manifest.from_dict({**bundle.manifest.to_dict(), "files": files, **manifest_updates})

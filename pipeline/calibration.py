@@ -1,10 +1,10 @@
 """Calibration: the map from the model's logits to class probabilities a user can take at their word.
 
-A network trained to low loss is overconfident on data it has not seen (the 1.0.0 default said
-0.99 where it was right 95 % of the time). Training fits a one- or two-parameter map on held-out
-reviews and stores it in the bundle as `calibration.json`, checksummed like every other file;
-every engine produces logits and this one function turns them into class probabilities, so the
-engines cannot disagree about it.
+A network trained to low loss is overconfident on data it has not seen: its probabilities run
+higher than its accuracy (README, "Calibrated scores"). Training fits a one- or two-parameter map on
+held-out reviews and stores it in the bundle as `calibration.json`, checksummed like every other
+file; every engine produces logits and this one function turns them into class probabilities, so
+the engines cannot disagree about it.
 
 Logits come as one column per unit of the model's last Dense layer: K columns for a softmax head
 over K classes, one column z for a sigmoid head (two classes), which is the softmax head whose
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from schemas.bundle import CALIBRATION_FILE
 
 METHODS = ("none", "temperature", "platt")
 
@@ -80,11 +82,11 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: Any) -> Calibration:
         if not isinstance(data, dict):
-            raise CalibrationError("calibration.json must hold a JSON object")
+            raise CalibrationError(f"{CALIBRATION_FILE} must hold a JSON object")
         try:
             return cls(data["method"], data["slope"], data["intercept"], dict(data.get("details") or {}))
         except KeyError as e:
-            raise CalibrationError(f"calibration.json lacks {e.args[0]!r}") from None
+            raise CalibrationError(f"{CALIBRATION_FILE} lacks {e.args[0]!r}") from None
 
 
 UNCALIBRATED = Calibration()
@@ -104,17 +106,6 @@ def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     if p.ndim == 1:
         p = p[:, None]
     return np.concatenate([1.0 - p, p], axis=1) if p.shape[1] == 1 else p
-
-
-def logits_from_outputs(outputs: np.ndarray) -> np.ndarray:
-    """Logits from a bare Keras model's outputs (the tutorials' `model.predict`): a sigmoid head's
-    log-odds, or a softmax head's log-probabilities (the logits up to a constant per row, which the
-    softmax ignores)."""
-    p = np.asarray(outputs, dtype=np.float64)
-    if p.ndim == 1 or p.shape[1] == 1:
-        return logit(p)
-    with np.errstate(divide="ignore"):
-        return np.log(p)
 
 
 def logit(probabilities: np.ndarray) -> np.ndarray:

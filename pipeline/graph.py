@@ -8,7 +8,9 @@ single elements.
 `build_pipeline(p, source, sink, model)` wires the graph and nothing else, so a test can run it on
 DirectRunner exactly as `reviewscore score` does. Every record ends in exactly one place: a scored
 row or an error row. The counts of both, and of the records read, are computed by the pipeline
-itself and written to _SUMMARY.json, so a Dataflow job reports them too.
+itself (`pipeline/tallies.py`), summarized once every record is counted
+(`pipeline/monitoring/summarize.py`) and written to _SUMMARY.json (`pipeline/sinks.py`), so a
+Dataflow job reports them too.
 """
 
 from __future__ import annotations
@@ -27,27 +29,37 @@ import pyarrow as pa
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
-from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
+from pipeline.engines.base import ScorerSettings
+from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
+from pipeline.explain.explainer import ExplainSettings
 from pipeline.labels import Labels
+from pipeline.metrics import NAMESPACE
 from pipeline.model_handler import EncodedReviews, ReviewModelHandler, ScoredBatch
-from pipeline.monitoring.monitor import Monitor
-from pipeline.monitoring.statistics import Statistics
+from pipeline.monitoring.summarize import RunContext, Summarize
+from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import EncodedBatch
-from pipeline.scorer import DEFAULT_MAX_BATCH_SIZE, ScorerSettings
-from pipeline.sinks import FAILED_PREFIX, ScoredSink, WriteSummary, engine_tally_key, write_errors, write_scored
+from pipeline.sinks import PublishShards, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
+from pipeline.tallies import add_tallies, failed_tally, read_tally, scored_tally, statistics_tally
 from pipeline.verdict import RunPolicy
-from schemas.output import MODEL_VERSION, TOP_WORDS
+from schemas.output import (
+    INFERENCE_STAGE,
+    MODEL_VERSION,
+    PREPROCESS_STAGE,
+    READ_STAGE,
+    REVIEW_ID,
+    TEXT,
+    TOP_WORDS,
+)
 
-NAMESPACE = "reviewscore"
 log = logging.getLogger("reviewscore")
 
 
 @dataclass(frozen=True)
 class ReviewSource:
     plan: InputPlan
-    text_column: str = "text"
-    id_column: str = "review_id"
+    text_column: str = TEXT
+    id_column: str = REVIEW_ID
 
 
 @dataclass(frozen=True)
@@ -57,9 +69,11 @@ class ScoringModel:
     labels: Labels
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
-    monitor: Monitor | None = None
-    """The bundle's training profile and manifest, for the run's drift checks and report."""
     explain: ExplainSettings = field(default_factory=ExplainSettings)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """The bundle's manifest, shown in the run's report."""
+    profile: TrainingProfile | None = None
+    """The bundle's training profile, for the run's drift checks and report."""
 
     def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(self.bundle_uri, settings=self.scorer, explain=self.explain)
@@ -84,7 +98,7 @@ class EncodeReviews(beam.DoFn):
     """A batch of reviews to token ids with the bundle's own encoder, in vectorized calls.
 
     The batch is split across one thread per core: the encoder's pyarrow kernels release the GIL,
-    and while this step runs the model's threads are idle (BENCHMARKS.md: 1.6x on two cores).
+    and while this step runs the model's threads are idle (BENCHMARKS.md, "Levers: what each gave").
     A null text or a review with no token left after cleaning (empty, whitespace, only markup or
     punctuation) cannot be scored meaningfully: it becomes a failure. A review whose tokens are all
     unknown words is scored: the model was trained to see unknown ids.
@@ -132,7 +146,7 @@ class EncodeReviews(beam.DoFn):
                 words.append(kept[0])
             except Exception as e:
                 failed.append(i)
-                for failure in batch.failures([i], "preprocess", repr(e)):
+                for failure in batch.failures([i], PREPROCESS_STAGE, repr(e)):
                     yield TaggedOutput(FAILED, failure)
                 rows.append(np.zeros(0, np.int32))
                 words.append([])
@@ -146,9 +160,9 @@ class EncodeReviews(beam.DoFn):
         keep = np.ones(len(batch), dtype=bool) if keep is None else keep
         null = texts.is_null().to_numpy(zero_copy_only=False)
         empty = (encoded.lengths == 0) & ~null & keep
-        for failure in batch.failures(np.flatnonzero(null & keep), "read", "text is null"):
+        for failure in batch.failures(np.flatnonzero(null & keep), READ_STAGE, "text is null"):
             yield TaggedOutput(FAILED, failure)
-        for failure in batch.failures(np.flatnonzero(empty), "preprocess", "no words left after cleaning"):
+        for failure in batch.failures(np.flatnonzero(empty), PREPROCESS_STAGE, "no words left after cleaning"):
             yield TaggedOutput(FAILED, failure)
         keep &= ~null & ~empty
         if keep.all():
@@ -210,51 +224,15 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def failure_row(failure: Failure) -> dict[str, Any]:
-    return failure._asdict()
+    return failure.row()
 
 
 def failed_batch_rows(batch_and_error) -> Iterator[dict[str, Any]]:
     """RunInference's dead-letter output is (batch, error); each review of the batch becomes an error row."""
     batch, error = batch_and_error
     for item in batch:
-        for failure in item.reviews.failures(range(len(item.reviews)), "inference", str(error)[:2000]):
+        for failure in item.reviews.failures(range(len(item.reviews)), INFERENCE_STAGE, str(error)[:2000]):
             yield failure_row(failure)
-
-
-def read_tally(element: ReviewBatch | Failure) -> dict[str, int]:
-    return {"read": 1 if isinstance(element, Failure) else len(element)}
-
-
-def scored_tally(table: pa.Table) -> dict[str, int]:
-    return {"scored": table.num_rows}
-
-
-def statistics_tally(result: PredictionResult, labels: Labels) -> dict[str, Any]:
-    """The scored batch's lengths, words, scores and labels, for drift checks and the report; with
-    --explain, its explanations' completeness and top words by predicted class."""
-    scored: ScoredBatch = result.inference
-    tally: dict[str, Any] = {
-        "statistics": Statistics.of_batch(result.example.ids, scored.probabilities, labels),
-        engine_tally_key(scored.engine, scored.engine_reason): len(scored.probabilities),
-    }
-    if scored.explained is not None:
-        predicted = labels.predicted(scored.probabilities)
-        tally["explanations"] = ExplanationStatistics.of(scored.explained, predicted, len(labels.class_names))
-    return tally
-
-
-def failed_tally(row: dict[str, Any]) -> dict[str, int]:
-    return {"failed": 1, FAILED_PREFIX + row["stage"]: 1}
-
-
-def add_tallies(tallies) -> dict[str, int]:
-    """Beam's CombineGlobally calls this on inputs and on partial sums alike (it is associative).
-    Values are counts or Statistics, whose histograms add the same way."""
-    total: dict[str, int] = {}
-    for tally in tallies:
-        for key, n in tally.items():
-            total[key] = total.get(key, 0) + n
-    return total
 
 
 def build_pipeline(
@@ -298,20 +276,20 @@ def build_pipeline(
         errors | "TallyFailed" >> beam.Map(failed_tally),
     )
     counts = tallies | "Tallies" >> beam.Flatten() | "Count" >> beam.CombineGlobally(add_tallies)
+    context = RunContext(
+        model.model_version,
+        model.labels.class_names,
+        model.manifest,
+        model.profile,
+        model.explain if model.explain.top_k > 0 else None,
+        policy or RunPolicy(),
+        started,
+    )
     return (
         p
         | "SummaryTrigger" >> beam.Create([None])
-        | "WriteSummary"
-        >> beam.ParDo(
-            WriteSummary(
-                sink,
-                started,
-                model.model_version,
-                model.monitor or Monitor(model.labels.class_names, {}),
-                policy or RunPolicy(),
-            ),
-            counts=AsSingleton(counts),
-            scored_files=AsList(scored_files),
-            error_files=AsList(error_files),
-        )
+        | "PublishShards"
+        >> beam.ParDo(PublishShards(sink), scored_files=AsList(scored_files), error_files=AsList(error_files))
+        | "Summarize" >> beam.ParDo(Summarize(context), counts=AsSingleton(counts))
+        | "WriteSummary" >> beam.ParDo(WriteSummary(sink))
     )

@@ -9,7 +9,7 @@ Where the job runs decides what the launcher may decide for it. On a local runne
 runs in this process's environment, so the engine is chosen here and the loaded model reused. On a
 remote runner the workers run the job's image, whose packages need not be this machine's (a laptop
 with TensorFlow, a worker image without it): 'auto' travels unresolved, with the job's size, and
-each worker resolves it from what it has (`pipeline/scorer.py`); the summary reports what ran.
+each worker resolves it from what it has (`pipeline/engines/choice.py`); the summary reports what ran.
 """
 
 from __future__ import annotations
@@ -26,23 +26,20 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions, WorkerOptions
 
 from pipeline.bundle import BundleError, open_bundle
+from pipeline.engines.base import TENSORFLOW, EngineUnavailable, ScorerSettings
+from pipeline.engines.choice import cheapest_engine, choose_engine, needs_module
+from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
 from pipeline.explain.explainer import ExplainSettings, ExplainUnavailable
+from pipeline.graph import ReviewSource, ScoringModel, build_pipeline
 from pipeline.labels import Labels
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
+from pipeline.metrics import NAMESPACE
 from pipeline.model_handler import load_scorer
-from pipeline.monitoring.monitor import Monitor
-from pipeline.scorer import (
-    DEFAULT_MAX_BATCH_SIZE,
-    EngineUnavailable,
-    ScorerSettings,
-    choose_engine,
-    tensorflow_installed,
-)
-from pipeline.graph import NAMESPACE, ReviewSource, ScoringModel, build_pipeline
 from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
 from pipeline.sources import InputError, plan_inputs
 from pipeline.verdict import RunPolicy
-from schemas.output import SchemaError, error_schema, scored_schema
+from schemas.output import REVIEW_ID, TEXT, SchemaError, error_schema, scored_schema
+from schemas.summary import RunSummary
 
 EXIT_JOB_FAILED = 1
 log = logging.getLogger("reviewscore")
@@ -59,12 +56,46 @@ CONFIG_ERRORS = (BundleError, EngineUnavailable, InputError, LaunchError, Output
 
 
 @dataclass(frozen=True)
+class DryRun:
+    """A dry run (--dry_run): the runner built the job graph and ran nothing."""
+
+    steps: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": True, "steps": self.steps}
+
+
+@dataclass(frozen=True)
+class JobDescribed:
+    """--template_location: DataflowRunner wrote the job's description there and submitted nothing."""
+
+    job_description: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_description": self.job_description}
+
+
+@dataclass(frozen=True)
+class JobSubmitted:
+    """A remote job that was submitted and not waited for."""
+
+    job_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"submitted": True, "job_id": self.job_id}
+
+
+NotRun = DryRun | JobDescribed | JobSubmitted
+"""What run_scoring returns for a job it did not see finish; a finished job returns its RunSummary."""
+
+
+@dataclass(frozen=True)
 class ScoringJob:
     inputs: list[str]
     output: str
     model: str
-    text_column: str = "text"
-    id_column: str = "review_id"
+    text_column: str = TEXT
+    id_column: str = REVIEW_ID
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
     explain: ExplainSettings = field(default_factory=ExplainSettings)
@@ -98,8 +129,8 @@ class ScoringJob:
         )
 
 
-def run_scoring(job: ScoringJob) -> dict[str, Any]:
-    """Run the job and return its summary; a dry run returns the job's step names instead."""
+def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
+    """Run the job and return its summary; a dry run, a described or a submitted job say so instead."""
     options = PipelineOptions(with_worker_image(job.beam_args))
     local = not is_remote_runner(options)
     dry_run = bool(options.get_all_options().get("dry_run"))
@@ -109,7 +140,7 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
     threads = threads_per_process(job.scorer.threads, options)
     if local:
-        engine, why = choose_engine(job.scorer.engine, bundle.has_onnx, plan.reviews)
+        engine, why = choose_engine(job.scorer.engine, bundle.manifest.files, plan.reviews)
         settings = replace(job.scorer, engine=engine, threads=threads, reason=why)
     else:
         settings = replace(job.scorer, threads=threads, reviews=plan.reviews)
@@ -137,8 +168,9 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
             labels,
             job.max_batch_size,
             settings,
-            Monitor(labels.class_names, manifest, bundle.profile, job.explain if explaining else None),
-            job.explain,
+            explain=job.explain,
+            manifest=manifest,
+            profile=bundle.profile,
         ),
         started=job.started,
         progress_every_seconds=10.0 if local else None,
@@ -146,13 +178,11 @@ def run_scoring(job: ScoringJob) -> dict[str, Any]:
     )
     result = pipeline.run()
     if dry_run:
-        return {"dry_run": True, "steps": job_steps(result)}
+        return DryRun(job_steps(result))
     if not job.wait or options.get_all_options().get("template_location"):
         return launched(result, options)
     result.wait_until_finish()
-    summary = read_summary(job.output)
-    summary["model_loads"] = model_loads(result)
-    return summary
+    return replace(read_summary(job.output), model_loads=model_loads(result))
 
 
 def with_worker_image(beam_args: list[str]) -> list[str]:
@@ -184,24 +214,24 @@ def check_model_loads(job: ScoringJob, bundle, settings: ScorerSettings, local: 
     this machine has for it; an engine asked for by name that this machine lacks (TensorFlow) is
     left to the workers, whose image may have it.
     """
-    if settings.engine == "xla" and job.scorer.engine == "xla" and (local or tensorflow_installed()):
+    if settings.engine == "xla" and job.scorer.engine == "xla" and (local or TENSORFLOW.installed()):
         check_compilable(bundle.load_model())
     check = settings
     if not local:
-        if job.scorer.engine in ("xla", "keras"):
+        if needs_module(job.scorer.engine) is TENSORFLOW:
             log.warning(
                 "--engine %s runs on the workers: their image must have TensorFlow "
                 "(built with LOCK=requirements-tensorflow.lock); the default image scores with onnx",
                 job.scorer.engine,
             )
-        cheapest = "onnx" if bundle.has_onnx else "auto"
+        cheapest = cheapest_engine(bundle.manifest.files)
         check = replace(
             settings,
             engine=cheapest if settings.engine == "auto" else settings.engine,
             reason="checked here; each worker chooses the engine it scores with",
         )
         try:
-            choose_engine(check.engine, bundle.has_onnx, check.reviews)
+            choose_engine(check.engine, bundle.manifest.files, check.reviews)
         except EngineUnavailable as e:
             if bundle.has_onnx or job.scorer.engine == "auto":
                 raise
@@ -213,7 +243,7 @@ def check_model_loads(job: ScoringJob, bundle, settings: ScorerSettings, local: 
         raise BundleError(str(e)) from None
 
 
-def launched(result, options: PipelineOptions) -> dict[str, Any]:
+def launched(result, options: PipelineOptions) -> JobDescribed | JobSubmitted:
     """What a run that does not wait reports: the submitted job's id, or where the job was described.
 
     Under --template_location, which the Flex Template launcher passes to deploy/flex_main.py,
@@ -221,9 +251,9 @@ def launched(result, options: PipelineOptions) -> dict[str, Any]:
     `job_id()` would raise. The launcher creates the job from that file once the entry point exits 0.
     """
     if getattr(result, "has_job", True) is False:
-        return {"job_description": options.get_all_options().get("template_location")}
+        return JobDescribed(options.get_all_options().get("template_location"))
     job_id = getattr(result, "job_id", None)  # DataflowPipelineResult; a portable runner's keeps `_job_id`
-    return {"submitted": True, "job_id": job_id() if job_id else getattr(result, "_job_id", None)}
+    return JobSubmitted(job_id() if job_id else getattr(result, "_job_id", None))
 
 
 def check_compilable(model) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from schemas.output import LABEL_PROB_FIELDS
+from schemas.output import LABEL_PROB_FIELDS, LABEL_PROBS, PREDICTED_LABEL, SCORE
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,7 @@ class Labels:
             fields=list(LABEL_PROB_FIELDS),
         )
         return {
-            "predicted_label": names.take(pa.array(predicted)),
-            "score": pa.array(self.scores(p, predicted)),
-            "label_probs": pa.ListArray.from_arrays(
-                pa.array(np.arange(0, rows * classes + 1, classes, np.int32)), pairs
-            ),
+            PREDICTED_LABEL: names.take(pa.array(predicted)),
+            SCORE: pa.array(self.scores(p, predicted)),
+            LABEL_PROBS: pa.ListArray.from_arrays(pa.array(np.arange(0, rows * classes + 1, classes, np.int32)), pairs),
         }

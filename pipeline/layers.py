@@ -13,8 +13,9 @@ import keras
 from keras import ops
 
 PACKAGE = "reviewscore"
-# Stands in for padded values before a max: below any float32 activation, still finite.
-_BELOW_ANY_VALUE = -3.0e38
+BELOW_ANY_VALUE = -3.0e38
+"""Stands in for a padded value before a max, or for "no step seen yet" before a running max (the
+xla engine and the ONNX export): below any float32 activation, still finite."""
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -29,7 +30,7 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         if mask is None:
             return ops.max(inputs, axis=1)
         valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
-        pooled = ops.max(ops.where(valid, inputs, _BELOW_ANY_VALUE), axis=1)
+        pooled = ops.max(ops.where(valid, inputs, BELOW_ANY_VALUE), axis=1)
         any_valid = ops.any(valid, axis=1)
         return ops.where(any_valid, pooled, ops.zeros_like(pooled))
 
@@ -84,7 +85,7 @@ class MaskedMaxPooling1D(keras.layers.MaxPooling1D):
         if mask is None:
             return super().call(inputs)
         valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
-        pooled = super().call(ops.where(valid, inputs, _BELOW_ANY_VALUE))
+        pooled = super().call(ops.where(valid, inputs, BELOW_ANY_VALUE))
         pooled_valid = ops.expand_dims(self.compute_mask(inputs, mask), -1)
         return ops.where(pooled_valid, pooled, ops.zeros_like(pooled))
 

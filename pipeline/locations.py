@@ -1,11 +1,11 @@
 """Where a job's paths live, and whether the machines that will use them can reach them.
 
-Two mistakes used to surface only late. A local input, output or model path given to a remote runner
-(Dataflow) is accepted by the launcher and fails on the workers, after the job is queued and VMs
-have started; it is refused here, before anything launches. A `gs://` path that cannot be reached
-(no network, no such bucket, no permission, no credentials) made the storage client retry for about
-two minutes and end in a traceback; here one request per path, without retries and under one
-deadline, turns it into one line naming the path and the cause.
+Two mistakes would otherwise surface late. A local input, output or model path given to a remote
+runner (Dataflow) is accepted by the launcher and fails on the workers, after the job is queued and
+VMs have started; it is refused here, before anything launches. A `gs://` path that cannot be
+reached (no network, no such bucket, no permission, no credentials) makes the storage client retry
+for minutes and end in a traceback (BENCHMARKS.md, "Storage checks at launch"); here one request per
+path, without retries and under one deadline, turns it into one line naming the path and the cause.
 
 The probes read (list one object); only a real, non-dry run also writes and deletes one empty
 object under the output's `_staging/`, because a job that can read but not write would otherwise
@@ -148,7 +148,8 @@ def _gcs_client(options: PipelineOptions):
     """A storage client as Beam's GCS filesystem would build it, without Beam's credential retries.
 
     With --no_auth the client is anonymous, and Beam's filesystem in this process is made anonymous
-    too: otherwise it spends about 25 s retrying to find credentials before going anonymous anyway.
+    too: otherwise it retries to find credentials before going anonymous anyway (BENCHMARKS.md,
+    "Storage checks at launch").
     """
     from apache_beam.io.gcp import gcsio
 

@@ -5,7 +5,7 @@ never sees how. RunInference calls `load_model` once per worker process and shar
 between the process's threads (Beam's `shared.Shared`), so a worker holds one copy of the model.
 
 Each element is already a batch (EncodedReviews: up to `max_batch_size` reviews read together), so
-RunInference's own batching is set to one element per call; the scorer (`pipeline/scorer.py`)
+RunInference's own batching is set to one element per call; the scorer (`pipeline/engines/`)
 sorts the batch's reviews by length and runs the model on slices of `settings.batch_size`. Sorting
 here rather than in Beam: Beam 2.77's `batch_length_fn` only buckets on the stateful,
 streaming-oriented path (it needs `max_batch_duration_secs`), and SortAndBatchElements buffers a
@@ -25,10 +25,11 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipeline.engines.base import ScorerSettings
 from pipeline.explain.explainer import Explained, ExplainSettings, top_words
 from pipeline.labels import Labels
+from pipeline.metrics import NAMESPACE
 from pipeline.preprocessing import EncodedBatch
-from pipeline.scorer import ScorerSettings
 from pipeline.sources import ReviewBatch
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ log = logging.getLogger("reviewscore")
 
 def engine_metric(engine: str) -> str:
     """Counter of the reviews `engine` scored, for the runner's live metrics (Dataflow's job page); the
-    summary counts engines in the pipeline itself (pipeline/sinks.py, ENGINE_PREFIX)."""
+    summary counts engines in the pipeline itself (pipeline/tallies.py, ENGINE_PREFIX)."""
     return f"reviews_scored_by_{engine}"
 
 
@@ -47,7 +48,8 @@ class EncodedReviews(NamedTuple):
     reviews: ReviewBatch
     ids: EncodedBatch
     """The rows' token ids, flat with offsets: Beam pickles elements to estimate their size, and two
-    arrays pickle in a millisecond where 4,096 small ones take 65 ms (BENCHMARKS.md, "Profile")."""
+    arrays pickle far faster than thousands of small ones (BENCHMARKS.md, "Profile: 50,000 reviews end
+    to end")."""
     words: list[list[str]] | None = None
     """With --explain: the word each id stands for, per review (top_words names them)."""
 
@@ -85,7 +87,7 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSetti
     key = (bundle_uri, settings, explain)
     if key not in _LOADED:
         from pipeline.bundle import open_bundle
-        from pipeline.scorer import bundle_scorer
+        from pipeline.engines.calibrated import bundle_scorer
 
         started = time.monotonic()
         bundle = open_bundle(bundle_uri)
@@ -152,4 +154,4 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         return sum(item.ids.ids.nbytes for item in batch)
 
     def get_metrics_namespace(self) -> str:
-        return "reviewscore"
+        return NAMESPACE

@@ -22,15 +22,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.engines import ENGINES
+from pipeline.engines.choice import auto_help
+from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
+from pipeline.engines.registry import AUTO, ENGINES, engine_choices
 from pipeline.explain import METHODS as EXPLAIN_METHODS
 from pipeline.explain import STEPS as EXPLAIN_STEPS
-from pipeline.scorer import BEST_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE, XLA_FROM_REVIEWS
 from pipeline.verdict import DRIFT_POLICIES
+from schemas.bundle import MANIFEST_FILE, ONNX_FILE, VOCABULARY_FILE
+from schemas.output_names import ERRORS_PREFIX, REPORT_FILE, REVIEW_ID, SCORED_PREFIX, SUMMARY_FILE, TEXT
 
 REQUIRED = object()
 """The default of an option every job must set (input, output, model)."""
 TEMPLATE_BOOLEANS = ("true", "false")
+DEFAULT_MODEL = "models/imdb-bilstm"
+"""The committed bundle, relative to the repository: the CLI's model when none is named."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +111,19 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         many=True,
     ),
     JobOption(
-        "output", "Output folder", "Folder for scored-*.parquet, errors-*.parquet, _SUMMARY.json and report.html."
+        "output",
+        "Output folder",
+        f"Folder for {SCORED_PREFIX}-*.parquet, {ERRORS_PREFIX}-*.parquet, {SUMMARY_FILE} and {REPORT_FILE}.",
     ),
     JobOption(
         "model",
         "Model bundle",
-        "Model bundle folder (manifest.json, model.onnx, vocab.json, ...); local or gs://.",
-        cli_default="models/imdb-bilstm",
+        f"Model bundle folder ({MANIFEST_FILE}, {ONNX_FILE}, {VOCABULARY_FILE}, ...); local or gs://.",
+        cli_default=DEFAULT_MODEL,
     ),
-    JobOption("text_column", "Text column", "Text column of Parquet inputs.", default="text"),
+    JobOption("text_column", "Text column", "Text column of Parquet inputs.", default=TEXT),
     JobOption(
-        "id_column", "Id column", "Id column of Parquet inputs; when absent, ids are FILE:ROW.", default="review_id"
+        "id_column", "Id column", "Id column of Parquet inputs; when absent, ids are FILE:ROW.", default=REVIEW_ID
     ),
     JobOption(
         "batch_size",
@@ -130,7 +137,7 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         "inference_batch_size",
         "Inference batch size",
         "Rows per model call, after sorting by length; 0: the engine's best "
-        f"({', '.join(f'{engine} {size}' for engine, size in BEST_BATCH_SIZE.items())}).",
+        f"({', '.join(f'{engine.name} {engine.best_batch_size}' for engine in ENGINES.values())}).",
         int,
         0,
         minimum=0,
@@ -138,11 +145,9 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "engine",
         "Scoring engine",
-        "auto: decided where the reviews are scored (on each worker, from what it has installed): onnx "
-        f"(ONNX Runtime, no TensorFlow) for jobs under {XLA_FROM_REVIEWS:,} reviews or where TensorFlow is not "
-        "installed, else xla (compiled, fastest per review; keras for architectures it cannot reproduce).",
-        default="auto",
-        choices=ENGINES,
+        auto_help(),
+        default=AUTO,
+        choices=engine_choices(),
     ),
     JobOption(
         "threads",
@@ -155,7 +160,7 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "max_error_rate",
         "Most failed records",
-        "The run fails (exit code 1; verdict.passed false in _SUMMARY.json) when failed/read exceeds this "
+        f"The run fails (exit code 1; verdict.passed false in {SUMMARY_FILE}) when failed/read exceeds this "
         "share; unset: no limit.",
         float,
         None,
@@ -233,7 +238,7 @@ def template_metadata() -> dict[str, Any]:
     return {
         "name": "reviewscore",
         "description": "Score reviews with a reviewscore LSTM bundle and write labelled Parquet, error rows, "
-        "_SUMMARY.json and report.html.",
+        f"{SUMMARY_FILE} and {REPORT_FILE}.",
         "parameters": [option.metadata() for option in JOB_OPTIONS],
     }
 

@@ -1,59 +1,36 @@
-"""Where scored rows, error rows and the run summary go: Parquet and JSON under the output folder.
+"""Where scored rows, error rows, the report and the run summary go: files under the output folder.
+
+This module writes and nothing else; what the summary and the report say is computed by the
+pipeline's summary step (`pipeline/monitoring/summarize.py`).
 
 Nothing a reader could take for a result appears in the output folder before the job is done:
 Beam's sinks write their shards into `_staging/` (a leading underscore makes pyarrow, Spark and
 Hive skip it, and it does not match `scored-*.parquet`), and only once both sinks have finished
-does WriteSummary move the shards up and then write _SUMMARY.json. A folder with _SUMMARY.json in
-it is complete; a job killed earlier leaves at most `_staging/` behind, which the next
-`--overwrite` run clears. Everything goes through Beam's FileSystems, so gs:// works the same way
-(a rename there is a copy and a delete; _SUMMARY.json is still written last).
+does PublishShards move the shards up; the summary step runs after that, and WriteSummary then
+writes report.html and, last, _SUMMARY.json. A folder with _SUMMARY.json in it is complete; a job
+killed earlier leaves at most `_staging/` behind, which the next `--overwrite` run clears.
+Everything goes through Beam's FileSystems, so gs:// works the same way (a rename there is a copy
+and a delete; _SUMMARY.json is still written last).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
-import logging
 import os
 import shutil
-import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.monitoring.monitor import Monitor
-from pipeline.verdict import RunPolicy, judge
 from schemas.output import ERRORS_PREFIX, REPORT_FILE, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
+from schemas.summary import RunSummary, summary_from_json, summary_to_json
 
 OUTPUT_PREFIXES = (SCORED_PREFIX, ERRORS_PREFIX)
-log = logging.getLogger("reviewscore")
-FAILED_PREFIX = "failed:"
-"""Keys of the run's counts that count failures at one stage (see WriteSummary)."""
-ENGINE_PREFIX = "scored_by:"
-"""Keys of the run's counts that count the reviews one engine scored, for one reason (see engine_tally_key)."""
-
-
-def engine_tally_key(engine: str, reason: str) -> str:
-    """The count key of reviews scored by `engine`, chosen for `reason`: engines are chosen where the
-    model loads, so on a remote runner each worker may report its own."""
-    return f"{ENGINE_PREFIX}{engine}:{reason}"
-
-
-def engines_that_ran(counts: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{engine: {"reviews": n, "why": [reasons]}} from the run's counts."""
-    engines: dict[str, dict[str, Any]] = {}
-    for key, n in sorted(counts.items()):
-        if key.startswith(ENGINE_PREFIX):
-            engine, reason = key.removeprefix(ENGINE_PREFIX).split(":", 1)
-            entry = engines.setdefault(engine, {"reviews": 0, "why": []})
-            entry["reviews"] += n
-            if reason:
-                entry["why"].append(reason)
-    return engines
 
 
 class OutputError(ValueError):
@@ -138,69 +115,15 @@ def write_errors(rows, sink: ScoredSink):
     )
 
 
-class WriteSummary(beam.DoFn):
-    """Writes report.html, then _SUMMARY.json, once the scored and error files are in place (their
-    names are side inputs).
+class PublishShards(beam.DoFn):
+    """Once both sinks have finished (their file names are side inputs): move their shards from
+    _staging/ into the output folder, and pass on the published (scored, error) names."""
 
-    `counts` is the job's one combined tally: read, scored, failed, FAILED_PREFIX + stage, the
-    reviews each engine scored (ENGINE_PREFIX), and the run's Statistics, from which the label
-    counts, the drift checks and the report's plots come. The summary ends with the run's verdict
-    (`pipeline/verdict.py`) under the job's policy.
-    """
-
-    def __init__(self, sink: ScoredSink, started: float, model_version: str, monitor: Monitor, policy: RunPolicy):
+    def __init__(self, sink: ScoredSink):
         self.sink = sink
-        self.started = started
-        self.model_version = model_version
-        self.monitor = monitor
-        self.policy = policy
 
-    def process(self, _, counts: dict, scored_files: list, error_files: list):
-        scored_files = self._publish(scored_files)
-        error_files = self._publish(error_files)
-        wall = time.time() - self.started
-        read, scored, failed = (counts.get(key, 0) for key in ("read", "scored", "failed"))
-        statistics = self.monitor.run_statistics(counts)
-        stages = {key.removeprefix(FAILED_PREFIX): n for key, n in counts.items() if key.startswith(FAILED_PREFIX)}
-        engines = engines_that_ran(counts)
-        summary: dict[str, Any] = {
-            "records_read": read,
-            "records_scored": scored,
-            "records_failed": failed,
-            "failed_by_stage": dict(sorted(stages.items())),
-            "accounting_ok": read == scored + failed,
-            "label_counts": dict(zip(self.monitor.class_names, statistics.labels.tolist(), strict=True)),
-            "model_version": self.model_version,
-            "engine": " + ".join(engines),
-            "engines": engines,
-            "wall_seconds": round(wall, 2),
-            "reviews_per_second": round(scored / wall, 1) if wall > 0 else None,
-            "scored_files": sorted(scored_files),
-            "error_files": sorted(error_files),
-            "drift": self.monitor.drift(statistics),
-        }
-        explanations = self.monitor.explanations(counts, summary["engine"])
-        if explanations is not None:
-            summary["explanations"] = explanations
-        summary["verdict"] = judge(summary, self.policy)
-        summary["report"] = self._write_report(summary, statistics)
-        with FileSystems.create(self.sink.path(SUMMARY_FILE)) as f:
-            f.write(json.dumps(summary, indent=2).encode())
-        with contextlib.suppress(Exception):  # only Beam's emptied temp folders are left; harmless
-            FileSystems.delete([self.sink.path(STAGING_FOLDER)])
-        yield summary
-
-    def _write_report(self, summary: dict[str, Any], statistics) -> str | None:
-        """The report's path; a report that cannot be drawn is logged, never fails a finished job."""
-        try:
-            page = self.monitor.report(summary, statistics)
-        except Exception as e:
-            log.warning("report.html not written: %r", e)
-            summary["report_error"] = repr(e)
-            return None
-        with FileSystems.create(self.sink.path(REPORT_FILE)) as f:
-            f.write(page)
-        return self.sink.path(REPORT_FILE)
+    def process(self, _, scored_files: list[str], error_files: list[str]) -> Iterator[tuple[list[str], list[str]]]:
+        yield self._publish(scored_files), self._publish(error_files)
 
     def _publish(self, staged: list[str]) -> list[str]:
         """Move finished shards from _staging/ into the output folder (idempotent, for retries)."""
@@ -210,9 +133,37 @@ class WriteSummary(beam.DoFn):
             if FileSystems.exists(path):
                 FileSystems.rename([path], [target])
             published.append(target)
-        return published
+        return sorted(published)
 
 
-def read_summary(output: str) -> dict[str, Any]:
+class WriteSummary(beam.DoFn):
+    """Writes report.html, then _SUMMARY.json, last; then clears _staging/. Yields the summary as written.
+
+    Its input is the summary step's (RunSummary, report page), the page None when the report could not
+    be drawn (the summary's report_error says why); the summary's `report` is where the page went.
+    """
+
+    def __init__(self, sink: ScoredSink):
+        self.sink = sink
+
+    def process(self, checked: tuple[RunSummary, bytes | None]) -> Iterator[RunSummary]:
+        summary, page = checked
+        if page is not None:
+            with FileSystems.create(self.sink.path(REPORT_FILE)) as f:
+                f.write(page)
+            summary = replace(summary, report=self.sink.path(REPORT_FILE))
+        write_summary(self.sink.output, summary)
+        with contextlib.suppress(Exception):  # only Beam's emptied temp folders are left; harmless
+            FileSystems.delete([self.sink.path(STAGING_FOLDER)])
+        yield summary
+
+
+def write_summary(output: str, summary: RunSummary) -> None:
+    with FileSystems.create(FileSystems.join(output, SUMMARY_FILE)) as f:
+        f.write(summary_to_json(summary).encode())
+
+
+def read_summary(output: str) -> RunSummary:
+    """The summary of the run that wrote `output`; SummaryError when its _SUMMARY.json is not one."""
     with FileSystems.open(FileSystems.join(output, SUMMARY_FILE)) as f:
-        return json.loads(f.read())
+        return summary_from_json(f.read())

@@ -8,9 +8,9 @@ never listed into the job graph) and read Parquet files one row group at a time 
 one big file spread over the workers), in record batches.
 
 Reviews travel as ReviewBatch elements (an Arrow table of a few thousand rows), not one element per
-review: per-element work in a Beam runner costs tens of microseconds, more than scoring a short
-review. Every record read leaves in exactly one ReviewBatch row or as one Failure: nothing is
-dropped silently.
+review: Beam's per-element work at every step costs more than scoring a short review (BENCHMARKS.md,
+"Profile: 50,000 reviews end to end"). Every record read leaves in exactly one ReviewBatch row or as
+one Failure: nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -28,7 +28,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.output import REVIEW_ID, SOURCE, TEXT, TEXT_FILE_FIELDS, SchemaError
+from schemas.output import (
+    DECODE_STAGE,
+    ERROR,
+    READ_STAGE,
+    REVIEW_ID,
+    SOURCE,
+    STAGE,
+    TEXT,
+    TEXT_FILE_FIELDS,
+    SchemaError,
+)
 
 FAILED = "failed"
 
@@ -43,18 +53,25 @@ class InputError(ValueError):
 
 
 class Review(NamedTuple):
+    """A review read from a text file, on its way to a ReviewBatch."""
+
     review_id: str
     source: str
-    text: str | None
-    columns: dict[str, Any]
-    """Every input column, passed through to the scored row unchanged."""
+    text: str
 
 
 class Failure(NamedTuple):
+    """A record that cannot be scored: one row of the error files."""
+
     review_id: str | None
     source: str
     stage: str
+    """One of schemas/output_names.py's STAGES."""
     error: str
+
+    def row(self) -> dict[str, str | None]:
+        """The error file's row."""
+        return {REVIEW_ID: self.review_id, SOURCE: self.source, STAGE: self.stage, ERROR: self.error}
 
 
 class ReviewBatch(NamedTuple):
@@ -80,7 +97,8 @@ class ReviewBatch(NamedTuple):
 
 def batch_of_reviews(reviews: list[Review]) -> ReviewBatch:
     """Reviews read one per file, as one batch."""
-    table = pa.Table.from_pylist([r.columns for r in reviews], schema=pa.schema(TEXT_FILE_FIELDS))
+    rows = [{REVIEW_ID: r.review_id, SOURCE: r.source, TEXT: r.text} for r in reviews]
+    table = pa.Table.from_pylist(rows, schema=pa.schema(TEXT_FILE_FIELDS))
     return ReviewBatch(table, table.column(REVIEW_ID).combine_chunks(), table.column(SOURCE).combine_chunks())
 
 
@@ -197,17 +215,17 @@ class ReadReviewFile(beam.DoFn):
             with FileSystems.open(path) as f:
                 data = f.read()
         except Exception as e:
-            yield Failure(review_id, path, "read", f"cannot read file: {e}")
+            yield Failure(review_id, path, READ_STAGE, f"cannot read file: {e}")
             return
         if b"\0" in data:
-            yield Failure(review_id, path, "decode", "binary file (contains NUL bytes), not a text review")
+            yield Failure(review_id, path, DECODE_STAGE, "binary file (contains NUL bytes), not a text review")
             return
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            yield Failure(review_id, path, "decode", f"not valid UTF-8: {e.reason} at byte {e.start}")
+            yield Failure(review_id, path, DECODE_STAGE, f"not valid UTF-8: {e.reason} at byte {e.start}")
             return
-        yield Review(review_id, path, text, {REVIEW_ID: review_id, SOURCE: path, TEXT: text})
+        yield Review(review_id, path, text)
 
 
 class ParquetRowGroup(NamedTuple):
@@ -226,7 +244,7 @@ class ExpandParquetRowGroups(beam.DoFn):
             with FileSystems.open(path) as f:
                 metadata = pq.ParquetFile(f).metadata
         except Exception as e:
-            yield Failure(None, path, "read", f"Parquet footer unreadable: {e}")
+            yield Failure(None, path, READ_STAGE, f"Parquet footer unreadable: {e}")
             return
         first = 0
         for index in range(metadata.num_row_groups):
@@ -264,7 +282,7 @@ class ReadParquetRowGroup(beam.DoFn):
         except Exception as e:
             error = f"Parquet row group {group.index} unreadable from row {row}: {e}"
             for lost in range(row, group.first_row + group.rows):
-                yield Failure(f"{posixpath.basename(group.path)}:{lost}", group.path, "read", error)
+                yield Failure(f"{posixpath.basename(group.path)}:{lost}", group.path, READ_STAGE, error)
 
     def _reviews(self, path: str, first_row: int, table: pa.Table) -> ReviewBatch:
         """The batch and its review ids: the id column's values, FILE:ROW where it has none or a null.

@@ -2,7 +2,7 @@
 
 A run can finish, with every record scored or reported, and still not be fit for use: records
 lost between read and written, more failures than the job allows (`--max-error-rate`), or drift
-from the training profile under `--on-drift fail`. The pipeline's last step writes the verdict
+from the training profile under `--on-drift fail`. The pipeline's summary step writes the verdict
 into _SUMMARY.json, so the CLI's exit code, a Flex Template job (which nobody waits on) and the
 Airflow DAG's gate all read the same judgement instead of each re-deriving it.
 
@@ -12,7 +12,8 @@ Cheap to import (no Beam): the CLI's option table reads DRIFT_POLICIES.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from schemas.summary import Drift, RunSummary, Verdict
 
 DRIFT_POLICIES = ("warn", "fail")
 """The first is the default: drift is reported, the run still passes."""
@@ -25,27 +26,27 @@ class RunPolicy:
     on_drift: str = DRIFT_POLICIES[0]
 
 
-def drifted_checks(drift: dict[str, Any]) -> str:
+def drifted_checks(drift: Drift) -> str:
     """The names of the checks that drifted, for messages."""
-    return ", ".join(check["name"] for check in drift["checks"] if check["drifted"])
+    return ", ".join(drift.drifted_checks())
 
 
-def judge(summary: dict[str, Any], policy: RunPolicy) -> dict[str, Any]:
-    """The run's verdict: passed, the problems that failed it, and the policy it was judged by."""
-    read, scored, failed = summary["records_read"], summary["records_scored"], summary["records_failed"]
+def judge(summary: RunSummary, policy: RunPolicy) -> Verdict:
+    """The run's verdict from its summary (whose own verdict is not read): passed, the problems that
+    failed it, and the policy it was judged by."""
+    read, scored, failed = summary.records_read, summary.records_scored, summary.records_failed
     rate = failed / read if read else 0.0
     problems = []
-    if not summary["accounting_ok"]:
+    if not summary.accounting_ok:
         problems.append(f"records read ({read:,}) differ from scored + failed ({scored + failed:,})")
     if policy.max_error_rate is not None and rate > policy.max_error_rate:
         problems.append(f"{rate:.2%} of records failed, above --max-error-rate {policy.max_error_rate:.2%}")
-    drift = summary.get("drift") or {}
-    if drift.get("detected") and policy.on_drift == "fail":
-        problems.append(f"drift detected ({drifted_checks(drift)}) with --on-drift fail")
-    return {
-        "passed": not problems,
-        "problems": problems,
-        "error_rate": round(rate, 6),
-        "max_error_rate": policy.max_error_rate,
-        "on_drift": policy.on_drift,
-    }
+    if summary.drift.detected and policy.on_drift == "fail":
+        problems.append(f"drift detected ({drifted_checks(summary.drift)}) with --on-drift fail")
+    return Verdict(
+        passed=not problems,
+        problems=tuple(problems),
+        error_rate=round(rate, 6),
+        max_error_rate=policy.max_error_rate,
+        on_drift=policy.on_drift,
+    )

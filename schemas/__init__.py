@@ -1,4 +1,7 @@
-"""The data contracts in code: the model bundle's manifest and the scored-output Parquet schemas.
+"""The data contracts in code: the model bundle's files and manifest (`bundle.py`), the names in an
+output folder (`output_names.py`), the scored and error Parquet schemas (`output.py`) and the run
+summary (`summary.py`).
 
-Nothing outside this package defines a bundle file name or an output column name.
+Nothing outside this package defines a bundle file name, an output file name, an output column
+name or an error stage.
 """

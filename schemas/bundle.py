@@ -27,7 +27,7 @@ PROFILE_FILE = "profile.json"
 reports drift status 'no_profile'."""
 
 REQUIRED_FILES = (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE)
-# Manifest fields a bundle may lack: added after format version 1 was first written, with defaults.
+# Manifest fields format version 1 does not require: a manifest without them reads with their defaults.
 OPTIONAL_FIELDS = ("files", "reviewscore_version", "score_label", "ordinal", "onnx")
 BINARY_CLASS_NAMES = ("negative", "positive")
 
@@ -80,7 +80,7 @@ class Manifest:
         known = {f.name for f in fields(cls)}
         data = dict(data)
         if "score_label" not in data and isinstance(data.get("class_names"), list):
-            # Bundles from before score_label existed: binary ones, whose score was P(class_names[1]).
+            # No score_label: the default for its classes (two classes: the second's probability is the score).
             data["score_label"] = default_score_label(data["class_names"])
         manifest = cls(**{k: v for k, v in data.items() if k in known})
         manifest.validate()

@@ -1,8 +1,9 @@
 """The scored-output and error Parquet contracts that downstream jobs read.
 
-Scored files carry every input column unchanged plus the four columns below; error files carry one
-row per record that could not be read, decoded, preprocessed or scored. The bundle manifest rides
-along in the Parquet key-value metadata under MANIFEST_METADATA_KEY.
+Scored files carry every input column unchanged plus the four score columns (and top_words when
+explaining); error files carry one row per record that could not be read, decoded, preprocessed or
+scored. The bundle manifest rides along in the Parquet key-value metadata under MANIFEST_METADATA_KEY.
+The names themselves are in `schemas/output_names.py`; this module gives them their Arrow types.
 """
 
 from __future__ import annotations
@@ -12,15 +13,67 @@ from typing import Any
 
 import pyarrow as pa
 
-PREDICTED_LABEL = "predicted_label"
-SCORE = "score"
-"""Calibrated probability of the manifest's `score_label` (binary bundles: the positive class), or of
-the predicted label when the bundle names none (multi-class)."""
-LABEL_PROBS = "label_probs"
-"""Every class's calibrated probability, in the manifest's class_names order, summing to 1."""
+from schemas.output_names import (
+    DECODE_STAGE,
+    ERROR,
+    ERRORS_PREFIX,
+    INFERENCE_STAGE,
+    LABEL_PROBS,
+    MANIFEST_METADATA_KEY,
+    MODEL_VERSION,
+    PREDICTED_LABEL,
+    PREPROCESS_STAGE,
+    READ_STAGE,
+    REPORT_FILE,
+    REVIEW_ID,
+    SCORE,
+    SCORED_PREFIX,
+    SOURCE,
+    STAGE,
+    STAGES,
+    STAGING_FOLDER,
+    SUMMARY_FILE,
+    TEXT,
+    TOP_WORDS,
+)
+
+__all__ = [
+    "DECODE_STAGE",
+    "ERROR",
+    "ERRORS_PREFIX",
+    "ERROR_SCHEMA",
+    "INFERENCE_STAGE",
+    "LABEL_PROBS",
+    "LABEL_PROB_FIELDS",
+    "LABEL_PROB_TYPE",
+    "MANIFEST_METADATA_KEY",
+    "MODEL_VERSION",
+    "PREDICTED_LABEL",
+    "PREPROCESS_STAGE",
+    "READ_STAGE",
+    "REPORT_FILE",
+    "REVIEW_ID",
+    "SCORE",
+    "SCORED_PREFIX",
+    "SCORE_FIELDS",
+    "SOURCE",
+    "STAGE",
+    "STAGES",
+    "STAGING_FOLDER",
+    "SUMMARY_FILE",
+    "TEXT",
+    "TEXT_FILE_FIELDS",
+    "TOP_WORDS",
+    "TOP_WORDS_FIELD",
+    "TOP_WORD_TYPE",
+    "SchemaError",
+    "error_schema",
+    "manifest_metadata",
+    "scored_schema",
+]
+
 LABEL_PROB_FIELDS = (pa.field("label", pa.string(), nullable=False), pa.field("prob", pa.float32(), nullable=False))
 LABEL_PROB_TYPE = pa.struct(list(LABEL_PROB_FIELDS))
-MODEL_VERSION = "model_version"
 SCORE_FIELDS = (
     pa.field(PREDICTED_LABEL, pa.string(), nullable=False),
     pa.field(SCORE, pa.float32(), nullable=False),
@@ -28,36 +81,22 @@ SCORE_FIELDS = (
     pa.field(MODEL_VERSION, pa.string(), nullable=False),
 )
 
-TOP_WORDS = "top_words"
-"""With --explain K: the K words of the review that moved it most towards (positive weight) or
-against (negative) its predicted label, by occlusion or integrated gradients; README "Why this label"."""
 TOP_WORD_TYPE = pa.struct(
     [pa.field("word", pa.string(), nullable=False), pa.field("weight", pa.float32(), nullable=False)]
 )
 TOP_WORDS_FIELD = pa.field(TOP_WORDS, pa.list_(pa.field("item", TOP_WORD_TYPE, nullable=False)), nullable=False)
 
-REVIEW_ID = "review_id"
-SOURCE = "source"
-TEXT = "text"
-# Columns of a scored row that came from a text file.
 TEXT_FILE_FIELDS = (pa.field(REVIEW_ID, pa.string()), pa.field(SOURCE, pa.string()), pa.field(TEXT, pa.string()))
+"""Columns of a scored row that came from a text file."""
 
-STAGES = ("read", "decode", "preprocess", "inference")
 ERROR_SCHEMA = pa.schema(
     [
         pa.field(REVIEW_ID, pa.string()),
         pa.field(SOURCE, pa.string(), nullable=False),
-        pa.field("stage", pa.string(), nullable=False),
-        pa.field("error", pa.string(), nullable=False),
+        pa.field(STAGE, pa.string(), nullable=False),
+        pa.field(ERROR, pa.string(), nullable=False),
     ]
 )
-
-SCORED_PREFIX = "scored"
-ERRORS_PREFIX = "errors"
-SUMMARY_FILE = "_SUMMARY.json"
-REPORT_FILE = "report.html"
-STAGING_FOLDER = "_staging"
-MANIFEST_METADATA_KEY = b"reviewscore.manifest"
 
 
 class SchemaError(ValueError):
@@ -72,8 +111,13 @@ def scored_schema(input_schema: pa.Schema, manifest: dict[str, Any], explain: bo
     if clashes:
         raise SchemaError(f"input already has column(s) {', '.join(clashes)}; reviewscore would overwrite them")
     fields = [f.with_nullable(True) for f in input_schema] + added
-    return pa.schema(fields, metadata={MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()})
+    return pa.schema(fields, metadata=manifest_metadata(manifest))
 
 
 def error_schema(manifest: dict[str, Any]) -> pa.Schema:
-    return ERROR_SCHEMA.with_metadata({MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()})
+    return ERROR_SCHEMA.with_metadata(manifest_metadata(manifest))
+
+
+def manifest_metadata(manifest: dict[str, Any]) -> dict[bytes, bytes]:
+    """The Parquet key-value metadata that carries the manifest, so every output file names its model."""
+    return {MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()}

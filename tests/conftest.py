@@ -54,7 +54,8 @@ def tiny_bundle(tmp_path_factory, labelled_parquet):
     """A real bundle trained for a few epochs on the synthetic reviews (shared by several tests)."""
     from pathlib import Path
 
-    from training.train import TrainingConfig, train
+    from training.config import TrainingConfig
+    from training.train import train
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     return train(
@@ -198,7 +199,8 @@ def five_class_bundle(tmp_path_factory):
     """A real five-class bundle (softmax head, temperature-calibrated) trained on synthetic reviews."""
     from pathlib import Path
 
-    from training.train import TrainingConfig, train
+    from training.config import TrainingConfig
+    from training.train import train
 
     folder = tmp_path_factory.mktemp("five")
     reviews = make_five_class_reviews(400)

@@ -6,7 +6,8 @@ with values they accept, and must launch the Flex Template entry point (a dry ru
 launcher runs it).
 
 The pinned Airflow environment (deploy/airflow-requirements.txt; `deploy/check_airflow_dag.sh`
-builds it and runs this file there) has Airflow and the Google provider and no reviewscore: the DAG
+builds it and runs this file there) has Airflow and the Google provider and no reviewscore, only the
+summary reader shipped beside the DAG (schemas/summary.py as `reviewscore_summary`): the DAG
 file is parsed by a real DagBag, the scheduler's own timetable says which run comes at 2026-11-26
 03:00 UTC, each task's templates are rendered by the task runner for that run, the launch body is
 checked against the Dataflow API's discovery document, and the gate runs through a real GCSHook
@@ -36,6 +37,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_FILE = ROOT / "deploy" / "airflow_dag.py"
+SUMMARY_READER = ROOT / "schemas" / "summary.py"
+SHIPPED_READER = "reviewscore_summary"
+"""The name the summary reader has beside the DAG, in Airflow's dags/ folder (make dag-files)."""
 METADATA = ROOT / "deploy" / "metadata.json"
 DAY = "2026-11-25"
 """The day the run of 2026-11-26 03:00 UTC scores."""
@@ -137,6 +141,50 @@ def test_the_dag_passes_template_parameters_the_template_accepts():
     assert parameters["input"] == f"gs://my-bucket/reviews/{DAY}/"
     assert parameters["output"] == f"gs://my-bucket/scored/{DAY}/"
     assert (parameters["on_drift"], parameters["max_error_rate"], parameters["overwrite"]) == ("fail", "0.01", "true")
+
+
+def top_level_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_dag_reads_summaries_with_the_reader_shipped_beside_it():
+    """The DAG imports nothing of reviewscore but schemas/summary.py under its shipped name, which needs only
+    the standard library (Airflow's environment has no reviewscore); the deploy target and the Airflow check
+    both ship it under that name."""
+    imported = top_level_imports(DAG_FILE)
+    assert SHIPPED_READER in imported
+    assert not imported & {"pipeline", "schemas", "training", "deploy"}, imported
+    assert imported - {SHIPPED_READER} <= {"__future__", "airflow", "datetime", "google", "logging", "pendulum"}
+    reader_imports = top_level_imports(SUMMARY_READER)
+    assert reader_imports <= set(sys.stdlib_module_names) | {"__future__"}, reader_imports
+    shipped = f"schemas/summary.py $(DAGS)/{SHIPPED_READER}.py"
+    assert f"cp {shipped}" in (ROOT / "Makefile").read_text()
+    check = (ROOT / "deploy" / "check_airflow_dag.sh").read_text()
+    assert f'cp schemas/summary.py "$home/dags/{SHIPPED_READER}.py"' in check and "PYTHONPATH=$home/dags" in check
+
+
+@needs_reviewscore
+def test_the_gate_fixtures_are_summaries_the_job_could_write():
+    """The summaries the gate is tested with below are read by the job's own reader: a fixture that drifted
+    from the contract fails here, where reviewscore is installed, not only in the Airflow environment."""
+    from schemas.summary import RunSummary, SummaryError
+
+    summaries = [passing_summary()]
+    for change, _ in GATE_FAILURES:
+        summaries.append(passing_summary())
+        change(summaries[-1])
+    assert GATE_FAILURES[-1][0] is not_a_summary
+    broken = summaries.pop(-1)
+    for summary in summaries:
+        assert RunSummary.from_dict(summary).to_dict() == summary
+    with pytest.raises(SummaryError, match="lacks 'records_read'"):
+        RunSummary.from_dict(broken)
 
 
 @needs_reviewscore
@@ -400,20 +448,30 @@ def gate(dag):
 
 
 def passing_summary() -> dict:
+    """A day's _SUMMARY.json as the job writes it (schemas/summary.py), of a run that passed this DAG's policy."""
+    day = f"gs://my-bucket/scored/{DAY}"
     return {
         "records_read": 1000, "records_scored": 990, "records_failed": 10,
-        "report": f"gs://my-bucket/scored/{DAY}/report.html",
+        "failed_by_stage": {"decode": 4, "preprocess": 6}, "accounting_ok": True,
+        "label_counts": {"negative": 412, "positive": 578}, "model_version": "2.0.0",
+        "engine": "onnx", "engines": {"onnx": {"reviews": 990, "why": ["asked for"]}},
+        "wall_seconds": 312.5, "reviews_per_second": 3.2,
+        "scored_files": [f"{day}/scored-00000-of-00001.parquet"],
+        "error_files": [f"{day}/errors-00000-of-00001.parquet"],
         "drift": {"detected": False, "status": "no drift", "checks": []},
         "verdict": {"passed": True, "problems": [], "error_rate": 0.01, "max_error_rate": 0.01, "on_drift": "fail"},
+        "report": f"{day}/report.html",
     }  # fmt: skip
 
 
+def drift_check(name: str, drifted: bool) -> dict:
+    verdict = "drifted" if drifted else "ok"
+    return {"name": name, "what": name, "statistic": "population stability index", "value": 0.3 if drifted else 0.1,
+            "threshold": 0.25, "drifted": drifted, "verdict": verdict}  # fmt: skip
+
+
 def drifted(summary):
-    checks = [
-        {"name": "scores", "drifted": True},
-        {"name": "length", "drifted": True},
-        {"name": "words", "drifted": False},
-    ]
+    checks = [drift_check("scores", True), drift_check("length", True), drift_check("words", False)]
     summary["drift"] = {"detected": True, "status": "drift", "checks": checks}
     summary["verdict"].update(passed=False, problems=["drift detected (scores, length) with --on-drift fail"])
 
@@ -438,18 +496,22 @@ def judged_leniently(summary):
     summary["verdict"].update(on_drift="warn", max_error_rate=None)
 
 
+def not_a_summary(summary):
+    del summary["records_read"]
+
+
+GATE_FAILURES = [
+    (drifted, r"drift detected \(scores, length\)"),
+    (too_many_failures, r"2\.50% of records failed, above --max-error-rate 1\.00%"),
+    (records_lost, r"records read \(1,000\) differ from scored \+ failed \(910\)"),
+    (no_verdict, r"the summary has no verdict"),
+    (judged_leniently, r"judged with on_drift=warn, max_error_rate=None, not this DAG's on_drift=fail"),
+    (not_a_summary, r"_SUMMARY\.json is not a run summary: _SUMMARY\.json lacks 'records_read'"),
+]
+
+
 @needs_airflow
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (drifted, r"drift detected \(scores, length\)"),
-        (too_many_failures, r"2\.50% of records failed, above --max-error-rate 1\.00%"),
-        (records_lost, r"records read \(1,000\) differ from scored \+ failed \(910\)"),
-        (no_verdict, r"the summary has no verdict"),
-        (judged_leniently, r"judged with on_drift=warn, max_error_rate=None, not this DAG's on_drift=fail"),
-    ],
-    ids=lambda v: getattr(v, "__name__", "message"),
-)
+@pytest.mark.parametrize(("change", "message"), GATE_FAILURES, ids=lambda v: getattr(v, "__name__", "message"))
 def test_the_gate_fails_the_day_when_the_run_did_not_pass(dag, gcs_connection, change, message):
     from airflow.sdk.exceptions import AirflowFailException
 

@@ -129,7 +129,7 @@ def test_committed_default_is_calibrated_and_validated_by_movie():
     """The default that `make score` uses: intact, calibrated, its accuracy measured on unseen movies."""
     from pathlib import Path
 
-    from pipeline.cli import DEFAULT_MODEL
+    from pipeline.options import DEFAULT_MODEL
 
     default = Bundle.open(Path(__file__).resolve().parent.parent / DEFAULT_MODEL)
     assert default.calibration.method in ("temperature", "platt")
@@ -146,7 +146,8 @@ def test_committed_five_class_model_reads_treebank_and_plain_text_alike():
 
     import numpy as np
 
-    from pipeline.scorer import ScorerSettings, make_scorer
+    from pipeline.engines.base import ScorerSettings
+    from pipeline.engines.calibrated import make_scorer
 
     bundle = Bundle.open(Path(__file__).resolve().parent.parent / "models" / "rt-sentiment5")
     manifest = bundle.manifest

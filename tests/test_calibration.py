@@ -157,7 +157,8 @@ def test_invalid_calibration_with_a_matching_checksum_is_refused(calibrated_copy
 
 def test_scores_are_the_calibration_of_the_model_logits(tiny_bundle):
     """What the bundle's scorer returns is its calibration applied to the bare model's logit."""
-    from pipeline.scorer import ScorerSettings, make_scorer
+    from pipeline.engines.base import ScorerSettings
+    from pipeline.engines.calibrated import make_scorer
 
     model = tiny_bundle.load_model()
     rows = tiny_bundle.encoder.encode(["wonderful superb film", "dreadful boring plot", "the camera"]).rows()

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.job import ScoringJob, run_scoring
+from pipeline.job import DryRun, ScoringJob, run_scoring
 from schemas.output import REPORT_FILE, SUMMARY_FILE
 
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
@@ -36,7 +36,8 @@ DATAFLOW = [
 ]  # fmt: skip
 STAGES = (
     "Read/MatchTextFiles", "Read/ReadTextFiles", "CountRead", "Encode",
-    "Score/BeamML_RunInference", "ToScoredBatch", "WriteScored", "WriteErrors", "WriteSummary",
+    "Score/BeamML_RunInference", "ToScoredBatch", "WriteScored", "WriteErrors", "PublishShards", "Summarize",
+    "WriteSummary",
 )  # fmt: skip
 
 
@@ -102,9 +103,9 @@ def test_dataflow_job_graph_has_every_stage(remote, cloud_storage):
             beam_args=DATAFLOW,
         )
     )
-    assert outcome["dry_run"] is True
+    assert isinstance(outcome, DryRun) and outcome.to_dict()["dry_run"] is True
     for stage in STAGES:
-        assert any(step == stage or step.startswith(stage + "/") for step in outcome["steps"]), stage
+        assert any(step == stage or step.startswith(stage + "/") for step in outcome.steps), stage
 
 
 def test_dataflow_dry_run_through_the_cli(remote, cloud_storage):

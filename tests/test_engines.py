@@ -18,11 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import scorer
-from pipeline.scorer import XLA_FROM_REVIEWS, EngineUnavailable, choose_engine
+from pipeline.engines import base
+from pipeline.engines.base import EngineUnavailable
+from pipeline.engines.choice import choose_engine
+from pipeline.engines.xla import XLA_FROM_REVIEWS
+from schemas.bundle import ONNX_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("tensorflow", "keras", "apache_beam")
+WITH_ONNX, WITHOUT_ONNX = {ONNX_FILE}, set()  # a bundle's file names, as its manifest lists them
 
 
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -89,22 +93,22 @@ def test_a_job_scores_without_tensorflow_installed(tiny_bundle, tmp_path):
 
 
 def test_auto_picks_onnx_for_small_jobs_and_xla_for_large_ones(monkeypatch):
-    monkeypatch.setattr(scorer, "tensorflow_installed", lambda: True)
-    assert choose_engine("auto", True, 12)[0] == "onnx"
-    assert choose_engine("auto", True, XLA_FROM_REVIEWS - 1)[0] == "onnx"
-    assert choose_engine("auto", True, XLA_FROM_REVIEWS)[0] == "xla"
-    assert choose_engine("auto", True, None)[0] == "xla"  # size unknown: the engine that is fastest per review
-    assert choose_engine("auto", False, 12) == ("xla", "no model.onnx in the bundle")
-    assert choose_engine("keras", True, 12) == ("keras", "asked for")
+    monkeypatch.setattr(base, "module_installed", lambda name: True)
+    assert choose_engine("auto", WITH_ONNX, 12)[0] == "onnx"
+    assert choose_engine("auto", WITH_ONNX, XLA_FROM_REVIEWS - 1)[0] == "onnx"
+    assert choose_engine("auto", WITH_ONNX, XLA_FROM_REVIEWS)[0] == "xla"
+    assert choose_engine("auto", WITH_ONNX, None)[0] == "xla"  # size unknown: the engine that is fastest per review
+    assert choose_engine("auto", WITHOUT_ONNX, 12) == ("xla", "no model.onnx in the bundle")
+    assert choose_engine("keras", WITH_ONNX, 12) == ("keras", "asked for")
 
 
 def test_without_tensorflow_auto_is_onnx_and_a_bundle_without_onnx_cannot_score(monkeypatch):
-    monkeypatch.setattr(scorer, "tensorflow_installed", lambda: False)
-    assert choose_engine("auto", True, 10**9) == ("onnx", "TensorFlow is not installed")
+    monkeypatch.setattr(base, "module_installed", lambda name: name != "tensorflow")
+    assert choose_engine("auto", WITH_ONNX, 10**9) == ("onnx", "TensorFlow is not installed")
     with pytest.raises(EngineUnavailable, match=r"no model\.onnx and TensorFlow is not installed"):
-        choose_engine("auto", False, 10)
+        choose_engine("auto", WITHOUT_ONNX, 10)
     with pytest.raises(EngineUnavailable, match="export-onnx"):
-        choose_engine("onnx", False, 10)
+        choose_engine("onnx", WITHOUT_ONNX, 10)
 
 
 def test_export_onnx_gives_an_older_bundle_its_model_onnx(tiny_bundle, tmp_path):

@@ -36,6 +36,7 @@ from pipeline.monitoring.statistics import TOP_TOKENS, Statistics
 from pipeline.preprocessing import OOV_ID, EncodedBatch
 from schemas.bundle import PROFILE_FILE
 from schemas.output import REPORT_FILE, SUMMARY_FILE
+from schemas.summary import Drift
 from tests.conftest import make_reviews
 
 runner = CliRunner()
@@ -126,15 +127,15 @@ def reference():
     return synthetic(5000, seed=0)
 
 
-def drifted_checks(report) -> set[str]:
-    return {c["name"] for c in report["checks"] if c["drifted"]}
+def drifted_checks(report: Drift) -> set[str]:
+    return {c.name for c in report.checks if c.drifted}
 
 
 def test_a_clean_sample_does_not_alarm(reference):
     report = check_drift(reference, synthetic(5000, seed=1))
-    assert report["status"] == "ok" and not report["detected"], report
-    assert [c["name"] for c in report["checks"]] == list(CHECKS)
-    assert all(c["verdict"] == "ok" for c in report["checks"])
+    assert report.status == "ok" and not report.detected, report
+    assert [c.name for c in report.checks] == list(CHECKS)
+    assert all(c.verdict == "ok" for c in report.checks)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,7 @@ def test_a_clean_sample_does_not_alarm(reference):
 )
 def test_each_kind_of_drift_is_caught_by_its_checks(reference, change, expected):
     report = check_drift(reference, synthetic(5000, seed=2, **change))
-    assert report["detected"] and report["status"] == "drifted"
+    assert report.detected and report.status == "drifted"
     assert expected <= drifted_checks(report), report
 
 
@@ -156,20 +157,20 @@ def test_a_large_but_negligible_rate_difference_is_significant_yet_not_drift(ref
     """Over a million tokens a z-test flags 2 % against 2.4 % unknown words; Cohen's h (0.03) says it is
     too small to matter, so the rate check does not alarm."""
     report = check_drift(reference, synthetic(5000, seed=3, unknown=0.024))
-    rate = next(c for c in report["checks"] if c["name"] == "unknown_word_rate")
-    assert abs(rate["value"]) > rate["threshold"] and abs(rate["effect_size"]["value"]) < 0.2
-    assert not rate["drifted"]
+    rate = next(c for c in report.checks if c.name == "unknown_word_rate")
+    assert abs(rate.value) > rate.threshold and abs(rate.details["effect_size"]["value"]) < 0.2
+    assert not rate.drifted
 
 
 def test_small_runs_report_insufficient_data_not_false_alarms(reference):
     report = check_drift(reference, synthetic(12, seed=4, positive_only=True, unknown=0.5, cut=3))
-    assert report["status"] == "insufficient_data" and not report["detected"]
-    assert all(c["verdict"] == "insufficient_data" and not c["drifted"] for c in report["checks"])
-    assert report["min_reviews"] == MIN_REVIEWS
+    assert report.status == "insufficient_data" and not report.detected
+    assert all(c.verdict == "insufficient_data" and not c.drifted for c in report.checks)
+    assert report.min_reviews == MIN_REVIEWS
 
 
 def test_without_a_profile_nothing_is_checked():
-    report = check_drift(None, synthetic(1000, seed=5))
+    report = check_drift(None, synthetic(1000, seed=5)).to_dict()
     assert report == {"detected": False, "status": "no_profile", "reason": report["reason"], "checks": []}
 
 
@@ -266,7 +267,7 @@ def test_drift_warns_by_default_and_scores_every_record(profiled, tmp_path):
     assert result.exit_code == 0, result.output
     summary = read_summary(out)
     assert summary["drift"]["detected"]
-    assert {"vocabulary", "unknown_word_rate"} <= drifted_checks(summary["drift"])
+    assert {"vocabulary", "unknown_word_rate"} <= drifted_checks(Drift.from_dict(summary["drift"]))
     assert summary["records_scored"] == 600 and summary["accounting_ok"]
     warnings = [line for line in result.stderr.splitlines() if "drift detected" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning:")

@@ -77,7 +77,7 @@ def test_treebank_text_and_plain_text_give_the_same_tokens(treebank_text, plain_
     config = PreprocessingConfig(treebank=True)
     assert tokens(treebank_text, config) == tokens(plain_text, config)
     assert "doesn't" in tokens("does n't", config) and tokens("n't bad", config) == ["not", "bad"]
-    assert tokens("does n't") == ["does", "n't"]  # off by default: IMDB bundles encode as they always did
+    assert tokens("does n't") == ["does", "n't"]  # off by default: IMDB text is not treebank text
 
 
 def test_stop_word_removal_keeps_negations():
@@ -146,7 +146,7 @@ VOCAB = Vocabulary(["the", "good", "bad", "film", "not", "é", "東"])
 
 
 def test_tokens_are_the_same_on_every_call():
-    """pyarrow 25's utf8_split_whitespace gave a " " token for ': :' here in about a third of calls."""
+    """pyarrow 25's utf8_split_whitespace gives a " " token for ': :' here in some calls and not others."""
     texts = [None, None, "0" * 43, "Ù", "000000000¸ÀË", ": :"]
     config = PreprocessingConfig(remove_stopwords=False)
     results = {str(tokenize(texts, config).to_pylist()) for _ in range(200)}

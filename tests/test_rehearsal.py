@@ -236,3 +236,35 @@ def test_job_name_is_read_from_the_pipeline_options():
     options.update({"beam:option:job_name:v1": "reviewscore-flex"})
     assert option(options, "job_name") == "reviewscore-flex"
     assert option(struct_pb2.Struct(), "job_name") is None
+
+
+def test_counts_are_checked_on_the_summary_as_the_job_wrote_it(tmp_path):
+    """The folder's _SUMMARY.json is read with the job's own reader; its counts must agree with the inputs
+    and with the published Parquet rows."""
+    from schemas.summary import Drift, RunSummary, summary_to_json
+
+    summary = RunSummary(
+        records_read=3, records_scored=2, records_failed=1, failed_by_stage={"read": 1}, accounting_ok=True,
+        label_counts={"negative": 1, "positive": 1}, model_version="1.0.0", engine="onnx", engines={},
+        wall_seconds=1.0, reviews_per_second=2.0, scored_files=(), error_files=(),
+        drift=Drift(detected=False, status="no_profile", reason="no profile"),
+    )  # fmt: skip
+    pq.write_table(
+        pa.table({"review_id": ["a", "b"], "predicted_label": ["positive", "negative"], "score": [0.9, 0.1]}),
+        tmp_path / "scored-00000-of-00001.parquet",
+    )
+    pq.write_table(pa.table({"review_id": ["c"], "stage": ["read"]}), tmp_path / "errors-00000-of-00001.parquet")
+    (tmp_path / "report.html").write_text("<html></html>")
+    (tmp_path / "_SUMMARY.json").write_text(summary_to_json(summary))
+    inputs = data.Inputs(tmp_path, tmp_path / "wrong.parquet", records=3, failures={"read": 1})
+
+    out = checks.local_output(tmp_path)
+    assert out.summary == summary
+    assert all(check.ok for check in checks.check_counts("local", out, inputs))
+    more = data.Inputs(tmp_path, tmp_path / "wrong.parquet", records=4, failures={"read": 2})
+    failed = [check.name for check in checks.check_counts("local", out, more) if not check.ok]
+    assert failed == [
+        "local: summary read = scored + failed = input records",
+        "local: Parquet rows scored + errors = input records",
+        "local: failures by stage",
+    ]

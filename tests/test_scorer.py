@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from pipeline.calibration import Calibration, class_probabilities, logit
+from pipeline.engines.base import ScorerSettings
+from pipeline.engines.calibrated import make_scorer
 from pipeline.engines.keras_engine import KerasScorer
 from pipeline.engines.onnx_engine import OnnxScorer
-from pipeline.engines.onnx_export import export_onnx
 from pipeline.engines.plan import UnsupportedModel, plan_model
+from pipeline.engines.registry import ENGINES
 from pipeline.engines.xla import CompiledScorer, check_against_keras, compile_plan
-from pipeline.scorer import BEST_BATCH_SIZE, ScorerSettings, make_scorer
 from training.architectures import ARCHITECTURES
+from training.onnx_export import export_onnx
 
 WIDTH = 60
 VOCABULARY = 300
@@ -102,9 +104,9 @@ def test_architecture_it_cannot_reproduce_falls_back_to_keras():
 
 def test_keras_engine_on_request_and_each_engine_its_own_batch_size():
     keras_scorer = make_scorer(random_model("lstm"), WIDTH, ScorerSettings(engine="keras"))
-    assert keras_scorer.engine == "keras" and keras_scorer.engine_scorer.batch_size == BEST_BATCH_SIZE["keras"]
+    assert keras_scorer.engine == "keras" and keras_scorer.engine_scorer.batch_size == ENGINES["keras"].best_batch_size
     compiled = make_scorer(random_model("lstm"), WIDTH, ScorerSettings(threads=1))
-    assert compiled.engine == "xla" and compiled.engine_scorer.batch_size == BEST_BATCH_SIZE["xla"]
+    assert compiled.engine == "xla" and compiled.engine_scorer.batch_size == ENGINES["xla"].best_batch_size
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ def test_train_cli_on_aclimdb_layout_then_info(tmp_path):
     assert result.exit_code == 0, result.output
     bundle = Bundle.open(out)
     assert bundle.manifest.version == "9.9.9"
+    assert bundle.manifest.name == "aclimdb-cnn-lstm"  # named after its data: no --name given
     assert bundle.manifest.training_data["rows"] == 160
     split = bundle.manifest.metrics["validation_split"]
     assert split["kind"] == "grouped" and split["group_column"] == "movie_id"

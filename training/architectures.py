@@ -142,7 +142,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         ),
     )
 }
-DEFAULT_ARCHITECTURE = "bilstm-pool"
 
 
 def get_architecture(name: str) -> Architecture:

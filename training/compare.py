@@ -22,7 +22,8 @@ import pipeline.layers  # noqa: F401  (quiets TensorFlow, registers layers)
 from pipeline.bundle import Bundle, BundleError
 from schemas.bundle import METRICS_FILE
 from training.architectures import ARCHITECTURES
-from training.train import TrainingConfig, train
+from training.config import TrainingConfig
+from training.train import train
 
 
 def main(

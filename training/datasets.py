@@ -29,7 +29,6 @@ class DatasetError(ValueError):
     """The training data cannot be read as labelled reviews."""
 
 
-ACLIMDB_GROUP_COLUMN = "movie_id"
 _TITLE_ID = re.compile(r"/title/(tt\d+)/")
 
 

@@ -9,12 +9,23 @@ classes are ordered; ROC AUC when the score is one class's probability (binary b
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.labels import Labels
+from schemas.bundle import METRICS_FILE
+from schemas.output_names import MODEL_VERSION
+from training.calibration_fit import ECE_BINS, binned, binned_error, calibration_metrics, log_loss, score_events
+
+# The evaluation report's files (`reviewscore evaluate --report`); the figures go to METRICS_FILE.
+CONFUSION_PLOT_FILE = "confusion_matrix.png"
+RELIABILITY_PLOT_FILE = "reliability_diagram.png"
+ROC_PLOT_FILE = "roc_curve.png"
+"""Binary bundles only, like SCORE_HISTOGRAM_FILE: the score is one class's probability."""
+SCORE_HISTOGRAM_FILE = "score_histogram.png"
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -46,8 +57,6 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 def classification_metrics(
     labels: np.ndarray, probabilities: np.ndarray, names: Labels, ordinal: bool = False
 ) -> dict[str, Any]:
-    from training.calibration_fit import log_loss, score_events
-
     y = np.asarray(labels).astype(np.int64)
     p = np.asarray(probabilities, dtype=np.float64)
     classes = len(names.class_names)
@@ -116,11 +125,9 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     Given the aclImdb root folder this reads its test/ split: evaluation is what the test split is for.
     Labels outside the bundle's classes are an error naming them (DatasetError).
     """
-    import json
-
     from pipeline.bundle import open_bundle
-    from pipeline.scorer import ScorerSettings, bundle_scorer
-    from training.calibration_fit import ECE_BINS, calibration_metrics
+    from pipeline.engines.base import ScorerSettings
+    from pipeline.engines.calibrated import bundle_scorer
     from training.datasets import load_labelled
 
     bundle = open_bundle(model)
@@ -131,17 +138,19 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
     metrics = classification_metrics(labelled.labels, probabilities, names, bundle.manifest.ordinal)
     metrics.update(calibration_metrics(labelled.labels, probabilities, names))
     metrics.update(
-        ece_bins=ECE_BINS,
-        calibration=bundle.calibration.method,
-        model_version=bundle.model_version,
-        model_name=bundle.manifest.name,
-        data=labelled.source,
+        {
+            "ece_bins": ECE_BINS,
+            "calibration": bundle.calibration.method,
+            MODEL_VERSION: bundle.model_version,
+            "model_name": bundle.manifest.name,
+            "data": labelled.source,
+        }
     )
     report.mkdir(parents=True, exist_ok=True)
-    (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (report / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     title = f"{bundle.manifest.name} {bundle.model_version}"
-    plot_confusion(np.asarray(metrics["confusion_matrix"]["values"]), names, report / "confusion_matrix.png", title)
-    plot_reliability(labelled.labels, probabilities, names, report / "reliability_diagram.png", title, ECE_BINS)
+    plot_confusion(np.asarray(metrics["confusion_matrix"]["values"]), names, report / CONFUSION_PLOT_FILE, title)
+    plot_reliability(labelled.labels, probabilities, names, report / RELIABILITY_PLOT_FILE, title, ECE_BINS)
     if names.score_label is not None:
         plot_roc_and_histogram(labelled.labels, probabilities, names, report, title)
     return metrics
@@ -180,8 +189,6 @@ def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.calibration_fit import score_events
-
     scores, events = score_events(labels, probabilities, names)
     fpr, tpr = roc_curve(events, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -192,7 +199,7 @@ def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names:
     ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(report / "roc_curve.png", dpi=80)
+    fig.savefig(report / ROC_PLOT_FILE, dpi=80)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -204,7 +211,7 @@ def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(report / "score_histogram.png", dpi=80)
+    fig.savefig(report / SCORE_HISTOGRAM_FILE, dpi=80)
     plt.close(fig)
 
 
@@ -218,8 +225,6 @@ def plot_reliability(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from training.calibration_fit import binned, binned_error, score_events
 
     scores, events = score_events(labels, probabilities, names)
     event = f"share of {names.score_label} reviews" if names.score_label else "share predicted right"

@@ -1,4 +1,4 @@
-"""A training profile for a bundle trained before `train` wrote one (`reviewscore profile`).
+"""A training profile for a bundle that has none (`reviewscore profile`).
 
 Given the bundle's own training data, the profile is built from exactly the reviews training held
 out: the manifest records the split (kind, group column, fractions, seed) and the data's
@@ -16,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.bundle import Bundle, add_profile
+from pipeline.engines.base import ScorerSettings
+from pipeline.engines.calibrated import bundle_scorer
 from pipeline.labels import Labels
 from pipeline.monitoring.training_profile import TrainingProfile
-from pipeline.scorer import ScorerSettings, bundle_scorer
 from training.datasets import DatasetError, load_sources, load_texts
 from training.splits import holdout_split
 

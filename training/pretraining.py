@@ -3,9 +3,10 @@
 25,000 labelled reviews teach a 30,000-word embedding little about rare words; 50,000 more
 unlabelled reviews of the same kind teach word2vec which words are used alike ("dreadful" near
 "awful"), and the classifier starts from that. gensim's Word2Vec does the training (CBOW by
-default: as good as skip-gram here and several times faster); this module only feeds it the
-project's own tokens, so the vectors are of exactly the words scoring will see, and caches the
-result by a fingerprint of the text and settings so that a rerun of `train` does not redo it.
+default: skip-gram trained slower and scored no better, README "What was tried"); this module
+only feeds it the project's own tokens, so the vectors are of exactly the words scoring will see,
+and caches the result by a fingerprint of the text and settings so that a rerun of `train` does
+not redo it.
 
 The cache holds plain arrays (`.npz` of words and vectors, loaded with allow_pickle=False), not
 gensim's pickled model files.
@@ -23,17 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.preprocessing import RESERVED_IDS, Vocabulary
-
-
-@dataclass(frozen=True)
-class WordVectorSettings:
-    dim: int = 100
-    window: int = 5
-    min_count: int = 2
-    epochs: int = 5
-    skip_gram: bool = False
-    negative: int = 5
-    seed: int = 1337
+from training.config import WordVectorSettings
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,20 @@
 """Train a sentiment model and export it as a bundle.
 
-Reads top to bottom like the Keras examples: load data, hold out validation and calibration parts
-by movie, pre-train word vectors on the training and unlabelled text (optional), build the
-vocabulary, encode with the shared preprocessing, fit with early stopping on the validation part,
-fit the calibration on the calibration part, measure, and write the bundle with its report.
+`train` reads top to bottom like the Keras examples, one named stage after another: load the
+data, split it (validation and calibration parts held out by movie), pre-train word vectors on
+the training and unlabelled text (optional), build the vocabulary, encode with the shared
+preprocessing, fit with early stopping on the validation part (then fine-tune the embedding,
+optional), calibrate on the calibration part, evaluate, and write the bundle with its report.
+Each stage is a function of what the stages before it returned, so a test can run one alone.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -19,73 +22,341 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.bundle import Bundle, write_bundle
+from pipeline.calibration import Calibration
+from pipeline.engines.base import ScorerSettings
+from pipeline.engines.calibrated import make_scorer
 from pipeline.engines.length_order import available_cores
 from pipeline.labels import Labels
 from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import EncodedBatch, PreprocessingConfig, TextEncoder, Vocabulary, tokenize
-from pipeline.scorer import ScorerSettings, make_scorer
-from schemas.bundle import BINARY_CLASS_NAMES, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
-from training.architectures import DEFAULT_ARCHITECTURE, get_architecture, loss_for
-from training.length_buckets import LengthBucketedBatches
+from schemas.bundle import CALIBRATION_FILE, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
+from training.architectures import Architecture, get_architecture, loss_for
 from training.calibration_fit import calibration_metrics, choose_and_fit, labels_for
+from training.config import PRETRAINED_EMBEDDING_DIM, REDUCE_LR_FACTOR, TrainingConfig, WordVectorSettings
 from training.datasets import DatasetError, LabelledReviews, load_labelled, load_sources, load_texts
 from training.evaluation import classification_metrics, plot_history
-from training.pretraining import WordVectorSettings, texts_fingerprint, word2vec
+from training.length_buckets import LengthBucketedBatches
+from training.onnx_export import write_onnx
+from training.pretraining import WordVectors, texts_fingerprint, word2vec
 from training.splits import group_keys, holdout_split
 
-DEFAULT_CACHE = Path.home() / ".cache" / "reviewscore"
-REDUCE_LR_FACTOR = 0.3
+__all__ = [  # train, and the stages it runs (each testable alone)
+    "build_vocabulary",
+    "calibrate",
+    "encode",
+    "evaluate",
+    "fit_model",
+    "held_out_profile",
+    "initial_embedding",
+    "leave_out_empty_texts",
+    "load_data",
+    "preprocessing_for",
+    "pretrain_word_vectors",
+    "split",
+    "train",
+    "write_report",
+]
+
+
+def train(config: TrainingConfig) -> Bundle:
+    """Train a model as `config` says and write it, with its report, as a bundle in `config.out`."""
+    started = time.perf_counter()
+    arch = get_architecture(config.architecture)
+    keras.utils.set_random_seed(config.seed)
+
+    data = load_data(config)
+    preprocessing = preprocessing_for(arch, config)
+    parts = leave_out_empty_texts(split(data, config), preprocessing)
+    train_tokens = tokenize(parts.train.texts, preprocessing)
+    vectors = pretrain_word_vectors(train_tokens, parts.train, preprocessing, config)
+    vocabulary = build_vocabulary(train_tokens, vectors, preprocessing.vocab_size)
+    embedding = initial_embedding(vectors, vocabulary, config)
+    encoded = encode(TextEncoder(preprocessing, vocabulary), train_tokens, parts)
+
+    fitted = fit_model(arch, len(vocabulary), embedding, encoded, parts, config)
+    # Held-out logits through the same scorer as the pipeline, so calibration fits what scoring computes.
+    scorer = make_scorer(fitted.model, preprocessing.max_length, ScorerSettings(engine="keras"))
+    calibration_logits = scorer.logits(encoded.calibration.rows())
+    calibration = calibrate(calibration_logits, parts, config)
+    if calibration is not None:
+        scorer.calibration = calibration
+    validation_probabilities = scorer(encoded.validation.rows())
+
+    metrics = evaluate(parts, fitted, validation_probabilities, calibration_logits, calibration, embedding, config)
+    profile = held_out_profile(encoded, validation_probabilities, parts, scorer, config)
+    write_report(metrics, fitted.history, config, started)
+    bundle = write_bundle(
+        config.out,
+        model=fitted.model,
+        preprocessing=preprocessing,
+        vocabulary=vocabulary,
+        name=config.bundle_name,
+        version=config.version,
+        architecture=architecture_record(arch, fitted.model, embedding),
+        class_names=list(config.class_names),
+        training_data=training_data_record(data, parts, embedding),
+        metrics=manifest_metrics(metrics, parts),
+        ordinal=config.ordinal,
+        calibration=calibration,
+        profile=profile,
+        extra_files=(METRICS_FILE, HISTORY_PLOT_FILE),
+        write_onnx=write_onnx,
+    )
+    print(f"bundle: {bundle.path} (version {bundle.model_version}) in {metrics['wall_seconds']:.0f} s")
+    return bundle
+
+
+# Data: load, split, clean.
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    data: Path | tuple[Path, ...]
-    """Labelled training data; several sources are concatenated (e.g. phrases and sentences)."""
-    out: Path
-    architecture: str = DEFAULT_ARCHITECTURE
-    epochs: int = 10
-    patience: int = 2
-    """Epochs without a better validation loss before stopping; the best epoch's weights are kept."""
-    reduce_lr_patience: int = 0
-    """Epochs without a better validation loss before the learning rate is cut to 0.3x; 0: never."""
-    batch_size: int | None = None
-    vocab_size: int | None = None
-    max_length: int | None = None
-    embedding_dim: int | None = None
-    learning_rate: float | None = None
-    group_column: str | None = "movie_id"
-    """Reviews sharing a value stay on one side of every split; None: each review is its own group."""
-    validation_fraction: float = 0.1
-    calibration_fraction: float = 0.1
-    validation_data: Path | None = None
-    """A separate validation set (e.g. SST-5's dev sentences): early stopping and the calibration fit
-    use it, and the training data is not split at all."""
-    class_names: tuple[str, ...] = BINARY_CLASS_NAMES
-    """The classes, in label-index order; labels may be these names or their indices."""
-    ordinal: bool = False
-    """The classes are ordered from lowest to highest (star ratings): evaluation reports class errors' size."""
-    seed: int = 1337
-    pretrain_vectors: Path | tuple[Path, ...] | None = None
-    """Unlabelled reviews whose text, with the training part's, pre-trains the word vectors (several: all of them)."""
-    word_vectors: WordVectorSettings = field(default_factory=WordVectorSettings)
-    freeze_embedding: bool = False
-    """Keep the pre-trained vectors as they are: the classifier cannot overfit 3 million embedding weights."""
-    ema: float = 0.0
-    """Momentum of an exponential moving average of the weights (Polyak averaging; 0: off). Validation,
-    early stopping and the bundle use the averaged weights, which move less from batch to batch."""
-    fine_tune_epochs: int = 0
-    """With freeze_embedding: then at most this many epochs with the embedding trainable, at a tenth
-    of the learning rate, kept only if they lower the validation loss."""
-    cache_dir: Path = DEFAULT_CACHE
-    expand_contractions: bool = False
-    remove_stopwords: bool = False
-    treebank: bool = False
-    """The training text is Penn-Treebank tokenized (SST, RT phrases): undo that before cleaning."""
-    name: str | None = None
-    version: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    verbose: int | str = "auto"
+class Parts:
+    """The labelled data's three parts: training, validation (early stopping chooses the epoch on it)
+    and calibration (the calibration is fitted on it, and the reported accuracy measured on it)."""
+
+    train: LabelledReviews
+    validation: LabelledReviews
+    calibration: LabelledReviews
+    """The validation part itself (the same object) when a separate validation file serves both."""
+    description: dict[str, Any]
+    """How the parts were drawn: the manifest's `validation_split`."""
+    calibration_source: str
+    """Where the calibration part came from, in words, for the report and the manifest."""
+    empty_texts_left_out: int = 0
+
+    @property
+    def calibration_is_validation(self) -> bool:
+        return self.calibration is self.validation
+
+
+def load_data(config: TrainingConfig) -> LabelledReviews:
+    """The labelled training data: one source, or several concatenated in order."""
+    group_column = config.group_column if config.validation_data is None else None
+    return load_sources(config.data, config.text_column, config.label_column, group_column, config.class_names)
+
+
+def split(data: LabelledReviews, config: TrainingConfig) -> Parts:
+    """The three parts: whole groups (movies) dealt out by `holdout_split`, deterministic for a seed;
+    or, given a separate validation file, all of `data` trains and that file is both held-out parts."""
+    parts = _separate_validation(data, config) if config.validation_data is not None else _held_out(data, config)
+    counts = parts.train.class_counts()
+    empty = [name for name, count in zip(config.class_names, counts, strict=True) if count == 0]
+    if empty:
+        raise DatasetError(f"{data.source}: no training rows of class {', '.join(map(repr, empty))}")
+    grouped = data.groups is not None and config.validation_data is None
+    print(
+        f"data: {len(data)} reviews from {data.source}; {parts.description['kind']}"
+        f"{' split by ' + config.group_column if grouped else ''}: "
+        f"training on {len(parts.train)}, validating on {len(parts.validation)}, "
+        f"calibrating on {len(parts.calibration)}"
+    )
+    return parts
+
+
+def _held_out(data: LabelledReviews, config: TrainingConfig) -> Parts:
+    drawn = holdout_split(
+        len(data),
+        data.groups,
+        config.validation_fraction,
+        config.calibration_fraction,
+        config.seed,
+        config.group_column,
+    )
+    train, validation, calibration = (data.subset(rows) for rows in (drawn.train, drawn.validation, drawn.calibration))
+    source = f"calibration fold: {drawn.description['kind']}, never used to choose weights or epochs"
+    return Parts(train, validation, calibration, drawn.description, source)
+
+
+def _separate_validation(data: LabelledReviews, config: TrainingConfig) -> Parts:
+    validation = load_labelled(
+        config.validation_data, config.text_column, config.label_column, class_names=config.class_names
+    )
+    training_texts = set(data.texts.to_pylist())
+    description = {
+        "kind": "separate validation data",
+        "held_out_by": "file: the validation set is its own file, not drawn from the training data",
+        "validation_source": validation.source,
+        "validation_texts_also_in_training": sum(text in training_texts for text in validation.texts.to_pylist()),
+        "rows": {"train": len(data), "validation": len(validation), "calibration": len(validation)},
+    }
+    source = f"the separate validation file {validation.source} (also used for early stopping)"
+    return Parts(data, validation, validation, description, source)
+
+
+def preprocessing_for(arch: Architecture, config: TrainingConfig) -> PreprocessingConfig:
+    """The architecture's vocabulary size and length unless the config says otherwise."""
+    return PreprocessingConfig(
+        vocab_size=config.vocab_size or arch.vocab_size,
+        max_length=config.max_length or arch.max_length,
+        expand_contractions=config.expand_contractions,
+        remove_stopwords=config.remove_stopwords,
+        treebank=config.treebank,
+    )
+
+
+def leave_out_empty_texts(parts: Parts, preprocessing: PreprocessingConfig) -> Parts:
+    """Every part without its texts that have no token after cleaning ("," is a phrase of the RT data):
+    such a text teaches nothing, and scoring reports it as a preprocess failure. A validation part
+    that is also the calibration part stays one part, counted once."""
+    train, train_left_out = _with_words(parts.train, preprocessing)
+    validation, validation_left_out = _with_words(parts.validation, preprocessing)
+    calibration, calibration_left_out = (
+        (validation, 0) if parts.calibration_is_validation else _with_words(parts.calibration, preprocessing)
+    )
+    left_out = train_left_out + validation_left_out + calibration_left_out
+    if left_out:
+        print(f"left out {left_out} texts with no words after cleaning")
+    return replace(parts, train=train, validation=validation, calibration=calibration, empty_texts_left_out=left_out)
+
+
+def _with_words(part: LabelledReviews, preprocessing: PreprocessingConfig) -> tuple[LabelledReviews, int]:
+    lengths = pc.list_value_length(tokenize(part.texts, preprocessing)).to_numpy(zero_copy_only=False)
+    keep = np.flatnonzero(lengths > 0)
+    return (part if len(keep) == len(part) else part.subset(keep)), len(part) - len(keep)
+
+
+# Words: pre-trained vectors, vocabulary, encoding.
+
+
+@dataclass(frozen=True)
+class PretrainedVectors:
+    vectors: WordVectors
+    settings: WordVectorSettings
+    unlabelled_tokens: pa.Array
+    """The unlabelled reviews' tokens: the vocabulary is built from them too."""
+    fingerprint: str
+    """sha256 of the training part's and the unlabelled reviews' texts."""
+
+
+def pretrain_word_vectors(
+    train_tokens: pa.Array, train_part: LabelledReviews, preprocessing: PreprocessingConfig, config: TrainingConfig
+) -> PretrainedVectors | None:
+    """Word2vec vectors of the training part's and the unlabelled reviews' words, never the held-out
+    parts', cached by text and settings; None without `pretrain_vectors`. Words seen only in the
+    unlabelled text get ids and meaningful starting vectors."""
+    if config.pretrain_vectors is None:
+        return None
+    unlabelled = pa.concat_arrays([load_texts(path, config.text_column) for path in config.pretrain_vectors])
+    unlabelled_tokens = tokenize(unlabelled, preprocessing)
+    fingerprint = texts_fingerprint(train_part.texts, unlabelled)
+    settings = replace(config.word_vectors, dim=config.embedding_dim or PRETRAINED_EMBEDDING_DIM)
+    vectors = word2vec(
+        pa.concat_arrays([train_tokens, unlabelled_tokens]),
+        settings,
+        config.cache_dir,
+        f"{fingerprint}:{json.dumps(preprocessing.to_dict(), sort_keys=True)}",
+        workers=available_cores(),
+    )
+    print(
+        f"word vectors: {len(vectors.words)} words x {settings.dim} from {len(train_part) + len(unlabelled)} reviews "
+        + (f"in {vectors.seconds:.0f} s" if vectors.seconds else f"(cached: {vectors.cache_file})")
+    )
+    return PretrainedVectors(vectors, settings, unlabelled_tokens, fingerprint)
+
+
+def build_vocabulary(train_tokens: pa.Array, pretrained: PretrainedVectors | None, size: int) -> Vocabulary:
+    """The `size` most frequent words of the training part (and of the unlabelled reviews when
+    pre-training): never of the held-out parts, which must stay unseen."""
+    tokens = train_tokens if pretrained is None else pa.concat_arrays([train_tokens, pretrained.unlabelled_tokens])
+    return Vocabulary.build(tokens, size)
+
+
+@dataclass(frozen=True)
+class InitialEmbedding:
+    weights: np.ndarray | None
+    """(vocabulary ids, dim) starting weights; None: Keras's random initialisation."""
+    pretraining: dict[str, Any] | None = None
+    """What the manifest records of the pre-training; None without it."""
+
+    @property
+    def description(self) -> str:
+        return "word2vec, " + self.pretraining["embedding"] if self.pretraining else "trained from random"
+
+
+def initial_embedding(
+    pretrained: PretrainedVectors | None, vocabulary: Vocabulary, config: TrainingConfig
+) -> InitialEmbedding:
+    """The embedding's starting weights: the pre-trained vector of each vocabulary word, or random."""
+    if pretrained is None:
+        return InitialEmbedding(None)
+    weights, covered = pretrained.vectors.embedding_matrix(vocabulary, config.seed)
+    if config.freeze_embedding and config.fine_tune_epochs:
+        schedule = f"frozen, then fine-tuned for at most {config.fine_tune_epochs} epochs at a tenth of the rate"
+    else:
+        schedule = "frozen" if config.freeze_embedding else "fine-tuned"
+    pretraining = {
+        "method": "gensim Word2Vec " + ("skip-gram" if pretrained.settings.skip_gram else "CBOW"),
+        "settings": asdict(pretrained.settings),
+        "unlabelled_source": " + ".join(map(str, config.pretrain_vectors)),
+        "unlabelled_rows": len(pretrained.unlabelled_tokens),
+        "text_fingerprint": "sha256:" + pretrained.fingerprint,
+        "vocabulary_words_with_vectors": covered,
+        "seconds": round(pretrained.vectors.seconds, 1),
+        "embedding": schedule,
+    }
+    return InitialEmbedding(weights, pretraining)
+
+
+@dataclass(frozen=True)
+class EncodedParts:
+    train: EncodedBatch
+    validation: EncodedBatch
+    calibration: EncodedBatch
+
+
+def encode(encoder: TextEncoder, train_tokens: pa.Array, parts: Parts) -> EncodedParts:
+    """Every part as token ids, by the same encoder scoring uses."""
+    encoded = EncodedParts(
+        encoder.encode_tokens(train_tokens),
+        encoder.encode(parts.validation.texts),
+        encoder.encode(parts.calibration.texts),
+    )
+    print(
+        f"vocabulary: {len(encoder.vocabulary.tokens)} words; "
+        f"mean review length {encoded.train.lengths.mean():.0f} tokens"
+    )
+    return encoded
+
+
+# Model: fit, fine-tune, calibrate.
+
+
+@dataclass(frozen=True)
+class Fitted:
+    model: keras.Model
+    """With the best epoch's weights."""
+    history: dict[str, list[float]]
+    """Keras's per-epoch history, the fine-tuning epochs after the first phase's."""
+    seconds: float
+    batch_size: int
+
+
+def fit_model(
+    arch: Architecture,
+    vocabulary_size: int,
+    embedding: InitialEmbedding,
+    encoded: EncodedParts,
+    parts: Parts,
+    config: TrainingConfig,
+) -> Fitted:
+    """Build the architecture and fit it on length-bucketed batches of the training part, with early
+    stopping on the validation part; then fine-tune a frozen embedding when the config asks."""
+    batch_size = config.batch_size or arch.batch_size
+    train_batches = LengthBucketedBatches(encoded.train, parts.train.labels, batch_size, shuffle=True, seed=config.seed)
+    val_batches = LengthBucketedBatches(encoded.validation, parts.validation.labels, batch_size, shuffle=False)
+    model = arch.build(
+        vocabulary_size,
+        config.embedding_dim,
+        embedding.weights,
+        train_embedding=not config.freeze_embedding,
+        num_classes=len(config.class_names),
+    )
+    learning_rate = config.learning_rate or arch.learning_rate
+    started = time.perf_counter()
+    history = fit(model, train_batches, val_batches, learning_rate, config.epochs, config)
+    if config.freeze_embedding and config.fine_tune_epochs:
+        history = fine_tune(model, train_batches, val_batches, learning_rate, history, config)
+    return Fitted(model, history, time.perf_counter() - started, batch_size)
 
 
 def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, config: TrainingConfig) -> dict:
@@ -119,248 +390,139 @@ def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, co
     ).history
 
 
-def load_data(config: TrainingConfig) -> LabelledReviews:
-    """The labelled training data: one source, or several concatenated in order."""
-    sources = config.data if isinstance(config.data, tuple | list) else (config.data,)
-    group_column = config.group_column if config.validation_data is None else None
-    return load_sources(sources, config.text_column, config.label_column, group_column, config.class_names)
+def fine_tune(model, train_batches, val_batches, learning_rate: float, history: dict, config: TrainingConfig) -> dict:
+    """Let the frozen vectors move, slowly: sentiment separates words that contexts put together
+    ("good", "bad"), but at full speed the embedding memorises the training reviews. The tuned
+    weights are kept only if they lower the validation loss; returns both phases' history."""
+    frozen_best, frozen_weights = min(history["val_loss"]), model.get_weights()
+    model.get_layer("embedding").trainable = True
+    tuned = fit(model, train_batches, val_batches, learning_rate / 10, config.fine_tune_epochs, config)
+    if min(tuned["val_loss"]) >= frozen_best:
+        model.set_weights(frozen_weights)
+    print(f"fine-tuning the embedding: validation loss {frozen_best:.4f} -> {min(tuned['val_loss']):.4f}")
+    return {k: history[k] + tuned[k] for k in history}
 
 
-def drop_empty(preprocessing: PreprocessingConfig, *parts: LabelledReviews) -> tuple:
-    """Each part without its texts that have no token after cleaning, and how many texts were dropped
-    (a part passed twice, as validation and calibration can be, is counted once)."""
-    kept, dropped, seen = [], 0, set()
-    for part in parts:
-        lengths = pc.list_value_length(tokenize(part.texts, preprocessing)).to_numpy(zero_copy_only=False)
-        keep = np.flatnonzero(lengths > 0)
-        kept.append(part if len(keep) == len(part) else part.subset(keep))
-        if id(part) not in seen:
-            seen.add(id(part))
-            dropped += len(part) - len(keep)
-    return (*kept, dropped)
+def calibrate(logits: np.ndarray, parts: Parts, config: TrainingConfig) -> Calibration | None:
+    """The calibration fitted on the calibration part's logits (the method chosen by cross-fitting
+    over its groups); None when there is no calibration part."""
+    part = parts.calibration
+    if not len(part):
+        return None
+    groups = group_keys(part.groups, len(part))
+    names = labels_for(config.class_names)
+    return choose_and_fit(logits, part.labels, groups, config.seed, names, parts.calibration_source)
 
 
-def held_out_profile(val_encoded, val_probabilities, cal_encoded, same_part: bool, scorer, config: TrainingConfig):
+# Report: evaluate, profile, write.
+
+
+def evaluate(
+    parts: Parts,
+    fitted: Fitted,
+    validation_probabilities: np.ndarray,
+    calibration_logits: np.ndarray,
+    calibration: Calibration | None,
+    embedding: InitialEmbedding,
+    config: TrainingConfig,
+) -> dict[str, Any]:
+    """The training report (metrics.json): the validation part's figures as the finished, calibrated
+    model scores it, the calibration part's (the accuracy to quote: nothing chose weights on it), and
+    the fit's history."""
+    names = labels_for(config.class_names)
+    metrics: dict[str, Any] = {
+        "validation_split": parts.description,
+        "validation": {
+            **classification_metrics(parts.validation.labels, validation_probabilities, names, config.ordinal),
+            **calibration_metrics(parts.validation.labels, validation_probabilities, names),
+            "split": f"validation ({parts.description['kind']}, used for early stopping)",
+        },
+        "epochs_run": len(fitted.history["loss"]),
+        "best_epoch": int(np.argmin(fitted.history["val_loss"])) + 1,
+        "history": {k: [float(v) for v in values] for k, values in fitted.history.items()},
+        "fit_seconds": round(fitted.seconds, 1),
+        "wall_seconds": None,  # filled in by write_report
+        "batch_size": fitted.batch_size,
+        "seed": config.seed,
+    }
+    if calibration is not None:
+        calibrated = calibration.probabilities(calibration_logits)
+        metrics["calibration"] = {
+            **classification_metrics(parts.calibration.labels, calibrated, names, config.ordinal),
+            **calibration.details["after"],  # choose_and_fit measured these on the same scores
+            "split": f"{parts.calibration_source}; calibration fitted on it "
+            f"(cross-fitted figures in {CALIBRATION_FILE})",
+            "uncalibrated": calibration.details["before"],
+            "method": calibration.method,
+        }
+    if embedding.pretraining:
+        metrics["pretraining"] = embedding.pretraining
+    print_figures(metrics)
+    return metrics
+
+
+def print_figures(metrics: dict[str, Any]) -> None:
+    validation, held_out = metrics["validation"], metrics.get("calibration")
+    print(
+        f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}, "
+        f"best epoch {metrics['best_epoch']}"
+        + (
+            f"; calibration: accuracy {held_out['accuracy']:.4f}, "
+            f"ECE {held_out['uncalibrated']['ece']:.4f} -> {held_out['ece']:.4f} ({held_out['method']})"
+            if held_out is not None
+            else ""
+        )
+    )
+
+
+def held_out_profile(
+    encoded: EncodedParts, validation_probabilities: np.ndarray, parts: Parts, scorer, config: TrainingConfig
+) -> TrainingProfile | None:
     """The training profile drift checks compare scoring runs with: every held-out review (validation
     and calibration parts, movies never trained on) as the finished, calibrated model scores it."""
-    ids, probabilities = val_encoded, val_probabilities
-    if not same_part and len(cal_encoded):
-        ids = EncodedBatch.concatenate([val_encoded, cal_encoded])
-        probabilities = np.concatenate([val_probabilities, scorer(cal_encoded.rows())])
+    ids, probabilities = encoded.validation, validation_probabilities
+    if not parts.calibration_is_validation and len(encoded.calibration):
+        ids = EncodedBatch.concatenate([encoded.validation, encoded.calibration])
+        probabilities = np.concatenate([validation_probabilities, scorer(encoded.calibration.rows())])
     if not len(ids):
         return None
     labels = Labels(config.class_names, default_score_label(list(config.class_names)))
     if config.validation_data is not None:
         source = {"data": str(config.validation_data), "part": "every review of the separate validation data"}
     else:
-        sources = config.data if isinstance(config.data, tuple | list) else (config.data,)
         source = {
-            "data": " + ".join(map(str, sources)),
+            "data": " + ".join(map(str, config.data)),
             "part": "the held-out validation and calibration parts of the training data (never trained on)",
         }
     return TrainingProfile.of(ids, probabilities, labels, source)
 
 
-def train(config: TrainingConfig) -> Bundle:
-    started = time.perf_counter()
-    arch = get_architecture(config.architecture)
-    if config.freeze_embedding and config.pretrain_vectors is None:
-        raise ValueError("--freeze-embedding keeps pre-trained vectors fixed; it needs --pretrain-vectors")
-    if config.fine_tune_epochs and not config.freeze_embedding:
-        raise ValueError("--fine-tune-epochs follows a frozen phase; it needs --freeze-embedding")
-    keras.utils.set_random_seed(config.seed)
-
-    names = labels_for(config.class_names)
-    data = load_data(config)
-    if config.validation_data is not None:
-        # Validation (early stopping) and calibration both on the given set; all the data trains.
-        train_set = data
-        val_set = cal_set = load_labelled(
-            config.validation_data, config.text_column, config.label_column, class_names=config.class_names
-        )
-        training_texts = set(train_set.texts.to_pylist())
-        split_description = {
-            "kind": "separate validation data",
-            "held_out_by": "file: the validation set is its own file, not drawn from the training data",
-            "validation_source": val_set.source,
-            "validation_texts_also_in_training": sum(text in training_texts for text in val_set.texts.to_pylist()),
-            "rows": {"train": len(train_set), "validation": len(val_set), "calibration": len(val_set)},
-        }
-        calibration_part = f"the separate validation file {val_set.source} (also used for early stopping)"
-    else:
-        split = holdout_split(
-            len(data),
-            data.groups,
-            config.validation_fraction,
-            config.calibration_fraction,
-            config.seed,
-            config.group_column,
-        )
-        train_set, val_set, cal_set = (data.subset(idx) for idx in (split.train, split.validation, split.calibration))
-        split_description = split.description
-        calibration_part = f"calibration fold: {split_description['kind']}, never used to choose weights or epochs"
-    empty = [name for name, count in zip(config.class_names, train_set.class_counts(), strict=True) if count == 0]
-    if empty:
-        raise DatasetError(f"{data.source}: no training rows of class {', '.join(map(repr, empty))}")
-    print(
-        f"data: {len(data)} reviews from {data.source}; {split_description['kind']}"
-        f"{' split by ' + config.group_column if data.groups is not None and config.validation_data is None else ''}: "
-        f"training on {len(train_set)}, validating on {len(val_set)}, calibrating on {len(cal_set)}"
-    )
-
-    preprocessing = PreprocessingConfig(
-        vocab_size=config.vocab_size or arch.vocab_size,
-        max_length=config.max_length or arch.max_length,
-        expand_contractions=config.expand_contractions,
-        remove_stopwords=config.remove_stopwords,
-        treebank=config.treebank,
-    )
-    # A text with no token left after cleaning ("," is a phrase of the RT data) teaches nothing, and
-    # scoring reports such a review as a preprocess failure; it is left out of every part.
-    train_set, val_set, cal_set, empty_dropped = drop_empty(preprocessing, train_set, val_set, cal_set)
-    if empty_dropped:
-        print(f"left out {empty_dropped} texts with no words after cleaning")
-    train_tokens = tokenize(train_set.texts, preprocessing)
-    vocabulary_tokens, pretraining, embeddings = train_tokens, None, None
-    if config.pretrain_vectors is not None:
-        # Unlabelled text joins the training part's (never the held-out parts') for the vectors
-        # and the vocabulary: words seen only there get ids and meaningful starting vectors.
-        sources = (
-            config.pretrain_vectors if isinstance(config.pretrain_vectors, tuple | list) else (config.pretrain_vectors,)
-        )
-        unlabelled = pa.concat_arrays([load_texts(path, config.text_column) for path in sources])
-        vocabulary_tokens = pa.concat_arrays([train_tokens, tokenize(unlabelled, preprocessing)])
-        fingerprint = texts_fingerprint(train_set.texts, unlabelled)
-        settings = WordVectorSettings(**{**config.word_vectors.__dict__, "dim": config.embedding_dim or 100})
-        vectors = word2vec(
-            vocabulary_tokens,
-            settings,
-            config.cache_dir,
-            f"{fingerprint}:{json.dumps(preprocessing.to_dict(), sort_keys=True)}",
-            workers=available_cores(),
-        )
-        reviews = len(train_set) + len(unlabelled)
-        print(
-            f"word vectors: {len(vectors.words)} words x {settings.dim} from {reviews} reviews "
-            + (f"in {vectors.seconds:.0f} s" if vectors.seconds else f"(cached: {vectors.cache_file})")
-        )
-    vocabulary = Vocabulary.build(vocabulary_tokens, preprocessing.vocab_size)
-    if config.pretrain_vectors is not None:
-        embeddings, covered = vectors.embedding_matrix(vocabulary, config.seed)
-        pretraining = {
-            "method": "gensim Word2Vec " + ("skip-gram" if settings.skip_gram else "CBOW"),
-            "settings": settings.__dict__,
-            "unlabelled_source": " + ".join(map(str, sources)),
-            "unlabelled_rows": len(unlabelled),
-            "text_fingerprint": "sha256:" + fingerprint,
-            "vocabulary_words_with_vectors": covered,
-            "seconds": round(vectors.seconds, 1),
-            "embedding": (
-                f"frozen, then fine-tuned for at most {config.fine_tune_epochs} epochs at a tenth of the rate"
-                if config.freeze_embedding and config.fine_tune_epochs
-                else "frozen"
-                if config.freeze_embedding
-                else "fine-tuned"
-            ),
-        }
-    encoder = TextEncoder(preprocessing, vocabulary)
-    train_encoded = encoder.encode_tokens(train_tokens)
-    val_encoded, cal_encoded = encoder.encode(val_set.texts), encoder.encode(cal_set.texts)
-    print(f"vocabulary: {len(vocabulary.tokens)} words; mean review length {train_encoded.lengths.mean():.0f} tokens")
-
-    batch_size = config.batch_size or arch.batch_size
-    train_batches = LengthBucketedBatches(train_encoded, train_set.labels, batch_size, shuffle=True, seed=config.seed)
-    val_batches = LengthBucketedBatches(val_encoded, val_set.labels, batch_size, shuffle=False)
-
-    model = arch.build(
-        len(vocabulary),
-        config.embedding_dim,
-        embeddings,
-        train_embedding=not config.freeze_embedding,
-        num_classes=len(config.class_names),
-    )
-    learning_rate = config.learning_rate or arch.learning_rate
-    fit_started = time.perf_counter()
-    history = fit(model, train_batches, val_batches, learning_rate, config.epochs, config)
-    if config.freeze_embedding and config.fine_tune_epochs:
-        # Then let the vectors move, slowly: sentiment separates words that contexts put together
-        # ("good", "bad"), but at full speed the embedding memorises the training reviews.
-        frozen_best, frozen_weights = min(history["val_loss"]), model.get_weights()
-        model.get_layer("embedding").trainable = True
-        tuned = fit(model, train_batches, val_batches, learning_rate / 10, config.fine_tune_epochs, config)
-        if min(tuned["val_loss"]) >= frozen_best:
-            model.set_weights(frozen_weights)
-        history = {k: history[k] + tuned[k] for k in history}
-        print(f"fine-tuning the embedding: validation loss {frozen_best:.4f} -> {min(tuned['val_loss']):.4f}")
-    fit_seconds = time.perf_counter() - fit_started
-
-    # Held-out logits through the same scorer as the pipeline, so calibration fits what scoring computes.
-    scorer = make_scorer(model, preprocessing.max_length, ScorerSettings(engine="keras"))
-    cal_logits = scorer.logits(cal_encoded.rows())
-    calibration = None
-    if len(cal_set):
-        groups = group_keys(cal_set.groups, len(cal_set))
-        calibration = choose_and_fit(cal_logits, cal_set.labels, groups, config.seed, names, calibration_part)
-        scorer.calibration = calibration
-    val_probabilities = scorer(val_encoded.rows())
-    metrics = {
-        "validation_split": split_description,
-        "validation": {
-            **classification_metrics(val_set.labels, val_probabilities, names, config.ordinal),
-            **calibration_metrics(val_set.labels, val_probabilities, names),
-            "split": f"validation ({split_description['kind']}, used for early stopping)",
-        },
-        "epochs_run": len(history["loss"]),
-        "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-        "history": {k: [float(v) for v in values] for k, values in history.items()},
-        "fit_seconds": round(fit_seconds, 1),
-        "wall_seconds": None,  # filled in below, once the report is written
-        "batch_size": batch_size,
-        "seed": config.seed,
-    }
-    if calibration is not None:
-        held_out_probabilities = calibration.probabilities(cal_logits)
-        metrics["calibration"] = {
-            **classification_metrics(cal_set.labels, held_out_probabilities, names, config.ordinal),
-            **calibration.details["after"],  # choose_and_fit measured these on the same scores
-            "split": f"{calibration_part}; calibration fitted on it (cross-fitted figures in calibration.json)",
-            "uncalibrated": calibration.details["before"],
-            "method": calibration.method,
-        }
-    if pretraining:
-        metrics["pretraining"] = pretraining
-    profile = held_out_profile(val_encoded, val_probabilities, cal_encoded, cal_set is val_set, scorer, config)
-    held_out, validation = metrics.get("calibration", metrics["validation"]), metrics["validation"]
-    print(
-        f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}, "
-        f"best epoch {metrics['best_epoch']}"
-        + (
-            f"; calibration: accuracy {held_out['accuracy']:.4f}, "
-            f"ECE {held_out['uncalibrated']['ece']:.4f} -> {held_out['ece']:.4f} ({calibration.method})"
-            if calibration is not None
-            else ""
-        )
-    )
-
-    name = config.name or f"imdb-{arch.name}"
-    config.out.mkdir(parents=True, exist_ok=True)
-    plot_history(history, config.out / HISTORY_PLOT_FILE, f"{name}: training history")
+def write_report(metrics: dict[str, Any], history: dict[str, list[float]], config: TrainingConfig, started: float):
+    """The history plot and metrics.json, written into the bundle folder before the bundle checksums them."""
+    out: Path = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    plot_history(history, out / HISTORY_PLOT_FILE, f"{config.bundle_name}: training history")
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
-    (config.out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
+
+def manifest_metrics(metrics: dict[str, Any], parts: Parts) -> dict[str, Any]:
+    """The report's headline figures, for the manifest."""
+    validation = metrics["validation"]
     summary = {
-        "validation_split": split_description,
-        "validation_accuracy": metrics["validation"]["accuracy"],
-        "validation_macro_f1": metrics["validation"]["macro_f1"],
-        "validation_loss": metrics["validation"]["loss"],
-        **({"validation_roc_auc": metrics["validation"]["roc_auc"]} if "roc_auc" in metrics["validation"] else {}),
+        "validation_split": parts.description,
+        "validation_accuracy": validation["accuracy"],
+        "validation_macro_f1": validation["macro_f1"],
+        "validation_loss": validation["loss"],
+        **({"validation_roc_auc": validation["roc_auc"]} if "roc_auc" in validation else {}),
         "epochs_run": metrics["epochs_run"],
         "best_epoch": metrics["best_epoch"],
         "wall_seconds": metrics["wall_seconds"],
     }
-    if calibration is not None:
+    held_out = metrics.get("calibration")
+    if held_out is not None:
         summary["heldout"] = {
-            "split": calibration_part,
+            "split": parts.calibration_source,
             "accuracy": held_out["accuracy"],
             "macro_f1": held_out["macro_f1"],
             **({"roc_auc": held_out["roc_auc"]} if "roc_auc" in held_out else {}),
@@ -369,38 +531,30 @@ def train(config: TrainingConfig) -> Bundle:
             "brier": held_out["brier"],
             "rows": held_out["examples"],
         }
-    training_data = {
+    return summary
+
+
+def training_data_record(data: LabelledReviews, parts: Parts, embedding: InitialEmbedding) -> dict[str, Any]:
+    """What the manifest records of the data: its fingerprint (`reviewscore profile` finds it again) and parts."""
+    record = {
         "fingerprint": data.fingerprint(),
         "rows": len(data),
-        "training_rows": len(train_set),
-        "validation_rows": len(val_set),
-        "calibration_rows": len(cal_set),
-        "empty_texts_left_out": empty_dropped,
+        "training_rows": len(parts.train),
+        "validation_rows": len(parts.validation),
+        "calibration_rows": len(parts.calibration),
+        "empty_texts_left_out": parts.empty_texts_left_out,
         "source": data.source,
     }
-    if pretraining:
-        training_data["pretraining"] = pretraining
-    bundle = write_bundle(
-        config.out,
-        model=model,
-        preprocessing=preprocessing,
-        vocabulary=vocabulary,
-        name=name,
-        version=config.version,
-        architecture={
-            "name": arch.name,
-            "description": arch.description,
-            "parameters": model.count_params(),
-            "embedding_dim": model.get_layer("embedding").output_dim,
-            "embedding": ("word2vec, " + pretraining["embedding"]) if pretraining else "trained from random",
-        },
-        class_names=list(config.class_names),
-        training_data=training_data,
-        metrics=summary,
-        ordinal=config.ordinal,
-        calibration=calibration,
-        profile=profile,
-        extra_files=(METRICS_FILE, HISTORY_PLOT_FILE),
-    )
-    print(f"bundle: {bundle.path} (version {bundle.model_version}) in {metrics['wall_seconds']:.0f} s")
-    return bundle
+    if embedding.pretraining:
+        record["pretraining"] = embedding.pretraining
+    return record
+
+
+def architecture_record(arch: Architecture, model: keras.Model, embedding: InitialEmbedding) -> dict[str, Any]:
+    return {
+        "name": arch.name,
+        "description": arch.description,
+        "parameters": model.count_params(),
+        "embedding_dim": model.get_layer("embedding").output_dim,
+        "embedding": embedding.description,
+    }

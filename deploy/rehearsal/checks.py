@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from deploy.rehearsal.data import Inputs
+from schemas.summary import RunSummary, summary_from_json
 
 SCORE_TOLERANCE = 1e-5
 SUMMARY = "_SUMMARY.json"
@@ -37,7 +37,7 @@ class Check:
 @dataclass
 class Output:
     names: list[str]
-    summary: dict | None
+    summary: RunSummary | None
     scored: pa.Table
     """review_id, predicted_label, score of every published scored row."""
     errors: pa.Table
@@ -54,7 +54,7 @@ def looks_complete(names: list[str]) -> list[str]:
 
 
 def read_output(names: list[str], read: Callable[[str], bytes]) -> Output:
-    summary = json.loads(read(SUMMARY)) if SUMMARY in names else None
+    summary = summary_from_json(read(SUMMARY)) if SUMMARY in names else None
     scored = _concat([_parquet(read(n), ["review_id", "predicted_label", "score"]) for n in published(names, "scored")])
     errors = _concat([_parquet(read(n), ["review_id", "stage"]) for n in published(names, "errors")])
     return Output(names, summary, scored, errors)
@@ -75,10 +75,12 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 def check_counts(name: str, out: Output, inputs: Inputs) -> list[Check]:
     """_SUMMARY.json and report.html present; read = scored + failed, by the summary and by the rows."""
-    summary = out.summary or {}
-    read, scored, failed = (summary.get(k) for k in ("records_read", "records_scored", "records_failed"))
+    summary = out.summary
+    read, scored, failed = (
+        (summary.records_read, summary.records_scored, summary.records_failed) if summary else (None, None, None)
+    )
     rows, error_rows = out.scored.num_rows, out.errors.num_rows
-    stages = summary.get("failed_by_stage")
+    stages = summary.failed_by_stage if summary else None
     ids = out.scored.column("review_id")
     leftovers = sorted(set(out.names) - set(looks_complete(out.names)))
     return [

@@ -61,7 +61,7 @@ class Inputs:
     records: int
     """Records the inputs hold: Parquet rows (footers) plus review files."""
     failures: dict[str, int]
-    """The failed records each stage must report (pipeline/sinks.py's failed_by_stage)."""
+    """The failed records each stage must report (the run summary's failed_by_stage)."""
 
     @property
     def scored(self) -> int:

@@ -57,6 +57,7 @@ from deploy.rehearsal.launch import (
 )
 from deploy.rehearsal.services import MetadataServer, Processes, free_port, loopback_env, wait_for_port
 from deploy.rehearsal.storage import Bucket, start_emulator, wait_for_emulator
+from schemas.summary import RunSummary
 
 BOOT = Path(__file__).resolve().parent / "boot.py"
 JOB_SERVICE = Path(__file__).resolve().parent / "job_service.py"
@@ -214,11 +215,16 @@ def killed_checks(outcome: Outcome) -> list[checks.Check]:
 
 
 def closing_line(
-    inputs: Inputs, results: dict[str, Outcome], summaries: dict, figures: dict, failed: list[checks.Check], total
+    inputs: Inputs,
+    results: dict[str, Outcome],
+    summaries: dict[str, RunSummary | None],
+    figures: dict,
+    failed: list[checks.Check],
+    total,
 ) -> str:
-    flex = summaries.get("flex") or summaries.get("cli") or {}
+    flex = summaries.get("flex") or summaries.get("cli")
     walls = ", ".join(f"{name} {outcome.wall:.1f} s" for name, outcome in results.items())
-    engines = ", ".join(f"{name} {s.get('engine')}" for name, s in summaries.items() if s)
+    engines = ", ".join(f"{name} {s.engine}" for name, s in summaries.items() if s)
     killed = results.get("killed")
     kill = (
         "nothing looks complete"
@@ -228,8 +234,8 @@ def closing_line(
     named = "; ".join(f"{c.name}{': ' + c.detail if c.detail else ''}" for c in failed[:3])
     verdict = f"FAIL ({len(failed)} checks failed: {named})" if failed else "PASS"
     return (
-        f"rehearse-dataflow {verdict}: {inputs.records:,} reviews, {flex.get('records_scored', 0):,} scored, "
-        f"{flex.get('records_failed', 0):,} failed; vs the local run ({figures['compared']} of 2 launches): "
+        f"rehearse-dataflow {verdict}: {inputs.records:,} reviews, {flex.records_scored if flex else 0:,} scored, "
+        f"{flex.records_failed if flex else 0:,} failed; vs the local run ({figures['compared']} of 2 launches): "
         f"max |score diff| {figures['max_diff']:.1e}, label mismatches {figures['mismatches']}; wall {walls}; "
         f"engines {engines}; killed run: {kill}; total {total:.0f} s. Not rehearsed: {CANNOT_SHOW}."
     )

@@ -7,6 +7,6 @@ One module per command; `app.py` assembles them and holds the console entry poin
 """
 
 from pipeline.cli.app import app, main
-from pipeline.cli.common import DEFAULT_MODEL, quiet_logging
+from pipeline.cli.common import quiet_logging
 
-__all__ = ["DEFAULT_MODEL", "app", "main", "quiet_logging"]
+__all__ = ["app", "main", "quiet_logging"]

@@ -1,5 +1,5 @@
-"""What every command shares: the consoles, the one way a configuration mistake ends (exit code
-2, one line, no traceback), quiet logging, and the process exit."""
+"""What every command shares: the consoles, the default model and cache folders, the one way a
+configuration mistake ends (exit code 2, one line, no traceback), quiet logging, and the process exit."""
 
 from __future__ import annotations
 
@@ -13,14 +13,25 @@ import typer
 from rich.console import Console
 
 import pipeline
-from pipeline.options import OPTIONS
+from pipeline.cache import DEFAULT_CACHE_DIR
+from pipeline.options import DEFAULT_MODEL
+
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "DEFAULT_MODEL",
+    "EXIT_CONFIG_ERROR",
+    "console",
+    "describe",
+    "errors",
+    "exit_without_teardown",
+    "fail",
+    "link",
+    "quiet_logging",
+]
 
 console = Console()
 errors = Console(stderr=True)
-
 EXIT_CONFIG_ERROR = 2
-DEFAULT_MODEL = OPTIONS["model"].cli_default
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "reviewscore"
 
 
 def fail(message: str) -> NoReturn:
@@ -65,8 +76,8 @@ def describe(values: dict, prefix: str = "") -> str:
 def exit_without_teardown(code: int | str | None) -> NoReturn:
     """Exit at once: by now every output file is closed and published (or the command failed).
 
-    Python's normal exit tears down TensorFlow, XLA and Beam's runner state, which took about
-    1.5 s on the build machine: 15 % of a small job's wall time, spent after all its work is done.
+    Python's normal exit tears down TensorFlow, XLA and Beam's runner state, a cost paid after all
+    the work is done and large beside a small job's wall time (BENCHMARKS.md, "End to end, 50,000 reviews").
     """
     if isinstance(code, str):
         errors.print(code)

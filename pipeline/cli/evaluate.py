@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.common import DEFAULT_MODEL, console, fail
+from schemas.output_names import MODEL_VERSION
 
 
 def evaluate(
@@ -39,7 +40,7 @@ def evaluate(
         metrics = evaluate_bundle(model, input, report, text_column, label_column)
     except (BundleError, DatasetError) as e:
         fail(str(e))
-    table = Table(title=f"{metrics['examples']:,} reviews, model {metrics['model_version']}", title_justify="left")
+    table = Table(title=f"{metrics['examples']:,} reviews, model {metrics[MODEL_VERSION]}", title_justify="left")
     for column in ("class", "precision", "recall", "F1", "reviews"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, row in metrics["per_class"].items():

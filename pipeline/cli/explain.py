@@ -8,26 +8,25 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli.common import DEFAULT_MODEL, console, fail
+from pipeline.explain import COMPLETENESS_TOLERANCE, MOST_STEPS
 from pipeline.explain import METHODS as EXPLAIN_METHODS
 
 # An Enum so --help lists the choices; pipeline.explain is cheap to import (no TensorFlow, no Beam).
 ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in EXPLAIN_METHODS])
 DEFAULT_EXPLAIN_METHOD = ExplainMethod(EXPLAIN_METHODS[0])
+STEPS_HELP = (
+    f"Integrated-gradients steps to start with; doubled (up to {MOST_STEPS:,}) until the attributions sum "
+    f"to the logit difference within {COMPLETENESS_TOLERANCE:.0%}."
+)
 
 
 def explain(
     text: Annotated[str, typer.Argument(help="The review to explain.")],
     model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
-    steps: Annotated[
-        int,
-        typer.Option(
-            min=2,
-            help="Integrated-gradients steps to start with; doubled (up to 1,024) until the attributions sum "
-            "to the logit difference within 5%.",
-        ),
-    ] = 64,
+    steps: Annotated[int, typer.Option(min=2, help=STEPS_HELP)] = 64,
     top: Annotated[int, typer.Option(min=1, help="Words to list.")] = 10,
     method: Annotated[
         ExplainMethod,
@@ -35,18 +34,11 @@ def explain(
     ] = DEFAULT_EXPLAIN_METHOD,
 ) -> None:
     """Show which words pushed a review towards its label: the text highlighted, then its strongest words."""
-    from rich.text import Text
-
     from pipeline.bundle import BundleError, open_bundle
-    from pipeline.explain.explainer import (
-        COMPLETENESS_TOLERANCE,
-        Explainer,
-        ExplainSettings,
-        ExplainUnavailable,
-        word_weights,
-    )
+    from pipeline.engines.base import ScorerSettings
+    from pipeline.engines.calibrated import bundle_scorer
+    from pipeline.explain.explainer import Explainer, ExplainSettings, ExplainUnavailable, explain_review, word_weights
     from pipeline.labels import Labels
-    from pipeline.scorer import ScorerSettings, bundle_scorer
 
     try:
         bundle = open_bundle(model)
@@ -58,35 +50,23 @@ def explain(
         labels = Labels.of(bundle.manifest)
         predicted = labels.predicted(probabilities)
         explainer = Explainer(bundle, ExplainSettings(top, steps, method.value), scorer.logits, batch_size=1)
-        while True:
-            attributions = explainer(encoded.rows(), predicted, logits)
-            error = float(attributions.completeness_error[0])
-            if np.isnan(error) or error <= COMPLETENESS_TOLERANCE or steps >= 1024:
-                break
-            steps *= 2
-            explainer = explainer.with_steps(steps)
+        attributions, steps = explain_review(explainer, encoded.rows(), predicted, logits)
     except (BundleError, ExplainUnavailable) as e:
         fail(str(e))
     label = labels.class_names[int(predicted[0])]
     weights = attributions.weights[0]
-    strongest = float(np.abs(weights).max()) or 1.0
-    shown = Text()
-    for word, weight in zip(words[0], weights.tolist(), strict=True):
-        share = min(abs(weight) / strongest, 1.0)
-        colour = "green" if weight > 0 else "red"
-        shown.append(word, style=f"bold {colour}" if share > 0.5 else colour if share > 0.15 else "dim")
-        shown.append(" ")
     console.print(
         f"[bold]{label}[/] (score {float(labels.scores(probabilities, predicted)[0]):.3f}); "
         f"[green]green[/] pushed towards {label}, [red]red[/] against it, the stronger the bolder:"
     )
-    console.print(shown)
+    console.print(highlighted(words[0], weights))
     table = Table(title="strongest words", title_justify="left")
     table.add_column("word")
     table.add_column("weight", justify="right")
     for word, weight in word_weights(words[0], weights)[:top]:
         table.add_row(word, f"[{'green' if weight > 0 else 'red'}]{weight:+.3f}[/]")
     console.print(table)
+    error = float(attributions.completeness_error[0])
     if np.isnan(error):
         console.print(
             "occlusion: each weight is how much the predicted class's logit "
@@ -98,3 +78,15 @@ def explain(
         f"the weights sum to {weights.sum():+.3f}; the predicted class's logit moved {delta:+.3f} from the "
         f"all-zero-embedding baseline (integrated gradients, {steps} steps: completeness error {error:.1%})"
     )
+
+
+def highlighted(words: list[str], weights: np.ndarray) -> Text:
+    """The review's words coloured by the sign of their weight, bolder the stronger."""
+    strongest = float(np.abs(weights).max()) or 1.0
+    shown = Text()
+    for word, weight in zip(words, weights.tolist(), strict=True):
+        share = min(abs(weight) / strongest, 1.0)
+        colour = "green" if weight > 0 else "red"
+        shown.append(word, style=f"bold {colour}" if share > 0.5 else colour if share > 0.15 else "dim")
+        shown.append(" ")
+    return shown

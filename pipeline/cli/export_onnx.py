@@ -1,4 +1,4 @@
-"""`reviewscore export-onnx`: add model.onnx to a bundle exported before the export existed."""
+"""`reviewscore export-onnx`: add model.onnx to a bundle that has none (training/onnx_export.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def export_onnx(
     bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add model.onnx to.")],
 ) -> None:
     """Add model.onnx to a bundle trained before it was exported (needs TensorFlow; the model is unchanged)."""
-    from pipeline.bundle import BundleError, add_onnx
+    from pipeline.bundle import BundleError
+    from training.onnx_export import add_onnx
 
     try:
         updated = add_onnx(bundle)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
 
@@ -73,17 +74,35 @@ def _describe_profile(profile) -> str:
 
 
 def _engine_for(bundle) -> str:
-    """Which engines can score the bundle, from its manifest (no model is loaded: info stays instant)."""
-    from pipeline.scorer import XLA_FROM_REVIEWS
+    """Which engines can score the bundle, from its manifest and the engine registry (no model is
+    loaded: info stays instant)."""
+    from pipeline.engines.choice import auto_ladder
+    from pipeline.engines.registry import ENGINES
 
-    onnx = bundle.manifest.onnx or {}
-    if bundle.has_onnx:
-        checked = onnx.get("checked_against_keras", {})
-        difference = checked.get("max_abs_probability_difference")
-        agreement = f", {difference:.1e} from Keras at export" if difference is not None else ""
-        return (
-            f"onnx (model.onnx, ONNX Runtime, no TensorFlow{agreement}) for jobs under {XLA_FROM_REVIEWS:,} "
-            "reviews or without TensorFlow; xla from there on (checked against Keras when a job loads it)"
+    files = bundle.manifest.files
+    ladder = auto_ladder()
+    missing = [e.bundle_file.name for e in ladder if e.bundle_file and e.bundle_file.name not in files]
+    if missing:
+        runnable = [e for e in ENGINES.values() if not e.bundle_file or e.bundle_file.name in files]
+        needs = " and ".join(dict.fromkeys(e.module.title for e in runnable if e.module))
+        why = (bundle.manifest.onnx or {}).get(
+            "unsupported", "exported before reviewscore wrote model.onnx; run `reviewscore export-onnx`"
         )
-    why = onnx.get("unsupported", "exported before reviewscore wrote model.onnx; run `reviewscore export-onnx`")
-    return f"xla or keras, needs TensorFlow (no model.onnx: {why})"
+        return f"{' or '.join(e.name for e in runnable)}, needs {needs} (no {', '.join(missing)}: {why})"
+    steps = [
+        f"{engine.name} ({_checked(engine, bundle)}) for jobs under {following.auto_from_reviews:,} reviews"
+        + (f" or without {following.module.title}" if following.module else "")
+        for engine, following in pairwise(ladder)
+    ]
+    return "; ".join([*steps, f"{ladder[-1].name} from there on ({_checked(ladder[-1], bundle)})"])
+
+
+def _checked(engine, bundle) -> str:
+    """How the engine is known to reproduce the Keras model: a bundle file's engine by the check
+    recorded at export, the others when a job loads them."""
+    if engine.bundle_file is None:
+        return "checked against Keras when a job loads it"
+    checked = (bundle.manifest.onnx or {}).get("checked_against_keras", {})
+    difference = checked.get("max_abs_probability_difference")
+    agreement = f", {difference:.1e} from Keras at export" if difference is not None else ""
+    return f"{engine.bundle_file.name}, {engine.description}{agreement}"

@@ -1,4 +1,4 @@
-"""`reviewscore profile`: add a training profile to a bundle trained before `train` wrote one."""
+"""`reviewscore profile`: add a training profile to a bundle that has none."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import console, fail
+from schemas.bundle import PROFILE_FILE
 
 
 def profile(
@@ -22,7 +23,7 @@ def profile(
     text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column, for Parquet data.")] = "label",
 ) -> None:
-    """Add the training profile drift checks compare every run with, to a bundle trained before train wrote one."""
+    """Add the training profile drift checks compare every run with, to a bundle that has none."""
     from pipeline.bundle import BundleError
     from training.datasets import DatasetError
     from training.holdout_profile import profile_bundle
@@ -33,6 +34,6 @@ def profile(
         fail(str(e))
     source = updated.profile.source
     console.print(
-        f"wrote {updated.path / 'profile.json'}: {source['reviews']:,} reviews, {source['part']} of "
+        f"wrote {updated.path / PROFILE_FILE}: {source['reviews']:,} reviews, {source['part']} of "
         f"{source['data']}; manifest updated (model and version unchanged)"
     )

@@ -17,40 +17,43 @@ import pipeline
 from pipeline.cli.common import console, errors, fail, link, quiet_logging
 from pipeline.options import JOB_OPTIONS, REQUIRED
 from pipeline.verdict import drifted_checks
+from schemas.summary import DRIFTED, INSUFFICIENT, OK, Drift, RunSummary
 
 
 def score(ctx: typer.Context, verbose: bool, **values) -> None:
     """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
     quiet_logging(verbose)
-    from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
+    from pipeline.job import CONFIG_ERRORS, DryRun, JobDescribed, JobSubmitted, ScoringJob, run_scoring
 
     values = {name: value.value if isinstance(value, StrEnum) else value for name, value in values.items()}
     job = ScoringJob.from_options(values, (ctx.obj or {}).get("beam_args", []), started=pipeline.STARTED)
     try:
-        summary = run_scoring(job)
+        outcome = run_scoring(job)
     except CONFIG_ERRORS as e:
         fail(str(e))
-    if summary.get("dry_run"):
-        top = sorted({step.split("/")[0] for step in summary["steps"]})
-        console.print(f"dry run: job graph built with {len(summary['steps'])} steps ({', '.join(top)}); nothing ran")
+    if isinstance(outcome, DryRun):
+        top = sorted({step.split("/")[0] for step in outcome.steps})
+        console.print(f"dry run: job graph built with {len(outcome.steps)} steps ({', '.join(top)}); nothing ran")
         return
-    if "job_description" in summary:  # --template_location: a template was written, nothing ran
-        console.print(f"job description written to {summary['job_description']}; nothing ran")
+    if isinstance(outcome, JobDescribed):  # --template_location: a template was written, nothing ran
+        console.print(f"job description written to {outcome.job_description}; nothing ran")
         return
-    if "submitted" in summary:  # a remote run that does not wait
-        console.print(f"job submitted: {summary.get('job_id')}")
+    if isinstance(outcome, JobSubmitted):  # a remote run that does not wait
+        console.print(f"job submitted: {outcome.job_id}")
         return
+    summary = outcome
     _print_summary(summary, job.output)
-    verdict = summary["verdict"]
-    for problem in verdict["problems"]:
+    verdict = summary.verdict
+    assert verdict is not None, "a job judges itself in its summary step"
+    for problem in verdict.problems:
         errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
-    drift = summary.get("drift") or {}
-    where = f"; see {summary['report']}" if summary.get("report") else ""
-    if not verdict["passed"]:
-        if drift.get("detected"):
-            errors.print(f"report: {summary['report']}", highlight=False, soft_wrap=True)
+    drift = summary.drift
+    where = f"; see {summary.report}" if summary.report else ""
+    if not verdict.passed:
+        if drift.detected:
+            errors.print(f"report: {summary.report}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    if drift.get("detected"):
+    if drift.detected:
         errors.print(
             f"[bold yellow]warning:[/] drift detected ({drifted_checks(drift)}); every record was scored{where}",
             highlight=False,
@@ -91,37 +94,34 @@ def score_parameters() -> list[inspect.Parameter]:
 score.__signature__ = inspect.Signature(score_parameters())
 
 
-def _print_summary(summary: dict, output: str) -> None:
-    table = Table(title=f"scored with model {summary['model_version']}", show_header=False, title_justify="left")
+def _print_summary(summary: RunSummary, output: str) -> None:
+    table = Table(title=f"scored with model {summary.model_version}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("records read", f"{summary['records_read']:,}")
-    table.add_row("scored", f"{summary['records_scored']:,}")
-    table.add_row("failed", f"{summary['records_failed']:,}")
-    for label, count in summary["label_counts"].items():
+    table.add_row("records read", f"{summary.records_read:,}")
+    table.add_row("scored", f"{summary.records_scored:,}")
+    table.add_row("failed", f"{summary.records_failed:,}")
+    for label, count in summary.label_counts.items():
         table.add_row(f"  {label}", f"{count:,}")
-    table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
-    table.add_row("throughput", f"{summary['reviews_per_second'] or 0:,.0f} reviews/s")
-    if summary.get("model_loads") is not None:
-        table.add_row("model loads", str(summary["model_loads"]))
-    engines = summary.get("engines") or {}
-    if engines:  # why each was chosen: in the log line above (local runs), the summary and the report
-        table.add_row("engine", ", ".join(f"{name} ({entry['reviews']:,} reviews)" for name, entry in engines.items()))
-    drift = summary.get("drift") or {}
-    table.add_row("drift", _describe_drift(drift))
+    table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
+    table.add_row("throughput", f"{summary.reviews_per_second or 0:,.0f} reviews/s")
+    if summary.model_loads is not None:
+        table.add_row("model loads", str(summary.model_loads))
+    if summary.engines:  # why each was chosen: in the log line above (local runs), the summary and the report
+        table.add_row("engine", ", ".join(f"{name} ({use.reviews:,} reviews)" for name, use in summary.engines.items()))
+    table.add_row("drift", _describe_drift(summary.drift))
     console.print(table)
-    outputs = f"{output}/scored-*.parquet" + (", errors-*.parquet" if summary["records_failed"] else "")
+    outputs = f"{output}/scored-*.parquet" + (", errors-*.parquet" if summary.records_failed else "")
     console.print(f"output: {outputs}")
-    if summary.get("report"):
-        console.print(f"report: {link(summary['report'])}", soft_wrap=True)
+    if summary.report:
+        console.print(f"report: {link(summary.report)}", soft_wrap=True)
 
 
-def _describe_drift(drift: dict) -> str:
-    status = drift.get("status", "no_profile")
-    if status == "drifted":
+def _describe_drift(drift: Drift) -> str:
+    if drift.status == DRIFTED:
         return "detected: " + drifted_checks(drift)
-    if status == "ok":
-        return f"none ({len(drift['checks'])} checks against the training profile)"
-    if status == "insufficient_data":
-        return f"not judged: {drift['reviews']:,} reviews, {drift['min_reviews']:,} needed"
+    if drift.status == OK:
+        return f"none ({len(drift.checks)} checks against the training profile)"
+    if drift.status == INSUFFICIENT:
+        return f"not judged: {drift.reviews or 0:,} reviews, {drift.min_reviews or 0:,} needed"
     return "not checked: the bundle has no training profile"

@@ -11,12 +11,30 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.engines.base import TENSORFLOW, ScorerSettings
 from pipeline.engines.length_order import score_in_length_order
-from pipeline.preprocessing import pad_rows
+
+
+class KerasEngine:
+    name = "keras"
+    title = "Keras"
+    description = "the Keras model itself, any architecture"
+    module = TENSORFLOW
+    bundle_file = None
+    best_batch_size = 64
+    gradients = True
+    auto_from_reviews = None
+    fallback = None
+
+    def load(self, bundle, settings: ScorerSettings) -> KerasScorer:
+        return self.from_model(bundle.load_model(), bundle.preprocessing.max_length, settings)
+
+    def from_model(self, model, width: int, settings: ScorerSettings) -> KerasScorer:
+        return KerasScorer(model, settings.batch_size_for(self), settings.reason)
 
 
 class KerasScorer:
-    engine = "keras"
+    engine = KerasEngine.name
 
     def __init__(self, model, batch_size: int, reason: str = ""):
         self.predict, self.outputs = compile_keras(model)
@@ -24,6 +42,8 @@ class KerasScorer:
         self.reason = reason
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        from pipeline.preprocessing import pad_rows  # here: the registry imports this module for --help
+
         return score_in_length_order(
             rows,
             self.batch_size,

@@ -7,6 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+DEFAULT_MAX_BATCH_SIZE = 4096
+"""Reviews scored together when the job does not say: one RunInference element, sorted by length
+here and cut into model calls (BENCHMARKS.md, "Levers: what each gave")."""
+
 
 def available_cores() -> int:
     try:

@@ -15,9 +15,6 @@ from typing import Any
 
 import numpy as np
 
-# Stands in for "no step seen yet" before a running max, or for a padded step: below any float32 activation.
-BELOW_ANY_VALUE = -3.0e38
-
 
 class UnsupportedModel(ValueError):
     """The model's layers are not a sequence this graph reproduces exactly."""

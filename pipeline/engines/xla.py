@@ -1,12 +1,13 @@
 """Engine 'xla': the model rebuilt as one exact, XLA-compiled loop (needs TensorFlow).
 
 Why it exists: on CPU, Keras runs an LSTM as a TensorFlow loop of a dozen small kernels per time
-step, and per-kernel overhead, not arithmetic, bounds it (BENCHMARKS.md: 15 % of peak). XLA compiles
-the whole loop into one native function, but only for static shapes, and recompiling for every
-batch shape costs more than it saves. So this graph takes ids at one static width (the bundle's
-maximum length) and the number of steps to run as a *value*: the loop stops at the longest review
-of the batch, and one compilation serves every batch of the same row count. XLA's compiled loop
-runs on one core, so threads, not TensorFlow's intra-op pool, fill the machine.
+step, and per-kernel overhead, not arithmetic, bounds it (BENCHMARKS.md, "Efficiency: how far from
+the physical limit"). XLA compiles the whole loop into one native function, but only for static
+shapes, and recompiling for every batch shape costs more than it saves. So this graph takes ids at
+one static width (the bundle's maximum length) and the number of steps to run as a *value*: the
+loop stops at the longest review of the batch, and one compilation serves every batch of the same
+row count. XLA's compiled loop runs on one core, so threads, not TensorFlow's intra-op pool, fill
+the machine.
 
 The arithmetic is Keras' own, rearranged where that is exact at inference time:
 - the embedding and each direction's input projection fold into one lookup table,
@@ -24,17 +25,42 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pipeline.engines.length_order import score_in_length_order
-from pipeline.engines.plan import BELOW_ANY_VALUE, Direction, RecurrentPlan, UnsupportedModel, difference_to_keras
-from pipeline.preprocessing import pad_rows
+from pipeline.engines.base import TENSORFLOW, ScorerSettings
+from pipeline.engines.length_order import available_cores, score_in_length_order
+from pipeline.engines.plan import Direction, RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
 
 # Largest |probability difference| to Keras allowed on the probe batch before the compiled graph is used.
 PROBE_TOLERANCE = 1e-5
 PROBE_LENGTH = 12
+# From this many reviews per job, 'auto' pays TensorFlow's import and XLA's compile for the faster
+# engine (break-even measured by `make bench`, BENCHMARKS.md "Which engine: where the compile pays off").
+XLA_FROM_REVIEWS = 60_000
+
+
+class XlaEngine:
+    name = "xla"
+    title = "XLA"
+    description = "compiled, fastest per review"
+    module = TENSORFLOW
+    bundle_file = None
+    best_batch_size = 256
+    gradients = True
+    auto_from_reviews = XLA_FROM_REVIEWS
+    fallback = "keras"
+
+    def load(self, bundle, settings: ScorerSettings) -> CompiledScorer:
+        return self.from_model(bundle.load_model(), bundle.preprocessing.max_length, settings)
+
+    def from_model(self, model, width: int, settings: ScorerSettings) -> CompiledScorer:
+        """Raises UnsupportedModel if the compiled graph cannot reproduce `model`."""
+        threads = settings.threads or available_cores()
+        scorer = compiled_scorer(model, plan_model(model), width, settings.batch_size_for(self), threads)
+        scorer.reason = settings.reason
+        return scorer
 
 
 class CompiledScorer:
-    engine = "xla"
+    engine = XlaEngine.name
     reason = ""
 
     def __init__(self, predict, width: int, outputs: int, batch_size: int, threads: int):
@@ -53,9 +79,11 @@ class CompiledScorer:
     def _score_slice(self, rows: Sequence[np.ndarray], members: np.ndarray) -> np.ndarray:
         """One compiled call, on ids padded to the full width and the full batch size.
 
-        One shape means one XLA compilation per process (1 to 1.5 s on the build machine); a short
-        last slice padded with empty rows costs at most one batch's worth of steps (about 0.15 s).
+        One shape means one XLA compilation per process; a short last slice padded with empty rows
+        costs at most one batch's worth of steps (BENCHMARKS.md, "Start-up").
         """
+        from pipeline.preprocessing import pad_rows  # here: the registry imports this module for --help
+
         count = len(members)
         ids = np.zeros((self.batch_size, self.width), dtype=np.int32)
         ids[:count] = pad_rows([rows[i] for i in members], self.width)
@@ -122,6 +150,8 @@ def recurrent_logits(plan: RecurrentPlan, input_at, lengths, width: int, steps, 
     """
     import tensorflow as tf
 
+    from pipeline.layers import BELOW_ANY_VALUE
+
     units, count = plan.units, len(plan.directions)
     pool = plan.readout == "pool"
     rows = tf.shape(lengths)[0]
@@ -165,9 +195,9 @@ def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: in
     """Score a probe batch both ways; a disagreement means the compiled graph is not this model.
 
     The probe has the scorer's own batch size, so the compilation it triggers is the one the
-    job uses next. Its reviews are 1 to 12 tokens long: Keras runs the probe eagerly, at about
-    12 ms per time step on the build machine, and a dozen steps exercise masking, both directions
-    and the readout as well as a hundred would.
+    job uses next. Its reviews are 1 to PROBE_LENGTH tokens long: Keras runs the probe eagerly, a
+    time step at a time (BENCHMARKS.md, "Start-up"), and a dozen steps exercise masking, both
+    directions and the readout as well as a hundred would.
     """
     longest = min(PROBE_LENGTH, scorer.width)
     difference = difference_to_keras(scorer, model, vocabulary, scorer.batch_size, longest, seed)

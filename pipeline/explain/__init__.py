@@ -5,13 +5,18 @@
 - `integrated_gradients.py`: integrated gradients on the embeddings of a model's RecurrentPlan, on
   TensorFlow (XLA-compiled per padded width; ONNX Runtime computes no gradients), completeness
   measured per review;
-- `explainer.py`: a bundle's explainer, the top_words column and the run's explanation statistics.
+- `explainer.py`: a bundle's explainer, one review explained until complete, the top_words column
+  and the run's explanation statistics.
 
-This module names the methods and the default step count, and is cheap to import (no NumPy,
-pyarrow or TensorFlow): the CLI reads it for `--help`, as it reads pipeline.engines' ENGINES.
+This module names the methods and their settings, and is cheap to import (no NumPy, pyarrow or
+TensorFlow): the CLI reads it for `--help`, as it reads pipeline.engines.registry.
 """
 
 METHODS = ("occlusion", "integrated-gradients")
 """The first is the default: measured cheaper at every review length (BENCHMARKS.md, "What explanations cost")."""
 STEPS = 32
 """Integrated-gradients steps when not set."""
+COMPLETENESS_TOLERANCE = 0.05
+"""A review whose attributions miss F(x) - F(x') by more than this share is counted as incomplete."""
+MOST_STEPS = 1024
+"""The most integrated-gradients steps `explain_review` doubles up to."""

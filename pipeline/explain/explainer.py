@@ -20,13 +20,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
-from pipeline.explain import METHODS, STEPS
+from pipeline.engines.base import TENSORFLOW
+from pipeline.engines.registry import ENGINES
+from pipeline.explain import COMPLETENESS_TOLERANCE, METHODS, MOST_STEPS, STEPS
 from pipeline.explain.integrated_gradients import BASELINE, Attributions, IntegratedGradients
 from pipeline.explain.occlusion import Occlusion
 from schemas.output import TOP_WORD_TYPE
-
-COMPLETENESS_TOLERANCE = 0.05
-"""A review whose attributions miss F(x) - F(x') by more than this share is counted as incomplete."""
 
 
 class ExplainUnavailable(ValueError):
@@ -50,7 +49,10 @@ class ExplainSettings:
         """Where explanations run, given the scoring engine: occlusion on it, integrated gradients on TensorFlow."""
         if self.method == "occlusion":
             return engine
-        return "TensorFlow (XLA-compiled)" + (": the onnx engine computes no gradients" if engine == "onnx" else "")
+        gradients = engine not in ENGINES or ENGINES[engine].gradients
+        return f"{TENSORFLOW.title} (XLA-compiled)" + (
+            "" if gradients else f": the {engine} engine computes no gradients"
+        )
 
     def describe(self) -> dict:
         if self.method == "occlusion":
@@ -76,11 +78,10 @@ class Explainer:
         if settings.method == "occlusion":
             self.attribute = Occlusion(logits)
             return
-        from pipeline.scorer import tensorflow_installed
-
-        if not tensorflow_installed():
+        if not TENSORFLOW.installed():
             raise ExplainUnavailable(
-                "integrated gradients need TensorFlow, which is not installed here; use --explain-method occlusion"
+                f"integrated gradients need {TENSORFLOW.title}, which is not installed here; "
+                "use --explain-method occlusion"
             )
         from pipeline.engines.plan import UnsupportedModel, plan_model
 
@@ -106,6 +107,20 @@ class Explainer:
         other.settings = replace(self.settings, steps=steps)
         other.attribute = self.attribute.with_steps(steps)
         return other
+
+
+def explain_review(explainer: Explainer, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None):
+    """(attributions, steps used) for one review: integrated gradients with the explainer's steps,
+    doubled until the attributions are complete within COMPLETENESS_TOLERANCE or the steps reach
+    MOST_STEPS; occlusion, which promises no completeness, at once."""
+    steps = explainer.settings.steps
+    while True:
+        attributions = explainer(rows, predicted, logits)
+        error = float(attributions.completeness_error[0])
+        if np.isnan(error) or error <= COMPLETENESS_TOLERANCE or steps >= MOST_STEPS:
+            return attributions, steps
+        steps *= 2
+        explainer = explainer.with_steps(steps)
 
 
 def word_weights(words: Sequence[str], weights: np.ndarray) -> list[tuple[str, float]]:

@@ -95,7 +95,8 @@ class IntegratedGradients:
     def widths(self) -> list[int]:
         """The padded widths batches are compiled for: powers of two from 16, then the bundle's maximum.
         A batch of short reviews runs at a short width: the path, its projections and their gradients
-        are built at the full width, so a fixed width of 500 made 40-token reviews cost as much as long ones."""
+        are built at the width a batch runs at, so at the bundle's maximum alone short reviews would
+        cost as much as long ones."""
         widths, w = [], 16
         while w < self.width:
             widths.append(w)

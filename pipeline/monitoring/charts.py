@@ -1,9 +1,9 @@
 """Bar charts as inline SVG, for the run report: this run against the training profile.
 
 Written here rather than drawn with matplotlib: the report is made at the end of every run, the
-12-review quick start included, and matplotlib's import and four figures took 0.9-1.0 s per run on
-the build machine (a third of the quick start's 3 s) and would add matplotlib, fonttools and
-friends to the TensorFlow-free worker image. Four grouped bar charts need none of that: plain SVG
+quick start's included, where matplotlib's import and four figures would be a large share of the
+run's time (BENCHMARKS.md, "What watching every run costs"), and matplotlib, fonttools and friends
+would join the TensorFlow-free worker image. Four grouped bar charts need none of that: plain SVG
 renders in every browser, offline, and stays sharp when zoomed.
 """
 

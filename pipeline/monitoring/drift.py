@@ -6,13 +6,12 @@ and a fixed threshold, the conventions of the field (TFDV, Evidently, credit-ris
   decile bins (0.1: a minor shift, 0.25: a major one; we alarm at 0.25), and for word shares the
   Jensen-Shannon distance in bits (0: the same, 1: disjoint; we alarm at 0.1, Evidently's default);
 - the unknown-word rate: a two-proportion z-test with Cohen's h as its effect size. Over a million
-  tokens a z-test finds any difference: five clean 5,000-review samples of IMDB's unlabelled reviews
-  (other movies, but their text helped build the vocabulary) sit at |z| 16-20 below the profile's
-  rate. So a rate drifts only when the difference is both significant (|z| > 3.29, two-sided
-  p < 0.001) and not negligible (|h| >= 0.2, Cohen's "small" effect).
-Below MIN_REVIEWS scored reviews chance alone moves the statistics towards their thresholds (the
-length PSI of 100 clean reviews reached 0.23 in 20 draws; of 500, 0.04): every check then reports
-`insufficient_data` and nothing is detected. README "Drift checks" has the measurements.
+  tokens a z-test finds any difference, even between clean samples of new reviews and the profile.
+  So a rate drifts only when the difference is both significant (|z| > 3.29, two-sided p < 0.001)
+  and not negligible (|h| >= 0.2, Cohen's "small" effect).
+Below MIN_REVIEWS scored reviews chance alone moves the statistics towards their thresholds: every
+check then reports `insufficient_data` and nothing is detected. README "Drift checks and the run
+report" has the measurements behind both choices.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.monitoring.statistics import Statistics, padded
+from schemas.summary import DRIFTED, INSUFFICIENT, NO_PROFILE, OK, Drift, DriftCheck
 
 MIN_REVIEWS = 500
 PSI_THRESHOLD = 0.25
@@ -33,8 +33,6 @@ COHENS_H_THRESHOLD = 0.2
 QUANTILE_BINS = 10
 PROPORTION_FLOOR = 1e-4
 """Empty bins count as this share in PSI (ln 0 is undefined); the usual choice."""
-
-OK, DRIFTED, INSUFFICIENT, NO_PROFILE = "ok", "drifted", "insufficient_data", "no_profile"
 
 
 @dataclass(frozen=True)
@@ -47,28 +45,28 @@ class Check:
     drifted: bool
     details: dict[str, Any]
 
-    def to_dict(self, enough_data: bool) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "what": self.what,
-            "statistic": self.statistic,
-            "value": round(self.value, 6),
-            "threshold": self.threshold,
-            "drifted": self.drifted and enough_data,
-            "verdict": (DRIFTED if self.drifted else OK) if enough_data else INSUFFICIENT,
-            **self.details,
-        }
+    def result(self, enough_data: bool) -> DriftCheck:
+        """The check as the summary reports it: never drifted, only insufficient, below MIN_REVIEWS."""
+        return DriftCheck(
+            name=self.name,
+            what=self.what,
+            statistic=self.statistic,
+            value=round(self.value, 6),
+            threshold=self.threshold,
+            drifted=self.drifted and enough_data,
+            verdict=(DRIFTED if self.drifted else OK) if enough_data else INSUFFICIENT,
+            details=self.details,
+        )
 
 
-def check_drift(reference: Statistics | None, run: Statistics) -> dict[str, Any]:
-    """The summary's `drift` entry: whether anything drifted, and every check with its verdict."""
+def check_drift(reference: Statistics | None, run: Statistics) -> Drift:
+    """The summary's drift part: whether anything drifted, and every check with its verdict."""
     if reference is None:
-        return {
-            "detected": False,
-            "status": NO_PROFILE,
-            "reason": "the bundle has no training profile (add one with `reviewscore profile`)",
-            "checks": [],
-        }
+        return Drift(
+            detected=False,
+            status=NO_PROFILE,
+            reason="the bundle has no training profile (add one with `reviewscore profile`)",
+        )
     enough = run.reviews >= MIN_REVIEWS
     checks = [
         label_check(reference, run),
@@ -78,14 +76,14 @@ def check_drift(reference: Statistics | None, run: Statistics) -> dict[str, Any]
         unknown_rate_check(reference, run),
     ]
     detected = enough and any(c.drifted for c in checks)
-    return {
-        "detected": detected,
-        "status": (DRIFTED if detected else OK) if enough else INSUFFICIENT,
-        "reviews": run.reviews,
-        "reference_reviews": reference.reviews,
-        "min_reviews": MIN_REVIEWS,
-        "checks": [c.to_dict(enough) for c in checks],
-    }
+    return Drift(
+        detected=detected,
+        status=(DRIFTED if detected else OK) if enough else INSUFFICIENT,
+        checks=tuple(c.result(enough) for c in checks),
+        reviews=run.reviews,
+        reference_reviews=reference.reviews,
+        min_reviews=MIN_REVIEWS,
+    )
 
 
 def label_check(reference: Statistics, run: Statistics) -> Check:

@@ -11,22 +11,31 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pipeline.monitoring.charts import bar_chart
-from pipeline.monitoring.drift import DRIFTED, INSUFFICIENT, NO_PROFILE, proportions
+from pipeline.monitoring.drift import proportions
 from pipeline.monitoring.statistics import OOV_SHARE_BINS, SCORE_BINS, Statistics, padded
-
-if TYPE_CHECKING:
-    from pipeline.monitoring.monitor import Monitor
+from pipeline.monitoring.training_profile import TrainingProfile
+from schemas.summary import (
+    DRIFTED,
+    INSUFFICIENT,
+    NO_PROFILE,
+    OK,
+    Drift,
+    EngineUse,
+    ExplanationsSummary,
+    RunSummary,
+    Verdict,
+)
 
 HISTOGRAM_BINS = 20
 RUN, TRAINING = "this run", "training profile"
 VERDICTS = {
     DRIFTED: ("drift detected", "bad"),
-    "ok": ("no drift", "good"),
+    OK: ("no drift", "good"),
     INSUFFICIENT: ("too few reviews to judge drift", "neutral"),
     NO_PROFILE: ("no training profile in the bundle", "neutral"),
 }
@@ -46,38 +55,41 @@ svg .grid{stroke:#f3f4f6}svg .axis{stroke:#9ca3af}pre{background:#f9fafb;padding
 """
 
 
-def render_report(summary: dict[str, Any], run: Statistics, monitor: Monitor) -> str:
-    manifest = monitor.manifest
-    drift = summary.get("drift") or {}
-    verdict, tone = VERDICTS.get(drift.get("status", NO_PROFILE), VERDICTS[NO_PROFILE])
-    reference = monitor.profile.statistics if monitor.profile else None
-    title = f"reviewscore run: {manifest.get('name', 'model')} {summary.get('model_version', '')}"
+def render_report(
+    summary: RunSummary, run: Statistics, profile: TrainingProfile | None, manifest: dict[str, Any]
+) -> str:
+    """The page for a run: its summary, its Statistics against the training profile's, its manifest."""
+    drift = summary.drift
+    verdict, tone = VERDICTS.get(drift.status, VERDICTS[NO_PROFILE])
+    reference = profile.statistics if profile else None
+    class_names = tuple(summary.label_counts)  # the manifest's classes, in its order
+    title = f"reviewscore run: {manifest.get('name', 'model')} {summary.model_version}"
     body = [
         f"<h1>{escape(title)}</h1>",
         f'<div class="meta">written {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; '
-        f"{summary.get('records_scored', 0):,} reviews scored in {summary.get('wall_seconds', 0):.1f} s</div>",
+        f"{summary.records_scored:,} reviews scored in {summary.wall_seconds:.1f} s</div>",
         f'<div class="badge {tone}" id="verdict">{escape(verdict)}</div>',
-        *_run_verdict(summary.get("verdict")),
+        *_run_verdict(summary.verdict),
         "<h2>Records</h2>",
         _table(
-            [("read", summary.get("records_read", 0)), ("scored", summary.get("records_scored", 0))]
-            + [("failed", summary.get("records_failed", 0))]
-            + [(f"failed at {stage}", n) for stage, n in (summary.get("failed_by_stage") or {}).items()]
-            + [("read = scored + failed", "yes" if summary.get("accounting_ok") else "NO")]
+            [("read", summary.records_read), ("scored", summary.records_scored)]
+            + [("failed", summary.records_failed)]
+            + [(f"failed at {stage}", n) for stage, n in summary.failed_by_stage.items()]
+            + [("read = scored + failed", "yes" if summary.accounting_ok else "NO")]
         ),
         "<h2>Throughput</h2>",
         _table(
             [
-                ("wall time", f"{summary.get('wall_seconds', 0):.1f} s"),
-                ("reviews per second", f"{summary.get('reviews_per_second') or 0:,.0f}"),
-                *_engine_rows(summary.get("engines") or {}),
+                ("wall time", f"{summary.wall_seconds:.1f} s"),
+                ("reviews per second", f"{summary.reviews_per_second or 0:,.0f}"),
+                *_engine_rows(summary.engines),
             ]
         ),
         "<h2>Drift checks</h2>",
-        _drift_table(drift, monitor),
+        _drift_table(drift, profile),
         "<h2>This run against training</h2>",
-        f'<div class="charts">{"".join(_charts(run, reference, monitor.class_names))}</div>',
-        *_explanations(summary.get("explanations")),
+        f'<div class="charts">{"".join(_charts(run, reference, class_names))}</div>',
+        *_explanations(summary.explanations),
         "<h2>Model</h2>",
         f"<details><summary>manifest.json of {escape(str(manifest.get('name', '')))}</summary>"
         f"<pre>{escape(json.dumps(manifest, indent=2, ensure_ascii=False))}</pre></details>",
@@ -88,21 +100,21 @@ def render_report(summary: dict[str, Any], run: Statistics, monitor: Monitor) ->
     )
 
 
-def _run_verdict(verdict: dict[str, Any] | None) -> list[str]:
+def _run_verdict(verdict: Verdict | None) -> list[str]:
     """Whether the run passed its job's policy (error-rate limit, --on-drift), and what failed it."""
-    if not verdict:
+    if verdict is None:
         return []
-    if verdict["passed"]:
+    if verdict.passed:
         return ['<div class="badge good" id="run-verdict">run passed</div>']
-    problems = "".join(f"<li>{escape(problem)}</li>" for problem in verdict["problems"])
+    problems = "".join(f"<li>{escape(problem)}</li>" for problem in verdict.problems)
     return [f'<div class="badge bad" id="run-verdict">run failed</div><ul>{problems}</ul>']
 
 
-def _engine_rows(engines: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+def _engine_rows(engines: dict[str, EngineUse]) -> list[tuple[str, str]]:
     """One row per engine that scored reviews, with why it was chosen where the model loaded."""
     return [
-        (f"engine {name}", f"{entry['reviews']:,} reviews" + (f" ({'; '.join(entry['why'])})" if entry["why"] else ""))
-        for name, entry in engines.items()
+        (f"engine {name}", f"{use.reviews:,} reviews" + (f" ({'; '.join(use.why)})" if use.why else ""))
+        for name, use in engines.items()
     ]
 
 
@@ -138,47 +150,47 @@ def _charts(run: Statistics, reference: Statistics | None, class_names: tuple[st
     ]
 
 
-def _explanations(explanations: dict[str, Any] | None) -> list[str]:
+def _explanations(explanations: ExplanationsSummary | None) -> list[str]:
     """Per predicted class, the words most often among a review's top words pushing towards it (--explain)."""
-    if not explanations:
+    if explanations is None:
         return []
-    error = explanations["completeness_error"]
+    error = explanations.completeness_error
     columns = "".join(
         f"<td><b>{escape(name)}</b><table>"
         + "".join(f'<tr><td>{escape(word)}</td><td class="n">{count:,}</td></tr>' for word, count in words)
         + "</table></td>"
-        for name, words in explanations["top_words_by_class"].items()
+        for name, words in explanations.top_words_by_class.items()
     )
     completeness = (
-        f"completeness error mean {error['mean']:.1%}, max {error['max']:.1%}"
-        if error["mean"] is not None
+        f"completeness error mean {error.mean:.1%}, max {error.max:.1%}"
+        if error.mean is not None and error.max is not None
         else "occlusion has no completeness error"
     )
     return [
         "<h2>Why these labels</h2>",
-        f'<p class="meta">{explanations["reviews"]:,} reviews explained: {escape(explanations["method"])} '
-        f"on {escape(str(explanations.get('engine', '')))}; "
-        f"{completeness}. Words most often among a review's top {explanations['top_k']} and pushing it "
+        f'<p class="meta">{explanations.reviews:,} reviews explained: {escape(explanations.method)} '
+        f"on {escape(explanations.engine)}; "
+        f"{completeness}. Words most often among a review's top {explanations.top_k} and pushing it "
         "towards its predicted class:</p>",
         f'<table id="top-words"><tr>{columns}</tr></table>',
     ]
 
 
-def _drift_table(drift: dict[str, Any], monitor: Monitor) -> str:
-    if not drift.get("checks"):
-        return f"<p>{escape(drift.get('reason', 'no checks ran'))}</p>"
+def _drift_table(drift: Drift, profile: TrainingProfile | None) -> str:
+    if not drift.checks:
+        return f"<p>{escape(drift.reason or 'no checks ran')}</p>"
     rows = "".join(
-        f"<tr><td>{escape(c['name'])}</td><td>{escape(c['what'])}</td><td>{escape(c['statistic'])}</td>"
-        f'<td class="n">{c["value"]:.4g}</td><td class="n">{c["threshold"]:g}</td>'
-        f'<td class="{"bad" if c["drifted"] else "good" if c["verdict"] == "ok" else "neutral"}">'
-        f"{escape(c['verdict'])}</td></tr>"
-        for c in drift["checks"]
+        f"<tr><td>{escape(c.name)}</td><td>{escape(c.what)}</td><td>{escape(c.statistic)}</td>"
+        f'<td class="n">{c.value:.4g}</td><td class="n">{c.threshold:g}</td>'
+        f'<td class="{"bad" if c.drifted else "good" if c.verdict == OK else "neutral"}">'
+        f"{escape(c.verdict)}</td></tr>"
+        for c in drift.checks
     )
-    source = monitor.profile.source if monitor.profile else {}
+    source = profile.source if profile else {}
     note = (
-        f"<p class=meta>{drift.get('reviews', 0):,} reviews of this run against {drift.get('reference_reviews', 0):,} "
+        f"<p class=meta>{drift.reviews or 0:,} reviews of this run against {drift.reference_reviews or 0:,} "
         f"of the training profile ({escape(str(source.get('part', '')))}: {escape(str(source.get('data', '')))}); "
-        f"at least {drift.get('min_reviews', 0):,} reviews are needed to judge.</p>"
+        f"at least {drift.min_reviews or 0:,} reviews are needed to judge.</p>"
     )
     return (
         "<table><tr><th>check</th><th>what</th><th>statistic</th><th>value</th><th>threshold</th>"

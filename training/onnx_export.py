@@ -3,30 +3,35 @@
 Done once, at training time (or by `reviewscore export-onnx` for an older bundle), from the same
 RecurrentPlan the XLA engine is built from, and with the same arithmetic (`pipeline/engines/xla.py`):
 - each direction's input projection is folded into a lookup table, `embedding @ kernel + bias`,
-  written as two constant nodes that ONNX Runtime folds once when the session loads, so the file
-  holds the embedding (12 MB for the default) and every step only gathers a row of the table;
+  written as two constant nodes that ONNX Runtime folds once when its InferenceSession loads, so the file
+  holds only the embedding and every step only gathers a row of the table;
 - the recurrence is a Scan over time whose body is the LSTM cell in plain operators (MatMul,
   Sigmoid, Tanh, Mul, Add) on the batch, both directions in one body;
 - the backward direction reads each review reversed within its own length (ReverseSequence), so
   padding always comes last and only the readout (masked max and mean, or the last real state)
   looks at the mask.
-ONNX's own LSTM operator computes the same, but 2.2x slower here: it projects every input step
-with a GEMM instead of a table lookup (BENCHMARKS.md, "Engines"). Gates are reordered (i, f, o, c)
-so one Sigmoid covers three of them.
+ONNX's own LSTM operator computes the same, but slower: it projects every input step with a GEMM
+instead of a table lookup (BENCHMARKS.md, "The TensorFlow-free engine: what was tried"). Gates are
+reordered (i, f, o, c) so one Sigmoid covers three of them.
 
 Before the file is kept, ONNX Runtime scores a probe batch of ragged lengths and must agree with
-Keras within EXPORT_TOLERANCE; the measured difference goes into the manifest. Needs the `onnx`
-package (a training dependency); scoring needs only `onnxruntime`.
+Keras within EXPORT_TOLERANCE; the measured difference goes into the manifest. Build-time code:
+needs the `onnx` package (the `train` extra); scoring needs only `onnxruntime`.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.engines.plan import BELOW_ANY_VALUE, RecurrentPlan, difference_to_keras, plan_model
+from pipeline.bundle import Bundle, BundleError, list_added_file
+from pipeline.engines.onnx_engine import OnnxScorer
+from pipeline.engines.plan import RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
+from pipeline.layers import BELOW_ANY_VALUE
+from schemas.bundle import ONNX_FILE
 
 OPSET = 18
 EXPORT_TOLERANCE = 1e-5
@@ -46,8 +51,32 @@ def onnx_model(plan: RecurrentPlan):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    units, count, pool = plan.units, len(plan.directions), plan.readout == "pool"
-    node = helper.make_node
+    constants = _constants(plan)
+    nodes = _folded_tables(plan) + _inputs_and_states(plan) + _scan(plan) + _readout(plan)
+    graph = helper.make_graph(
+        nodes,
+        "reviewscore",
+        [helper.make_tensor_value_info("ids", TensorProto.INT32, ["batch", "time"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", plan.outputs])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="reviewscore")
+    model.ir_version = 8  # readable by every ONNX Runtime since 1.10
+    onnx.checker.check_model(model)
+    return model
+
+
+def _state_names(plan: RecurrentPlan) -> list[str]:
+    """The Scan's carried state, per direction: h, c, and the pooled readout's running max and sum."""
+    pool = plan.readout == "pool"
+    return [
+        f"{name}{d}" for d in range(len(plan.directions)) for name in ("h", "c", *(("top", "total") if pool else ()))
+    ]
+
+
+def _constants(plan: RecurrentPlan) -> dict[str, np.ndarray]:
+    """The graph's initializers, by name: the plan's weights (gates reordered) and small constants."""
+    units = plan.units
     constants: dict[str, np.ndarray] = {
         "embedding": plan.embedding,
         "dense_kernel": plan.dense_kernel,
@@ -63,20 +92,34 @@ def onnx_model(plan: RecurrentPlan):
         "first_axis": np.array([0], np.int64),
         "units": np.array([units], np.int64),
     }
-    nodes = []
     for d, direction in enumerate(plan.directions):
         constants[f"kernel{d}"] = sigmoid_gates_first(direction.kernel, units)
         constants[f"bias{d}"] = sigmoid_gates_first(direction.bias, units)
         constants[f"recurrent{d}"] = sigmoid_gates_first(direction.recurrent_kernel, units)
-        nodes += [  # constant: folded by ONNX Runtime when the session loads
-            node("MatMul", ["embedding", f"kernel{d}"], [f"projected{d}"]),
-            node("Add", [f"projected{d}", f"bias{d}"], [f"table{d}"]),
-        ]
+    return constants
 
-    # One time step, both directions: scan inputs are each direction's ids at t and the mask at t.
-    state = [f"{name}{d}" for d in range(count) for name in ("h", "c", *(("top", "total") if pool else ()))]
+
+def _folded_tables(plan: RecurrentPlan) -> list:
+    """Each direction's `embedding @ kernel + bias` table: constant nodes, which ONNX Runtime folds
+    when an InferenceSession loads."""
+    from onnx import helper
+
+    nodes = []
+    for d in range(len(plan.directions)):
+        nodes += [
+            helper.make_node("MatMul", ["embedding", f"kernel{d}"], [f"projected{d}"]),
+            helper.make_node("Add", [f"projected{d}", f"bias{d}"], [f"table{d}"]),
+        ]
+    return nodes
+
+
+def _step(plan: RecurrentPlan):
+    """The Scan body, one time step of both directions: its inputs are each direction's ids at t and the mask at t."""
+    from onnx import TensorProto, helper
+
+    node, pool = helper.make_node, plan.readout == "pool"
     step = []
-    for d in range(count):
+    for d in range(len(plan.directions)):
         h, c = f"h{d}", f"c{d}"
         step += [
             node("Gather", [f"table{d}", f"ids{d}_t"], [f"x{d}"]),
@@ -106,17 +149,27 @@ def onnx_model(plan: RecurrentPlan):
                 node("Where", ["real_t", f"{h}_new", f"{h}_in"], [f"{h}_out"]),
                 node("Where", ["real_t", f"{c}_new", f"{c}_in"], [f"{c}_out"]),
             ]
-    matrix = ["batch", units]
-    body = helper.make_graph(
+    state, matrix = _state_names(plan), ["batch", plan.units]
+    return helper.make_graph(
         step,
         "step",
         [helper.make_tensor_value_info(f"{name}_in", TensorProto.FLOAT, matrix) for name in state]
-        + [helper.make_tensor_value_info(f"ids{d}_t", TensorProto.INT32, ["batch"]) for d in range(count)]
+        + [
+            helper.make_tensor_value_info(f"ids{d}_t", TensorProto.INT32, ["batch"])
+            for d in range(len(plan.directions))
+        ]
         + [helper.make_tensor_value_info("real_t", TensorProto.BOOL, ["batch", 1])],
         [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, matrix) for name in state],
     )
 
-    nodes += [
+
+def _inputs_and_states(plan: RecurrentPlan) -> list:
+    """The mask, the lengths, the time-major ids of each direction (the backward one reversed
+    within each review's length) and the initial states' zeros and lows."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    node = helper.make_node
+    nodes = [
         node("Greater", ["ids", "zero"], ["real"]),  # (batch, time)
         node("Cast", ["real"], ["real_count"], to=TensorProto.INT32),
         node("ReduceSum", ["real_count", "row_axis"], ["counted"], keepdims=0),
@@ -134,17 +187,39 @@ def onnx_model(plan: RecurrentPlan):
             value=numpy_helper.from_array(np.full(1, BELOW_ANY_VALUE, np.float32)),
         ),
     ]
-    if count == 2:
+    if len(plan.directions) == 2:
         nodes += [
             node("Cast", ["counted"], ["lengths64"], to=TensorProto.INT64),
             node("ReverseSequence", ["ids", "lengths64"], ["reversed"], batch_axis=0, time_axis=1),
             node("Transpose", ["reversed"], ["ids1"], perm=[1, 0]),
         ]
+    return nodes
+
+
+def _scan(plan: RecurrentPlan) -> list:
+    """The recurrence: a Scan of the step over time, from zero states (the running max from lows)."""
+    from onnx import helper
+
+    state = _state_names(plan)
     initial = [("lows" if name.startswith("top") else "zeros") for name in state]
-    scan_inputs = [f"ids{d}" for d in range(count)] + ["real_steps"]
-    nodes.append(node("Scan", initial + scan_inputs, [f"{name}_final" for name in state], body=body,
-                      num_scan_inputs=len(scan_inputs)))  # fmt: skip
-    if pool:  # [max of each direction..., mean of each direction...], as Keras concatenates them
+    scan_inputs = [f"ids{d}" for d in range(len(plan.directions))] + ["real_steps"]
+    return [
+        helper.make_node(
+            "Scan",
+            initial + scan_inputs,
+            [f"{name}_final" for name in state],
+            body=_step(plan),
+            num_scan_inputs=len(scan_inputs),
+        )
+    ]
+
+
+def _readout(plan: RecurrentPlan) -> list:
+    """The features (pooled, or each direction's last real state) through the final Dense, to logits."""
+    from onnx import TensorProto, helper
+
+    node, count, nodes = helper.make_node, len(plan.directions), []
+    if plan.readout == "pool":  # [max of each direction..., mean of each direction...], as Keras concatenates them
         nodes += [
             node("Cast", ["lengths"], ["lengths_f"], to=TensorProto.FLOAT),
             node("Unsqueeze", ["lengths_f", "last_axis"], ["lengths_column"]),
@@ -153,22 +228,12 @@ def onnx_model(plan: RecurrentPlan):
         features = [f"top{d}_final" for d in range(count)] + [f"mean{d}" for d in range(count)]
     else:
         features = [f"h{d}_final" for d in range(count)]
-    nodes += [
+    return [
+        *nodes,
         node("Concat", features, ["features"], axis=1),
         node("MatMul", ["features", "dense_kernel"], ["projected"]),
         node("Add", ["projected", "dense_bias"], ["logits"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "reviewscore",
-        [helper.make_tensor_value_info("ids", TensorProto.INT32, ["batch", "time"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", plan.outputs])],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="reviewscore")
-    model.ir_version = 8  # readable by every ONNX Runtime since 1.10
-    onnx.checker.check_model(model)
-    return model
 
 
 def export_onnx(model, path: Path) -> dict[str, Any]:
@@ -176,8 +241,6 @@ def export_onnx(model, path: Path) -> dict[str, Any]:
 
     Raises UnsupportedModel for an architecture the plan cannot read (nothing is written).
     """
-    from pipeline.engines.onnx_engine import OnnxScorer
-
     plan = plan_model(model)
     path.write_bytes(onnx_model(plan).SerializeToString())
     scorer = OnnxScorer.from_file(path, PROBE_ROWS, threads=1)
@@ -195,3 +258,25 @@ def export_onnx(model, path: Path) -> dict[str, Any]:
             "max_abs_probability_difference": difference,
         },
     }
+
+
+def write_onnx(model, folder: Path) -> dict[str, Any]:
+    """Export model.onnx into a bundle folder; the manifest's `onnx` entry (why not, if it cannot).
+    `pipeline.bundle.write_bundle` is given this function: pipeline never imports training."""
+    try:
+        return export_onnx(model, folder / ONNX_FILE)
+    except UnsupportedModel as e:
+        return {"unsupported": str(e)}
+
+
+def add_onnx(path: str | Path) -> Bundle:
+    """Give an existing bundle its model.onnx: export, then rewrite the manifest's checksums.
+
+    The model itself is unchanged, so its version is kept; the manifest records when it was added.
+    """
+    bundle = Bundle.open(path)
+    onnx = write_onnx(bundle.load_model(), bundle.path)
+    if "file" not in onnx:
+        raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
+    onnx["exported"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return list_added_file(bundle, ONNX_FILE, onnx=onnx)

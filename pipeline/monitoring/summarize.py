@@ -1,0 +1,114 @@
+"""The run's summary step: once every record is counted, its drift checks, explanations, verdict and report.
+
+The pipeline's one combined tally (`pipeline/tallies.py`) and the names of the published shards
+come in; the run's RunSummary (`schemas/summary.py`) and its report page go out, to WriteSummary
+(`pipeline/sinks.py`), which writes them. Nothing here writes a file, and nothing here is read
+from one: the model's side (class names, manifest, training profile) and the job's policy travel
+with the step as a RunContext, plain data that pickles to a Dataflow worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import apache_beam as beam
+
+from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
+from pipeline.monitoring.drift import check_drift
+from pipeline.monitoring.report import render_report
+from pipeline.monitoring.statistics import Statistics
+from pipeline.monitoring.training_profile import TrainingProfile
+from pipeline.tallies import RunTally
+from pipeline.verdict import RunPolicy, judge
+from schemas.summary import ExplanationsSummary, RunSummary
+
+log = logging.getLogger("reviewscore")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the summary needs besides the tally: the model, its training profile, the job's policy and start."""
+
+    model_version: str
+    class_names: tuple[str, ...]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    profile: TrainingProfile | None = None
+    """The bundle's training profile, which the drift checks and the report's plots compare with."""
+    explain: ExplainSettings | None = None
+    """Set when the run explains its labels (--explain K): the summary then describes the explanations."""
+    policy: RunPolicy = field(default_factory=RunPolicy)
+    started: float = field(default_factory=time.time)
+    """When the user started the job; wall time and reviews/s count from here, start-up included."""
+
+
+def summarize(
+    tally: RunTally,
+    statistics: Statistics,
+    published: tuple[list[str], list[str]],
+    context: RunContext,
+    wall: float,
+) -> RunSummary:
+    """The run's summary from its tally and Statistics, the published (scored, error) files and its wall time."""
+    scored_files, error_files = published
+    engine = " + ".join(tally.engines)
+    summary = RunSummary(
+        records_read=tally.read,
+        records_scored=tally.scored,
+        records_failed=tally.failed,
+        failed_by_stage=tally.failed_by_stage,
+        accounting_ok=tally.read == tally.scored + tally.failed,
+        label_counts=dict(zip(context.class_names, statistics.labels.tolist(), strict=True)),
+        model_version=context.model_version,
+        engine=engine,
+        engines=tally.engines,
+        wall_seconds=round(wall, 2),
+        reviews_per_second=round(tally.scored / wall, 1) if wall > 0 else None,
+        scored_files=tuple(sorted(scored_files)),
+        error_files=tuple(sorted(error_files)),
+        drift=check_drift(context.profile.statistics if context.profile else None, statistics),
+        explanations=explanations_summary(tally, context, engine),
+    )
+    return replace(summary, verdict=judge(summary, context.policy))
+
+
+def explanations_summary(tally: RunTally, context: RunContext, engine: str) -> ExplanationsSummary | None:
+    """The run's explanations, when it explained; `engine`: the scoring engine(s) that ran."""
+    if context.explain is None:
+        return None
+    statistics = tally.explanations or ExplanationStatistics.empty(len(context.class_names))
+    described = statistics.summary(context.class_names, context.explain)
+    return ExplanationsSummary.from_dict({**described, "engine": context.explain.runs_on(engine)})
+
+
+def report_page(summary: RunSummary, statistics: Statistics, context: RunContext) -> tuple[RunSummary, bytes | None]:
+    """The summary and report.html's content; a report that cannot be drawn is logged and named in the
+    summary (report_error), never fails a finished job."""
+    try:
+        return summary, render_report(summary, statistics, context.profile, context.manifest).encode()
+    except Exception as e:
+        log.warning("report.html not written: %r", e)
+        return replace(summary, report_error=repr(e)), None
+
+
+class Summarize(beam.DoFn):
+    """Once the shards are published: the run's (RunSummary, report page or None), for WriteSummary.
+
+    `published` holds the published (scored, error) file names; `counts` is the job's one combined
+    tally, a side input.
+    """
+
+    def __init__(self, context: RunContext):
+        self.context = context
+
+    def process(
+        self, published: tuple[list[str], list[str]], counts: dict[str, Any]
+    ) -> Iterator[tuple[RunSummary, bytes | None]]:
+        wall = time.time() - self.context.started
+        tally = RunTally.of(counts)
+        statistics = tally.statistics or Statistics.empty(len(self.context.class_names))
+        summary = summarize(tally, statistics, published, self.context, wall)
+        yield report_page(summary, statistics, self.context)

@@ -1,0 +1,209 @@
+"""The run summary: its contract (schemas/summary.py), the step that computes it and the sink that writes it.
+
+The end-to-end tests (tests/test_scoring.py, tests/test_monitoring.py) read _SUMMARY.json as the job
+wrote it; these check the parts on their own: the typed summary reads back exactly what it wrote,
+refuses what is not a summary, and the summary step computes it from plain data (a tally, the
+published names, the model's manifest and profile), with no file written but by the sink.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
+from pipeline.labels import Labels
+from pipeline.monitoring import summarize as summary_step
+from pipeline.monitoring.report import render_report
+from pipeline.monitoring.statistics import Statistics
+from pipeline.monitoring.summarize import RunContext, Summarize
+from pipeline.monitoring.training_profile import TrainingProfile
+from pipeline.preprocessing import EncodedBatch
+from pipeline.sinks import ScoredSink, WriteSummary, read_summary
+from pipeline.tallies import RunTally, add_tallies, engine_tally_key, failed_tally
+from pipeline.verdict import RunPolicy, judge
+from schemas.output import REPORT_FILE, SUMMARY_FILE
+from schemas.summary import (
+    CompletenessError,
+    Drift,
+    DriftCheck,
+    EngineUse,
+    ExplanationsSummary,
+    RunSummary,
+    SummaryError,
+    Verdict,
+    summary_from_json,
+    summary_to_json,
+)
+
+BINARY = Labels(("negative", "positive"), "positive")
+
+
+def a_summary(**changes) -> RunSummary:
+    check = DriftCheck("scores", "score column", "population stability index", 0.31, 0.25, True, "drifted",
+                       {"bin_starts": [0, 4, 9]})  # fmt: skip
+    summary = RunSummary(
+        records_read=10, records_scored=8, records_failed=2, failed_by_stage={"decode": 1, "read": 1},
+        accounting_ok=True, label_counts={"negative": 3, "positive": 5}, model_version="2.0.0",
+        engine="keras + onnx", engines={"keras": EngineUse(3, ("asked for",)), "onnx": EngineUse(5)},
+        wall_seconds=1.25, reviews_per_second=6.4, scored_files=("out/scored-00000-of-00001.parquet",),
+        error_files=("out/errors-00000-of-00001.parquet",),
+        drift=Drift(True, "drifted", (check,), reviews=8, reference_reviews=100, min_reviews=5),
+        explanations=ExplanationsSummary(
+            "integrated gradients", "the predicted class's logit", 3, 8,
+            CompletenessError(0.01, 0.04, 0.0, 0.05), {"negative": (("dull", 2),), "positive": ()}, "TensorFlow",
+            steps=32, quadrature="Gauss-Legendre", baseline="zero embedding",
+        ),
+        verdict=Verdict(False, ("drift detected (scores) with --on-drift fail",), 0.2, None, "fail"),
+        report="out/report.html",
+    )  # fmt: skip
+    return replace(summary, **changes)
+
+
+# --- the contract ------------------------------------------------------------------------------------
+
+
+def test_a_summary_reads_back_as_written_in_the_files_key_order():
+    summary = a_summary()
+    text = summary_to_json(summary)
+    assert summary_from_json(text) == summary
+    assert summary_to_json(summary_from_json(text)) == text
+    keys = list(json.loads(text))
+    assert keys[:3] == ["records_read", "records_scored", "records_failed"]
+    assert keys[-4:] == ["drift", "explanations", "verdict", "report"]
+    explained = list(json.loads(text)["explanations"])
+    assert explained[:6] == ["method", "steps", "quadrature", "baseline", "target", "top_k"]
+
+
+def test_optional_parts_are_left_out_not_written_as_null():
+    data = a_summary(explanations=None, verdict=None, report=None, report_error="ValueError('x')").to_dict()
+    assert "explanations" not in data and "verdict" not in data and "model_loads" not in data
+    assert list(data)[-2:] == ["report_error", "report"] and data["report"] is None
+    assert "model_loads" in a_summary(model_loads=2).to_dict()  # the launcher's, after reading
+    no_profile = Drift(False, "no_profile", reason="no training profile").to_dict()
+    assert no_profile == {"detected": False, "status": "no_profile", "reason": "no training profile", "checks": []}
+
+
+@pytest.mark.parametrize("method", ["occlusion", "integrated-gradients"])
+def test_the_explanations_summary_holds_what_the_explainer_describes(method):
+    """Every key the explanation statistics describe is typed, in their order: nothing is dropped."""
+    settings = ExplainSettings(top_k=3, method=method)
+    described = ExplanationStatistics.empty(2).summary(("negative", "positive"), settings)
+    data = json.loads(json.dumps({**described, "engine": settings.runs_on("onnx")}))
+    assert ExplanationsSummary.from_dict(data).to_dict() == data
+    assert list(ExplanationsSummary.from_dict(data).to_dict()) == list(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("records_read"), "lacks 'records_read'"),
+        (lambda d: d.update(records_scored="8"), "records_scored is '8', not int"),
+        (lambda d: d.update(accounting_ok=1), "accounting_ok is 1, not bool"),
+        (lambda d: d["label_counts"].update(positive=True), r"label_counts\.positive is True, not int"),
+        (lambda d: d["drift"]["checks"][0].pop("threshold"), r"drift\.checks\[0\] lacks 'threshold'"),
+        (lambda d: d["verdict"].update(problems=[1]), r"verdict\.problems must be a list of strings"),
+        (lambda d: d["explanations"]["top_words_by_class"].update(negative=[["dull"]]), r"\[word, count\] pairs"),
+        (lambda d: d.update(engines={"onnx": {"reviews": 5}}), "lacks 'why'"),
+    ],
+)
+def test_what_is_not_a_summary_is_refused_with_what_is_wrong(change, message):
+    data = a_summary().to_dict()
+    change(data)
+    with pytest.raises(SummaryError, match=message):
+        summary_from_json(json.dumps(data))
+
+
+def test_a_file_that_is_not_json_is_refused():
+    with pytest.raises(SummaryError, match="not JSON"):
+        summary_from_json(b"{half")
+    with pytest.raises(SummaryError, match="not a JSON object"):
+        summary_from_json("[]")
+
+
+# --- the verdict ----------------------------------------------------------------------------------------
+
+
+def test_the_verdict_judges_a_typed_summary_by_the_policy():
+    summary = a_summary(verdict=None)
+    assert judge(summary, RunPolicy()) == Verdict(True, (), 0.2, None, "warn")
+    strict = judge(summary, RunPolicy(max_error_rate=0.1, on_drift="fail"))
+    assert not strict.passed and strict.problems == (
+        "20.00% of records failed, above --max-error-rate 10.00%",
+        "drift detected (scores) with --on-drift fail",
+    )
+    lost = judge(replace(summary, accounting_ok=False), RunPolicy())
+    assert lost.problems == ("records read (10) differ from scored + failed (10)",)
+
+
+# --- the summary step -----------------------------------------------------------------------------------
+
+
+def statistics(n: int, seed: int) -> Statistics:
+    rng = np.random.default_rng(seed)
+    rows = [rng.integers(2, 300, rng.integers(3, 40)).astype(np.int32) for _ in range(n)]
+    p = rng.random(n).astype(np.float32)
+    return Statistics.of_batch(EncodedBatch.from_rows(rows), np.stack([1 - p, p], axis=1), BINARY)
+
+
+def a_tally(scored: Statistics) -> dict:
+    tallies = [
+        {"read": scored.reviews + 2, "scored": scored.reviews, "statistics": scored},
+        {engine_tally_key("onnx", "asked for"): scored.reviews - 1, engine_tally_key("onnx", ""): 1},
+        failed_tally({"stage": "read"}),
+        failed_tally({"stage": "decode"}),
+    ]
+    return add_tallies(tallies)
+
+
+def test_the_tally_is_read_into_counts_stages_and_engines():
+    run = statistics(30, seed=0)
+    tally = RunTally.of(a_tally(run))
+    assert (tally.read, tally.scored, tally.failed) == (32, 30, 2)
+    assert list(tally.failed_by_stage.items()) == [("decode", 1), ("read", 1)]
+    assert tally.engines == {"onnx": EngineUse(30, ("asked for",))}
+    assert tally.statistics is run and tally.explanations is None
+
+
+def test_the_summary_step_computes_the_summary_and_report_from_plain_data():
+    run, reference = statistics(600, seed=1), statistics(800, seed=2)
+    profile = TrainingProfile(reference, {"part": "held out", "data": "train.parquet"})
+    context = RunContext("2.0.0", BINARY.class_names, {"name": "tiny"}, profile, policy=RunPolicy(0.001), started=0)
+    published = (["out/scored-1.parquet", "out/scored-0.parquet"], ["out/errors-0.parquet"])
+    summary, page = next(Summarize(context).process(published, a_tally(run)))
+
+    assert (summary.records_read, summary.records_scored, summary.records_failed) == (602, 600, 2)
+    assert summary.accounting_ok and summary.scored_files == ("out/scored-0.parquet", "out/scored-1.parquet")
+    assert summary.label_counts == dict(zip(BINARY.class_names, run.labels.tolist(), strict=True))
+    assert summary.drift.status in ("ok", "drifted") and summary.drift.reference_reviews == 800
+    assert summary.engine == "onnx" and summary.explanations is None
+    assert summary.verdict == judge(summary, RunPolicy(0.001)) and not summary.verdict.passed
+    assert summary.report is None  # where the page goes is the sink's to say
+    assert b"reviewscore run: tiny 2.0.0" in page and b"held out: train.parquet" in page
+    assert "<title>reviewscore run: model 2.0.0</title>" in render_report(summary, run, None, {})  # no profile
+
+
+def test_a_report_that_cannot_be_drawn_is_named_in_the_summary_not_fatal(monkeypatch):
+    def broken(*args):
+        raise ValueError("no page")
+
+    monkeypatch.setattr(summary_step, "render_report", broken)
+    context = RunContext("2.0.0", BINARY.class_names)
+    summary, page = next(Summarize(context).process(([], []), a_tally(statistics(3, seed=3))))
+    assert page is None and summary.report_error == "ValueError('no page')"
+    assert summary.drift.status == "no_profile"
+
+
+def test_the_sink_writes_the_report_then_the_summary_it_reads_back(tmp_path):
+    sink = ScoredSink(str(tmp_path), schema=None, error_schema=None)
+    (written,) = WriteSummary(sink).process((a_summary(report=None), b"<html>page</html>"))
+    assert written.report == str(tmp_path / REPORT_FILE)
+    assert (tmp_path / REPORT_FILE).read_bytes() == b"<html>page</html>"
+    assert (tmp_path / SUMMARY_FILE).read_text() == summary_to_json(written)
+    assert read_summary(str(tmp_path)) == written
+
+    (unwritten,) = WriteSummary(sink).process((a_summary(report=None, report_error="ValueError()"), None))
+    assert unwritten.report is None and read_summary(str(tmp_path)).report_error == "ValueError()"
