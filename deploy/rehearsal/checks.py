@@ -20,11 +20,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from deploy.rehearsal.data import Inputs
+from schemas.output_names import (
+    ERRORS_PREFIX,
+    PREDICTED_LABEL,
+    REPORT_FILE,
+    REVIEW_ID,
+    SCORE,
+    SCORED_PREFIX,
+    STAGE,
+    SUMMARY_FILE,
+)
 from schemas.summary import RunSummary, summary_from_json
 
 SCORE_TOLERANCE = 1e-5
-SUMMARY = "_SUMMARY.json"
-REPORT = "report.html"
 
 
 @dataclass
@@ -50,13 +58,17 @@ def published(names: list[str], prefix: str) -> list[str]:
 
 def looks_complete(names: list[str]) -> list[str]:
     """The names a reader would take for a finished run's results."""
-    return [n for n in names if n in (SUMMARY, REPORT)] + published(names, "scored") + published(names, "errors")
+    return (
+        [n for n in names if n in (SUMMARY_FILE, REPORT_FILE)]
+        + published(names, SCORED_PREFIX)
+        + published(names, ERRORS_PREFIX)
+    )
 
 
 def read_output(names: list[str], read: Callable[[str], bytes]) -> Output:
-    summary = summary_from_json(read(SUMMARY)) if SUMMARY in names else None
-    scored = _concat([_parquet(read(n), ["review_id", "predicted_label", "score"]) for n in published(names, "scored")])
-    errors = _concat([_parquet(read(n), ["review_id", "stage"]) for n in published(names, "errors")])
+    summary = summary_from_json(read(SUMMARY_FILE)) if SUMMARY_FILE in names else None
+    scored = _concat([_parquet(read(n), [REVIEW_ID, PREDICTED_LABEL, SCORE]) for n in published(names, SCORED_PREFIX)])
+    errors = _concat([_parquet(read(n), [REVIEW_ID, STAGE]) for n in published(names, ERRORS_PREFIX)])
     return Output(names, summary, scored, errors)
 
 
@@ -70,7 +82,7 @@ def _parquet(data: bytes, columns: list[str]) -> pa.Table:
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
-    return pa.concat_tables(tables) if tables else pa.table({"review_id": pa.array([], pa.string())})
+    return pa.concat_tables(tables) if tables else pa.table({REVIEW_ID: pa.array([], pa.string())})
 
 
 def check_counts(name: str, out: Output, inputs: Inputs) -> list[Check]:
@@ -81,12 +93,12 @@ def check_counts(name: str, out: Output, inputs: Inputs) -> list[Check]:
     )
     rows, error_rows = out.scored.num_rows, out.errors.num_rows
     stages = summary.failed_by_stage if summary else None
-    ids = out.scored.column("review_id")
+    ids = out.scored.column(REVIEW_ID)
     leftovers = sorted(set(out.names) - set(looks_complete(out.names)))
     return [
         Check(
             f"{name}: _SUMMARY.json and report.html",
-            out.summary is not None and REPORT in out.names,
+            out.summary is not None and REPORT_FILE in out.names,
             f"{len(leftovers)} other objects left, e.g. {leftovers[:2]}" if leftovers else "",
         ),
         Check(
@@ -106,12 +118,12 @@ def check_counts(name: str, out: Output, inputs: Inputs) -> list[Check]:
 
 def compare(name: str, out: Output, reference: Output) -> tuple[list[Check], float, int]:
     """Labels and scores against the local run, joined on review_id; (checks, max |score diff|, label mismatches)."""
-    ours = out.scored.select(["review_id", "predicted_label", "score"])
-    theirs = reference.scored.select(["review_id", "predicted_label", "score"]).rename_columns(["review_id", "l", "s"])
-    joined = ours.join(theirs, "review_id", join_type="inner")
-    diff = np.abs(joined.column("score").to_numpy() - joined.column("s").to_numpy()) if joined.num_rows else np.zeros(0)
+    ours = out.scored.select([REVIEW_ID, PREDICTED_LABEL, SCORE])
+    theirs = reference.scored.select([REVIEW_ID, PREDICTED_LABEL, SCORE]).rename_columns([REVIEW_ID, "l", "s"])
+    joined = ours.join(theirs, REVIEW_ID, join_type="inner")
+    diff = np.abs(joined.column(SCORE).to_numpy() - joined.column("s").to_numpy()) if joined.num_rows else np.zeros(0)
     max_diff = float(diff.max()) if diff.size else float("nan")
-    mismatches = int(pc.sum(pc.not_equal(joined.column("predicted_label"), joined.column("l"))).as_py() or 0)
+    mismatches = int(pc.sum(pc.not_equal(joined.column(PREDICTED_LABEL), joined.column("l"))).as_py() or 0)
     same_ids = joined.num_rows == ours.num_rows == theirs.num_rows
     error_keys = _keys(out.errors)
     return (
@@ -139,6 +151,6 @@ def compare(name: str, out: Output, reference: Output) -> tuple[list[Check], flo
 
 
 def _keys(errors: pa.Table) -> set[tuple[str, str]]:
-    if "stage" not in errors.column_names:
+    if STAGE not in errors.column_names:
         return set()
-    return set(zip(errors.column("review_id").to_pylist(), errors.column("stage").to_pylist(), strict=True))
+    return set(zip(errors.column(REVIEW_ID).to_pylist(), errors.column(STAGE).to_pylist(), strict=True))

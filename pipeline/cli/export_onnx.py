@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import console, fail
+from schemas.bundle import ONNX_FILE
 
 
 def export_onnx(
@@ -23,6 +24,6 @@ def export_onnx(
         fail(str(e))
     checked = updated.manifest.onnx["checked_against_keras"]
     console.print(
-        f"wrote {updated.path / 'model.onnx'}: max |probability difference| to Keras "
+        f"wrote {updated.path / ONNX_FILE}: max |probability difference| to Keras "
         f"{checked['max_abs_probability_difference']:.1e} on {checked['rows']} probe reviews; manifest updated"
     )

@@ -17,6 +17,7 @@ import pipeline
 from pipeline.cli.common import console, errors, fail, link, quiet_logging
 from pipeline.options import JOB_OPTIONS, REQUIRED
 from pipeline.verdict import drifted_checks
+from schemas.output_names import ERRORS_PREFIX, SCORED_PREFIX
 from schemas.summary import DRIFTED, INSUFFICIENT, OK, Drift, RunSummary
 
 
@@ -111,7 +112,7 @@ def _print_summary(summary: RunSummary, output: str) -> None:
         table.add_row("engine", ", ".join(f"{name} ({use.reviews:,} reviews)" for name, use in summary.engines.items()))
     table.add_row("drift", _describe_drift(summary.drift))
     console.print(table)
-    outputs = f"{output}/scored-*.parquet" + (", errors-*.parquet" if summary.records_failed else "")
+    outputs = f"{output}/{SCORED_PREFIX}-*.parquet" + (f", {ERRORS_PREFIX}-*.parquet" if summary.records_failed else "")
     console.print(f"output: {outputs}")
     if summary.report:
         console.print(f"report: {link(summary.report)}", soft_wrap=True)

@@ -17,7 +17,7 @@ report" has the measurements behind both choices.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -35,28 +35,25 @@ PROPORTION_FLOOR = 1e-4
 """Empty bins count as this share in PSI (ln 0 is undefined); the usual choice."""
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    what: str
-    statistic: str
-    value: float
-    threshold: float
-    drifted: bool
-    details: dict[str, Any]
+def measured(
+    name: str, what: str, statistic: str, value: float, threshold: float, drifted: bool, details: dict[str, Any]
+) -> DriftCheck:
+    """A check as measured, judged as if the run had enough reviews (`check_drift` says when it has not)."""
+    return DriftCheck(
+        name=name,
+        what=what,
+        statistic=statistic,
+        value=round(value, 6),
+        threshold=threshold,
+        drifted=drifted,
+        verdict=DRIFTED if drifted else OK,
+        details=details,
+    )
 
-    def result(self, enough_data: bool) -> DriftCheck:
-        """The check as the summary reports it: never drifted, only insufficient, below MIN_REVIEWS."""
-        return DriftCheck(
-            name=self.name,
-            what=self.what,
-            statistic=self.statistic,
-            value=round(self.value, 6),
-            threshold=self.threshold,
-            drifted=self.drifted and enough_data,
-            verdict=(DRIFTED if self.drifted else OK) if enough_data else INSUFFICIENT,
-            details=self.details,
-        )
+
+def insufficient(check: DriftCheck) -> DriftCheck:
+    """The check of a run below MIN_REVIEWS: reported, never drifted."""
+    return replace(check, drifted=False, verdict=INSUFFICIENT)
 
 
 def check_drift(reference: Statistics | None, run: Statistics) -> Drift:
@@ -79,16 +76,16 @@ def check_drift(reference: Statistics | None, run: Statistics) -> Drift:
     return Drift(
         detected=detected,
         status=(DRIFTED if detected else OK) if enough else INSUFFICIENT,
-        checks=tuple(c.result(enough) for c in checks),
+        checks=tuple(checks) if enough else tuple(insufficient(c) for c in checks),
         reviews=run.reviews,
         reference_reviews=reference.reviews,
         min_reviews=MIN_REVIEWS,
     )
 
 
-def label_check(reference: Statistics, run: Statistics) -> Check:
+def label_check(reference: Statistics, run: Statistics) -> DriftCheck:
     value = psi(reference.labels, run.labels)
-    return Check(
+    return measured(
         "predicted_labels",
         "share of each predicted class",
         "population stability index",
@@ -99,12 +96,12 @@ def label_check(reference: Statistics, run: Statistics) -> Check:
     )
 
 
-def distribution_check(name: str, what: str, reference: np.ndarray, run: np.ndarray) -> Check:
+def distribution_check(name: str, what: str, reference: np.ndarray, run: np.ndarray) -> DriftCheck:
     """PSI over the reference's decile bins of a fine histogram."""
     starts = quantile_bins(reference, QUANTILE_BINS)
     expected, actual = coarsen(reference, starts), coarsen(run, starts)
     value = psi(expected, actual)
-    return Check(
+    return measured(
         name,
         what,
         f"population stability index over {len(starts)} reference quantile bins",
@@ -115,9 +112,9 @@ def distribution_check(name: str, what: str, reference: np.ndarray, run: np.ndar
     )
 
 
-def vocabulary_check(reference: Statistics, run: Statistics) -> Check:
+def vocabulary_check(reference: Statistics, run: Statistics) -> DriftCheck:
     value = jensen_shannon_distance(reference.tokens, run.tokens)
-    return Check(
+    return measured(
         "vocabulary",
         "shares of the most frequent words, other known words and unknown words",
         "Jensen-Shannon distance (base 2)",
@@ -128,12 +125,12 @@ def vocabulary_check(reference: Statistics, run: Statistics) -> Check:
     )
 
 
-def unknown_rate_check(reference: Statistics, run: Statistics) -> Check:
+def unknown_rate_check(reference: Statistics, run: Statistics) -> DriftCheck:
     p_ref = reference.unknown_tokens / max(reference.total_tokens, 1)
     p_run = run.unknown_tokens / max(run.total_tokens, 1)
     z = two_proportion_z(run.unknown_tokens, run.total_tokens, reference.unknown_tokens, reference.total_tokens)
     h = cohens_h(p_run, p_ref)
-    return Check(
+    return measured(
         "unknown_word_rate",
         "share of tokens not in the vocabulary",
         "two-proportion z-test",
