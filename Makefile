@@ -12,17 +12,18 @@ PRETRAIN ?=
 TRAIN_ARGS ?=
 OVERWRITE ?=
 BEAM_ARGS ?=
-IMDB ?= ../shared/data/imdb
-RT ?= ../shared/data/rt
-# The committed default's recipe (README, "The committed model").
+# The public datasets as Parquet, where `make data` (reviewscore data) writes them.
+IMDB ?= data/imdb
+SST5 ?= data/sst5
+# The committed default's recipe (docs/models.md).
 DEFAULT_RECIPE := --vocab-size 30000 --freeze-embedding --epochs 15 --patience 3 --name imdb-bilstm
-# The committed five-class model's recipe (README, "The five-class model").
+# The committed five-class model's recipe (docs/models.md).
 RT_CLASSES := negative,somewhat negative,neutral,somewhat positive,positive
 RT_RECIPE := --arch bilstm-pool-short --treebank --expand-contractions --ordinal --freeze-embedding --ema 0.999 \
 	--epochs 10 --patience 3 --name rt-sentiment5
-BENCH_DATA ?= ../shared/data/imdb/unsup.parquet
+BENCH_DATA ?= $(IMDB)/unsup.parquet
 BENCH_SIZES ?= 1000,50000,800000
-# Running on Dataflow (README): the project, region and bucket, and the one reference to the job's
+# Running on Dataflow (docs/production.md): the project, region and bucket, and the one reference to the job's
 # image, tagged by commit, that the build pushes and the template names (the DAG launches the
 # template, whose workers default to the same image).
 PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
@@ -40,21 +41,34 @@ REHEARSAL_REVIEWS ?=
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test lint train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-name image-docker \
-	template metadata clean
+.PHONY: help install install-scoring lock test lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-name image-docker \
+	template metadata docs clean
 
 help: ## List every target.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: DATA=... PRETRAIN=... BUNDLE=... ARCH=... TRAIN_ARGS=... (train; IMDB=... RT=... for train-default, train-rt); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "Variables: DATA=... PRETRAIN=... BUNDLE=... ARCH=... TRAIN_ARGS=... (train; IMDB=... SST5=... for data, train-default, train-rt); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
 
 $(BIN)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install -r requirements-dev.lock
+	$(BIN)/pip install --no-deps -e .
 	@touch $@
 
+# Scoring alone: pyproject's base dependencies (Beam, ONNX Runtime, pyarrow, pandas, numpy, typer, rich)
+# at the versions the image runs, requirements.lock's, as constraints: no TensorFlow, no dev tools.
+$(BIN)/.scoring: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install -c requirements.lock -e .
+	@touch $@
+
+# `make info` and `make score` run in either environment; where there is none they create the lean one.
+SCORING_ENV = $(if $(wildcard $(BIN)/.installed),$(BIN)/.installed,$(BIN)/.scoring)
+
 install: $(BIN)/.installed ## Create .venv and install reviewscore with its dev tools, at the versions in requirements-dev.lock.
+
+install-scoring: $(BIN)/.scoring ## Create .venv with what scoring needs only (no TensorFlow, no dev tools), at the versions in requirements.lock.
 
 lock: $(BIN)/.installed ## Re-pin dependencies after editing pyproject.toml: the image locks (without and with TensorFlow), requirements-dev.lock (make install) and the Airflow check's pins.
 	$(LOCK) --extra gcp -o requirements.lock
@@ -67,33 +81,49 @@ test: $(BIN)/.installed ## Run the test suite (fast; needs no data outside the r
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed ## Check style with ruff.
-	$(BIN)/ruff check pipeline training schemas tests benchmarks deploy
-	$(BIN)/ruff format --check pipeline training schemas tests benchmarks deploy
+	$(BIN)/ruff check pipeline training schemas tests benchmarks deploy docs/hooks
+	$(BIN)/ruff format --check pipeline training schemas tests benchmarks deploy docs/hooks
+
+# A target that reads the public datasets first checks its files: $(call need-data,FILES,VARIABLES).
+need-data = @for f in $(1); do test -f "$$f" || { echo "$$f is missing: run 'make data' first (or set $(2) to where the files are)" >&2; exit 2; }; done
+
+data: $(IMDB)/unsup.parquet $(SST5)/sst5_phrases.parquet ## Download IMDB and SST-5 and convert them to Parquet in IMDB=data/imdb and SST5=data/sst5 (a dataset already there is kept).
+
+$(IMDB)/unsup.parquet: | $(BIN)/.installed
+	$(BIN)/reviewscore data imdb --to $(IMDB)
+
+$(SST5)/sst5_phrases.parquet: | $(BIN)/.installed
+	$(BIN)/reviewscore data sst5 --to $(SST5)
 
 train: $(BIN)/.installed ## Train a bundle: make train DATA=aclImdb-or-parquet [PRETRAIN=unlabelled BUNDLE=dir ARCH=name TRAIN_ARGS=...].
 	@test -n "$(DATA)" || (echo "usage: make train DATA=path/to/aclImdb-or-parquet [PRETRAIN=unlabelled] [BUNDLE=dir] [ARCH=name]" && exit 2)
 	$(BIN)/reviewscore train --data $(DATA) --out $(BUNDLE) --arch $(ARCH) $(if $(PRETRAIN),--pretrain-vectors $(PRETRAIN)) $(TRAIN_ARGS)
 
-train-default: $(BIN)/.installed ## Retrain the committed default from IMDB=../shared/data/imdb into BUNDLE (about 15 min on 2 cores).
+train-default: $(BIN)/.installed ## Retrain the committed default from IMDB=data/imdb (make data) into BUNDLE (about 15 min on 2 cores).
+	$(call need-data,$(IMDB)/train.parquet $(IMDB)/unsup.parquet,IMDB)
 	$(BIN)/reviewscore train --data $(IMDB)/train.parquet --pretrain-vectors $(IMDB)/unsup.parquet --out $(BUNDLE) $(DEFAULT_RECIPE) $(TRAIN_ARGS)
 
-train-rt: $(BIN)/.installed ## Retrain the five-class model from RT=../shared/data/rt (+ IMDB text for vectors) into BUNDLE.
-	$(BIN)/reviewscore train --data $(RT)/rt_phrases.parquet --data $(RT)/sst5_train.parquet \
-		--validation-data $(RT)/sst5_dev.parquet --class-names "$(RT_CLASSES)" \
+train-rt: $(BIN)/.installed ## Retrain the five-class model from SST5=data/sst5 (+ IMDB text for vectors; make data) into BUNDLE.
+	$(call need-data,$(SST5)/sst5_phrases.parquet $(SST5)/sst5_train.parquet $(SST5)/sst5_dev.parquet \
+		$(IMDB)/train.parquet $(IMDB)/unsup.parquet,SST5 and IMDB)
+	$(BIN)/reviewscore train --data $(SST5)/sst5_phrases.parquet --data $(SST5)/sst5_train.parquet \
+		--validation-data $(SST5)/sst5_dev.parquet --class-names "$(RT_CLASSES)" \
 		--pretrain-vectors $(IMDB)/train.parquet --pretrain-vectors $(IMDB)/unsup.parquet \
 		--out $(BUNDLE) $(RT_RECIPE) $(TRAIN_ARGS)
 
-info: $(BIN)/.installed ## Describe a bundle: make info [MODEL=models/imdb-bilstm].
+info: $(SCORING_ENV) ## Describe a bundle: make info [MODEL=models/imdb-bilstm].
 	$(BIN)/reviewscore info $(MODEL)
 
-score: $(BIN)/.installed ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/scored MODEL=... OVERWRITE=1 BEAM_ARGS="..."].
+score: $(SCORING_ENV) ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/scored MODEL=... OVERWRITE=1 BEAM_ARGS="..."].
 	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL) $(if $(OVERWRITE),--overwrite) $(if $(BEAM_ARGS),-- $(BEAM_ARGS))
 
 bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and the pipeline end to end: make bench [BENCH_DATA=... BENCH_SIZES=... BEAM_ARGS=...].
+	$(call need-data,$(BENCH_DATA),BENCH_DATA)
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes $(BENCH_SIZES) --skip-naive-above 50000 \
 		--compare-size 50000 --out bench-results $(if $(BEAM_ARGS),--beam-args "$(BEAM_ARGS)")
 
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
+	$(call need-data,$(BENCH_DATA),BENCH_DATA)
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --out bench-results/smoke
 
 beam-image-pins: $(BIN)/.installed ## Re-pin deploy/beam_image_requirements.txt, the packages of the Beam SDK image the Dockerfile starts FROM.
@@ -132,6 +162,9 @@ template: ## Write the Flex Template spec to TEMPLATE, naming IMAGE and deploy/m
 
 metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/options.py).
 	$(BIN)/python -m pipeline.options > deploy/metadata.json
+
+docs: $(BIN)/.installed ## Build the documentation site into site/ (MkDocs, strict: a broken link or any warning fails it).
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean: ## Remove build leftovers and test caches (keeps .venv).
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

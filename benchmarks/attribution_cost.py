@@ -31,7 +31,7 @@ from schemas.output import TEXT
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/imdb/unsup.parquet")
+    parser.add_argument("--data", default="data/imdb/unsup.parquet")
     parser.add_argument("--bundle", default=DEFAULT_MODEL)
     parser.add_argument("--reviews", type=int, default=64)
     parser.add_argument("--steps", default="8,16,32,64")

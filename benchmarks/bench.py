@@ -1,6 +1,6 @@
 """`make bench`: the tutorials' way of scoring against the reviewscore pipeline and its engines, on one machine.
 
-    .venv/bin/python benchmarks/bench.py --data ../shared/data/imdb/unsup.parquet --sizes 1000,10000,50000,200000
+    .venv/bin/python benchmarks/bench.py --data data/imdb/unsup.parquet --sizes 1000,10000,50000,200000
 
 For every input size it runs, each in its own process so start-up and memory are measured whole:
   (a) naive: pandas reads the Parquet, the bundle's encoder cleans and encodes, every review is padded
@@ -522,7 +522,7 @@ def measure_efficiency(
 
 def main(
     data: Annotated[Path, typer.Option(help="Parquet with review_id and text (unsup.parquet).")] = Path(
-        "../shared/data/imdb/unsup.parquet"
+        "data/imdb/unsup.parquet"
     ),
     bundle: Annotated[Path, typer.Option(help="Model bundle.")] = Path(DEFAULT_MODEL),
     sizes: Annotated[str, typer.Option(help="Comma-separated input sizes.")] = "1000,10000,50000,200000",

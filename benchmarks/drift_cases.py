@@ -1,6 +1,7 @@
 """Samples for checking the drift checks on real reviews: one clean, three drifted, as Parquet files.
 
     python benchmarks/drift_cases.py --out runs/drift-cases [--unlabelled unsup.parquet --labelled train.parquet]
+    (defaults: data/imdb/, as `reviewscore data imdb` or `make data` writes it)
     reviewscore score runs/drift-cases/unchanged-0.parquet --output runs/drift-out/unchanged-0 ...
 
 Each sample holds --size reviews:
@@ -27,6 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.output import REVIEW_ID, TEXT
+
+IMDB = Path("data/imdb")
+"""Where `reviewscore data imdb` writes the IMDB Parquet files by default."""
 
 
 def gibberish(text: str, rng: random.Random) -> str:
@@ -93,13 +97,16 @@ def checks_in_process(bundle_path: str, paths: list[Path]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--unlabelled", type=Path, default=Path("../shared/data/imdb/unsup.parquet"))
-    parser.add_argument("--labelled", type=Path, default=Path("../shared/data/imdb/train.parquet"))
+    parser.add_argument("--unlabelled", type=Path, default=IMDB / "unsup.parquet", help="IMDB's unsup.parquet.")
+    parser.add_argument("--labelled", type=Path, default=IMDB / "train.parquet", help="IMDB's train.parquet.")
     parser.add_argument("--out", type=Path, default=Path("runs/drift-cases"))
     parser.add_argument("--size", type=int, default=5000)
     parser.add_argument("--seeds", type=int, default=5, help="How many unchanged samples to draw.")
     parser.add_argument("--in-process", metavar="BUNDLE", help="Also compute the checks here against BUNDLE.")
     args = parser.parse_args()
+    for path in (args.unlabelled, args.labelled):
+        if not path.is_file():
+            parser.error(f"{path} is missing: run `make data` (or pass --unlabelled and --labelled)")
     paths = make_cases(args.unlabelled, args.labelled, args.out, args.size, args.seeds)
     if args.in_process:
         checks_in_process(args.in_process, paths)

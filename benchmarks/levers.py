@@ -1,6 +1,6 @@
 """Model-only measurements of each inference lever, on the same reviews and the same bundle.
 
-    .venv/bin/python benchmarks/levers.py --data ../shared/data/imdb/unsup.parquet --reviews 5000
+    .venv/bin/python benchmarks/levers.py --data data/imdb/unsup.parquet --reviews 5000
 
 Each variant scores the same encoded reviews (encoding is done once, outside the timings) and is
 timed on its second pass over them, so tracing and compilation are not counted here (the
@@ -92,7 +92,7 @@ def scoring_variants(model, width: int) -> dict[str, Callable[[list[np.ndarray]]
 
 
 def main(
-    data: Annotated[Path, typer.Option()] = Path("../shared/data/imdb/unsup.parquet"),
+    data: Annotated[Path, typer.Option()] = Path("data/imdb/unsup.parquet"),
     bundle_path: Annotated[Path, typer.Option("--bundle")] = Path(DEFAULT_MODEL),
     reviews: Annotated[int, typer.Option()] = 5000,
     variants: Annotated[str, typer.Option(help="Semicolon-separated subset to run (all when empty).")] = "",

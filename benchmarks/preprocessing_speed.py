@@ -1,6 +1,6 @@
 """How fast the shared preprocessing cleans, tokenizes and encodes a Parquet file of reviews.
 
-    .venv/bin/python benchmarks/preprocessing_speed.py ../shared/data/imdb/train.parquet --bundle models/imdb-bilstm
+    .venv/bin/python benchmarks/preprocessing_speed.py data/imdb/train.parquet --bundle models/imdb-bilstm
 
 Prints the best of --repeat runs, so a one-off stall of the machine does not count. The last two
 lines encode as the pipeline does: batches of --batch reviews, on one thread, then split across

@@ -2,8 +2,8 @@
 
 Needs apache-airflow-providers-google with its apache-beam extra (its Dataflow operator imports the
 Beam provider); deploy/airflow-requirements.txt pins the versions `deploy/check_airflow_dag.sh`
-tests it with. Build the image and the template spec first (README, "Running
-on Dataflow"). Three tasks a day:
+tests it with. Build the image and the template spec first (docs/production.md, "Step
+by step"). Three tasks a day:
 
 1. `wait_for_reviews` waits for gs://BUCKET/reviews/DAY/_SUCCESS (INPUT_MARKER), which the upstream
    export writes last, once the day's files are all there; a folder is never known to be complete
@@ -75,7 +75,7 @@ PROJECT = "my-project"
 REGION = "europe-west1"
 BUCKET = "my-bucket"
 SERVICE_ACCOUNT = f"reviewscore@{PROJECT}.iam.gserviceaccount.com"
-"""The launcher's and workers' service account (README, "Running on Dataflow", step 2)."""
+"""The launcher's and workers' service account (docs/production.md, "Step by step", step 2)."""
 GCP_CONN_ID = "google_cloud_default"
 DAY = "{{ data_interval_start | ds }}"
 """The day a run scores: the first day of its data interval (the day before the run starts)."""

@@ -9,6 +9,8 @@ custom Keras layers, after which any tool can load a bundle's bare model with
 import os
 import time
 
+from pipeline import native_log
+
 # When the process started its real work: a job's wall time and reviews/s include every import.
 STARTED = time.time()
 
@@ -18,7 +20,11 @@ STARTED = time.time()
 # fatal lines; set before TensorFlow is first imported. A level the user chose is kept, and the
 # CLI's --verbose lowers ours to 0 (pipeline/cli/common.py, quiet_logging).
 TF_LOG_LEVEL_CHOSEN_BY_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+QUIET_TF_LOG_LEVEL = "3"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LOG_LEVEL)
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The lines TensorFlow's libraries print while loading ("oneDNN custom operations are on") come before
+# its logging reads that level; pipeline/native_log.py holds them to it.
+native_log.install()
 
 __version__ = "0.1.0"

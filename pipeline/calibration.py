@@ -1,7 +1,7 @@
 """Calibration: the map from the model's logits to class probabilities a user can take at their word.
 
 A network trained to low loss is overconfident on data it has not seen: its probabilities run
-higher than its accuracy (README, "Calibrated scores"). Training fits a one- or two-parameter map on
+higher than its accuracy (docs/training.md, "Calibrated scores"). Training fits a one- or two-parameter map on
 held-out reviews and stores it in the bundle as `calibration.json`, checksummed like every other
 file; every engine produces logits and this one function turns them into class probabilities, so
 the engines cannot disagree about it.

@@ -16,7 +16,6 @@ Dataflow job reports them too.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from pipeline.model_handler import EncodedReviews, ReviewModelHandler, ScoredBat
 from pipeline.monitoring.summarize import RunContext, Summarize
 from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import EncodedBatch
+from pipeline.progress import Progress
 from pipeline.sinks import PublishShards, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
 from pipeline.tallies import add_tallies, failed_tally, read_tally, scored_tally, statistics_tally
@@ -51,6 +51,7 @@ from schemas.output import (
     TEXT,
     TOP_WORDS,
 )
+from schemas.summary import Lineage
 
 log = logging.getLogger("reviewscore")
 
@@ -75,8 +76,13 @@ class ScoringModel:
     profile: TrainingProfile | None = None
     """The bundle's training profile, for the run's drift checks and report."""
 
-    def handler(self) -> ReviewModelHandler:
-        return ReviewModelHandler(self.bundle_uri, settings=self.scorer, explain=self.explain)
+    def handler(self, progress_every_seconds: float | None = None) -> ReviewModelHandler:
+        return ReviewModelHandler(
+            self.bundle_uri,
+            settings=self.scorer,
+            explain=self.explain,
+            progress_every_seconds=progress_every_seconds,
+        )
 
 
 class CountRead(beam.DoFn):
@@ -185,8 +191,8 @@ class ToScoredBatch(beam.DoFn):
         self.scored = beam.metrics.Metrics.counter(NAMESPACE, "records_scored")
 
     def setup(self):
-        self._count = 0
-        self._started = self._last_report = time.monotonic()
+        every = self.progress_every_seconds
+        self._progress = Progress("scored", every) if every is not None else None
 
     def process(self, result: PredictionResult) -> Iterator[pa.Table]:
         batch: ReviewBatch = result.example.reviews
@@ -199,18 +205,9 @@ class ToScoredBatch(beam.DoFn):
         for name, column in columns.items():
             table = table.append_column(name, column)
         self.scored.inc(len(batch))
-        self._report_progress(len(batch))
+        if self._progress is not None:
+            self._progress.add(len(batch))
         yield conform(table, self.schema)
-
-    def _report_progress(self, rows: int):
-        self._count += rows
-        if self.progress_every_seconds is None:
-            return
-        now = time.monotonic()
-        if now - self._last_report >= self.progress_every_seconds:
-            self._last_report = now
-            rate = self._count / (now - self._started)
-            log.warning("progress: worker %d scored %d reviews (%.0f reviews/s)", os.getpid(), self._count, rate)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -235,6 +232,19 @@ def failed_batch_rows(batch_and_error) -> Iterator[dict[str, Any]]:
             yield failure_row(failure)
 
 
+def log_start(source: ReviewSource, model: ScoringModel, every_seconds: float) -> None:
+    """A local run's first line: how many reviews, on which engine, and that progress lines follow, so
+    that reading a large input before the first scored batch is not mistaken for a hang."""
+    explaining = model.explain.top_k and f", explaining {model.explain.top_k} words each by {model.explain.method}"
+    log.warning(
+        "scoring %d reviews on %s%s; a progress line every %.0f s",
+        source.plan.reviews,
+        model.scorer.engine,
+        explaining or "",
+        every_seconds,
+    )
+
+
 def build_pipeline(
     p: beam.Pipeline,
     source: ReviewSource,
@@ -244,16 +254,22 @@ def build_pipeline(
     started: float | None = None,
     progress_every_seconds: float | None = None,
     policy: RunPolicy | None = None,
+    lineage: Lineage | None = None,
 ):
-    """Wire the scoring graph onto `p`; returns the PCollection holding the run summary."""
+    """Wire the scoring graph onto `p`; returns the PCollection holding the run summary.
+
+    `lineage`: what the launch recorded of the run, finished by the summary step."""
     started = time.time() if started is None else started
+    if progress_every_seconds is not None:
+        log_start(source, model, progress_every_seconds)
     records = p | "Read" >> ReadReviews(source.plan, source.text_column, source.id_column, model.max_batch_size)
     reviews, read_failures = records | "CountRead" >> beam.ParDo(CountRead()).with_outputs(FAILED, main="reviews")
 
     encoded, encode_failures = reviews | "Encode" >> beam.ParDo(
         EncodeReviews(model.bundle_uri, source.text_column, model.scorer.threads, words=model.explain.top_k > 0)
     ).with_outputs(FAILED, main="encoded")
-    predictions, dead_letters = encoded | "Score" >> RunInference(model.handler()).with_exception_handling()
+    handler = model.handler(progress_every_seconds)
+    predictions, dead_letters = encoded | "Score" >> RunInference(handler).with_exception_handling()
     scored = predictions | "ToScoredBatch" >> beam.ParDo(
         ToScoredBatch(model.labels, sink.schema, progress_every_seconds)
     )
@@ -284,6 +300,7 @@ def build_pipeline(
         model.explain if model.explain.top_k > 0 else None,
         policy or RunPolicy(),
         started,
+        lineage,
     )
     return (
         p

@@ -25,21 +25,24 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions, WorkerOptions
 
-from pipeline.bundle import BundleError, open_bundle
+from pipeline.bundle import Bundle, BundleError, open_bundle
 from pipeline.engines.base import TENSORFLOW, EngineUnavailable, ScorerSettings
 from pipeline.engines.choice import cheapest_engine, choose_engine, needs_module
 from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
+from pipeline.engines.registry import AUTO
 from pipeline.explain.explainer import ExplainSettings, ExplainUnavailable
 from pipeline.graph import ReviewSource, ScoringModel, build_pipeline
 from pipeline.labels import Labels
+from pipeline.lineage import DEFAULT_RUNNER, environment_versions, manifest_sha256, utc_iso
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
 from pipeline.metrics import NAMESPACE
 from pipeline.model_handler import load_scorer
+from pipeline.progress import PROGRESS_EVERY_SECONDS
 from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
-from pipeline.sources import InputError, plan_inputs
+from pipeline.sources import InputError, InputPlan, plan_inputs
 from pipeline.verdict import RunPolicy
 from schemas.output import REVIEW_ID, TEXT, SchemaError, error_schema, scored_schema
-from schemas.summary import RunSummary
+from schemas.summary import InputsLineage, Lineage, ModelLineage, RunSummary
 
 EXIT_JOB_FAILED = 1
 log = logging.getLogger("reviewscore")
@@ -128,6 +131,28 @@ class ScoringJob:
             **launch,
         )
 
+    def option_values(self) -> dict[str, Any]:
+        """The value of every job option (pipeline/options.py), by name: `from_options` read backwards,
+        for the run's lineage."""
+        return {
+            "input": list(self.inputs),
+            "output": self.output,
+            "model": self.model,
+            "text_column": self.text_column,
+            "id_column": self.id_column,
+            "batch_size": self.max_batch_size,
+            "inference_batch_size": self.scorer.batch_size,
+            "engine": self.scorer.engine,
+            "threads": self.scorer.threads,
+            "max_error_rate": self.policy.max_error_rate,
+            "on_drift": self.policy.on_drift,
+            "overwrite": self.overwrite,
+            "num_shards": self.num_shards,
+            "explain": self.explain.top_k,
+            "explain_method": self.explain.method,
+            "explain_steps": self.explain.steps,
+        }
+
 
 def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     """Run the job and return its summary; a dry run, a described or a submitted job say so instead."""
@@ -148,8 +173,12 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     manifest = bundle.manifest.to_dict()
     labels = Labels.of(bundle.manifest)
     explaining = job.explain.top_k > 0
+    lineage = launch_lineage(job, bundle, plan, options, settings.engine)
     sink = ScoredSink(
-        job.output, scored_schema(plan.schema, manifest, explaining), error_schema(manifest), job.num_shards
+        job.output,
+        scored_schema(plan.schema, manifest, explaining, lineage),
+        error_schema(manifest, lineage),
+        job.num_shards,
     )
 
     if not dry_run:
@@ -173,8 +202,9 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
             profile=bundle.profile,
         ),
         started=job.started,
-        progress_every_seconds=10.0 if local else None,
+        progress_every_seconds=PROGRESS_EVERY_SECONDS if local else None,
         policy=job.policy,
+        lineage=lineage,
     )
     result = pipeline.run()
     if dry_run:
@@ -183,6 +213,28 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         return launched(result, options)
     result.wait_until_finish()
     return replace(read_summary(job.output), model_loads=model_loads(result))
+
+
+def launch_lineage(job: ScoringJob, bundle: Bundle, plan: InputPlan, options: PipelineOptions, engine: str) -> Lineage:
+    """What the launch knows of the run's lineage; the summary step finishes it (pipeline/lineage.py).
+
+    `engine`: the engine chosen here, or AUTO where each worker chooses (its library is then recorded
+    by the summary step only, from the workers' environment).
+    """
+    return Lineage(
+        inputs=InputsLineage(
+            given=tuple(job.inputs),
+            patterns=tuple(plan.patterns),
+            text_files=plan.text_files,
+            parquet_files=tuple(plan.parquet_files),
+            records=plan.reviews,
+        ),
+        model=ModelLineage(job.model, bundle.manifest.name, bundle.model_version, manifest_sha256(bundle.path)),
+        options=job.option_values(),
+        versions=environment_versions([] if engine == AUTO else [engine]),
+        runner=options.view_as(StandardOptions).runner or DEFAULT_RUNNER,
+        started=utc_iso(job.started),
+    )
 
 
 def with_worker_image(beam_args: list[str]) -> list[str]:
@@ -203,7 +255,7 @@ def with_worker_image(beam_args: list[str]) -> list[str]:
         return [*beam_args, f"--sdk_container_image={image}"]
     raise LaunchError(
         "Dataflow needs the job's worker image: pass --sdk_container_image=REGION-docker.pkg.dev/PROJECT/"
-        'reviewscore/scorer:TAG (README, "Running on Dataflow"); Beam\'s stock image lacks reviewscore'
+        "reviewscore/scorer:TAG (docs/production.md); Beam's stock image lacks reviewscore"
     )
 
 

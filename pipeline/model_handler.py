@@ -30,6 +30,7 @@ from pipeline.explain.explainer import Explained, ExplainSettings, top_words
 from pipeline.labels import Labels
 from pipeline.metrics import NAMESPACE
 from pipeline.preprocessing import EncodedBatch
+from pipeline.progress import Progress
 from pipeline.sources import ReviewBatch
 
 if TYPE_CHECKING:
@@ -114,7 +115,12 @@ _LOADED: dict[tuple[str, ScorerSettings, ExplainSettings], LoadedModel] = {}
 
 class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedModel]):
     def __init__(
-        self, bundle_uri: str, *, settings: ScorerSettings | None = None, explain: ExplainSettings | None = None
+        self,
+        bundle_uri: str,
+        *,
+        settings: ScorerSettings | None = None,
+        explain: ExplainSettings | None = None,
+        progress_every_seconds: float | None = None,
     ):
         # One element per call: each element is a batch of reviews read together, already as large
         # as the job's --batch-size.
@@ -122,6 +128,9 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         self.bundle_uri = bundle_uri
         self.settings = settings or ScorerSettings()
         self.explain = explain or ExplainSettings()
+        self.progress_every_seconds = progress_every_seconds
+        """Log explanation progress this often (local runs): explaining one batch can take minutes."""
+        self._explained: Progress | None = None
 
     def load_model(self) -> LoadedModel:
         return load_scorer(self.bundle_uri, self.settings, self.explain)
@@ -142,13 +151,20 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
             Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc(len(item.ids))
             explained = None
             if model.explain is not None:
-                attributions = model.explain(rows, model.labels.predicted(probabilities), logits)
+                progress = self._explain_progress()
+                attributions = model.explain(rows, model.labels.predicted(probabilities), logits, progress)
                 explained = Explained(
                     top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error
                 )
             scored = ScoredBatch(probabilities, explained, model.score.engine, model.score.reason)
             results.append(PredictionResult(item, scored, model.version))
         return results
+
+    def _explain_progress(self) -> Progress | None:
+        """Created where the reviews are explained, on the first call: its count is this worker's."""
+        if self._explained is None and self.progress_every_seconds is not None:
+            self._explained = Progress("explained", self.progress_every_seconds)
+        return self._explained
 
     def get_num_bytes(self, batch: Sequence[EncodedReviews]) -> int:
         return sum(item.ids.ids.nbytes for item in batch)

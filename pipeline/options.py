@@ -29,7 +29,7 @@ from pipeline.explain import METHODS as EXPLAIN_METHODS
 from pipeline.explain import STEPS as EXPLAIN_STEPS
 from pipeline.verdict import DRIFT_POLICIES
 from schemas.bundle import MANIFEST_FILE, ONNX_FILE, VOCABULARY_FILE
-from schemas.output_names import ERRORS_PREFIX, REPORT_FILE, REVIEW_ID, SCORED_PREFIX, SUMMARY_FILE, TEXT
+from schemas.output_names import ERROR_FILES, REPORT_FILE, REVIEW_ID, SCORED_FILES, SUMMARY_FILE, TEXT
 
 REQUIRED = object()
 """The default of an option every job must set (input, output, model)."""
@@ -113,7 +113,7 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "output",
         "Output folder",
-        f"Folder for {SCORED_PREFIX}-*.parquet, {ERRORS_PREFIX}-*.parquet, {SUMMARY_FILE} and {REPORT_FILE}.",
+        f"Folder for {SCORED_FILES}, {ERROR_FILES} (when records failed), {SUMMARY_FILE} and {REPORT_FILE}.",
     ),
     JobOption(
         "model",
@@ -161,7 +161,7 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         "max_error_rate",
         "Most failed records",
         f"The run fails (exit code 1; verdict.passed false in {SUMMARY_FILE}) when failed/read exceeds this "
-        "share; unset: no limit.",
+        "share [default: no limit].",
         float,
         None,
         minimum=0.0,

@@ -3,11 +3,16 @@
 This module writes and nothing else; what the summary and the report say is computed by the
 pipeline's summary step (`pipeline/monitoring/summarize.py`).
 
+The output folder is a Parquet dataset (`schemas/output_names.py`): `scored-*.parquet` at the top
+level are its only data files, so `pandas.read_parquet(OUTPUT)` reads the scored rows and nothing
+else. Every other name starts with an underscore, which pyarrow, pandas, Spark and Hive skip: the
+error files go to `_errors/`, and only when a record failed (Beam's sink writes an empty shard for
+no rows; PublishShards deletes it instead of publishing it), the report is `_report.html`.
+
 Nothing a reader could take for a result appears in the output folder before the job is done:
-Beam's sinks write their shards into `_staging/` (a leading underscore makes pyarrow, Spark and
-Hive skip it, and it does not match `scored-*.parquet`), and only once both sinks have finished
-does PublishShards move the shards up; the summary step runs after that, and WriteSummary then
-writes report.html and, last, _SUMMARY.json. A folder with _SUMMARY.json in it is complete; a job
+Beam's sinks write their shards into `_staging/`, and only once both sinks have finished does
+PublishShards move the shards into place; the summary step runs after that, and WriteSummary then
+writes _report.html and, last, _SUMMARY.json. A folder with _SUMMARY.json in it is complete; a job
 killed earlier leaves at most `_staging/` behind, which the next `--overwrite` run clears.
 Everything goes through Beam's FileSystems, so gs:// works the same way (a rename there is a copy
 and a delete; _SUMMARY.json is still written last).
@@ -19,18 +24,30 @@ import contextlib
 import fnmatch
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.output import ERRORS_PREFIX, REPORT_FILE, SCORED_PREFIX, STAGING_FOLDER, SUMMARY_FILE
+from schemas.output import (
+    ERROR_FILES,
+    ERRORS_FOLDER,
+    ERRORS_PREFIX,
+    FLAT_LAYOUT_FILES,
+    REPORT_FILE,
+    SCORED_FILES,
+    SCORED_PREFIX,
+    STAGING_FOLDER,
+    SUMMARY_FILE,
+)
 from schemas.summary import RunSummary, summary_from_json, summary_to_json
 
-OUTPUT_PREFIXES = (SCORED_PREFIX, ERRORS_PREFIX)
+OUR_FILES = (SUMMARY_FILE, REPORT_FILE, SCORED_FILES, ERROR_FILES, *FLAT_LAYOUT_FILES)
+"""Every name (a pattern, relative to the output folder) a run writes there, in this layout or the flat one."""
 
 
 class OutputError(ValueError):
@@ -51,13 +68,16 @@ class ScoredSink:
     def staging_path(self, name: str) -> str:
         return FileSystems.join(self.output, STAGING_FOLDER, name)
 
+    def errors_path(self, name: str) -> str:
+        return FileSystems.join(self.output, ERRORS_FOLDER, name)
+
 
 def prepare_output(output: str, overwrite: bool) -> None:
     """Refuse a non-empty output folder unless overwrite; then delete what an earlier run of ours wrote.
 
-    Only our own names are deleted (scored-*.parquet, errors-*.parquet, _SUMMARY.json, _staging/):
-    --overwrite on a folder that also holds someone else's files leaves those alone. The same
-    FileSystems calls serve a local folder and gs://.
+    Only our own names are deleted (OUR_FILES and _staging/, the flat layout's report.html and
+    errors-*.parquet included): --overwrite on a folder that also holds someone else's files leaves
+    those alone. The same FileSystems calls serve a local folder and gs://.
     """
     if "://" not in output:
         if os.path.exists(output) and not os.path.isdir(output):
@@ -78,18 +98,19 @@ def prepare_output(output: str, overwrite: bool) -> None:
     ours = [path for path in existing if written_by_us(output, path)]
     if ours:
         FileSystems.delete(ours)
-    staging = os.path.join(output, STAGING_FOLDER)
-    if "://" not in output and os.path.isdir(staging):  # the empty folders Beam's local sinks leave
-        shutil.rmtree(staging)
+    if "://" not in output:  # local folders outlive their files: the empty ones Beam's sinks and ours leave
+        staging, errors = os.path.join(output, STAGING_FOLDER), os.path.join(output, ERRORS_FOLDER)
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+        with contextlib.suppress(OSError):  # absent, or holding someone else's files
+            os.rmdir(errors)
 
 
 def written_by_us(output: str, path: str) -> bool:
     """Is this file one of the names a scoring run writes into its output folder?"""
     name = path.removeprefix(FileSystems.join(output, ""))
-    return (
-        name in (SUMMARY_FILE, REPORT_FILE)
-        or name.startswith(STAGING_FOLDER + "/")
-        or ("/" not in name and any(fnmatch.fnmatch(name, f"{prefix}-*.parquet") for prefix in OUTPUT_PREFIXES))
+    return name.startswith(STAGING_FOLDER + "/") or any(
+        fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/") for pattern in OUR_FILES
     )
 
 
@@ -117,27 +138,56 @@ def write_errors(rows, sink: ScoredSink):
 
 class PublishShards(beam.DoFn):
     """Once both sinks have finished (their file names are side inputs): move their shards from
-    _staging/ into the output folder, and pass on the published (scored, error) names."""
+    _staging/ into place, and pass on the published (scored, error) names.
+
+    Scored shards go to the top of the output folder, every one (an empty one still tells a reader
+    the schema). Error shards go to _errors/, only those holding rows: the sink writes an empty one
+    when nothing failed, which is deleted, so a run without failures has no _errors/ at all.
+    """
 
     def __init__(self, sink: ScoredSink):
         self.sink = sink
 
     def process(self, _, scored_files: list[str], error_files: list[str]) -> Iterator[tuple[list[str], list[str]]]:
-        yield self._publish(scored_files), self._publish(error_files)
+        yield self._publish(scored_files, self.sink.path), self._publish_errors(error_files)
 
-    def _publish(self, staged: list[str]) -> list[str]:
-        """Move finished shards from _staging/ into the output folder (idempotent, for retries)."""
+    @staticmethod
+    def _publish(staged: list[str], to: Callable[[str], str]) -> list[str]:
+        """Move finished shards from _staging/ to `to(name)` (idempotent, for retries)."""
         published = []
         for path in staged:
-            target = self.sink.path(path.rsplit("/", 1)[-1])
+            target = to(path.rsplit("/", 1)[-1])
             if FileSystems.exists(path):
                 FileSystems.rename([path], [target])
             published.append(target)
         return sorted(published)
 
+    def _publish_errors(self, staged: list[str]) -> list[str]:
+        """The error shards that hold rows, moved to _errors/; the empty ones deleted. A retry finds
+        the moved ones in place and the deleted ones gone."""
+        holding = []
+        for path in staged:
+            if FileSystems.exists(path):
+                if parquet_rows(path) == 0:
+                    FileSystems.delete([path])
+                    continue
+            elif not FileSystems.exists(self.sink.errors_path(path.rsplit("/", 1)[-1])):
+                continue  # an empty shard an earlier try deleted
+            holding.append(path)
+        if holding:
+            with contextlib.suppress(OSError):  # there already; on an object store a no-op
+                FileSystems.mkdirs(self.sink.path(ERRORS_FOLDER))
+        return self._publish(holding, self.sink.errors_path)
+
+
+def parquet_rows(path: str) -> int:
+    """Rows of a Parquet file, from its footer."""
+    with FileSystems.open(path) as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
 
 class WriteSummary(beam.DoFn):
-    """Writes report.html, then _SUMMARY.json, last; then clears _staging/. Yields the summary as written.
+    """Writes _report.html, then _SUMMARY.json, last; then clears _staging/. Yields the summary as written.
 
     Its input is the summary step's (RunSummary, report page), the page None when the report could not
     be drawn (the summary's report_error says why); the summary's `report` is where the page went.

@@ -117,6 +117,10 @@ class InputPlan:
     """The union of every input's columns: the scored output's pass-through columns."""
     reviews: int = 0
     """Records the inputs hold at launch (Parquet footers' row counts, review files matched): the job's size."""
+    patterns: list[str] = field(default_factory=list)
+    """What each input was matched with: a folder's recursive *.txt and *.parquet patterns, a file or glob itself."""
+    text_files: int = 0
+    """Review files matched at launch."""
 
 
 def _is_glob(path: str) -> bool:
@@ -143,12 +147,14 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
     text_patterns: list[TextPattern] = []
     parquet_files: list[str] = []
     text_files = 0
+    patterns: list[str] = []
     for raw in inputs:
         path = raw
         if not _is_glob(path) and _is_directory(path):
             root = path.rstrip("/")
             text_pattern = TextPattern(root, FileSystems.join(root, "**" + TEXT_SUFFIX))
-            found_parquet = _match(FileSystems.join(root, "**" + PARQUET_SUFFIX))
+            patterns += [text_pattern.pattern, FileSystems.join(root, "**" + PARQUET_SUFFIX)]
+            found_parquet = _match(patterns[-1])
             found_text = len(_match(text_pattern.pattern))
             if found_text:
                 text_patterns.append(text_pattern)
@@ -157,6 +163,7 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
                 raise InputError(f"input {raw} holds no *.txt review files and no *.parquet files")
             parquet_files.extend(found_parquet)
             continue
+        patterns.append(path)
         matches = _match(path)
         if not matches:
             raise InputError(f"input {raw} does not exist or matches no file")
@@ -178,7 +185,8 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
         raise SchemaError(f"input columns of the same name have different types: {e}") from None
     if parquet_files and id_column not in schema.names:
         schema = schema.append(pa.field(id_column, pa.string()))
-    return InputPlan(text_patterns, parquet_files, schema, text_files + sum(rows for _, rows in footers))
+    records = text_files + sum(rows for _, rows in footers)
+    return InputPlan(text_patterns, parquet_files, schema, records, patterns, text_files)
 
 
 def parquet_footer(path: str, text_column: str) -> tuple[pa.Schema, int]:

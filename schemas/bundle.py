@@ -25,6 +25,9 @@ CALIBRATION_FILE = "calibration.json"
 PROFILE_FILE = "profile.json"
 """Optional: the training profile drift checks compare every scoring run with; without it a run
 reports drift status 'no_profile'."""
+TRAINING_HASHES_FILE = "training_hashes.parquet"
+"""Optional: one hash per training review's text and the part it was in (training/overlap.py), so that
+`reviewscore evaluate` can count the evaluated reviews the model was trained on."""
 
 REQUIRED_FILES = (MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE)
 # Manifest fields format version 1 does not require: a manifest without them reads with their defaults.

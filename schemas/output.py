@@ -2,7 +2,8 @@
 
 Scored files carry every input column unchanged plus the four score columns (and top_words when
 explaining); error files carry one row per record that could not be read, decoded, preprocessed or
-scored. The bundle manifest rides along in the Parquet key-value metadata under MANIFEST_METADATA_KEY.
+scored. The bundle manifest rides along in the Parquet key-value metadata under MANIFEST_METADATA_KEY,
+and the run's lineage as known at launch under LINEAGE_METADATA_KEY.
 The names themselves are in `schemas/output_names.py`; this module gives them their Arrow types.
 """
 
@@ -16,9 +17,13 @@ import pyarrow as pa
 from schemas.output_names import (
     DECODE_STAGE,
     ERROR,
+    ERROR_FILES,
+    ERRORS_FOLDER,
     ERRORS_PREFIX,
+    FLAT_LAYOUT_FILES,
     INFERENCE_STAGE,
     LABEL_PROBS,
+    LINEAGE_METADATA_KEY,
     MANIFEST_METADATA_KEY,
     MODEL_VERSION,
     PREDICTED_LABEL,
@@ -27,6 +32,7 @@ from schemas.output_names import (
     REPORT_FILE,
     REVIEW_ID,
     SCORE,
+    SCORED_FILES,
     SCORED_PREFIX,
     SOURCE,
     STAGE,
@@ -36,16 +42,21 @@ from schemas.output_names import (
     TEXT,
     TOP_WORDS,
 )
+from schemas.summary import Lineage
 
 __all__ = [
     "DECODE_STAGE",
     "ERROR",
+    "ERRORS_FOLDER",
     "ERRORS_PREFIX",
+    "ERROR_FILES",
     "ERROR_SCHEMA",
+    "FLAT_LAYOUT_FILES",
     "INFERENCE_STAGE",
     "LABEL_PROBS",
     "LABEL_PROB_FIELDS",
     "LABEL_PROB_TYPE",
+    "LINEAGE_METADATA_KEY",
     "MANIFEST_METADATA_KEY",
     "MODEL_VERSION",
     "PREDICTED_LABEL",
@@ -54,6 +65,7 @@ __all__ = [
     "REPORT_FILE",
     "REVIEW_ID",
     "SCORE",
+    "SCORED_FILES",
     "SCORED_PREFIX",
     "SCORE_FIELDS",
     "SOURCE",
@@ -68,6 +80,7 @@ __all__ = [
     "TOP_WORD_TYPE",
     "SchemaError",
     "error_schema",
+    "lineage_from_metadata",
     "manifest_metadata",
     "scored_schema",
 ]
@@ -103,21 +116,33 @@ class SchemaError(ValueError):
     """Input schemas cannot be combined into one scored-output schema."""
 
 
-def scored_schema(input_schema: pa.Schema, manifest: dict[str, Any], explain: bool = False) -> pa.Schema:
+def scored_schema(
+    input_schema: pa.Schema, manifest: dict[str, Any], explain: bool = False, lineage: Lineage | None = None
+) -> pa.Schema:
     """The input columns followed by the score columns (and top_words when explaining), with the
-    manifest in the metadata."""
+    manifest and the launch's lineage in the metadata."""
     added = [*SCORE_FIELDS, TOP_WORDS_FIELD] if explain else list(SCORE_FIELDS)
     clashes = [f.name for f in added if f.name in input_schema.names]
     if clashes:
         raise SchemaError(f"input already has column(s) {', '.join(clashes)}; reviewscore would overwrite them")
     fields = [f.with_nullable(True) for f in input_schema] + added
-    return pa.schema(fields, metadata=manifest_metadata(manifest))
+    return pa.schema(fields, metadata=manifest_metadata(manifest, lineage))
 
 
-def error_schema(manifest: dict[str, Any]) -> pa.Schema:
-    return ERROR_SCHEMA.with_metadata(manifest_metadata(manifest))
+def error_schema(manifest: dict[str, Any], lineage: Lineage | None = None) -> pa.Schema:
+    return ERROR_SCHEMA.with_metadata(manifest_metadata(manifest, lineage))
 
 
-def manifest_metadata(manifest: dict[str, Any]) -> dict[bytes, bytes]:
-    """The Parquet key-value metadata that carries the manifest, so every output file names its model."""
-    return {MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()}
+def manifest_metadata(manifest: dict[str, Any], lineage: Lineage | None = None) -> dict[bytes, bytes]:
+    """The Parquet key-value metadata that carries the manifest, so every output file names its model,
+    and the run's lineage where there is one."""
+    metadata = {MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()}
+    if lineage is not None:
+        metadata[LINEAGE_METADATA_KEY] = json.dumps(lineage.to_dict(), ensure_ascii=False).encode()
+    return metadata
+
+
+def lineage_from_metadata(metadata: dict[bytes, bytes] | None) -> Lineage | None:
+    """The lineage an output file's key-value metadata carries (`pq.read_schema(path).metadata`), if any."""
+    text = (metadata or {}).get(LINEAGE_METADATA_KEY)
+    return None if text is None else Lineage.from_dict(json.loads(text))

@@ -28,6 +28,9 @@ __all__ = [
     "DriftCheck",
     "EngineUse",
     "ExplanationsSummary",
+    "InputsLineage",
+    "Lineage",
+    "ModelLineage",
     "RunSummary",
     "SummaryError",
     "Verdict",
@@ -292,6 +295,126 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class InputsLineage:
+    """The inputs as given and what they matched at launch.
+
+    Text files are recorded as the patterns that matched them and their count, not one name each: a
+    folder may hold millions of review files, which the workers find again from the same patterns
+    (`pipeline/sources.py`). Parquet files are named one by one: the launch opens every one of them
+    to read its schema, so there are as few as a launch can afford.
+    """
+
+    given: tuple[str, ...]
+    """The INPUT arguments as the job was given them: folders, files, globs."""
+    patterns: tuple[str, ...]
+    """What each was matched with: a folder's recursive `**.txt` and `**.parquet`, a file or glob itself."""
+    text_files: int
+    parquet_files: tuple[str, ...]
+    records: int
+    """Records the inputs held at launch (review files plus Parquet rows): the job's size."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "given": list(self.given),
+            "patterns": list(self.patterns),
+            "text_files": self.text_files,
+            "parquet_files": list(self.parquet_files),
+            "records": self.records,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "lineage.inputs") -> InputsLineage:
+        return cls(
+            given=_strings(data, "given", where),
+            patterns=_strings(data, "patterns", where),
+            text_files=_field(data, "text_files", int, where),
+            parquet_files=_strings(data, "parquet_files", where),
+            records=_field(data, "records", int, where),
+        )
+
+
+@dataclass(frozen=True)
+class ModelLineage:
+    """The bundle that scored: where it was read from, its name and version, and its manifest's checksum."""
+
+    location: str
+    """As the job was given it (a folder or gs:// prefix)."""
+    name: str
+    version: str
+    manifest_sha256: str
+    """sha256 of the bundle's manifest.json bytes. The manifest holds every other file's sha256, so this
+    one value pins the whole bundle: model, vocabulary, calibration, profile."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "name": self.name,
+            "version": self.version,
+            "manifest_sha256": self.manifest_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "lineage.model") -> ModelLineage:
+        return cls(
+            location=_field(data, "location", str, where),
+            name=_field(data, "name", str, where),
+            version=_field(data, "version", str, where),
+            manifest_sha256=_field(data, "manifest_sha256", str, where),
+        )
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a run's rows came from and what made them, so a result can be traced and the run repeated.
+
+    Built once at launch (`pipeline/job.py`), written into every output file's Parquet metadata as it
+    stands then, and finished by the summary step: the finishing time, the engine libraries that
+    scored (read where they ran) and, on a remote runner, the job's id.
+    """
+
+    inputs: InputsLineage
+    model: ModelLineage
+    options: dict[str, Any]
+    """Every job option's value by its name (`pipeline/options.py`), defaults included."""
+    versions: dict[str, str]
+    """reviewscore, apache-beam, python, pyarrow, and the library of each engine that scored (onnxruntime,
+    tensorflow), by package name."""
+    runner: str
+    started: str
+    """When the user started the job, UTC, ISO 8601."""
+    job_id: str | None = None
+    """The runner's id for the job, where it has one (Dataflow); None on local runners."""
+    finished: str | None = None
+    """When the summary was made, UTC, ISO 8601; None in the output files' metadata, written before."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs.to_dict(),
+            "model": self.model.to_dict(),
+            "options": dict(self.options),
+            "versions": dict(self.versions),
+            "runner": self.runner,
+            "job_id": self.job_id,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "lineage") -> Lineage:
+        versions = _field(data, "versions", dict, where)
+        return cls(
+            inputs=InputsLineage.from_dict(_field(data, "inputs", dict, where), f"{where}.inputs"),
+            model=ModelLineage.from_dict(_field(data, "model", dict, where), f"{where}.model"),
+            options=dict(_field(data, "options", dict, where)),
+            versions={name: _field(versions, name, str, f"{where}.versions") for name in versions},
+            runner=_field(data, "runner", str, where),
+            started=_field(data, "started", str, where),
+            job_id=_field(data, "job_id", str, where, optional=True),
+            finished=_field(data, "finished", str, where, optional=True),
+        )
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """A finished run: its counts, where its files are, how it scored, its drift checks and verdict."""
 
@@ -318,10 +441,13 @@ class RunSummary:
     verdict: Verdict | None = None
     """The job's judgement of itself; a summary without one is not taken as passed (the nightly gate fails it)."""
     report: str | None = None
-    """Where report.html was written; None when it could not be drawn (report_error says why)."""
+    """Where _report.html was written; None when it could not be drawn (report_error says why)."""
     report_error: str | None = None
     model_loads: int | None = None
     """How often workers loaded the model, from the runner's metrics: set by the launcher, never in the file."""
+    lineage: Lineage | None = None
+    """What made the run: inputs, model, options, versions, runner, times. Written by every run; None
+    only when reading a summary that has none."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -338,8 +464,10 @@ class RunSummary:
             "reviews_per_second": self.reviews_per_second,
             "scored_files": list(self.scored_files),
             "error_files": list(self.error_files),
-            "drift": self.drift.to_dict(),
         }
+        if self.lineage is not None:
+            data["lineage"] = self.lineage.to_dict()
+        data["drift"] = self.drift.to_dict()
         if self.explanations is not None:
             data["explanations"] = self.explanations.to_dict()
         if self.verdict is not None:
@@ -356,6 +484,7 @@ class RunSummary:
         engines = _field(data, "engines", dict, where)
         explanations = _field(data, "explanations", dict, where, optional=True)
         verdict = _field(data, "verdict", dict, where, optional=True)
+        lineage = _field(data, "lineage", dict, where, optional=True)
         return cls(
             records_read=_field(data, "records_read", int, where),
             records_scored=_field(data, "records_scored", int, where),
@@ -376,6 +505,7 @@ class RunSummary:
             report=_field(data, "report", str, where, optional=True),
             report_error=_field(data, "report_error", str, where, optional=True),
             model_loads=_field(data, "model_loads", int, where, optional=True),
+            lineage=None if lineage is None else Lineage.from_dict(lineage, f"{where} lineage"),
         )
 
 

@@ -457,10 +457,22 @@ def passing_summary() -> dict:
         "engine": "onnx", "engines": {"onnx": {"reviews": 990, "why": ["asked for"]}},
         "wall_seconds": 312.5, "reviews_per_second": 3.2,
         "scored_files": [f"{day}/scored-00000-of-00001.parquet"],
-        "error_files": [f"{day}/errors-00000-of-00001.parquet"],
+        "error_files": [f"{day}/_errors/errors-00000-of-00001.parquet"],
+        "lineage": {
+            "inputs": {"given": [f"gs://my-bucket/reviews/{DAY}/"], "patterns": [f"gs://my-bucket/reviews/{DAY}/**.txt",
+                       f"gs://my-bucket/reviews/{DAY}/**.parquet"], "text_files": 1000, "parquet_files": [],
+                       "records": 1000},
+            "model": {"location": "gs://my-bucket/models/imdb-bilstm/", "name": "imdb-bilstm", "version": "2.0.0",
+                      "manifest_sha256": "0" * 64},
+            "options": {"on_drift": "fail", "max_error_rate": 0.01, "overwrite": True},
+            "versions": {"reviewscore": "0.1.0", "apache-beam": "2.77.0", "python": "3.11.7", "pyarrow": "25.0.1",
+                         "onnxruntime": "1.32.0"},
+            "runner": "DataflowRunner", "job_id": "2026-01-01_03_00_00-1", "started": f"{DAY}T03:00:00.000Z",
+            "finished": f"{DAY}T03:05:12.500Z",
+        },
         "drift": {"detected": False, "status": "no drift", "checks": []},
         "verdict": {"passed": True, "problems": [], "error_rate": 0.01, "max_error_rate": 0.01, "on_drift": "fail"},
-        "report": f"{day}/report.html",
+        "report": f"{day}/_report.html",
     }  # fmt: skip
 
 
@@ -522,7 +534,7 @@ def test_the_gate_fails_the_day_when_the_run_did_not_pass(dag, gcs_connection, c
         gate(dag)(DAY)
     assert f"gs://my-bucket/scored/{DAY}/_SUMMARY.json" in str(failed.value)
     if summary.get("verdict") and not summary["verdict"]["passed"]:
-        assert f"see gs://my-bucket/scored/{DAY}/report.html" in str(failed.value)
+        assert f"see gs://my-bucket/scored/{DAY}/_report.html" in str(failed.value)
 
 
 @needs_airflow

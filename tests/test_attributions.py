@@ -157,9 +157,9 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     assert gradients["method"] == "integrated gradients" and gradients["steps"] == 16
     assert gradients["completeness_error"]["mean"] is not None
     assert gradients["engine"] == "TensorFlow (XLA-compiled): the onnx engine computes no gradients"
-    report = (tmp_path / "explained" / "report.html").read_text()
+    report = (tmp_path / "explained" / "_report.html").read_text()
     assert 'id="top-words"' in report and "Why these labels" in report
-    assert 'id="top-words"' not in (tmp_path / "plain" / "report.html").read_text()
+    assert 'id="top-words"' not in (tmp_path / "plain" / "_report.html").read_text()
 
 
 def test_explain_command_highlights_the_words(tiny_bundle):

@@ -10,6 +10,7 @@ client and Beam's GCS filesystem; DataflowRunner builds the real job graph in a 
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import subprocess
@@ -22,7 +23,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.job import DryRun, ScoringJob, run_scoring
-from schemas.output import REPORT_FILE, SUMMARY_FILE
+from schemas.output import ERROR_FILES, REPORT_FILE, SUMMARY_FILE
 
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
 
@@ -182,7 +183,7 @@ def test_scoring_on_cloud_storage_publishes_like_local(remote, cloud_storage, tm
     assert result.exit_code == 0, result.output
     names = [path.removeprefix(out + "/") for path in cloud_storage.files(out)]
     scored = [name for name in names if name.startswith("scored-")]
-    errors = [name for name in names if name.startswith("errors-")]
+    errors = [name for name in names if fnmatch.fnmatchcase(name, ERROR_FILES)]
     assert sorted(set(names) - {*scored, *errors}) == ["README.txt", SUMMARY_FILE, REPORT_FILE], names  # no _staging/
     assert b"<svg" in cloud_storage.read(f"{out}/{REPORT_FILE}")
     assert "scored-00003-of-00004.parquet" not in scored

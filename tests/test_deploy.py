@@ -1,7 +1,7 @@
 """The files that build the Dataflow image and pin its dependencies, checked against each other.
 
-No Docker engine runs here, so the image is not built in the test suite (README, "Running on
-Dataflow", says what was verified how). What can be checked without one is checked: the image's
+No Docker engine runs here, so the image is not built in the test suite (docs/production.md, "The rehearsal",
+says what was verified how). What can be checked without one is checked: the image's
 entrypoint and launcher wiring, that every file it copies exists, that it installs through the one
 script its rehearsal (deploy/worker_env.py) also runs, that the lock files agree with pyproject.toml
 and with each other, and that installed over Beam's image (deploy/beam_image_requirements.txt) they

@@ -1,4 +1,5 @@
-"""Which engine scores a job, and that scoring, `--help` and `info` need no TensorFlow.
+"""Which engine scores a job, that scoring, `--help`, `info` and `explain` need no TensorFlow, and that no
+command prints TensorFlow's or Keras' own lines unless asked.
 
 The no-TensorFlow runs are real subprocesses in which `import tensorflow` and `import keras` fail,
 as on a worker built from requirements.lock: the job must score with model.onnx, and a TensorFlow
@@ -8,9 +9,12 @@ engine asked for must be refused with one line.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline import native_log
+from pipeline.cli import quiet_logging
 from pipeline.engines import base
 from pipeline.engines.base import EngineUnavailable
 from pipeline.engines.choice import choose_engine
@@ -45,8 +51,8 @@ main()
 
 @pytest.mark.parametrize(
     ("args", "code"),
-    [(["--help"], 0), (["info", "models/imdb-bilstm"], 0), (["score", "reviews/"], 2)],
-    ids=["help", "info", "argument-error"],
+    [(["--help"], 0), (["--version"], 0), (["info", "models/imdb-bilstm"], 0), (["score", "reviews/"], 2)],
+    ids=["help", "version", "info", "argument-error"],
 )
 def test_help_info_and_argument_errors_import_neither_tensorflow_nor_beam(args, code):
     probe = run_python(
@@ -163,3 +169,69 @@ def test_tensorflow_native_error_lines_reach_stderr_only_when_asked(setup, user_
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert ("reviewscore-native-probe" in done.stderr) is shown, done.stderr[-2000:]
+
+
+# What TensorFlow and Keras print on their own: absl's load-time lines and records, and Keras' warnings.
+NOISE = re.compile(r"oneDNN|absl|InitializeLog|^[IWEF]\d{4} \d\d:|[Kk]eras|UserWarning", re.MULTILINE)
+
+
+def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`reviewscore ARGS` in a fresh process, with TensorFlow's log level as a user who set none has it."""
+    clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**clean, **(env or {})}, timeout=600)  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["explain", "a fine film"], ["info", "models/imdb-bilstm"]], ids=["explain", "info"])
+def test_commands_print_no_tensorflow_or_keras_lines(args):
+    done = run_command(*args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not NOISE.search(done.stderr), done.stderr[-2000:]
+    assert done.stdout.strip()
+
+
+def test_explain_by_occlusion_needs_no_tensorflow():
+    done = run_python(WITHOUT_TENSORFLOW, "explain", "a fine film")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fine" in done.stdout and "occlusion" in done.stdout
+
+
+def test_train_prints_no_tensorflow_or_keras_lines(labelled_parquet, tmp_path):
+    done = run_command("train", "--data", labelled_parquet, "--out", str(tmp_path / "b"), "--arch", "lstm",
+                       "--epochs", "1", "--batch-size", "16", "--vocab-size", "200", "--max-length", "40")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not NOISE.search(done.stderr), done.stderr[-2000:]
+    assert "bundle:" in done.stdout
+
+
+def test_tensorflow_load_lines_are_held_to_the_level_asked():
+    absl = (
+        "a line of our own\n"
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796145808.403024   28549 port.cc:153] oneDNN custom operations are on.\n"
+        "I0000 00:00:1796145808.473961   28549 cpu_feature_guard.cc:227] This binary is optimized.\n"
+        "To enable the following instructions: AVX2, rebuild TensorFlow.\n"
+        "E0000 00:00:1796145808.5   28549 util.cc:1] an error\n"
+    )
+    assert native_log.kept_lines(absl, 0) == absl
+    assert native_log.kept_lines(absl, 1) == "a line of our own\nE0000 00:00:1796145808.5   28549 util.cc:1] an error\n"
+    assert native_log.kept_lines(absl, 3) == "a line of our own\n"
+    done = subprocess.run([sys.executable, "-c", "import pipeline, tensorflow"], capture_output=True, text=True,
+                          cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0 and not NOISE.search(done.stderr), done.stderr[-2000:]
+
+
+def test_keras_warnings_reach_the_terminal_only_with_verbose():
+    root = logging.getLogger().level
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet_logging(verbose=False)
+            warnings.warn_explicit("hidden", UserWarning, "epoch_iterator.py", 1, module="keras.src.trainers")
+            warnings.warn_explicit("ours", UserWarning, "graph.py", 1, module="pipeline.graph")
+            quiet_logging(verbose=True)
+            warnings.warn_explicit("shown", UserWarning, "epoch_iterator.py", 1, module="keras.src.trainers")
+    finally:
+        logging.getLogger().setLevel(root)
+    assert [str(w.message) for w in caught] == ["ours", "shown"]

@@ -12,6 +12,8 @@ import random
 import re
 import shutil
 import string
+from dataclasses import replace
+from html import escape
 
 import numpy as np
 import pyarrow as pa
@@ -24,19 +26,24 @@ from pipeline.cli import app
 from pipeline.labels import Labels
 from pipeline.monitoring.drift import (
     MIN_REVIEWS,
+    QUANTILE_BINS,
     check_drift,
     coarsen,
     cohens_h,
+    conditions,
+    distribution_check,
     jensen_shannon_distance,
     psi,
     quantile_bins,
     two_proportion_z,
 )
+from pipeline.monitoring.report import render_report
 from pipeline.monitoring.statistics import TOP_TOKENS, Statistics
+from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import OOV_ID, EncodedBatch
 from schemas.bundle import PROFILE_FILE
 from schemas.output import REPORT_FILE, SUMMARY_FILE
-from schemas.summary import Drift
+from schemas.summary import Drift, RunSummary
 from tests.conftest import make_reviews
 
 runner = CliRunner()
@@ -160,6 +167,64 @@ def test_a_large_but_negligible_rate_difference_is_significant_yet_not_drift(ref
     rate = next(c for c in report.checks if c.name == "unknown_word_rate")
     assert abs(rate.value) > rate.threshold and abs(rate.details["effect_size"]["value"]) < 0.2
     assert not rate.drifted
+
+
+def test_every_check_states_the_conditions_that_decide_it(reference):
+    """A check drifts exactly when all its conditions hold; the unknown-word rate has two (z and h)."""
+    for change in ({}, {"positive_only": True}, {"unknown": 0.5}, {"unknown": 0.024}, {"cut": 12}):
+        for check in check_drift(reference, synthetic(5000, seed=2, **change)).checks:
+            decided_by = conditions(check)
+            assert check.drifted == all(condition.holds() for condition in decided_by), (change, check)
+            assert decided_by[0].value == check.value and decided_by[0].threshold == check.threshold
+    rate = check_drift(reference, synthetic(5000, seed=3, unknown=0.024)).checks[-1]
+    assert rate.name == "unknown_word_rate"
+    z_test, effect = conditions(rate)
+    assert [z_test.rule(), effect.rule()] == ["|z| > 3.29", "|h| ≥ 0.20"]
+    assert z_test.holds() and not effect.holds() and not rate.drifted  # significant, negligible: h decides
+    assert effect.value == rate.details["effect_size"]["value"]
+
+
+def test_the_bin_count_says_when_deciles_merge():
+    """Where one fine bin holds more than a tenth of the reference, deciles fall in it together: fewer
+    bins, and the statistic says how many and why; the value is PSI over exactly those bins."""
+    even = np.bincount(np.random.default_rng(1).integers(0, 300, 10_000), minlength=300)
+    check = distribution_check("length", "tokens per review", even, even)
+    assert check.statistic == f"population stability index over {QUANTILE_BINS} reference quantile bins"
+    lumpy = even.copy()
+    lumpy[0] = 3 * even.sum()  # three quarters of the reference in the first bin
+    check = distribution_check("length", "tokens per review", lumpy, even)
+    starts = quantile_bins(lumpy, QUANTILE_BINS)
+    assert len(starts) < QUANTILE_BINS and check.details["bin_starts"] == starts.tolist()
+    assert check.statistic == (
+        f"population stability index over up to {QUANTILE_BINS} reference quantile bins "
+        f"({len(starts)} here: deciles that fall in one histogram bin merge)"
+    )
+    assert check.value == round(psi(coarsen(lumpy, starts), coarsen(even, starts)), 6)
+
+
+def test_the_report_shows_each_checks_conditions_with_one_format_per_column(reference):
+    run = synthetic(5000, seed=3, unknown=0.024)
+    drift = check_drift(reference, run)
+    summary = RunSummary(
+        records_read=5000, records_scored=5000, records_failed=0, failed_by_stage={}, accounting_ok=True,
+        label_counts={"negative": int(run.labels[0]), "positive": int(run.labels[1])}, model_version="1",
+        engine="onnx", engines={}, wall_seconds=1.0, reviews_per_second=5000.0, scored_files=(), error_files=(),
+        drift=drift,
+    )  # fmt: skip
+    source = {"part": "held out", "data": "../data/imdb/train.parquet + rt/sst5_dev.parquet"}
+    page = render_report(summary, run, TrainingProfile(reference, source), {"name": "m"})
+    assert f'title="{source["data"]}">held out: train.parquet + sst5_dev.parquet</span>' in page  # file names shown
+    table = page.split('<table id="drift">')[1].split("</table>")[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("<tr>")[2:]]
+    rate = next(c for c in drift.checks if c.name == CHECKS[-1])
+    z_row = rows[-2]
+    assert z_row[:3] == [CHECKS[-1], escape(rate.what), "two-proportion z-test"]
+    assert z_row[3:] == [f"{rate.value:.4f}", "|z| &gt; 3.29", "yes", "ok"]
+    h = rate.details["effect_size"]["value"]
+    assert rows[-1] == ["Cohen&#x27;s h (effect size)", f"{h:.4f}", "and |h| ≥ 0.20", "no"]
+    assert len(rows) == len(drift.checks) + 1  # one line per condition
+    for value, rule in [row[3:5] for row in rows[:-1]] + [rows[-1][1:3]]:  # values to 4 decimals, rules to 2
+        assert re.fullmatch(r"-?\d+\.\d{4}", value) and re.fullmatch(r".*\d\.\d{2}", rule), (value, rule)
 
 
 def test_small_runs_report_insufficient_data_not_false_alarms(reference):
@@ -354,6 +419,10 @@ def test_the_report_renders_with_its_plots_in_a_browser(profiled, browser, tmp_p
         "return [...document.querySelectorAll('table tr')].map(tr => tr.innerText).filter(t => t.includes('drifted'))"
     )
     assert any(row.startswith("vocabulary") for row in verdicts), verdicts
+    lineage = browser.find_element("id", "lineage").text
+    assert "drifted.parquet" in lineage and "manifest sha256" in lineage and "DirectRunner" in lineage
+    rate = browser.execute_script("return [...document.querySelectorAll('#drift tr')].map(tr => tr.innerText)")
+    assert any("Cohen's h" in row and "|h| ≥ 0.20" in row for row in rate), rate  # both of its conditions
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # nothing fetched
 
     from PIL import Image
@@ -363,3 +432,28 @@ def test_the_report_renders_with_its_plots_in_a_browser(profiled, browser, tmp_p
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
     for colour in ((0x25, 0x63, 0xEB), (0xF5, 0x9E, 0x0B)):  # this run's bars, the training profile's bars
         assert (np.abs(pixels - colour).sum(axis=1) < 30).sum() > 500, f"no bars painted in {colour}"
+
+
+def test_the_top_words_of_every_class_line_up_in_a_browser(browser, tmp_path):
+    """The "Why these labels" lists are one table: every row's cells start at the same x in every class,
+    and each class's word and count columns are as wide as every other's, however long its words."""
+    from tests.test_summary import a_summary
+
+    summary = a_summary()
+    words = {
+        "negative": (("dull", 12), ("boring", 3)),
+        "positive": (("superb", 1_200), ("a remarkably long phrase of a word", 1), ("fine", 1)),
+    }
+    summary = replace(summary, explanations=replace(summary.explanations, top_words_by_class=words))
+    page = tmp_path / "page.html"
+    page.write_text(render_report(summary, Statistics.empty(2), None, {"name": "m"}))
+    browser.get(page.resolve().as_uri())
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll('#top-words tr')].slice(1).map(tr => [...tr.cells].map(td => {"
+        "  const box = td.getBoundingClientRect(); return [box.left, box.top, box.width]; }))"
+    )
+    assert len(rows) == 3 and all(len(row) == 4 for row in rows)
+    assert len({tuple(round(left) for left, _, _ in row) for row in rows}) == 1  # columns line up down the table
+    assert all(len({round(top) for _, top, _ in row}) == 1 for row in rows)  # and across it
+    widths = [round(width) for _, _, width in rows[0]]
+    assert widths[0] == widths[2] and widths[1] == widths[3], widths  # every class's columns alike

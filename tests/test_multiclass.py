@@ -99,8 +99,8 @@ def test_evaluate_five_classes(five_class_bundle, tmp_path):
     report = tmp_path / "report"
     result = runner.invoke(
         app,
-        ["evaluate", "--input", str(tmp_path / "labelled.parquet"), "--model", str(five_class_bundle.path),
-         "--report", str(report)],
+        ["evaluate", str(tmp_path / "labelled.parquet"), "--model", str(five_class_bundle.path),
+         "--output", str(report)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     metrics = json.loads((report / "metrics.json").read_text())
@@ -118,15 +118,15 @@ def test_labels_outside_the_bundles_classes_are_named(five_class_bundle, tmp_pat
     pq.write_table(pa.table({"text": ["a", "b", "c"], "label": [1, 7, 9]}), tmp_path / "bad.parquet")
     result = runner.invoke(
         app,
-        ["evaluate", "--input", str(tmp_path / "bad.parquet"), "--model", str(five_class_bundle.path),
-         "--report", str(tmp_path / "r")],
+        ["evaluate", str(tmp_path / "bad.parquet"), "--model", str(five_class_bundle.path),
+         "--output", str(tmp_path / "r")],
     )  # fmt: skip
     assert result.exit_code == 2 and "outside the classes" in result.output and "7, 9" in result.output
     pq.write_table(pa.table({"text": ["a", "b"], "label": ["neutral", "meh"]}), tmp_path / "names.parquet")
     result = runner.invoke(
         app,
-        ["evaluate", "--input", str(tmp_path / "names.parquet"), "--model", str(five_class_bundle.path),
-         "--report", str(tmp_path / "r")],
+        ["evaluate", str(tmp_path / "names.parquet"), "--model", str(five_class_bundle.path),
+         "--output", str(tmp_path / "r")],
     )  # fmt: skip
     assert result.exit_code == 2 and "'meh'" in result.output and "Traceback" not in result.output
 

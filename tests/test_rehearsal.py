@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from concurrent import futures
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -35,6 +36,7 @@ from google.protobuf import struct_pb2, text_format
 from deploy.rehearsal import boot, checks, data
 from deploy.rehearsal.launch import failure_reason, option
 from deploy.rehearsal.services import MetadataServer, Processes, loopback_env
+from schemas.output_names import ERROR_FILES, REPORT_FILE, SUMMARY_FILE
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +205,9 @@ def test_only_published_names_look_complete():
     names = ["_staging/beam-temp-x/scored-a.parquet", "_staging/_write_check", "scored-00000-of-00001.parquet"]
     assert checks.looks_complete(names) == ["scored-00000-of-00001.parquet"]
     assert checks.looks_complete(names[:2]) == []
-    assert checks.looks_complete(["_SUMMARY.json", "report.html"]) == ["_SUMMARY.json", "report.html"]
+    assert checks.looks_complete([SUMMARY_FILE, REPORT_FILE]) == [SUMMARY_FILE, REPORT_FILE]
+    errors = ["_errors/errors-00000-of-00001.parquet", "errors-00000-of-00001.parquet", "a/scored-0.parquet"]
+    assert checks.looks_complete(errors) == ["_errors/errors-00000-of-00001.parquet"]  # only where they belong
 
 
 def output(ids, labels, scores, errors=()) -> checks.Output:
@@ -246,15 +250,19 @@ def test_counts_are_checked_on_the_summary_as_the_job_wrote_it(tmp_path):
     summary = RunSummary(
         records_read=3, records_scored=2, records_failed=1, failed_by_stage={"read": 1}, accounting_ok=True,
         label_counts={"negative": 1, "positive": 1}, model_version="1.0.0", engine="onnx", engines={},
-        wall_seconds=1.0, reviews_per_second=2.0, scored_files=(), error_files=(),
+        wall_seconds=1.0, reviews_per_second=2.0, scored_files=(),
+        error_files=("out/_errors/errors-00000-of-00001.parquet",),
         drift=Drift(detected=False, status="no_profile", reason="no profile"),
     )  # fmt: skip
     pq.write_table(
         pa.table({"review_id": ["a", "b"], "predicted_label": ["positive", "negative"], "score": [0.9, 0.1]}),
         tmp_path / "scored-00000-of-00001.parquet",
     )
-    pq.write_table(pa.table({"review_id": ["c"], "stage": ["read"]}), tmp_path / "errors-00000-of-00001.parquet")
-    (tmp_path / "report.html").write_text("<html></html>")
+    (tmp_path / "_errors").mkdir()
+    pq.write_table(
+        pa.table({"review_id": ["c"], "stage": ["read"]}), tmp_path / "_errors/errors-00000-of-00001.parquet"
+    )
+    (tmp_path / REPORT_FILE).write_text("<html></html>")
     (tmp_path / "_SUMMARY.json").write_text(summary_to_json(summary))
     inputs = data.Inputs(tmp_path, tmp_path / "wrong.parquet", records=3, failures={"read": 1})
 
@@ -268,3 +276,6 @@ def test_counts_are_checked_on_the_summary_as_the_job_wrote_it(tmp_path):
         "local: Parquet rows scored + errors = input records",
         "local: failures by stage",
     ]
+    unlisted = checks.Output(out.names, replace(out.summary, error_files=()), out.scored, out.errors)
+    failed = [check.name for check in checks.check_counts("local", unlisted, inputs) if not check.ok]
+    assert failed == [f"local: {ERROR_FILES} only where records failed, as the summary lists them"]

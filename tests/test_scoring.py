@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pipeline.calibration import logit
 from pipeline.cli import app
-from schemas.output import MANIFEST_METADATA_KEY, SUMMARY_FILE
+from schemas.output import ERROR_FILES, ERROR_SCHEMA, MANIFEST_METADATA_KEY, SUMMARY_FILE
 
 runner = CliRunner()
 
@@ -30,7 +30,10 @@ def scored_frame(output) -> pd.DataFrame:
 
 
 def error_frame(output) -> pd.DataFrame:
-    files = sorted(glob.glob(f"{output}/errors-*.parquet"))
+    """The error rows; none (and no _errors/ folder) when every record was scored."""
+    files = sorted(glob.glob(f"{output}/{ERROR_FILES}"))
+    if not files:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in ERROR_SCHEMA.names})
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 

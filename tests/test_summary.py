@@ -8,14 +8,17 @@ published names, the model's manifest and profile), with no file written but by 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
 from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
 from pipeline.labels import Labels
+from pipeline.lineage import JOB_ID_VARIABLE
 from pipeline.monitoring import summarize as summary_step
 from pipeline.monitoring.report import render_report
 from pipeline.monitoring.statistics import Statistics
@@ -32,6 +35,9 @@ from schemas.summary import (
     DriftCheck,
     EngineUse,
     ExplanationsSummary,
+    InputsLineage,
+    Lineage,
+    ModelLineage,
     RunSummary,
     SummaryError,
     Verdict,
@@ -50,7 +56,7 @@ def a_summary(**changes) -> RunSummary:
         accounting_ok=True, label_counts={"negative": 3, "positive": 5}, model_version="2.0.0",
         engine="keras + onnx", engines={"keras": EngineUse(3, ("asked for",)), "onnx": EngineUse(5)},
         wall_seconds=1.25, reviews_per_second=6.4, scored_files=("out/scored-00000-of-00001.parquet",),
-        error_files=("out/errors-00000-of-00001.parquet",),
+        error_files=("out/_errors/errors-00000-of-00001.parquet",),
         drift=Drift(True, "drifted", (check,), reviews=8, reference_reviews=100, min_reviews=5),
         explanations=ExplanationsSummary(
             "integrated gradients", "the predicted class's logit", 3, 8,
@@ -58,9 +64,22 @@ def a_summary(**changes) -> RunSummary:
             steps=32, quadrature="Gauss-Legendre", baseline="zero embedding",
         ),
         verdict=Verdict(False, ("drift detected (scores) with --on-drift fail",), 0.2, None, "fail"),
-        report="out/report.html",
+        report="out/_report.html",
+        lineage=a_lineage(),
     )  # fmt: skip
     return replace(summary, **changes)
+
+
+def a_lineage(**changes) -> Lineage:
+    lineage = Lineage(
+        inputs=InputsLineage(("reviews/", "more/*.parquet"), ("reviews/**.txt", "reviews/**.parquet", "more/*.parquet"),
+                             7, ("more/a.parquet",), 10),
+        model=ModelLineage("models/tiny", "tiny", "2.0.0", "ab" * 32),
+        options={"input": ["reviews/", "more/*.parquet"], "output": "out", "max_error_rate": None, "overwrite": False},
+        versions={"reviewscore": "0.1.0", "apache-beam": "2.77.0", "python": "3.11.7", "pyarrow": "25.0.1"},
+        runner="DirectRunner", started="2026-01-31T03:00:00.000Z", finished="2026-01-31T03:00:01.250Z",
+    )  # fmt: skip
+    return replace(lineage, **changes)
 
 
 # --- the contract ------------------------------------------------------------------------------------
@@ -74,6 +93,10 @@ def test_a_summary_reads_back_as_written_in_the_files_key_order():
     keys = list(json.loads(text))
     assert keys[:3] == ["records_read", "records_scored", "records_failed"]
     assert keys[-4:] == ["drift", "explanations", "verdict", "report"]
+    assert keys[keys.index("error_files") + 1] == "lineage"  # where the files came from, before what they say
+    lineage = json.loads(text)["lineage"]
+    assert list(lineage) == ["inputs", "model", "options", "versions", "runner", "job_id", "started", "finished"]
+    assert lineage["job_id"] is None and lineage["options"]["max_error_rate"] is None
     explained = list(json.loads(text)["explanations"])
     assert explained[:6] == ["method", "steps", "quadrature", "baseline", "target", "top_k"]
 
@@ -81,6 +104,8 @@ def test_a_summary_reads_back_as_written_in_the_files_key_order():
 def test_optional_parts_are_left_out_not_written_as_null():
     data = a_summary(explanations=None, verdict=None, report=None, report_error="ValueError('x')").to_dict()
     assert "explanations" not in data and "verdict" not in data and "model_loads" not in data
+    assert "lineage" not in a_summary(lineage=None).to_dict()  # a summary read from a file that has none
+    assert summary_from_json(summary_to_json(a_summary(lineage=None))).lineage is None
     assert list(data)[-2:] == ["report_error", "report"] and data["report"] is None
     assert "model_loads" in a_summary(model_loads=2).to_dict()  # the launcher's, after reading
     no_profile = Drift(False, "no_profile", reason="no training profile").to_dict()
@@ -108,6 +133,9 @@ def test_the_explanations_summary_holds_what_the_explainer_describes(method):
         (lambda d: d["verdict"].update(problems=[1]), r"verdict\.problems must be a list of strings"),
         (lambda d: d["explanations"]["top_words_by_class"].update(negative=[["dull"]]), r"\[word, count\] pairs"),
         (lambda d: d.update(engines={"onnx": {"reviews": 5}}), "lacks 'why'"),
+        (lambda d: d["lineage"]["model"].pop("manifest_sha256"), r"lineage\.model lacks 'manifest_sha256'"),
+        (lambda d: d["lineage"]["inputs"].update(text_files="7"), r"lineage\.inputs\.text_files is '7', not int"),
+        (lambda d: d["lineage"]["versions"].update(python=3.11), r"lineage\.versions\.python is 3\.11, not str"),
     ],
 )
 def test_what_is_not_a_summary_is_refused_with_what_is_wrong(change, message):
@@ -172,7 +200,7 @@ def test_the_summary_step_computes_the_summary_and_report_from_plain_data():
     run, reference = statistics(600, seed=1), statistics(800, seed=2)
     profile = TrainingProfile(reference, {"part": "held out", "data": "train.parquet"})
     context = RunContext("2.0.0", BINARY.class_names, {"name": "tiny"}, profile, policy=RunPolicy(0.001), started=0)
-    published = (["out/scored-1.parquet", "out/scored-0.parquet"], ["out/errors-0.parquet"])
+    published = (["out/scored-1.parquet", "out/scored-0.parquet"], ["out/_errors/errors-0.parquet"])
     summary, page = next(Summarize(context).process(published, a_tally(run)))
 
     assert (summary.records_read, summary.records_scored, summary.records_failed) == (602, 600, 2)
@@ -184,6 +212,29 @@ def test_the_summary_step_computes_the_summary_and_report_from_plain_data():
     assert summary.report is None  # where the page goes is the sink's to say
     assert b"reviewscore run: tiny 2.0.0" in page and b"held out: train.parquet" in page
     assert "<title>reviewscore run: model 2.0.0</title>" in render_report(summary, run, None, {})  # no profile
+
+
+@pytest.mark.parametrize(("runner", "job_id"), [("DirectRunner", None), ("DataflowRunner", "2026-01-31_03_00_00-123")])
+def test_the_summary_step_finishes_the_launchs_lineage(monkeypatch, runner, job_id):
+    """The launch's lineage comes back finished: when, the job's id on a remote runner (never a local
+    shell's JOB_ID), and the version of the library of the engine that scored, read where it ran."""
+    monkeypatch.setenv(JOB_ID_VARIABLE, "2026-01-31_03_00_00-123")
+    launched = a_lineage(runner=runner, finished=None)
+    context = RunContext("2.0.0", BINARY.class_names, {"name": "tiny"}, started=1_769_828_400.0, lineage=launched)
+    summary, page = next(Summarize(context).process(([], []), a_tally(statistics(30, seed=4))))
+
+    lineage = summary.lineage
+    assert (lineage.inputs, lineage.model, lineage.options, lineage.started) == (
+        launched.inputs, launched.model, launched.options, launched.started,
+    )  # fmt: skip
+    assert lineage.job_id == job_id and lineage.runner == runner
+    assert lineage.versions["onnxruntime"] == importlib.metadata.version("onnxruntime")  # the engine that scored
+    assert list(lineage.versions)[:4] == ["reviewscore", "apache-beam", "python", "pyarrow"]
+    finished = datetime.fromisoformat(lineage.finished)
+    assert finished.utcoffset() == timedelta(0)
+    assert finished.timestamp() == pytest.approx(context.started + summary.wall_seconds, abs=0.02)
+    assert b'id="lineage"' in page and b"models/tiny" in page and b"abababababab</code>" in page
+    assert b"DataflowRunner (job 2026-01-31_03_00_00-123)" in page or runner == "DirectRunner"
 
 
 def test_a_report_that_cannot_be_drawn_is_named_in_the_summary_not_fatal(monkeypatch):

@@ -116,9 +116,7 @@ def test_evaluate_reports_metrics_and_plots(tiny_bundle, tmp_path):
         (folder / f"{i}_5.txt").write_text(text, encoding="utf-8")
     (root / "train" / "pos").mkdir(parents=True)
     report = tmp_path / "report"
-    result = runner.invoke(
-        app, ["evaluate", "--input", str(root), "--model", str(tiny_bundle.path), "--report", str(report)]
-    )
+    result = runner.invoke(app, ["evaluate", str(root), "--model", str(tiny_bundle.path), "--output", str(report)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["examples"] == 80 and metrics["model_version"] == tiny_bundle.model_version

@@ -1,6 +1,6 @@
 """Train several architectures on one split and tabulate validation accuracy and training time.
 
-    python -m training.compare --data ../shared/data/imdb/train.parquet --out runs/compare \
+    python -m training.compare --data data/imdb/train.parquet --out runs/compare \
         --arch lstm --arch cnn-lstm --bundle models/imdb-bilstm
 
 Every architecture is trained by the same `training.train.train` with the same seed, fractions and

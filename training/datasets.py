@@ -29,7 +29,8 @@ class DatasetError(ValueError):
     """The training data cannot be read as labelled reviews."""
 
 
-_TITLE_ID = re.compile(r"/title/(tt\d+)/")
+IMDB_TITLE_ID = re.compile(r"/title/(tt\d+)/")
+"""A movie's IMDB title id in a line of aclImdb's urls_*.txt (also read by training.public_data.imdb)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _movie_ids(urls: Path) -> list[str | None]:
         )
     ids = []
     for line in urls.read_text(encoding="utf-8").splitlines():
-        match = _TITLE_ID.search(line)
+        match = IMDB_TITLE_ID.search(line)
         ids.append(match.group(1) if match else None)
     return ids
 

@@ -9,18 +9,31 @@ classes are ordered; ROC AUC when the score is one class's probability (binary b
 
 from __future__ import annotations
 
+import glob
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.labels import Labels
 from schemas.bundle import METRICS_FILE
-from schemas.output_names import MODEL_VERSION
+from schemas.output_names import (
+    CORRECT,
+    EVALUATED_ID,
+    MODEL_VERSION,
+    PREDICTIONS_FILE,
+    TRUE_LABEL,
+)
 from training.calibration_fit import ECE_BINS, binned, binned_error, calibration_metrics, log_loss, score_events
+from training.datasets import DatasetError, LabelledReviews, load_labelled
+from training.overlap import TrainingOverlap, training_overlap
 
-# The evaluation report's files (`reviewscore evaluate --report`); the figures go to METRICS_FILE.
+# The evaluation's plots (`reviewscore evaluate --output`), beside METRICS_FILE and PREDICTIONS_FILE.
 CONFUSION_PLOT_FILE = "confusion_matrix.png"
 RELIABILITY_PLOT_FILE = "reliability_diagram.png"
 ROC_PLOT_FILE = "roc_curve.png"
@@ -119,24 +132,40 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
     plt.close(fig)
 
 
-def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, label_column: str) -> dict[str, Any]:
-    """Score labelled reviews with a bundle (same encoder and compiled model as the pipeline) and report.
+@dataclass(frozen=True)
+class Evaluation:
+    """What `reviewscore evaluate` reports: the metrics (also in metrics.json), where the predictions
+    went, and how much of the data the bundle was trained on."""
 
-    Given the aclImdb root folder this reads its test/ split: evaluation is what the test split is for.
-    Labels outside the bundle's classes are an error naming them (DatasetError).
+    metrics: dict[str, Any]
+    predictions: Path
+    overlap: TrainingOverlap
+
+
+def evaluate_bundle(
+    model: str, inputs: Sequence[str], output: Path, text_column: str, label_column: str, id_column: str
+) -> Evaluation:
+    """Score labelled reviews with a bundle (same encoder and engines as the pipeline) and report.
+
+    `inputs` as `score` takes them: files, folders and globs (`labelled_inputs`); an aclImdb root folder
+    is read for its test/ part: evaluation is what the test split is for. Labels outside the bundle's
+    classes are an error naming them (DatasetError).
     """
     from pipeline.bundle import open_bundle
     from pipeline.engines.base import ScorerSettings
     from pipeline.engines.calibrated import bundle_scorer
-    from training.datasets import load_labelled
 
     bundle = open_bundle(model)
     names = Labels.of(bundle.manifest)
-    labelled = load_labelled(data, text_column, label_column, split="test", class_names=names.class_names)
+    sources, ids = read_labelled(labelled_inputs(inputs), text_column, label_column, id_column, names.class_names)
+    labelled = sources[0]
+    for source in sources[1:]:
+        labelled = labelled.concatenated(source)
     score = bundle_scorer(bundle, ScorerSettings(), reviews=len(labelled.texts))
     probabilities = score(bundle.encoder.encode(labelled.texts).rows())
     metrics = classification_metrics(labelled.labels, probabilities, names, bundle.manifest.ordinal)
     metrics.update(calibration_metrics(labelled.labels, probabilities, names))
+    overlap = training_overlap(bundle, sources, labelled)
     metrics.update(
         {
             "ece_bins": ECE_BINS,
@@ -144,16 +173,92 @@ def evaluate_bundle(model: str, data: Path, report: Path, text_column: str, labe
             MODEL_VERSION: bundle.model_version,
             "model_name": bundle.manifest.name,
             "data": labelled.source,
+            "training_overlap": overlap.to_dict(),
         }
     )
-    report.mkdir(parents=True, exist_ok=True)
-    (report / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    output.mkdir(parents=True, exist_ok=True)
+    (output / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    predictions = write_predictions(output / PREDICTIONS_FILE, ids, labelled.labels, probabilities, names)
     title = f"{bundle.manifest.name} {bundle.model_version}"
-    plot_confusion(np.asarray(metrics["confusion_matrix"]["values"]), names, report / CONFUSION_PLOT_FILE, title)
-    plot_reliability(labelled.labels, probabilities, names, report / RELIABILITY_PLOT_FILE, title, ECE_BINS)
+    plot_confusion(np.asarray(metrics["confusion_matrix"]["values"]), names, output / CONFUSION_PLOT_FILE, title)
+    plot_reliability(labelled.labels, probabilities, names, output / RELIABILITY_PLOT_FILE, title, ECE_BINS)
     if names.score_label is not None:
-        plot_roc_and_histogram(labelled.labels, probabilities, names, report, title)
-    return metrics
+        plot_roc_and_histogram(labelled.labels, probabilities, names, output, title)
+    return Evaluation(metrics, predictions, overlap)
+
+
+def labelled_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Each input as `load_labelled` reads it: a glob's matches in order; a folder of review folders
+    (pos/ and neg/, or aclImdb's test/) as it is; any other folder as its *.parquet files, found
+    recursively; a file as it is."""
+    paths: list[Path] = []
+    for raw in inputs:
+        matches = sorted(glob.glob(raw, recursive=True)) if any(c in raw for c in "*?[") else [raw]
+        if not matches or not Path(matches[0]).exists():
+            raise DatasetError(f"labelled data {raw} does not exist or matches no file")
+        for match in map(Path, matches):
+            if not match.is_dir() or _review_folder(match) is not None:
+                paths.append(match)
+                continue
+            found = sorted(match.rglob("*.parquet"))
+            if not found:
+                raise DatasetError(f"{match} holds no *.parquet files and no pos/ and neg/ review folders")
+            paths.extend(found)
+    return paths
+
+
+def read_labelled(
+    paths: Sequence[Path], text_column: str, label_column: str, id_column: str, class_names: Sequence[str]
+) -> tuple[list[LabelledReviews], list[str]]:
+    """Every path's labelled reviews (aclImdb folders: their test/ part), and every review's id in order."""
+    sources, ids = [], []
+    for path in paths:
+        source = load_labelled(path, text_column, label_column, split="test", class_names=tuple(class_names))
+        sources.append(source)
+        ids.extend(_review_ids(path, source, id_column))
+    return sources, ids
+
+
+def _review_folder(path: Path) -> Path | None:
+    """The folder holding pos/ and neg/ that `load_labelled` reads for `path`, if it reads one."""
+    for folder in (path / "test", path):
+        if (folder / "pos").is_dir():
+            return folder
+    return None
+
+
+def _review_ids(path: Path, source: LabelledReviews, id_column: str) -> list[str]:
+    """A review folder's reviews by file (neg/ then pos/, by name: `load_labelled`'s order); a Parquet
+    file's by its id column, FILE:ROW where it has none or a null, as `score` names them."""
+    folder = _review_folder(path) if path.is_dir() else None
+    if folder is not None:
+        files = [f"{label}/{file.name}" for label in ("neg", "pos") for file in sorted((folder / label).glob("*.txt"))]
+        if len(files) == len(source):
+            return files
+    positional = [f"{path.name}:{row}" for row in range(len(source))]
+    if path.is_dir() or id_column not in pq.read_schema(path).names:
+        return positional
+    column = pq.read_table(path, columns=[id_column]).column(id_column).cast(pa.string()).to_pylist()
+    return [given if given is not None else fallback for given, fallback in zip(column, positional, strict=True)]
+
+
+def write_predictions(
+    path: Path, ids: Sequence[str], labels: np.ndarray, probabilities: np.ndarray, names: Labels
+) -> Path:
+    """One row per review: its id and true label, the label columns as scoring writes them, and whether
+    the predicted label is the true one."""
+    columns = names.columns(probabilities)
+    truth = np.asarray(labels).astype(np.int64)
+    table = pa.table(
+        {
+            EVALUATED_ID: pa.array(list(ids), pa.string()),
+            TRUE_LABEL: pa.array(names.class_names, pa.string()).take(pa.array(truth)),
+            **columns,
+            CORRECT: pa.array(names.predicted(probabilities) == truth),
+        }
+    )
+    pq.write_table(table, path)
+    return path
 
 
 def plot_confusion(confusion: np.ndarray, names: Labels, path: Path, title: str) -> None:
@@ -182,7 +287,7 @@ def plot_confusion(confusion: np.ndarray, names: Labels, path: Path, title: str)
     plt.close(fig)
 
 
-def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names: Labels, report: Path, title: str):
+def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names: Labels, output: Path, title: str):
     """ROC curve and score histogram of the score column against its event (binary bundles: positive)."""
     import matplotlib
 
@@ -199,7 +304,7 @@ def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names:
     ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(report / ROC_PLOT_FILE, dpi=80)
+    fig.savefig(output / ROC_PLOT_FILE, dpi=80)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -211,7 +316,7 @@ def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(report / SCORE_HISTOGRAM_FILE, dpi=80)
+    fig.savefig(output / SCORE_HISTOGRAM_FILE, dpi=80)
     plt.close(fig)
 
 

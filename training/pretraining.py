@@ -3,7 +3,7 @@
 25,000 labelled reviews teach a 30,000-word embedding little about rare words; 50,000 more
 unlabelled reviews of the same kind teach word2vec which words are used alike ("dreadful" near
 "awful"), and the classifier starts from that. gensim's Word2Vec does the training (CBOW by
-default: skip-gram trained slower and scored no better, README "What was tried"); this module
+default: skip-gram trained slower and scored no better, BENCHMARKS.md); this module
 only feeds it the project's own tokens, so the vectors are of exactly the words scoring will see,
 and caches the result by a fingerprint of the text and settings so that a rerun of `train` does
 not redo it.

@@ -37,6 +37,7 @@ from training.datasets import DatasetError, LabelledReviews, load_labelled, load
 from training.evaluation import classification_metrics, plot_history
 from training.length_buckets import LengthBucketedBatches
 from training.onnx_export import write_onnx
+from training.overlap import write_training_hashes
 from training.pretraining import WordVectors, texts_fingerprint, word2vec
 from training.splits import group_keys, holdout_split
 
@@ -52,6 +53,7 @@ __all__ = [  # train, and the stages it runs (each testable alone)
     "load_data",
     "preprocessing_for",
     "pretrain_word_vectors",
+    "record_training_hashes",
     "split",
     "train",
     "write_report",
@@ -85,6 +87,7 @@ def train(config: TrainingConfig) -> Bundle:
     metrics = evaluate(parts, fitted, validation_probabilities, calibration_logits, calibration, embedding, config)
     profile = held_out_profile(encoded, validation_probabilities, parts, scorer, config)
     write_report(metrics, fitted.history, config, started)
+    hashes = record_training_hashes(parts, config.out)
     bundle = write_bundle(
         config.out,
         model=fitted.model,
@@ -99,7 +102,7 @@ def train(config: TrainingConfig) -> Bundle:
         ordinal=config.ordinal,
         calibration=calibration,
         profile=profile,
-        extra_files=(METRICS_FILE, HISTORY_PLOT_FILE),
+        extra_files=(METRICS_FILE, HISTORY_PLOT_FILE, hashes),
         write_onnx=write_onnx,
     )
     print(f"bundle: {bundle.path} (version {bundle.model_version}) in {metrics['wall_seconds']:.0f} s")
@@ -504,6 +507,15 @@ def write_report(metrics: dict[str, Any], history: dict[str, list[float]], confi
     plot_history(history, out / HISTORY_PLOT_FILE, f"{config.bundle_name}: training history")
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+
+
+def record_training_hashes(parts: Parts, folder: Path) -> str:
+    """Each part's review hashes, so that `reviewscore evaluate` can tell how many evaluated reviews
+    the model saw (training/overlap.py); a validation part that is also the calibration part once."""
+    texts = {"training": parts.train.texts, "validation": parts.validation.texts}
+    if not parts.calibration_is_validation:
+        texts["calibration"] = parts.calibration.texts
+    return write_training_hashes(texts, folder)
 
 
 def manifest_metrics(metrics: dict[str, Any], parts: Parts) -> dict[str, Any]:

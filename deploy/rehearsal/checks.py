@@ -2,8 +2,9 @@
 
 An output folder is read through two small callables (list the names under it, read one), so the
 bucket on the emulator and the local reference folder are read by the same code. Only the
-published names count, as a reader would see them: `scored-*.parquet` and `errors-*.parquet` at
-the top level, `_SUMMARY.json`, `report.html`; `_staging/` is the job's own business.
+published names count, as a reader would see them (`schemas/output_names.py`): `scored-*.parquet`
+at the top level, `_errors/errors-*.parquet`, `_SUMMARY.json`, `_report.html`; `_staging/` is the
+job's own business.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import pyarrow.parquet as pq
 
 from deploy.rehearsal.data import Inputs
 from schemas.output_names import (
-    ERRORS_PREFIX,
+    ERROR_FILES,
+    ERRORS_FOLDER,
     PREDICTED_LABEL,
     REPORT_FILE,
     REVIEW_ID,
     SCORE,
-    SCORED_PREFIX,
+    SCORED_FILES,
     STAGE,
     SUMMARY_FILE,
 )
@@ -52,23 +54,24 @@ class Output:
     """review_id, stage of every published error row."""
 
 
-def published(names: list[str], prefix: str) -> list[str]:
-    return sorted(n for n in names if "/" not in n and fnmatch.fnmatch(n, f"{prefix}-*.parquet"))
+def published(names: list[str], pattern: str) -> list[str]:
+    """The names matching `pattern` (SCORED_FILES, ERROR_FILES) at its own depth of the folder."""
+    return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern) and n.count("/") == pattern.count("/"))
 
 
 def looks_complete(names: list[str]) -> list[str]:
     """The names a reader would take for a finished run's results."""
     return (
         [n for n in names if n in (SUMMARY_FILE, REPORT_FILE)]
-        + published(names, SCORED_PREFIX)
-        + published(names, ERRORS_PREFIX)
+        + published(names, SCORED_FILES)
+        + published(names, ERROR_FILES)
     )
 
 
 def read_output(names: list[str], read: Callable[[str], bytes]) -> Output:
     summary = summary_from_json(read(SUMMARY_FILE)) if SUMMARY_FILE in names else None
-    scored = _concat([_parquet(read(n), [REVIEW_ID, PREDICTED_LABEL, SCORE]) for n in published(names, SCORED_PREFIX)])
-    errors = _concat([_parquet(read(n), [REVIEW_ID, STAGE]) for n in published(names, ERRORS_PREFIX)])
+    scored = _concat([_parquet(read(n), [REVIEW_ID, PREDICTED_LABEL, SCORE]) for n in published(names, SCORED_FILES)])
+    errors = _concat([_parquet(read(n), [REVIEW_ID, STAGE]) for n in published(names, ERROR_FILES)])
     return Output(names, summary, scored, errors)
 
 
@@ -86,20 +89,28 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 
 def check_counts(name: str, out: Output, inputs: Inputs) -> list[Check]:
-    """_SUMMARY.json and report.html present; read = scored + failed, by the summary and by the rows."""
+    """_SUMMARY.json and _report.html present, error files only where records failed; read = scored +
+    failed, by the summary and by the rows."""
     summary = out.summary
     read, scored, failed = (
         (summary.records_read, summary.records_scored, summary.records_failed) if summary else (None, None, None)
     )
     rows, error_rows = out.scored.num_rows, out.errors.num_rows
     stages = summary.failed_by_stage if summary else None
+    error_files = published(out.names, ERROR_FILES)
+    listed = sorted(f"{ERRORS_FOLDER}/{path.rsplit('/', 1)[-1]}" for path in summary.error_files) if summary else []
     ids = out.scored.column(REVIEW_ID)
     leftovers = sorted(set(out.names) - set(looks_complete(out.names)))
     return [
         Check(
-            f"{name}: _SUMMARY.json and report.html",
+            f"{name}: {SUMMARY_FILE} and {REPORT_FILE}",
             out.summary is not None and REPORT_FILE in out.names,
             f"{len(leftovers)} other objects left, e.g. {leftovers[:2]}" if leftovers else "",
+        ),
+        Check(
+            f"{name}: {ERROR_FILES} only where records failed, as the summary lists them",
+            bool(error_files) == bool(failed) and listed == error_files,
+            f"{len(error_files)} error files for {failed} failed records; the summary lists {len(listed)}",
         ),
         Check(
             f"{name}: summary read = scored + failed = input records",

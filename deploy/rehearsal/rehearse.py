@@ -14,8 +14,8 @@ machine allows:
    it scores;
 4. the output read back from the emulator and checked: read = scored + failed (summary and Parquet
    rows), failures by stage as planted, labels and scores against a local DirectRunner run on
-   local copies of the same files, `_SUMMARY.json` and `report.html` present, and nothing that
-   looks complete after the killed run;
+   local copies of the same files, `_SUMMARY.json` and `_report.html` present, error files in
+   `_errors/` as the summary lists them, and nothing that looks complete after the killed run;
 5. one closing line with the figures, and the exit code: 0 only if every check passed.
 
 What it cannot show: Dataflow's shuffle service and autoscaling, the real boot binary (its venv,

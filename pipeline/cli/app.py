@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import typer
 
-from pipeline.cli import evaluate, explain, export_onnx, info, profile, score, train
-from pipeline.cli.common import exit_without_teardown
+import pipeline
+from pipeline.cli import data, evaluate, explain, export_onnx, info, profile, score, train
+from pipeline.cli.common import exit_without_teardown, quiet_logging
 
 app = typer.Typer(
     name="reviewscore",
@@ -15,14 +19,49 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    # Click's plain help: at 80 columns every option name stays whole and the help wraps beside it,
+    # where Rich's option table cuts long names; errors keep the same plain form.
+    rich_markup_mode=None,
 )
-app.command()(train.train)
-app.command()(info.info)
-app.command()(profile.profile)
-app.command()(explain.explain)
-app.command("export-onnx")(export_onnx.export_onnx)
-app.command(context_settings={"help_option_names": ["-h", "--help"]})(score.score)
-app.command()(evaluate.evaluate)
+
+
+def versions() -> str:
+    """reviewscore's version with Beam's and Python's, read from package metadata (no Beam import)."""
+    try:
+        beam = version("apache-beam")
+    except PackageNotFoundError:
+        beam = "not installed"
+    return f"reviewscore {pipeline.__version__} (apache-beam {beam}, Python {platform.python_version()})"
+
+
+def print_version(asked: bool) -> None:
+    if asked:
+        print(versions())
+        raise typer.Exit()
+
+
+@app.callback()
+def every_command(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=print_version, is_eager=True, help="Print the versions and exit."),
+    ] = False,
+) -> None:
+    """Batch sentiment scoring of reviews with a trained LSTM bundle."""
+    quiet_logging(verbose=False)  # a command's --verbose loosens it again
+
+
+# Each command's line in `reviewscore --help` (its docstring's first sentence is too long for 80 columns).
+app.command(short_help="Download a public dataset, checksum-verified.")(data.data)
+app.command(short_help="Train a model and write it as a bundle.")(train.train)
+app.command(short_help="Describe a model bundle.")(info.info)
+app.command(short_help="Add a training profile to a bundle.")(profile.profile)
+app.command(short_help="Show which words pushed a review towards its label.")(explain.explain)
+app.command("export-onnx", short_help="Add model.onnx to a bundle that has none.")(export_onnx.export_onnx)
+app.command(
+    short_help="Score reviews with a model bundle on Beam.", context_settings={"help_option_names": ["-h", "--help"]}
+)(score.score)
+app.command(short_help="Measure a bundle on labelled reviews.")(evaluate.evaluate)
 
 
 def main() -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "DEFAULT_MODEL",
     "EXIT_CONFIG_ERROR",
+    "Verbose",
     "console",
     "describe",
     "errors",
@@ -39,14 +41,24 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_CONFIG_ERROR)
 
 
-def quiet_logging(verbose: bool) -> None:
-    """Keep the terminal for our own lines: Beam and TensorFlow chatter only with --verbose.
+Verbose = Annotated[
+    bool, typer.Option("--verbose/--no-verbose", "-v", help="Show TensorFlow's, Keras' and Beam's own log lines.")
+]
+"""`--verbose`, on every command that may load TensorFlow or run Beam."""
 
-    Runs before TensorFlow or Beam is imported, so TensorFlow's native log level (pipeline/__init__.py)
-    still takes effect, in this process and in the worker processes that inherit its environment.
+
+def quiet_logging(verbose: bool) -> None:
+    """Keep the terminal for our own lines: Beam, TensorFlow and Keras chatter only with --verbose.
+
+    The app applies it (quiet) before every command, and a command with --verbose again with its
+    value; both run before TensorFlow or Beam is imported, so TensorFlow's native log level
+    (pipeline/__init__.py, which also holds its load-time lines to it) takes effect, in this process
+    and in the worker processes that inherit its environment. Keras warns through Python's warnings
+    (e.g. that `shuffle` does nothing for a tf.data dataset), which are not a user's to act on.
     """
-    if verbose and not pipeline.TF_LOG_LEVEL_CHOSEN_BY_USER:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    if not pipeline.TF_LOG_LEVEL_CHOSEN_BY_USER:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else pipeline.QUIET_TF_LOG_LEVEL
+    warnings.filterwarnings("default" if verbose else "ignore", module=r"(keras|tensorflow|absl)(\.|$)")
     logging.getLogger().setLevel(logging.INFO if verbose else logging.ERROR)
     progress = logging.getLogger("reviewscore")
     progress.setLevel(logging.INFO)

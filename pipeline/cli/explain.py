@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.common import DEFAULT_MODEL, console, fail
+from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, fail, quiet_logging
 from pipeline.explain import COMPLETENESS_TOLERANCE, MOST_STEPS
 from pipeline.explain import METHODS as EXPLAIN_METHODS
 
@@ -24,7 +24,7 @@ STEPS_HELP = (
 
 
 def explain(
-    text: Annotated[str, typer.Argument(help="The review to explain.")],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The review to explain.")],
     model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
     steps: Annotated[int, typer.Option(min=2, help=STEPS_HELP)] = 64,
     top: Annotated[int, typer.Option(min=1, help="Words to list.")] = 10,
@@ -32,8 +32,13 @@ def explain(
         ExplainMethod,
         typer.Option(help="occlusion (leave one word out) or integrated-gradients (TensorFlow)."),
     ] = DEFAULT_EXPLAIN_METHOD,
+    verbose: Verbose = False,
 ) -> None:
-    """Show which words pushed a review towards its label: the text highlighted, then its strongest words."""
+    """Show which words pushed a review towards its label: the text highlighted, then its strongest words.
+
+    The review is scored as a one-review job would be (on ONNX Runtime where the bundle has model.onnx),
+    so occlusion needs no TensorFlow; integrated gradients load it."""
+    quiet_logging(verbose)
     from pipeline.bundle import BundleError, open_bundle
     from pipeline.engines.base import ScorerSettings
     from pipeline.engines.calibrated import bundle_scorer
@@ -45,7 +50,7 @@ def explain(
         encoded, words = bundle.encoder.encode_words([text])
         if not len(encoded.ids):
             fail("the text has no words left after cleaning")
-        scorer = bundle_scorer(bundle, ScorerSettings())
+        scorer = bundle_scorer(bundle, ScorerSettings(), reviews=1)
         probabilities, logits = scorer.with_logits(encoded.rows())
         labels = Labels.of(bundle.manifest)
         predicted = labels.predicted(probabilities)

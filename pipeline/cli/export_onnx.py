@@ -7,14 +7,16 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import console, fail
+from pipeline.cli.common import Verbose, console, fail, quiet_logging
 from schemas.bundle import ONNX_FILE
 
 
 def export_onnx(
-    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add model.onnx to.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Model bundle directory to add model.onnx to.")],
+    verbose: Verbose = False,
 ) -> None:
     """Add model.onnx to a bundle trained before it was exported (needs TensorFlow; the model is unchanged)."""
+    quiet_logging(verbose)
     from pipeline.bundle import BundleError
     from training.onnx_export import add_onnx
 

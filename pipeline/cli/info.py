@@ -14,7 +14,7 @@ from pipeline.cli.common import console, describe, fail
 
 
 def info(
-    bundle: Annotated[Path, typer.Argument(help="Model bundle directory.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Model bundle directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON instead of a table.")] = False,
 ) -> None:
     """Describe a model bundle: architecture, vocabulary, preprocessing, metrics, data and checksums."""

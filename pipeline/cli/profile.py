@@ -7,23 +7,26 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import console, fail
+from pipeline.cli.common import Verbose, console, fail, quiet_logging
 from schemas.bundle import PROFILE_FILE
 
 
 def profile(
-    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to add profile.json to.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Model bundle directory to add profile.json to.")],
     data: Annotated[
         list[Path],
         typer.Option(
+            metavar="PATH",
             help="The bundle's own training data (its held-out movies are found again from the manifest), or "
-            "in-distribution reviews to profile whole (e.g. its separate validation file). Repeatable."
+            "in-distribution reviews to profile whole (e.g. its separate validation file). Repeatable.",
         ),
     ],
     text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column, for Parquet data.")] = "label",
+    verbose: Verbose = False,
 ) -> None:
     """Add the training profile drift checks compare every run with, to a bundle that has none."""
+    quiet_logging(verbose)
     from pipeline.bundle import BundleError
     from training.datasets import DatasetError
     from training.holdout_profile import profile_bundle

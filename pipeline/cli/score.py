@@ -14,10 +14,10 @@ import typer
 from rich.table import Table
 
 import pipeline
-from pipeline.cli.common import console, errors, fail, link, quiet_logging
+from pipeline.cli.common import Verbose, console, errors, fail, link, quiet_logging
 from pipeline.options import JOB_OPTIONS, REQUIRED
 from pipeline.verdict import drifted_checks
-from schemas.output_names import ERRORS_PREFIX, SCORED_PREFIX
+from schemas.output_names import ERROR_FILES, SCORED_FILES
 from schemas.summary import DRIFTED, INSUFFICIENT, OK, Drift, RunSummary
 
 
@@ -86,9 +86,7 @@ def score_parameters() -> list[inspect.Parameter]:
                 annotation=Annotated[annotation, info],
             )
         )
-    verbose = typer.Option("--verbose", "-v", help="Show Beam and TensorFlow logs.")
-    parameters.append(inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False,
-                                        annotation=Annotated[bool, verbose]))  # fmt: skip
+    parameters.append(inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Verbose))
     return parameters
 
 
@@ -112,8 +110,9 @@ def _print_summary(summary: RunSummary, output: str) -> None:
         table.add_row("engine", ", ".join(f"{name} ({use.reviews:,} reviews)" for name, use in summary.engines.items()))
     table.add_row("drift", _describe_drift(summary.drift))
     console.print(table)
-    outputs = f"{output}/{SCORED_PREFIX}-*.parquet" + (f", {ERRORS_PREFIX}-*.parquet" if summary.records_failed else "")
-    console.print(f"output: {outputs}")
+    folder = output.rstrip("/")
+    outputs = f"{folder}/{SCORED_FILES}" + (f", {folder}/{ERROR_FILES}" if summary.error_files else "")
+    console.print(f"output: {outputs}", soft_wrap=True)
     if summary.report:
         console.print(f"report: {link(summary.report)}", soft_wrap=True)
 

@@ -13,14 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.common import fail
+from pipeline.cli.common import Verbose, fail, quiet_logging
 from training.config import PRETRAINED_EMBEDDING_DIM, REDUCE_LR_FACTOR, TrainingConfig, WordVectorSettings
 
 Data = Annotated[
     list[Path],
     typer.Option(
+        metavar="PATH",
         help="Labelled reviews: an aclImdb folder (its train/ part is used) or Parquet with text and label. "
-        "Repeat to train on several sources together (e.g. phrases and sentences)."
+        "Repeat to train on several sources together (e.g. phrases and sentences).",
     ),
 ]
 Out = Annotated[Path, typer.Option(help="Directory to write the model bundle into.")]
@@ -39,21 +40,19 @@ ReduceLrPatience = Annotated[
         help=f"Epochs without better validation loss before the learning rate drops to {REDUCE_LR_FACTOR}x; 0: never.",
     ),
 ]
-BatchSize = Annotated[int | None, typer.Option(min=1, help="Training batch size \\[default: the architecture's].")]
+BatchSize = Annotated[int | None, typer.Option(min=1, help="Training batch size [default: the architecture's].")]
 VocabSize = Annotated[
-    int | None, typer.Option(min=1, help="Words kept in the vocabulary \\[default: the architecture's].")
+    int | None, typer.Option(min=1, help="Words kept in the vocabulary [default: the architecture's].")
 ]
-MaxLength = Annotated[int | None, typer.Option(min=1, help="Tokens kept per review \\[default: the architecture's].")]
+MaxLength = Annotated[int | None, typer.Option(min=1, help="Tokens kept per review [default: the architecture's].")]
 EmbeddingDim = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help=f"Embedding size \\[default: the architecture's; {PRETRAINED_EMBEDDING_DIM} with --pretrain-vectors].",
+        help=f"Embedding size [default: the architecture's; {PRETRAINED_EMBEDDING_DIM} with --pretrain-vectors].",
     ),
 ]
-LearningRate = Annotated[
-    float | None, typer.Option(min=0.0, help="Adam learning rate \\[default: the architecture's].")
-]
+LearningRate = Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate [default: the architecture's].")]
 GroupColumn = Annotated[
     str,
     typer.Option(
@@ -72,7 +71,7 @@ ValidationData = Annotated[
     Path | None,
     typer.Option(
         help="A separate labelled validation set (e.g. SST-5 dev): early stopping and calibration use it, "
-        "and --data is not split \\[default: none: both are held out of --data]."
+        "and --data is not split [default: none: both are held out of --data]."
     ),
 ]
 ClassNames = Annotated[
@@ -84,9 +83,10 @@ Ordinal = Annotated[
 PretrainVectors = Annotated[
     list[Path] | None,
     typer.Option(
+        metavar="PATH",
         help="Unlabelled reviews (Parquet with the text column, or aclImdb's root for train/unsup) to "
         "pre-train word vectors on with gensim, together with the training text; cached by data. Repeatable "
-        "\\[default: none: the embedding starts at random]."
+        "[default: none: the embedding starts at random].",
     ),
 ]
 SkipGram = Annotated[
@@ -126,12 +126,12 @@ Treebank = Annotated[
 Name = Annotated[
     str | None,
     typer.Option(
-        help="Bundle name \\[default: the first --data's file or folder name and the architecture, "
+        help="Bundle name [default: the first --data's file or folder name and the architecture, "
         "e.g. train-bilstm-pool for train.parquet]."
     ),
 ]
 Version = Annotated[
-    str | None, typer.Option(help="Bundle version written into every scored row \\[default: date and model hash].")
+    str | None, typer.Option(help="Bundle version written into every scored row [default: date and model hash].")
 ]
 TextColumn = Annotated[str, typer.Option(help="Text column, for Parquet data.")]
 LabelColumn = Annotated[str, typer.Option(help="Label column (class names or their indices), for Parquet data.")]
@@ -173,9 +173,11 @@ def train(
     version: Version = TrainingConfig.version,
     text_column: TextColumn = TrainingConfig.text_column,
     label_column: LabelColumn = TrainingConfig.label_column,
+    verbose: Verbose = False,
 ) -> None:
     """Train a sentiment model and export it as a self-describing bundle."""
     options = dict(locals())  # every option by its name, before anything else is assigned here
+    quiet_logging(verbose)
     from training.datasets import DatasetError
     from training.train import train as run_training
 
@@ -193,10 +195,12 @@ def training_config(
     embedding_dim: int | None,
     pretrain_vectors: list[Path] | None,
     skip_gram: bool,
+    verbose: bool = False,
     **same_name: Any,
 ) -> TrainingConfig:
     """The TrainingConfig of the parsed options: those whose form differs from their field's are
-    converted here; the rest are the fields of the same name."""
+    converted here; the rest are the fields of the same name. `verbose` is the terminal's logging
+    (`quiet_logging`), not a training setting: Keras' own progress output follows the terminal."""
     classes = tuple(name.strip() for name in class_names.split(","))
     if len(classes) < 2 or len(set(classes)) != len(classes) or not all(classes):
         fail(f"--class-names needs at least two distinct names, got {class_names!r}")

@@ -25,6 +25,7 @@ from pipeline.engines.registry import ENGINES
 from pipeline.explain import COMPLETENESS_TOLERANCE, METHODS, MOST_STEPS, STEPS
 from pipeline.explain.integrated_gradients import BASELINE, Attributions, IntegratedGradients
 from pipeline.explain.occlusion import Occlusion
+from pipeline.progress import Progress
 from schemas.output import TOP_WORD_TYPE
 
 
@@ -91,12 +92,14 @@ class Explainer:
             raise ExplainUnavailable(f"integrated gradients cannot attribute this model: {e}") from None
         self.attribute = IntegratedGradients(plan, bundle.preprocessing.max_length, settings.steps, batch_size)
 
-    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None) -> Attributions:
+    def __call__(
+        self, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None, progress: Progress | None = None
+    ) -> Attributions:
         """`logits`: the engine's logits of `rows` when the caller already scored them (occlusion then
-        scores only the occluded variants)."""
+        scores only the occluded variants); `progress` counts the reviews explained as they are."""
         if isinstance(self.attribute, Occlusion):
-            return self.attribute(rows, np.asarray(predicted), logits)
-        return self.attribute(rows, np.asarray(predicted))
+            return self.attribute(rows, np.asarray(predicted), logits, progress)
+        return self.attribute(rows, np.asarray(predicted), progress)
 
     def with_steps(self, steps: int) -> Explainer:
         """The same explainer with another integrated-gradients step count, on the plan already read

@@ -30,6 +30,7 @@ from pipeline.engines.plan import RecurrentPlan
 from pipeline.engines.xla import plan_constants, recurrent_logits
 from pipeline.explain import STEPS
 from pipeline.preprocessing import pad_rows
+from pipeline.progress import Progress
 
 BASELINE = "zero embedding at every token (mask and length kept)"
 
@@ -119,8 +120,11 @@ class IntegratedGradients:
             )
         return self._compiled[width]
 
-    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray) -> Attributions:
-        """Attributions towards each row's predicted class index (into the bundle's classes)."""
+    def __call__(
+        self, rows: Sequence[np.ndarray], predicted: np.ndarray, progress: Progress | None = None
+    ) -> Attributions:
+        """Attributions towards each row's predicted class index (into the bundle's classes);
+        `progress` counts the reviews explained, batch by batch."""
         weights: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
         target = np.zeros(len(rows), np.float32)
         baseline = np.zeros(len(rows), np.float32)
@@ -138,6 +142,8 @@ class IntegratedGradients:
             for j, i in enumerate(members):
                 weights[i] = w[j, : len(rows[i])]
             target[members], baseline[members] = f[:count], f0[:count]
+            if progress is not None:
+                progress.add(count)
         return Attributions(weights, target, baseline)
 
     def _attribute_graph(self, ids, classes, steps, width: int):

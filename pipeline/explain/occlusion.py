@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pipeline.explain.integrated_gradients import Attributions, class_logit
+from pipeline.progress import Progress
 
 ROWS_PER_CALL = 16_384
 """Occluded variants scored per engine call (a 500-token review alone makes 500 of them)."""
@@ -28,8 +29,11 @@ class Occlusion:
         self.logits = logits
         """The scoring engine's raw logits (CalibratedScorer.logits): (rows, outputs)."""
 
-    def __call__(self, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None) -> Attributions:
-        """`logits`: the engine's logits of `rows`, when already computed by scoring."""
+    def __call__(
+        self, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None, progress: Progress | None = None
+    ) -> Attributions:
+        """`logits`: the engine's logits of `rows`, when already computed by scoring; `progress` counts
+        the reviews explained, chunk by chunk (a batch of long reviews takes many engine calls)."""
         predicted = np.asarray(predicted)
         target = class_logit(self.logits(rows) if logits is None else logits, predicted)
         weights: list[np.ndarray] = []
@@ -40,6 +44,8 @@ class Occlusion:
                 variants += len(rows[end])
                 end += 1
             weights.extend(self._chunk(rows[start:end], predicted[start:end], target[start:end]))
+            if progress is not None:
+                progress.add(end - start)
             start = end
         return Attributions(weights, target, None)
 

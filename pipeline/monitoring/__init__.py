@@ -5,7 +5,7 @@ training profile, the run's summary and its report page.
   profiles and scoring runs alike);
 - `training_profile.py`: the training profile, the bundle file the checks compare against;
 - `drift.py`: the checks, each a named statistic with a threshold;
-- `report.py`: the self-contained report.html, rendered from the run's summary and statistics;
+- `report.py`: the self-contained _report.html, rendered from the run's summary and statistics;
 - `summarize.py`: the pipeline's summary step, which computes all of the above once every record
   is counted (`pipeline/sinks.py` writes what it computes).
 """

@@ -3,21 +3,27 @@
 Each check compares the run's Statistics with the bundle's training profile by one named statistic
 and a fixed threshold, the conventions of the field (TFDV, Evidently, credit-risk monitoring):
 - distributions: the population stability index, PSI = sum (a - e) ln(a / e) over the reference's
-  decile bins (0.1: a minor shift, 0.25: a major one; we alarm at 0.25), and for word shares the
-  Jensen-Shannon distance in bits (0: the same, 1: disjoint; we alarm at 0.1, Evidently's default);
+  quantile bins (0.1: a minor shift, 0.25: a major one; we alarm at 0.25), and for word shares the
+  Jensen-Shannon distance in bits (0: the same, 1: disjoint; we alarm at 0.1, Evidently's default).
+  The quantile bins are the reference's deciles: up to QUANTILE_BINS, fewer where deciles fall in
+  one bin of the fine histogram (a score bin or a length that more than a tenth of the reference
+  has), which the check's statistic then says;
 - the unknown-word rate: a two-proportion z-test with Cohen's h as its effect size. Over a million
   tokens a z-test finds any difference, even between clean samples of new reviews and the profile.
   So a rate drifts only when the difference is both significant (|z| > 3.29, two-sided p < 0.001)
   and not negligible (|h| >= 0.2, Cohen's "small" effect).
 Below MIN_REVIEWS scored reviews chance alone moves the statistics towards their thresholds: every
-check then reports `insufficient_data` and nothing is detected. README "Drift checks and the run
+check then reports `insufficient_data` and nothing is detected. docs/drift-and-report.md "Drift checks and the run
 report" has the measurements behind both choices.
+
+Each check states the conditions that decide it (`conditions`): one statistic against its threshold,
+or for the unknown-word rate both z and h; the report shows them all, so a verdict can be read off.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,49 @@ COHENS_H_THRESHOLD = 0.2
 QUANTILE_BINS = 10
 PROPORTION_FLOOR = 1e-4
 """Empty bins count as this share in PSI (ln 0 is undefined); the usual choice."""
+EFFECT_SIZE = "effect_size"
+"""The details key of a check decided by an effect size as well as its statistic (the unknown-word rate)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One statistic against its threshold; a check drifts when every one of its conditions holds."""
+
+    statistic: str
+    symbol: str
+    """How the rule names the value ("z", "h"); empty where the statistic column names it."""
+    value: float
+    threshold: float
+    two_sided: bool = False
+    """Compare |value|: a shift either way counts."""
+    at_least: bool = False
+    """value >= threshold rather than value > threshold."""
+
+    def holds(self) -> bool:
+        value = abs(self.value) if self.two_sided else self.value
+        return value >= self.threshold if self.at_least else value > self.threshold
+
+    def rule(self) -> str:
+        """The condition as the report prints it: "> 0.25", "|z| > 3.29", "|h| ≥ 0.20"."""
+        name = f"|{self.symbol}|" if self.two_sided else self.symbol
+        return f"{name} {'≥' if self.at_least else '>'} {self.threshold:.2f}".strip()
+
+
+def rate_conditions(z: float, h: float) -> tuple[Condition, Condition]:
+    """The unknown-word rate drifts when the difference is significant and not negligible: both hold."""
+    return (
+        Condition("two-proportion z-test", "z", z, Z_THRESHOLD, two_sided=True),
+        Condition("Cohen's h (effect size)", "h", h, COHENS_H_THRESHOLD, two_sided=True, at_least=True),
+    )
+
+
+def conditions(check: DriftCheck) -> tuple[Condition, ...]:
+    """What decides a check, from its summary entry: its statistic against its threshold, and for the
+    unknown-word rate Cohen's h against its own as well."""
+    effect = check.details.get(EFFECT_SIZE)
+    if isinstance(effect, dict):
+        return rate_conditions(check.value, effect["value"])
+    return (Condition(check.statistic, "", check.value, check.threshold),)
 
 
 def measured(
@@ -97,18 +146,29 @@ def label_check(reference: Statistics, run: Statistics) -> DriftCheck:
 
 
 def distribution_check(name: str, what: str, reference: np.ndarray, run: np.ndarray) -> DriftCheck:
-    """PSI over the reference's decile bins of a fine histogram."""
+    """PSI over up to QUANTILE_BINS quantile bins of the reference's fine histogram (see quantile_bins)."""
     starts = quantile_bins(reference, QUANTILE_BINS)
     expected, actual = coarsen(reference, starts), coarsen(run, starts)
     value = psi(expected, actual)
     return measured(
         name,
         what,
-        f"population stability index over {len(starts)} reference quantile bins",
+        quantile_bins_statistic(len(starts)),
         value,
         PSI_THRESHOLD,
         value > PSI_THRESHOLD,
         {"bin_starts": starts.tolist()},
+    )
+
+
+def quantile_bins_statistic(bins: int) -> str:
+    """The distribution checks' statistic, saying how many quantile bins there were and, when fewer than
+    QUANTILE_BINS, why."""
+    if bins >= QUANTILE_BINS:
+        return f"population stability index over {QUANTILE_BINS} reference quantile bins"
+    return (
+        f"population stability index over up to {QUANTILE_BINS} reference quantile bins "
+        f"({bins} here: deciles that fall in one histogram bin merge)"
     )
 
 
@@ -130,17 +190,18 @@ def unknown_rate_check(reference: Statistics, run: Statistics) -> DriftCheck:
     p_run = run.unknown_tokens / max(run.total_tokens, 1)
     z = two_proportion_z(run.unknown_tokens, run.total_tokens, reference.unknown_tokens, reference.total_tokens)
     h = cohens_h(p_run, p_ref)
+    z_test, effect = rate_conditions(z, h)
     return measured(
         "unknown_word_rate",
         "share of tokens not in the vocabulary",
         "two-proportion z-test",
         z,
         Z_THRESHOLD,
-        abs(z) > Z_THRESHOLD and abs(h) >= COHENS_H_THRESHOLD,
+        z_test.holds() and effect.holds(),
         {
             "reference_rate": round(p_ref, 6),
             "run_rate": round(p_run, 6),
-            "effect_size": {"statistic": "Cohen's h", "value": round(h, 6), "threshold": COHENS_H_THRESHOLD},
+            EFFECT_SIZE: {"statistic": "Cohen's h", "value": round(h, 6), "threshold": COHENS_H_THRESHOLD},
         },
     )
 

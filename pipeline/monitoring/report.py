@@ -1,9 +1,13 @@
-"""report.html: one self-contained page per scoring run, for people to look at.
+"""_report.html: one self-contained page per scoring run, for people to look at.
 
-Counts (read, scored, failed by stage), the drift verdict and every check, throughput and engine,
-the run's label, score, length and unknown-word distributions against the training profile, and
-the model's manifest. Plots are inline SVG (`charts.py`), styles inline, no script and no network:
-the page opens from a bucket, an e-mail attachment or a laptop offline.
+The run's lineage (inputs, model and its checksum, options, versions, runner, times), counts (read,
+scored, failed by stage), the drift verdict and every check with the conditions that decide it,
+throughput and engine, the run's label, score, length and unknown-word distributions against the
+training profile, and the model's manifest. Plots are inline SVG (`charts.py`), styles inline, no
+script and no network: the page opens from a bucket, an e-mail attachment or a laptop offline.
+
+One format per kind of number: counts with thousands separators, statistics to 4 decimals,
+thresholds to 2, shares as percentages to 1 decimal.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.monitoring.charts import bar_chart
-from pipeline.monitoring.drift import proportions
+from pipeline.monitoring.drift import conditions, proportions
 from pipeline.monitoring.statistics import OOV_SHARE_BINS, SCORE_BINS, Statistics, padded
 from pipeline.monitoring.training_profile import TrainingProfile
 from schemas.summary import (
@@ -25,13 +29,17 @@ from schemas.summary import (
     NO_PROFILE,
     OK,
     Drift,
+    DriftCheck,
     EngineUse,
     ExplanationsSummary,
+    Lineage,
     RunSummary,
     Verdict,
 )
 
 HISTOGRAM_BINS = 20
+CHECKSUM_SHOWN = 12
+"""Hex digits of the manifest's sha256 the header shows (the whole is in _SUMMARY.json and on hover)."""
 RUN, TRAINING = "this run", "training profile"
 VERDICTS = {
     DRIFTED: ("drift detected", "bad"),
@@ -47,7 +55,11 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .meta{color:#4b5563}.badge{display:inline-block;padding:4px 10px;border-radius:999px;font-weight:600;margin:8px 0}
 .good{background:#dcfce7;color:#166534}.bad{background:#fee2e2;color:#991b1b}.neutral{background:#f3f4f6;color:#374151}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:4px 10px;border-bottom:1px solid #f3f4f6;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f9fafb}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}th{background:#f9fafb}
+td,th{vertical-align:top}#lineage td:first-child{color:#4b5563;white-space:nowrap}
+#lineage code{font-size:12px}.options{display:flex;flex-wrap:wrap;gap:2px 14px}
+table.top-words{table-layout:fixed}table.top-words col.word{width:150px}table.top-words col.count{width:70px}
+table.top-words th.class{border-left:2px solid #e5e7eb}table.top-words td.word{border-left:2px solid #e5e7eb}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
 svg.chart{background:#fff;border:1px solid #e5e7eb;border-radius:6px}
 svg .title{font-weight:600;font-size:13px}svg .tick{font-size:10px;fill:#4b5563}svg .label,svg .legend{font-size:11px}
@@ -70,6 +82,7 @@ def render_report(
         f"{summary.records_scored:,} reviews scored in {summary.wall_seconds:.1f} s</div>",
         f'<div class="badge {tone}" id="verdict">{escape(verdict)}</div>',
         *_run_verdict(summary.verdict),
+        *_lineage(summary.lineage),
         "<h2>Records</h2>",
         _table(
             [("read", summary.records_read), ("scored", summary.records_scored)]
@@ -108,6 +121,42 @@ def _run_verdict(verdict: Verdict | None) -> list[str]:
         return ['<div class="badge good" id="run-verdict">run passed</div>']
     problems = "".join(f"<li>{escape(problem)}</li>" for problem in verdict.problems)
     return [f'<div class="badge bad" id="run-verdict">run failed</div><ul>{problems}</ul>']
+
+
+def _lineage(lineage: Lineage | None) -> list[str]:
+    """The run's header: what it read, with which model, options and versions, where and when it ran."""
+    if lineage is None:
+        return []
+    inputs, model = lineage.inputs, lineage.model
+    given = ", ".join(f"<code>{escape(path)}</code>" for path in inputs.given)
+    matched = (
+        f"{_counted(inputs.text_files, 'review file')}, {_counted(len(inputs.parquet_files), 'Parquet file')}; "
+        f"{_counted(inputs.records, 'record')} at launch"
+    )
+    checksum = escape(model.manifest_sha256)
+    options = "".join(
+        f"<code>{escape(name)}={escape(json.dumps(value, ensure_ascii=False))}</code>"
+        for name, value in lineage.options.items()
+    )
+    rows = [
+        ("inputs", f'{given}<div class="meta">{matched}</div>'),
+        (
+            "model",
+            f"{escape(model.name)} {escape(model.version)} from <code>{escape(model.location)}</code>; "
+            f'manifest sha256 <code title="{checksum}">{checksum[:CHECKSUM_SHOWN]}</code>',
+        ),
+        ("options", f'<div class="options">{options}</div>'),
+        ("versions", ", ".join(f"{escape(name)} {escape(version)}" for name, version in lineage.versions.items())),
+        ("runner", escape(lineage.runner) + (f" (job {escape(lineage.job_id)})" if lineage.job_id else "")),
+        ("started", escape(lineage.started)),
+        ("finished", escape(lineage.finished or "")),
+    ]
+    cells = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in rows)
+    return ["<h2>Run</h2>", f'<table id="lineage">{cells}</table>']
+
+
+def _counted(n: int, thing: str) -> str:
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
 def _engine_rows(engines: dict[str, EngineUse]) -> list[tuple[str, str]]:
@@ -155,12 +204,6 @@ def _explanations(explanations: ExplanationsSummary | None) -> list[str]:
     if explanations is None:
         return []
     error = explanations.completeness_error
-    columns = "".join(
-        f"<td><b>{escape(name)}</b><table>"
-        + "".join(f'<tr><td>{escape(word)}</td><td class="n">{count:,}</td></tr>' for word, count in words)
-        + "</table></td>"
-        for name, words in explanations.top_words_by_class.items()
-    )
     completeness = (
         f"completeness error mean {error.mean:.1%}, max {error.max:.1%}"
         if error.mean is not None and error.max is not None
@@ -172,30 +215,67 @@ def _explanations(explanations: ExplanationsSummary | None) -> list[str]:
         f"on {escape(explanations.engine)}; "
         f"{completeness}. Words most often among a review's top {explanations.top_k} and pushing it "
         "towards its predicted class:</p>",
-        f'<table id="top-words"><tr>{columns}</tr></table>',
+        _top_words_table(explanations.top_words_by_class),
     ]
+
+
+def _top_words_table(by_class: dict[str, tuple[tuple[str, int], ...]]) -> str:
+    """One table, a word and a count column per class, fixed widths: every class's list lines up."""
+    columns = '<col class="word"><col class="count">' * len(by_class)
+    header = "".join(f'<th class="class" colspan="2">{escape(name)}</th>' for name in by_class)
+    depth = max((len(words) for words in by_class.values()), default=0)
+    rows = []
+    for i in range(depth):
+        cells = []
+        for words in by_class.values():
+            word, count = words[i] if i < len(words) else ("", None)
+            cells.append(
+                f'<td class="word">{escape(word)}</td><td class="n">{"" if count is None else f"{count:,}"}</td>'
+            )
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    body = f"<colgroup>{columns}</colgroup><tr>{header}</tr>{''.join(rows)}"
+    return f'<table id="top-words" class="top-words">{body}</table>'
 
 
 def _drift_table(drift: Drift, profile: TrainingProfile | None) -> str:
     if not drift.checks:
         return f"<p>{escape(drift.reason or 'no checks ran')}</p>"
-    rows = "".join(
-        f"<tr><td>{escape(c.name)}</td><td>{escape(c.what)}</td><td>{escape(c.statistic)}</td>"
-        f'<td class="n">{c.value:.4g}</td><td class="n">{c.threshold:g}</td>'
-        f'<td class="{"bad" if c.drifted else "good" if c.verdict == OK else "neutral"}">'
-        f"{escape(c.verdict)}</td></tr>"
-        for c in drift.checks
-    )
+    rows = "".join(_drift_row(check) for check in drift.checks)
     source = profile.source if profile else {}
+    data = str(source.get("data", ""))
     note = (
         f"<p class=meta>{drift.reviews or 0:,} reviews of this run against {drift.reference_reviews or 0:,} "
-        f"of the training profile ({escape(str(source.get('part', '')))}: {escape(str(source.get('data', '')))}); "
+        f'of the training profile (<span title="{escape(data)}">{escape(str(source.get("part", "")))}: '
+        f"{escape(_file_names(data))}</span>); "
         f"at least {drift.min_reviews or 0:,} reviews are needed to judge.</p>"
     )
     return (
-        "<table><tr><th>check</th><th>what</th><th>statistic</th><th>value</th><th>threshold</th>"
-        f"<th>verdict</th></tr>{rows}</table>{note}"
+        '<table id="drift"><tr><th>check</th><th>what</th><th>statistic</th><th>value</th><th>drifts when</th>'
+        f"<th>holds</th><th>verdict</th></tr>{rows}</table>{note}"
     )
+
+
+def _file_names(paths: str) -> str:
+    """The profile's data by file name ("train.parquet"): its paths are the training machine's, in full on hover."""
+    return " + ".join(path.rstrip("/").rsplit("/", 1)[-1] for path in paths.split(" + "))
+
+
+def _drift_row(check: DriftCheck) -> str:
+    """A check with every condition that decides it, one line each (statistic, value, rule, whether it
+    holds): it drifts when all hold, so its verdict reads off its lines."""
+    decided_by = conditions(check)
+    span = f' rowspan="{len(decided_by)}"' if len(decided_by) > 1 else ""
+    tone = "bad" if check.drifted else "good" if check.verdict == OK else "neutral"
+    lines = [
+        f"<td>{escape(condition.statistic)}</td>"
+        f'<td class="n">{condition.value:.4f}</td>'
+        f'<td class="n">{"and " if i else ""}{escape(condition.rule())}</td>'
+        f"<td>{'yes' if condition.holds() else 'no'}</td>"
+        for i, condition in enumerate(decided_by)
+    ]
+    first = f"<td{span}>{escape(check.name)}</td><td{span}>{escape(check.what)}</td>{lines[0]}"
+    first += f'<td{span} class="{tone}">{escape(check.verdict)}</td>'
+    return "".join(f"<tr>{cells}</tr>" for cells in [first, *lines[1:]])
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:

@@ -3,8 +3,9 @@
 The pipeline's one combined tally (`pipeline/tallies.py`) and the names of the published shards
 come in; the run's RunSummary (`schemas/summary.py`) and its report page go out, to WriteSummary
 (`pipeline/sinks.py`), which writes them. Nothing here writes a file, and nothing here is read
-from one: the model's side (class names, manifest, training profile) and the job's policy travel
-with the step as a RunContext, plain data that pickles to a Dataflow worker.
+from one: the model's side (class names, manifest, training profile), the job's policy and the
+lineage the launch recorded travel with the step as a RunContext, plain data that pickles to a
+Dataflow worker; the step finishes the lineage (`pipeline/lineage.py`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from typing import Any
 import apache_beam as beam
 
 from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
+from pipeline.lineage import finished_lineage
 from pipeline.monitoring.drift import check_drift
 from pipeline.monitoring.report import render_report
 from pipeline.monitoring.statistics import Statistics
 from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.tallies import RunTally
 from pipeline.verdict import RunPolicy, judge
-from schemas.summary import ExplanationsSummary, RunSummary
+from schemas.output_names import REPORT_FILE
+from schemas.summary import ExplanationsSummary, Lineage, RunSummary
 
 log = logging.getLogger("reviewscore")
 
@@ -43,6 +46,8 @@ class RunContext:
     policy: RunPolicy = field(default_factory=RunPolicy)
     started: float = field(default_factory=time.time)
     """When the user started the job; wall time and reviews/s count from here, start-up included."""
+    lineage: Lineage | None = None
+    """What the launch recorded of the run (inputs, model, options, versions); finished here."""
 
 
 def summarize(
@@ -50,10 +55,12 @@ def summarize(
     statistics: Statistics,
     published: tuple[list[str], list[str]],
     context: RunContext,
-    wall: float,
+    finished: float,
 ) -> RunSummary:
-    """The run's summary from its tally and Statistics, the published (scored, error) files and its wall time."""
+    """The run's summary from its tally and Statistics, the published (scored, error) files and when it
+    finished (a time.time() value: wall time counts from the context's start)."""
     scored_files, error_files = published
+    wall = finished - context.started
     engine = " + ".join(tally.engines)
     summary = RunSummary(
         records_read=tally.read,
@@ -71,6 +78,7 @@ def summarize(
         error_files=tuple(sorted(error_files)),
         drift=check_drift(context.profile.statistics if context.profile else None, statistics),
         explanations=explanations_summary(tally, context, engine),
+        lineage=None if context.lineage is None else finished_lineage(context.lineage, tally.engines, finished),
     )
     return replace(summary, verdict=judge(summary, context.policy))
 
@@ -85,12 +93,12 @@ def explanations_summary(tally: RunTally, context: RunContext, engine: str) -> E
 
 
 def report_page(summary: RunSummary, statistics: Statistics, context: RunContext) -> tuple[RunSummary, bytes | None]:
-    """The summary and report.html's content; a report that cannot be drawn is logged and named in the
+    """The summary and _report.html's content; a report that cannot be drawn is logged and named in the
     summary (report_error), never fails a finished job."""
     try:
         return summary, render_report(summary, statistics, context.profile, context.manifest).encode()
     except Exception as e:
-        log.warning("report.html not written: %r", e)
+        log.warning("%s not written: %r", REPORT_FILE, e)
         return replace(summary, report_error=repr(e)), None
 
 
@@ -107,8 +115,7 @@ class Summarize(beam.DoFn):
     def process(
         self, published: tuple[list[str], list[str]], counts: dict[str, Any]
     ) -> Iterator[tuple[RunSummary, bytes | None]]:
-        wall = time.time() - self.context.started
         tally = RunTally.of(counts)
         statistics = tally.statistics or Statistics.empty(len(self.context.class_names))
-        summary = summarize(tally, statistics, published, self.context, wall)
+        summary = summarize(tally, statistics, published, self.context, time.time())
         yield report_page(summary, statistics, self.context)

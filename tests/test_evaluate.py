@@ -1,0 +1,144 @@
+"""`reviewscore evaluate`: inputs as `score` takes them, per-review predictions, the confusion matrix, and the
+warning when the labelled reviews overlap the bundle's training data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from schemas.bundle import TRAINING_HASHES_FILE
+from schemas.output_names import (
+    CORRECT,
+    EVALUATED_ID,
+    LABEL_PROBS,
+    PREDICTED_LABEL,
+    PREDICTIONS_FILE,
+    SCORE,
+    TRUE_LABEL,
+)
+from tests.conftest import make_reviews
+from training.overlap import PARTS, text_hashes
+
+runner = CliRunner()
+
+
+def write_labelled(path, reviews, ids=None):
+    columns = {"text": [t for t, _ in reviews], "label": [label for _, label in reviews]}
+    if ids is not None:
+        columns["review_id"] = ids
+    pq.write_table(pa.table(columns), path)
+
+
+def evaluate(*args):
+    return runner.invoke(app, ["evaluate", *map(str, args)])
+
+
+def test_inputs_as_score_takes_them_and_one_prediction_row_per_review(tiny_bundle, tmp_path):
+    reviews = make_reviews(30, seed=31)
+    data = tmp_path / "data"
+    (data / "more").mkdir(parents=True)
+    write_labelled(data / "a.parquet", reviews[:10], ids=[f"r{i}" if i != 3 else None for i in range(10)])
+    write_labelled(data / "more" / "b.parquet", reviews[10:20])  # no id column: FILE:ROW
+    folder = tmp_path / "reviews"
+    for i, (text, label) in enumerate(reviews[20:]):
+        (folder / ("pos" if label else "neg")).mkdir(parents=True, exist_ok=True)
+        (folder / ("pos" if label else "neg") / f"{i}_5.txt").write_text(text, encoding="utf-8")
+
+    out = tmp_path / "out"
+    result = evaluate(data / "*.parquet", data / "more", folder, "--model", tiny_bundle.path, "--output", out)
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_parquet(out / PREDICTIONS_FILE)
+    assert list(predictions.columns) == [EVALUATED_ID, TRUE_LABEL, PREDICTED_LABEL, SCORE, LABEL_PROBS, CORRECT]
+    ids = predictions[EVALUATED_ID].tolist()
+    assert ids[:12] == ["r0", "r1", "r2", "a.parquet:3", *[f"r{i}" for i in range(4, 10)], "b.parquet:0", "b.parquet:1"]
+    folder_names = {f"{'pos' if label else 'neg'}/{i}_5.txt": label for i, (_, label) in enumerate(reviews[20:])}
+    assert sorted(ids[20:]) == sorted(folder_names)
+    labels = predictions[TRUE_LABEL].tolist()
+    assert labels[20:] == [("positive" if folder_names[name] else "negative") for name in ids[20:]]
+    assert predictions[TRUE_LABEL].tolist()[:20] == [("positive" if label else "negative") for _, label in reviews[:20]]
+    assert (predictions[CORRECT] == (predictions[TRUE_LABEL] == predictions[PREDICTED_LABEL])).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["examples"] == 30 and metrics["accuracy"] == pytest.approx(predictions[CORRECT].mean())
+
+    # The same reviews in one file give the same metrics: inputs only add up.
+    write_labelled(tmp_path / "all.parquet", reviews[:20] + sorted(reviews[20:], key=lambda r: r[1]))
+    single = evaluate(tmp_path / "all.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "single")
+    assert single.exit_code == 0, single.output
+    alone = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert alone["confusion_matrix"] == metrics["confusion_matrix"]
+    assert alone["brier"] == pytest.approx(metrics["brier"])
+
+
+def test_the_confusion_matrix_is_a_table_of_true_rows_and_predicted_columns(tiny_bundle, tmp_path):
+    write_labelled(tmp_path / "d.parquet", make_reviews(40, seed=32))
+    result = evaluate(tmp_path / "d.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    matrix = json.loads((tmp_path / "o" / "metrics.json").read_text())["confusion_matrix"]["values"]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if "true \\ predicted" in line)
+    assert lines[header].index("negative") < lines[header].index("positive")
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines[header + 2 : header + 4]]
+    assert rows == [["negative", *map(str, matrix[0])], ["positive", *map(str, matrix[1])]]
+
+
+def test_overlap_with_the_training_data_is_one_warning_counted_by_part(tiny_bundle, labelled_parquet, tmp_path):
+    assert TRAINING_HASHES_FILE in tiny_bundle.manifest.files
+    recorded = pq.read_table(tiny_bundle.path / TRAINING_HASHES_FILE)
+    assert set(recorded.column("part").to_pylist()) <= set(PARTS) and recorded.num_rows == 240
+
+    trained = pq.read_table(labelled_parquet).slice(0, 50)
+    fresh = make_reviews(50, seed=33)
+    mixed = pa.table({"text": trained.column("text").to_pylist() + [t for t, _ in fresh],
+                      "label": trained.column("label").to_pylist() + [label for _, label in fresh]})  # fmt: skip
+    pq.write_table(mixed, tmp_path / "mixed.parquet")
+    result = evaluate(tmp_path / "mixed.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "50 of 100 reviews (50.0%) were in the bundle's training data" in warning[0]
+    overlap = json.loads((tmp_path / "o" / "metrics.json").read_text())["training_overlap"]
+    assert overlap["seen"] == 50 and sum(overlap["by_part"].values()) >= 50 and overlap["hashes"] == 240
+    assert all(f"{count} {part}" in warning[0] for part, count in overlap["by_part"].items() if count)
+
+    write_labelled(tmp_path / "fresh.parquet", fresh)
+    clean = evaluate(tmp_path / "fresh.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "c")
+    assert clean.exit_code == 0 and "warning" not in clean.stderr
+    assert "overlap with the training data: none of 50 reviews" in clean.stderr
+
+
+def test_a_bundle_without_review_hashes_knows_only_an_exact_match(tiny_bundle, labelled_parquet, tmp_path):
+    older = tmp_path / "older"
+    shutil.copytree(tiny_bundle.path, older)
+    (older / TRAINING_HASHES_FILE).unlink()
+    manifest = json.loads((older / "manifest.json").read_text())
+    del manifest["files"][TRAINING_HASHES_FILE]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+
+    exact = evaluate(labelled_parquet, "--model", older, "--output", tmp_path / "e")
+    assert exact.exit_code == 0, exact.output
+    assert "240 of 240 reviews (100.0%) are the bundle's training data" in exact.stderr.replace("\n", " ")
+    part = pq.read_table(labelled_parquet).slice(0, 100)
+    pq.write_table(part, tmp_path / "part.parquet")
+    unknown = evaluate(tmp_path / "part.parquet", "--model", older, "--output", tmp_path / "u")
+    assert unknown.exit_code == 0 and "warning" not in unknown.stderr
+    assert "overlap unknown: the bundle records no per-review hashes" in unknown.stderr.replace("\n", " ")
+
+
+def test_text_hashes_are_equal_for_equal_texts_only():
+    hashes = text_hashes(pa.array(["a fine film", "a fine film", "a fine film.", ""]))
+    assert hashes.dtype == np.uint64 and hashes[0] == hashes[1] and len(set(hashes.tolist())) == 3
+
+
+def test_evaluate_refuses_an_input_that_matches_nothing(tiny_bundle, tmp_path):
+    result = evaluate(tmp_path / "nothing-*.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "o")
+    assert result.exit_code == 2 and "matches no file" in result.output and "Traceback" not in result.output
+    (tmp_path / "empty").mkdir()
+    result = evaluate(tmp_path / "empty", "--model", tiny_bundle.path, "--output", tmp_path / "o")
+    assert result.exit_code == 2 and "holds no *.parquet files" in result.output
