@@ -45,7 +45,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-plat
 	template metadata docs clean
 
 help: ## List every target.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: DATA=... PRETRAIN=... BUNDLE=... ARCH=... TRAIN_ARGS=... (train; IMDB=... SST5=... for data, train-default, train-rt); INPUT=... OUTPUT=... MODEL=... OVERWRITE=1 BEAM_ARGS=... (score)"
 
 $(BIN)/.installed: pyproject.toml requirements-dev.lock
