@@ -89,6 +89,16 @@ def test_the_confusion_matrix_is_a_table_of_true_rows_and_predicted_columns(tiny
     assert rows == [["negative", *map(str, matrix[0])], ["positive", *map(str, matrix[1])]]
 
 
+def test_reviews_of_one_class_have_no_roc_auc_and_valid_json(tiny_bundle, tmp_path):
+    positives = [review for review in make_reviews(40, seed=33) if review[1] == 1]
+    write_labelled(tmp_path / "p.parquet", positives)
+    result = evaluate(tmp_path / "p.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "o" / "metrics.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))["roc_auc"] is None
+    assert "ROC AUC n/a (one class only)" in result.stdout
+
+
 def test_overlap_with_the_training_data_is_one_warning_counted_by_part(tiny_bundle, labelled_parquet, tmp_path):
     assert TRAINING_HASHES_FILE in tiny_bundle.manifest.files
     recorded = pq.read_table(tiny_bundle.path / TRAINING_HASHES_FILE)

@@ -104,7 +104,8 @@ def classification_metrics(
         metrics["mean_absolute_class_error"] = float(np.abs(predicted - y).mean())
     if names.score_label is not None:
         scores, events = score_events(y, p, names)
-        metrics["roc_auc"] = roc_auc(events, scores)
+        auc = roc_auc(events, scores)
+        metrics["roc_auc"] = None if np.isnan(auc) else auc  # undefined when the reviews hold one class only
     return metrics
 
 
@@ -297,7 +298,8 @@ def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names:
     scores, events = score_events(labels, probabilities, names)
     fpr, tpr = roc_curve(events, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc(events, scores):.4f}")
+    auc = roc_auc(events, scores)
+    ax.plot(fpr, tpr, label="ROC AUC n/a (one class only)" if np.isnan(auc) else f"ROC AUC {auc:.4f}")
     ax.plot([0, 1], [0, 1], "--", color="grey")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")

@@ -55,7 +55,8 @@ def evaluate(
     metrics = evaluation.metrics
     console.print(per_class_table(metrics))
     console.print(confusion_table(metrics))
-    extras = [f"ROC AUC {metrics['roc_auc']:.4f}"] if "roc_auc" in metrics else []
+    auc = metrics.get("roc_auc", False)
+    extras = [] if auc is False else [f"ROC AUC {auc:.4f}" if auc is not None else "ROC AUC n/a (one class only)"]
     if "mean_absolute_class_error" in metrics:
         extras.append(f"mean absolute class error {metrics['mean_absolute_class_error']:.3f}")
     console.print(
