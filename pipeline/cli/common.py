@@ -14,11 +14,9 @@ import typer
 from rich.console import Console
 
 import pipeline
-from pipeline.cache import DEFAULT_CACHE_DIR
 from pipeline.options import DEFAULT_MODEL
 
 __all__ = [
-    "DEFAULT_CACHE_DIR",
     "DEFAULT_MODEL",
     "EXIT_CONFIG_ERROR",
     "Verbose",
