@@ -65,9 +65,12 @@ def output_layer(num_classes: int) -> layers.Dense:
     )
 
 
-def loss_for(num_classes: int) -> str:
-    """The cross-entropy matching `output_layer`, on integer labels."""
-    return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+def loss_for(num_classes: int, soft: bool = False) -> str:
+    """The cross-entropy matching `output_layer`: on class indices, or (`soft`) on probabilities, which
+    a sigmoid reads as the second class's and a softmax as one per class."""
+    if num_classes == 2:
+        return "binary_crossentropy"
+    return "categorical_crossentropy" if soft else "sparse_categorical_crossentropy"
 
 
 def _lstm(x):

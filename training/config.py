@@ -18,6 +18,8 @@ __all__ = [
     "DEFAULT_ARCHITECTURE",
     "PRETRAINED_EMBEDDING_DIM",
     "REDUCE_LR_FACTOR",
+    "NgramSettings",
+    "TeacherSettings",
     "TrainingConfig",
     "WordVectorSettings",
     "as_paths",
@@ -39,6 +41,41 @@ class WordVectorSettings:
     skip_gram: bool = False
     negative: int = 5
     seed: int = 1337
+
+
+@dataclass(frozen=True)
+class NgramSettings:
+    """The teacher's n-gram model (training/ngram.py)."""
+
+    max_n: int = 3
+    """Longest n-gram: uni- to trigrams."""
+    min_count: int = 2
+    """An n-gram must occur in this many training texts to be a feature."""
+    regularisation: float = 0.3
+    """scikit-learn's C: the inverse of the L2 penalty's strength."""
+    smoothing: float = 1.0
+    """Added to every n-gram's count per class before the log-count ratio."""
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """Which models the teacher combines (training/teacher.py); none: no distillation."""
+
+    ngram: bool = False
+    """An NB-weighted n-gram model is a member."""
+    seeds: tuple[int, ...] = ()
+    """One member of the run's own recipe (architecture, vectors, epochs) per seed."""
+    ngram_settings: NgramSettings = field(default_factory=NgramSettings)
+    labelled_weight: float = 0.0
+    """On labelled training reviews the student's target is this share of the teacher's probabilities
+    and the rest the review's own label; unlabelled reviews get the teacher's alone."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.ngram or bool(self.seeds)
+
+    def member_names(self) -> list[str]:
+        return (["ngram"] if self.ngram else []) + [f"seed {seed}" for seed in self.seeds]
 
 
 @dataclass(frozen=True)
@@ -83,7 +120,12 @@ class TrainingConfig:
     fine_tune_epochs: int = 0
     """With freeze_embedding: then at most this many epochs with the embedding trainable, at a tenth
     of the learning rate, kept only if they lower the validation loss."""
+    teacher: TeacherSettings = field(default_factory=TeacherSettings)
+    """Distil: fit the model to a teacher's soft labels instead of the labels alone."""
+    distill_unlabelled: tuple[Path, ...] | None = None
+    """Unlabelled reviews the teacher labels for the student, besides the training part."""
     cache_dir: Path = DEFAULT_CACHE_DIR
+    """Where word vectors and teacher outputs are cached, by a fingerprint of what they depend on."""
     expand_contractions: bool = False
     remove_stopwords: bool = False
     treebank: bool = False
@@ -97,14 +139,19 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", as_paths(self.data))
-        if self.pretrain_vectors is not None:
-            object.__setattr__(self, "pretrain_vectors", as_paths(self.pretrain_vectors))
+        for name in ("pretrain_vectors", "distill_unlabelled"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, as_paths(getattr(self, name)))
         if not self.data:
             raise ValueError("training needs labelled data (--data)")
         if self.freeze_embedding and self.pretrain_vectors is None:
             raise ValueError("--freeze-embedding keeps pre-trained vectors fixed; it needs --pretrain-vectors")
         if self.fine_tune_epochs and not self.freeze_embedding:
             raise ValueError("--fine-tune-epochs follows a frozen phase; it needs --freeze-embedding")
+        if self.distill_unlabelled and not self.teacher.enabled:
+            raise ValueError(
+                "--distill-unlabelled gives the teacher reviews to label; it needs --teacher-ngram or --teacher-seeds"
+            )
 
     @property
     def bundle_name(self) -> str:

@@ -61,7 +61,8 @@ class LengthBucketedBatches:
         return (self[i] for i in range(len(self)))
 
     def dataset(self) -> tf.data.Dataset:
-        signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
+        targets = (None, *self.labels.shape[1:])  # class indices or probabilities, one row or one vector each
+        signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec(targets, tf.float32))
         dataset = tf.data.Dataset.from_generator(lambda: iter(self), output_signature=signature)
         return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.special import log_softmax
 
 from pipeline.bundle import Bundle, write_bundle
 from pipeline.calibration import Calibration
@@ -32,18 +34,28 @@ from pipeline.preprocessing import EncodedBatch, PreprocessingConfig, TextEncode
 from schemas.bundle import CALIBRATION_FILE, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
 from training.architectures import Architecture, get_architecture, loss_for
 from training.calibration_fit import calibration_metrics, choose_and_fit, labels_for
-from training.config import PRETRAINED_EMBEDDING_DIM, REDUCE_LR_FACTOR, TrainingConfig, WordVectorSettings
+from training.config import (
+    PRETRAINED_EMBEDDING_DIM,
+    REDUCE_LR_FACTOR,
+    TeacherSettings,
+    TrainingConfig,
+    WordVectorSettings,
+)
 from training.datasets import DatasetError, LabelledReviews, load_labelled, load_sources, load_texts
+from training.distillation import Targets, distilled_targets, label_targets, one_hot
 from training.evaluation import classification_metrics, plot_history
 from training.length_buckets import LengthBucketedBatches
+from training.ngram import NgramModel
 from training.onnx_export import write_onnx
 from training.overlap import write_training_hashes
 from training.pretraining import WordVectors, texts_fingerprint, word2vec
 from training.splits import group_keys, holdout_split
+from training.teacher import Teacher, TeacherCache, combine, teacher_settings_record, timed_member
 
 __all__ = [  # train, and the stages it runs (each testable alone)
     "build_vocabulary",
     "calibrate",
+    "distillation_record",
     "encode",
     "evaluate",
     "fit_model",
@@ -55,7 +67,10 @@ __all__ = [  # train, and the stages it runs (each testable alone)
     "pretrain_word_vectors",
     "record_training_hashes",
     "split",
+    "student_targets",
+    "teach",
     "train",
+    "unlabelled_reviews",
     "write_report",
 ]
 
@@ -73,9 +88,14 @@ def train(config: TrainingConfig) -> Bundle:
     vectors = pretrain_word_vectors(train_tokens, parts.train, preprocessing, config)
     vocabulary = build_vocabulary(train_tokens, vectors, preprocessing.vocab_size)
     embedding = initial_embedding(vectors, vocabulary, config)
-    encoded = encode(TextEncoder(preprocessing, vocabulary), train_tokens, parts)
+    encoder = TextEncoder(preprocessing, vocabulary)
+    encoded = encode(encoder, train_tokens, parts)
+    unlabelled = unlabelled_reviews(encoder, vectors, config)
+    recipe = Recipe(arch, preprocessing, len(vocabulary), embedding, train_tokens, encoded, parts)
+    teacher = teach(recipe, data, unlabelled, config)
+    targets = student_targets(teacher, encoded, parts, unlabelled, config)
 
-    fitted = fit_model(arch, len(vocabulary), embedding, encoded, parts, config)
+    fitted = fit_model(arch, len(vocabulary), embedding, targets, encoded, parts, config)
     # Held-out logits through the same scorer as the pipeline, so calibration fits what scoring computes.
     scorer = make_scorer(fitted.model, preprocessing.max_length, ScorerSettings(engine="keras"))
     calibration_logits = scorer.logits(encoded.calibration.rows())
@@ -85,6 +105,7 @@ def train(config: TrainingConfig) -> Bundle:
     validation_probabilities = scorer(encoded.validation.rows())
 
     metrics = evaluate(parts, fitted, validation_probabilities, calibration_logits, calibration, embedding, config)
+    metrics.update(distillation_record(teacher, targets, unlabelled, parts, config))
     profile = held_out_profile(encoded, validation_probabilities, parts, scorer, config)
     write_report(metrics, fitted.history, config, started)
     hashes = record_training_hashes(parts, config.out)
@@ -97,7 +118,7 @@ def train(config: TrainingConfig) -> Bundle:
         version=config.version,
         architecture=architecture_record(arch, fitted.model, embedding),
         class_names=list(config.class_names),
-        training_data=training_data_record(data, parts, embedding),
+        training_data=training_data_record(data, parts, embedding, metrics.get("distillation")),
         metrics=manifest_metrics(metrics, parts),
         ordinal=config.ordinal,
         calibration=calibration,
@@ -321,6 +342,188 @@ def encode(encoder: TextEncoder, train_tokens: pa.Array, parts: Parts) -> Encode
     return encoded
 
 
+# Teacher: unlabelled reviews, members, combination, the student's targets.
+
+
+@dataclass(frozen=True)
+class Unlabelled:
+    """Unlabelled reviews the teacher labels for the student."""
+
+    tokens: pa.Array
+    encoded: EncodedBatch
+    fingerprint: str
+    source: str
+
+
+def unlabelled_reviews(
+    encoder: TextEncoder, pretrained: PretrainedVectors | None, config: TrainingConfig
+) -> Unlabelled | None:
+    """`distill_unlabelled`'s reviews, tokenized and encoded as scoring does (the word-vector stage's
+    tokens when they are the same files); None without them."""
+    if config.distill_unlabelled is None:
+        return None
+    texts = pa.concat_arrays([load_texts(path, config.text_column) for path in config.distill_unlabelled])
+    same_files = pretrained is not None and config.pretrain_vectors == config.distill_unlabelled
+    tokens = pretrained.unlabelled_tokens if same_files else tokenize(texts, encoder.config)
+    source = " + ".join(map(str, config.distill_unlabelled))
+    print(f"unlabelled reviews for the teacher to label: {len(texts)} from {source}")
+    return Unlabelled(tokens, encoder.encode_tokens(tokens), texts_fingerprint(texts), source)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the teacher's members learn from: the run's own cleaning, vocabulary, vectors and parts."""
+
+    arch: Architecture
+    preprocessing: PreprocessingConfig
+    vocabulary_size: int
+    embedding: InitialEmbedding
+    train_tokens: pa.Array
+    encoded: EncodedParts
+    parts: Parts
+
+
+def teach(recipe: Recipe, data: LabelledReviews, unlabelled: Unlabelled | None, config: TrainingConfig):
+    """The teacher (or None when the config asks for none): its members, each trained on the training
+    part only or read from the cache, combined by weights chosen on the validation part."""
+    if not config.teacher.enabled:
+        return None
+    labels = recipe.parts.validation.labels
+    cache = TeacherCache(config.cache_dir, teacher_inputs(recipe, data, unlabelled, config))
+    members = []
+    for name, seed in zip(config.teacher.member_names(), member_seeds(config.teacher), strict=True):
+        member = cache.load(name)
+        if member is None:
+            print(f"teacher member {name}: training")
+            outputs = ngram_outputs if seed is None else partial(bilstm_outputs, seed=seed)
+            member = timed_member(name, partial(outputs, recipe, unlabelled, config))
+            cache.save(member)
+            how = f"trained in {member.seconds:.0f} s, cached as {cache.file(name)}"
+        else:
+            how = f"read from the cache ({cache.file(name)})"
+        members.append(member)
+        accuracy = float((member.log_probabilities["validation"].argmax(1) == labels).mean())
+        print(f"teacher member {name}: {how}; validation accuracy {accuracy:.4f}")
+    teacher = combine(members, labels)
+    accuracy = float((teacher.log_probabilities("validation").argmax(1) == labels).mean())
+    print(f"teacher: weights {np.round(teacher.weights, 3).tolist()}, validation accuracy {accuracy:.4f}")
+    return teacher
+
+
+def member_seeds(settings: TeacherSettings) -> list[int | None]:
+    """Each member's seed in `member_names` order; None for the n-gram model."""
+    return ([None] if settings.ngram else []) + list(settings.seeds)
+
+
+def teacher_inputs(
+    recipe: Recipe, data: LabelledReviews, unlabelled: Unlabelled | None, config: TrainingConfig
+) -> dict[str, Any]:
+    """Everything a member's outputs depend on, for the cache key: the data, the split, the vectors and
+    the recipe that trains members (not where files live, nor what only shapes the student)."""
+    recipe_fields = asdict(config)
+    for name in ("data", "out", "pretrain_vectors", "distill_unlabelled", "cache_dir", "name", "version", "verbose"):
+        recipe_fields.pop(name)
+    recipe_fields["teacher"].pop("labelled_weight")
+    return {
+        "data": data.fingerprint(),
+        "split": recipe.parts.description,
+        "unlabelled": unlabelled.fingerprint if unlabelled else None,
+        "pretraining": recipe.embedding.pretraining and recipe.embedding.pretraining["text_fingerprint"],
+        "recipe": recipe_fields,
+    }
+
+
+def ngram_outputs(recipe: Recipe, unlabelled: Unlabelled | None, config: TrainingConfig) -> dict[str, np.ndarray]:
+    """The n-gram member, fitted to the training part's labels: its log-probabilities on every part."""
+    parts = recipe.parts
+    model = NgramModel.fit(
+        recipe.train_tokens, parts.train.labels, len(config.class_names), config.teacher.ngram_settings
+    )
+    print(f"n-gram model: {model.features} n-grams")
+    tokens = {
+        "train": recipe.train_tokens,
+        "validation": tokenize(parts.validation.texts, recipe.preprocessing),
+        "calibration": tokenize(parts.calibration.texts, recipe.preprocessing),
+        "unlabelled": unlabelled.tokens if unlabelled else pa.array([], pa.large_list(pa.string())),
+    }
+    return {part: model.log_probabilities(part_tokens) for part, part_tokens in tokens.items()}
+
+
+def bilstm_outputs(
+    recipe: Recipe, unlabelled: Unlabelled | None, config: TrainingConfig, seed: int
+) -> dict[str, np.ndarray]:
+    """A member of the run's own architecture and seed `seed`, fitted to the training part's labels:
+    its log-probabilities on every part."""
+    keras.utils.set_random_seed(seed)
+    targets = label_targets(recipe.encoded.train, recipe.parts.train.labels)
+    fitted = fit_model(
+        recipe.arch,
+        recipe.vocabulary_size,
+        recipe.embedding,
+        targets,
+        recipe.encoded,
+        recipe.parts,
+        replace(config, seed=seed),
+    )
+    scorer = make_scorer(fitted.model, recipe.preprocessing.max_length, ScorerSettings(engine="keras"))
+    encoded = {
+        "train": recipe.encoded.train,
+        "validation": recipe.encoded.validation,
+        "calibration": recipe.encoded.calibration,
+        "unlabelled": unlabelled.encoded if unlabelled else None,
+    }
+    classes = len(config.class_names)
+    return {
+        part: log_probabilities(scorer.logits(batch.rows()), classes) if batch is not None else np.zeros((0, classes))
+        for part, batch in encoded.items()
+    }
+
+
+def log_probabilities(logits: np.ndarray, classes: int) -> np.ndarray:
+    """(texts, classes) log-probabilities from the model's logits: one per text for a sigmoid output."""
+    if classes == 2:
+        z = np.asarray(logits, dtype=np.float64).reshape(-1)
+        return np.stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)], axis=1)
+    return log_softmax(np.asarray(logits, dtype=np.float64), axis=1)
+
+
+def student_targets(
+    teacher: Teacher | None, encoded: EncodedParts, parts: Parts, unlabelled: Unlabelled | None, config: TrainingConfig
+) -> Targets:
+    """The training part's labels; or, with a teacher, its soft labels there and on the unlabelled reviews."""
+    if teacher is None:
+        return label_targets(encoded.train, parts.train.labels)
+    extra = unlabelled.encoded if unlabelled else None
+    targets = distilled_targets(teacher, encoded.train, parts.train.labels, extra, config.teacher.labelled_weight)
+    print(f"student: {len(targets)} reviews with the teacher's soft labels ({targets.labelled} labelled)")
+    return targets
+
+
+def distillation_record(
+    teacher: Teacher | None, targets: Targets, unlabelled: Unlabelled | None, parts: Parts, config: TrainingConfig
+) -> dict[str, Any]:
+    """The report's and manifest's account of the teacher; empty without one."""
+    if teacher is None:
+        return {}
+    names = labels_for(config.class_names)
+    labels = {"validation": parts.validation.labels, "calibration": parts.calibration.labels}
+
+    def figures(y: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+        found = classification_metrics(y, probabilities, names, config.ordinal)
+        return {key: found[key] for key in ("accuracy", "loss", "macro_f1", "roc_auc") if key in found}
+
+    return {
+        "distillation": {
+            "teacher": teacher.record(labels, figures),
+            "settings": teacher_settings_record(config.teacher),
+            "student_reviews": len(targets),
+            "labelled_reviews": targets.labelled,
+            "unlabelled_source": unlabelled.source if unlabelled else None,
+            "unlabelled_rows": len(unlabelled.encoded) if unlabelled else 0,
+        }
+    }
+
+
 # Model: fit, fine-tune, calibrate.
 
 
@@ -338,35 +541,44 @@ def fit_model(
     arch: Architecture,
     vocabulary_size: int,
     embedding: InitialEmbedding,
+    targets: Targets,
     encoded: EncodedParts,
     parts: Parts,
     config: TrainingConfig,
 ) -> Fitted:
-    """Build the architecture and fit it on length-bucketed batches of the training part, with early
-    stopping on the validation part; then fine-tune a frozen embedding when the config asks."""
+    """Build the architecture and fit it on length-bucketed batches of `targets` (the training part's
+    labels, or a teacher's probabilities), with early stopping on the validation part; then fine-tune
+    a frozen embedding when the config asks."""
     batch_size = config.batch_size or arch.batch_size
-    train_batches = LengthBucketedBatches(encoded.train, parts.train.labels, batch_size, shuffle=True, seed=config.seed)
-    val_batches = LengthBucketedBatches(encoded.validation, parts.validation.labels, batch_size, shuffle=False)
+    classes = len(config.class_names)
+    validation_labels = parts.validation.labels
+    if targets.soft and classes > 2:
+        validation_labels = one_hot(validation_labels, classes)  # one loss for both: categorical cross-entropy
+    train_batches = LengthBucketedBatches(targets.encoded, targets.values, batch_size, shuffle=True, seed=config.seed)
+    val_batches = LengthBucketedBatches(encoded.validation, validation_labels, batch_size, shuffle=False)
     model = arch.build(
         vocabulary_size,
         config.embedding_dim,
         embedding.weights,
         train_embedding=not config.freeze_embedding,
-        num_classes=len(config.class_names),
+        num_classes=classes,
     )
     learning_rate = config.learning_rate or arch.learning_rate
+    loss = loss_for(classes, soft=targets.soft)
     started = time.perf_counter()
-    history = fit(model, train_batches, val_batches, learning_rate, config.epochs, config)
+    history = fit(model, train_batches, val_batches, learning_rate, config.epochs, loss, config)
     if config.freeze_embedding and config.fine_tune_epochs:
-        history = fine_tune(model, train_batches, val_batches, learning_rate, history, config)
+        history = fine_tune(model, train_batches, val_batches, learning_rate, history, loss, config)
     return Fitted(model, history, time.perf_counter() - started, batch_size)
 
 
-def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, config: TrainingConfig) -> dict:
+def fit(
+    model, train_batches, val_batches, learning_rate: float, epochs: int, loss: str, config: TrainingConfig
+) -> dict:
     """Fit until the validation loss stops improving; the best epoch's weights are kept."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99),
-        loss=loss_for(len(config.class_names)),
+        loss=loss,
         metrics=["accuracy"],
         jit_compile=False,  # batches vary in length; XLA would recompile for every shape
     )
@@ -393,13 +605,15 @@ def fit(model, train_batches, val_batches, learning_rate: float, epochs: int, co
     ).history
 
 
-def fine_tune(model, train_batches, val_batches, learning_rate: float, history: dict, config: TrainingConfig) -> dict:
+def fine_tune(
+    model, train_batches, val_batches, learning_rate: float, history: dict, loss: str, config: TrainingConfig
+) -> dict:
     """Let the frozen vectors move, slowly: sentiment separates words that contexts put together
     ("good", "bad"), but at full speed the embedding memorises the training reviews. The tuned
     weights are kept only if they lower the validation loss; returns both phases' history."""
     frozen_best, frozen_weights = min(history["val_loss"]), model.get_weights()
     model.get_layer("embedding").trainable = True
-    tuned = fit(model, train_batches, val_batches, learning_rate / 10, config.fine_tune_epochs, config)
+    tuned = fit(model, train_batches, val_batches, learning_rate / 10, config.fine_tune_epochs, loss, config)
     if min(tuned["val_loss"]) >= frozen_best:
         model.set_weights(frozen_weights)
     print(f"fine-tuning the embedding: validation loss {frozen_best:.4f} -> {min(tuned['val_loss']):.4f}")
@@ -546,7 +760,9 @@ def manifest_metrics(metrics: dict[str, Any], parts: Parts) -> dict[str, Any]:
     return summary
 
 
-def training_data_record(data: LabelledReviews, parts: Parts, embedding: InitialEmbedding) -> dict[str, Any]:
+def training_data_record(
+    data: LabelledReviews, parts: Parts, embedding: InitialEmbedding, distillation: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What the manifest records of the data: its fingerprint (`reviewscore profile` finds it again) and parts."""
     record = {
         "fingerprint": data.fingerprint(),
@@ -559,6 +775,16 @@ def training_data_record(data: LabelledReviews, parts: Parts, embedding: Initial
     }
     if embedding.pretraining:
         record["pretraining"] = embedding.pretraining
+    if distillation:
+        teacher = distillation["teacher"]
+        record["distillation"] = {
+            "teacher_members": [member["name"] for member in teacher["members"]],
+            "teacher_weights": [member["weight"] for member in teacher["members"]],
+            "teacher_validation_accuracy": teacher["validation"]["accuracy"],
+            "teacher_heldout_accuracy": teacher["calibration"]["accuracy"],
+            **{key: distillation[key] for key in ("student_reviews", "labelled_reviews", "unlabelled_source")},
+            "labelled_weight": distillation["settings"]["labelled_weight"],
+        }
     return record
 
 

@@ -14,7 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.cli.common import Verbose, fail, quiet_logging
-from training.config import PRETRAINED_EMBEDDING_DIM, REDUCE_LR_FACTOR, TrainingConfig, WordVectorSettings
+from training.config import (
+    PRETRAINED_EMBEDDING_DIM,
+    REDUCE_LR_FACTOR,
+    TeacherSettings,
+    TrainingConfig,
+    WordVectorSettings,
+)
 
 Data = Annotated[
     list[Path],
@@ -110,8 +116,41 @@ FineTuneEpochs = Annotated[
         "learning rate, kept only if validation loss improves.",
     ),
 ]
+TeacherNgram = Annotated[
+    bool,
+    typer.Option(
+        help="Distil: a teacher that includes an NB-weighted logistic regression on uni- to trigrams "
+        "labels the training (and --distill-unlabelled) reviews, and the model learns its soft labels."
+    ),
+]
+TeacherSeeds = Annotated[
+    str,
+    typer.Option(
+        metavar="SEEDS",
+        help="Distil: comma-separated seeds, one teacher member of this run's own recipe each (e.g. 1,2); "
+        "combined with --teacher-ngram by weights chosen on the validation part [default: none].",
+    ),
+]
+TeacherLabelledWeight = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Distilling: on labelled reviews, the share of the target that is the teacher's probability "
+        "(the rest is the review's own label).",
+    ),
+]
+DistillUnlabelled = Annotated[
+    list[Path] | None,
+    typer.Option(
+        metavar="PATH",
+        help="Distilling: unlabelled reviews (Parquet with the text column) the teacher labels for the "
+        "model to learn from too. Repeatable [default: none].",
+    ),
+]
 CacheDir = Annotated[
-    Path, typer.Option(help="Where pre-trained word vectors are cached, by a fingerprint of text and settings.")
+    Path,
+    typer.Option(help="Where word vectors and teacher outputs are cached, by a fingerprint of what they depend on."),
 ]
 Seed = Annotated[int, typer.Option(help="Seed for the split, initialization and batch order.")]
 ExpandContractions = Annotated[bool, typer.Option(help='Rewrite "don\'t" as "do not" and so on before tokenizing.')]
@@ -164,6 +203,10 @@ def train(
     freeze_embedding: FreezeEmbedding = TrainingConfig.freeze_embedding,
     ema: Ema = TrainingConfig.ema,
     fine_tune_epochs: FineTuneEpochs = TrainingConfig.fine_tune_epochs,
+    teacher_ngram: TeacherNgram = TeacherSettings.ngram,
+    teacher_seeds: TeacherSeeds = "",
+    teacher_labelled_weight: TeacherLabelledWeight = TeacherSettings.labelled_weight,
+    distill_unlabelled: DistillUnlabelled = TrainingConfig.distill_unlabelled,
     cache_dir: CacheDir = TrainingConfig.cache_dir,
     seed: Seed = TrainingConfig.seed,
     expand_contractions: ExpandContractions = TrainingConfig.expand_contractions,
@@ -195,6 +238,10 @@ def training_config(
     embedding_dim: int | None,
     pretrain_vectors: list[Path] | None,
     skip_gram: bool,
+    teacher_ngram: bool = False,
+    teacher_seeds: str = "",
+    teacher_labelled_weight: float = TeacherSettings.labelled_weight,
+    distill_unlabelled: list[Path] | None = None,
     verbose: bool = False,
     **same_name: Any,
 ) -> TrainingConfig:
@@ -204,6 +251,10 @@ def training_config(
     classes = tuple(name.strip() for name in class_names.split(","))
     if len(classes) < 2 or len(set(classes)) != len(classes) or not all(classes):
         fail(f"--class-names needs at least two distinct names, got {class_names!r}")
+    try:
+        seeds = tuple(int(seed) for seed in teacher_seeds.split(",") if seed.strip())
+    except ValueError:
+        fail(f"--teacher-seeds takes comma-separated whole numbers, got {teacher_seeds!r}")
     return TrainingConfig(
         architecture=arch,
         class_names=classes,
@@ -211,6 +262,8 @@ def training_config(
         embedding_dim=embedding_dim or (PRETRAINED_EMBEDDING_DIM if pretrain_vectors else None),
         pretrain_vectors=tuple(pretrain_vectors) if pretrain_vectors else None,
         word_vectors=WordVectorSettings(skip_gram=skip_gram),
+        teacher=TeacherSettings(ngram=teacher_ngram, seeds=seeds, labelled_weight=teacher_labelled_weight),
+        distill_unlabelled=tuple(distill_unlabelled) if distill_unlabelled else None,
         verbose=1 if sys.stdout.isatty() else 2,  # a progress bar only where someone watches it
         **same_name,
     )
