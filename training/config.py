@@ -41,6 +41,10 @@ class WordVectorSettings:
     skip_gram: bool = False
     negative: int = 5
     seed: int = 1337
+    """Seed of the split (and of everything else unless `init_seed` is given)."""
+    init_seed: int | None = None
+    """Seed of the weights' initialisation and the batch order [default: `seed`]: another value trains
+    another model on the same split (the teacher's members, a spread over seeds)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,10 @@ class TrainingConfig:
     ordinal: bool = False
     """The classes are ordered from lowest to highest (star ratings): evaluation reports class errors' size."""
     seed: int = 1337
+    """Seed of the split (and of everything else unless `init_seed` is given)."""
+    init_seed: int | None = None
+    """Seed of the weights' initialisation and the batch order [default: `seed`]: another value trains
+    another model on the same split (the teacher's members, a spread over seeds)."""
     pretrain_vectors: tuple[Path, ...] | None = None
     """Unlabelled reviews whose text, with the training part's, pre-trains the word vectors (several: all of them)."""
     word_vectors: WordVectorSettings = field(default_factory=WordVectorSettings)
@@ -152,6 +160,10 @@ class TrainingConfig:
             raise ValueError(
                 "--distill-unlabelled gives the teacher reviews to label; it needs --teacher-ngram or --teacher-seeds"
             )
+
+    @property
+    def model_seed(self) -> int:
+        return self.seed if self.init_seed is None else self.init_seed
 
     @property
     def bundle_name(self) -> str:

@@ -79,8 +79,6 @@ def train(config: TrainingConfig) -> Bundle:
     """Train a model as `config` says and write it, with its report, as a bundle in `config.out`."""
     started = time.perf_counter()
     arch = get_architecture(config.architecture)
-    keras.utils.set_random_seed(config.seed)
-
     data = load_data(config)
     preprocessing = preprocessing_for(arch, config)
     parts = leave_out_empty_texts(split(data, config), preprocessing)
@@ -415,13 +413,28 @@ def member_seeds(settings: TeacherSettings) -> list[int | None]:
     return ([None] if settings.ngram else []) + list(settings.seeds)
 
 
+NOT_MEMBER_INPUTS = (
+    "data",
+    "out",
+    "pretrain_vectors",
+    "distill_unlabelled",
+    "cache_dir",
+    "name",
+    "version",
+    "verbose",
+    "init_seed",
+)
+"""TrainingConfig fields a teacher member's outputs do not depend on: paths (the data's fingerprints
+stand for them), the bundle's name, and the student's own seed (members have theirs)."""
+
+
 def teacher_inputs(
     recipe: Recipe, data: LabelledReviews, unlabelled: Unlabelled | None, config: TrainingConfig
 ) -> dict[str, Any]:
     """Everything a member's outputs depend on, for the cache key: the data, the split, the vectors and
     the recipe that trains members (not where files live, nor what only shapes the student)."""
     recipe_fields = asdict(config)
-    for name in ("data", "out", "pretrain_vectors", "distill_unlabelled", "cache_dir", "name", "version", "verbose"):
+    for name in NOT_MEMBER_INPUTS:
         recipe_fields.pop(name)
     recipe_fields["teacher"].pop("labelled_weight")
     return {
@@ -454,7 +467,6 @@ def bilstm_outputs(
 ) -> dict[str, np.ndarray]:
     """A member of the run's own architecture and seed `seed`, fitted to the training part's labels:
     its log-probabilities on every part."""
-    keras.utils.set_random_seed(seed)
     targets = label_targets(recipe.encoded.train, recipe.parts.train.labels)
     fitted = fit_model(
         recipe.arch,
@@ -549,12 +561,15 @@ def fit_model(
     """Build the architecture and fit it on length-bucketed batches of `targets` (the training part's
     labels, or a teacher's probabilities), with early stopping on the validation part; then fine-tune
     a frozen embedding when the config asks."""
+    keras.utils.set_random_seed(config.model_seed)
     batch_size = config.batch_size or arch.batch_size
     classes = len(config.class_names)
     validation_labels = parts.validation.labels
     if targets.soft and classes > 2:
         validation_labels = one_hot(validation_labels, classes)  # one loss for both: categorical cross-entropy
-    train_batches = LengthBucketedBatches(targets.encoded, targets.values, batch_size, shuffle=True, seed=config.seed)
+    train_batches = LengthBucketedBatches(
+        targets.encoded, targets.values, batch_size, shuffle=True, seed=config.model_seed
+    )
     val_batches = LengthBucketedBatches(encoded.validation, validation_labels, batch_size, shuffle=False)
     model = arch.build(
         vocabulary_size,
@@ -661,6 +676,7 @@ def evaluate(
         "wall_seconds": None,  # filled in by write_report
         "batch_size": fitted.batch_size,
         "seed": config.seed,
+        "init_seed": config.model_seed,
     }
     if calibration is not None:
         calibrated = calibration.probabilities(calibration_logits)

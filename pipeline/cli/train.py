@@ -152,7 +152,15 @@ CacheDir = Annotated[
     Path,
     typer.Option(help="Where word vectors and teacher outputs are cached, by a fingerprint of what they depend on."),
 ]
-Seed = Annotated[int, typer.Option(help="Seed for the split, initialization and batch order.")]
+Seed = Annotated[
+    int, typer.Option(help="Seed for the split, and for initialization and batch order unless --init-seed.")
+]
+InitSeed = Annotated[
+    int | None,
+    typer.Option(
+        help="Seed for initialization and batch order only: another model on the same split [default: --seed]."
+    ),
+]
 ExpandContractions = Annotated[bool, typer.Option(help='Rewrite "don\'t" as "do not" and so on before tokenizing.')]
 RemoveStopwords = Annotated[bool, typer.Option(help="Drop common function words (negations are always kept).")]
 Treebank = Annotated[
@@ -209,6 +217,7 @@ def train(
     distill_unlabelled: DistillUnlabelled = TrainingConfig.distill_unlabelled,
     cache_dir: CacheDir = TrainingConfig.cache_dir,
     seed: Seed = TrainingConfig.seed,
+    init_seed: InitSeed = TrainingConfig.init_seed,
     expand_contractions: ExpandContractions = TrainingConfig.expand_contractions,
     remove_stopwords: RemoveStopwords = TrainingConfig.remove_stopwords,
     treebank: Treebank = TrainingConfig.treebank,
