@@ -19,6 +19,7 @@ from tests.conftest import make_five_class_reviews, make_reviews
 from training.config import NgramSettings, TeacherSettings, TrainingConfig
 from training.distillation import distilled_targets, label_targets, one_hot
 from training.ngram import NgramModel
+from training.sentences import review_sentences
 from training.teacher import PARTS, Member, Teacher, TeacherCache, combine
 
 runner = CliRunner()
@@ -143,18 +144,43 @@ def test_distilled_training_end_to_end_then_cached(tmp_path):
     again = distil(data, unlabelled, tmp_path / "again", tmp_path / "cache")
     assert again.exit_code == 0, again.output
     assert "teacher member ngram: read from the cache" in again.output
-    assert "teacher member seed 5: read from the cache" in again.output and "member seed 5: training" not in again.output
+    assert (
+        "teacher member seed 5: read from the cache" in again.output and "member seed 5: training" not in again.output
+    )
     first = json.loads((tmp_path / "student" / "metrics.json").read_text())["distillation"]["teacher"]
     second = json.loads((tmp_path / "again" / "metrics.json").read_text())["distillation"]["teacher"]
     assert first["validation"] == second["validation"]  # the same members' outputs, from the cache
 
 
-def test_distilled_five_class_training(tmp_path):
+def test_review_sentences_cut_at_breaks_and_sentence_ends_and_sample_deterministically():
+    texts = pa.array(
+        [
+            "A fine film with a great cast. I loved every minute of it!<br /><br />The end drags a little though.",
+            'Too short. "Really good stuff," she said of the score. e.g. this stays one sentence.',
+            "A fine film with a great cast. Ok.",
+        ]
+    )
+    assert review_sentences(texts, 100, seed=0).to_pylist() == [
+        "A fine film with a great cast.",
+        "I loved every minute of it!",
+        "The end drags a little though.",
+        '"Really good stuff," she said of the score. e.g. this stays one sentence.',
+    ]
+    sample = review_sentences(texts, 2, seed=3).to_pylist()
+    assert len(sample) == 2 and sample == review_sentences(texts, 2, seed=3).to_pylist()
+
+
+def test_distilled_five_class_training_on_sentences(tmp_path):
     classes = "awful,poor,fine,good,superb"
     data = write(tmp_path / "five.parquet", make_five_class_reviews(300))
-    unlabelled = write(tmp_path / "u.parquet", make_five_class_reviews(100, seed=9), labelled=False)
-    result = distil(data, unlabelled, tmp_path / "five", tmp_path / "cache", "--class-names", classes)
+    reviews = make_five_class_reviews(120, seed=9)
+    paragraphs = [(". ".join(text.capitalize() for text, _ in reviews[i : i + 3]) + ".", 0) for i in range(0, 120, 3)]
+    unlabelled = write(tmp_path / "u.parquet", paragraphs, labelled=False)
+    result = distil(
+        data, unlabelled, tmp_path / "five", tmp_path / "cache", "--class-names", classes, "--distill-sentences", "90"
+    )
     assert result.exit_code == 0, result.output
     bundle = Bundle.open(tmp_path / "five")
     assert bundle.manifest.class_names == classes.split(",")
-    assert bundle.manifest.training_data["distillation"]["student_reviews"] == 240 + 100
+    record = bundle.manifest.training_data["distillation"]
+    assert record["student_reviews"] == 240 + 90 and record["unlabelled_source"].startswith("90 sentences of ")

@@ -132,6 +132,8 @@ class TrainingConfig:
     """Distil: fit the model to a teacher's soft labels instead of the labels alone."""
     distill_unlabelled: tuple[Path, ...] | None = None
     """Unlabelled reviews the teacher labels for the student, besides the training part."""
+    distill_sentences: int = 0
+    """Cut the unlabelled reviews into sentences and keep this many (for a model of sentences); 0: whole reviews."""
     cache_dir: Path = DEFAULT_CACHE_DIR
     """Where word vectors and teacher outputs are cached, by a fingerprint of what they depend on."""
     expand_contractions: bool = False
@@ -156,6 +158,8 @@ class TrainingConfig:
             raise ValueError("--freeze-embedding keeps pre-trained vectors fixed; it needs --pretrain-vectors")
         if self.fine_tune_epochs and not self.freeze_embedding:
             raise ValueError("--fine-tune-epochs follows a frozen phase; it needs --freeze-embedding")
+        if self.distill_sentences and not self.distill_unlabelled:
+            raise ValueError("--distill-sentences cuts the --distill-unlabelled reviews into sentences; give those")
         if self.distill_unlabelled and not self.teacher.enabled:
             raise ValueError(
                 "--distill-unlabelled gives the teacher reviews to label; it needs --teacher-ngram or --teacher-seeds"

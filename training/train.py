@@ -49,6 +49,7 @@ from training.ngram import NgramModel
 from training.onnx_export import write_onnx
 from training.overlap import write_training_hashes
 from training.pretraining import WordVectors, texts_fingerprint, word2vec
+from training.sentences import review_sentences
 from training.splits import group_keys, holdout_split
 from training.teacher import Teacher, TeacherCache, combine, teacher_settings_record, timed_member
 
@@ -361,10 +362,14 @@ def unlabelled_reviews(
     if config.distill_unlabelled is None:
         return None
     texts = pa.concat_arrays([load_texts(path, config.text_column) for path in config.distill_unlabelled])
-    same_files = pretrained is not None and config.pretrain_vectors == config.distill_unlabelled
-    tokens = pretrained.unlabelled_tokens if same_files else tokenize(texts, encoder.config)
     source = " + ".join(map(str, config.distill_unlabelled))
-    print(f"unlabelled reviews for the teacher to label: {len(texts)} from {source}")
+    if config.distill_sentences:
+        texts = review_sentences(texts, config.distill_sentences, config.seed)
+        source = f"{len(texts)} sentences of {source}"
+    same_files = pretrained is not None and config.pretrain_vectors == config.distill_unlabelled
+    reuse = same_files and not config.distill_sentences
+    tokens = pretrained.unlabelled_tokens if reuse else tokenize(texts, encoder.config)
+    print(f"unlabelled texts for the teacher to label: {len(texts)} from {source}")
     return Unlabelled(tokens, encoder.encode_tokens(tokens), texts_fingerprint(texts), source)
 
 

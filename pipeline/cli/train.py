@@ -148,6 +148,14 @@ DistillUnlabelled = Annotated[
         "model to learn from too. Repeatable [default: none].",
     ),
 ]
+DistillSentences = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Distilling a model of sentences: cut the --distill-unlabelled reviews into sentences and keep "
+        "this many (a sample fixed by --seed); 0: whole reviews.",
+    ),
+]
 CacheDir = Annotated[
     Path,
     typer.Option(help="Where word vectors and teacher outputs are cached, by a fingerprint of what they depend on."),
@@ -215,6 +223,7 @@ def train(
     teacher_seeds: TeacherSeeds = "",
     teacher_labelled_weight: TeacherLabelledWeight = TeacherSettings.labelled_weight,
     distill_unlabelled: DistillUnlabelled = TrainingConfig.distill_unlabelled,
+    distill_sentences: DistillSentences = TrainingConfig.distill_sentences,
     cache_dir: CacheDir = TrainingConfig.cache_dir,
     seed: Seed = TrainingConfig.seed,
     init_seed: InitSeed = TrainingConfig.init_seed,
