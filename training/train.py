@@ -423,14 +423,16 @@ NOT_MEMBER_INPUTS = (
     "out",
     "pretrain_vectors",
     "distill_unlabelled",
+    "distill_sentences",
     "cache_dir",
     "name",
     "version",
     "verbose",
     "init_seed",
 )
-"""TrainingConfig fields a teacher member's outputs do not depend on: paths (the data's fingerprints
-stand for them), the bundle's name, and the student's own seed (members have theirs)."""
+"""TrainingConfig fields a teacher member's outputs do not depend on, or only through a fingerprint
+that stands for them (the data's, the unlabelled texts'): paths, the bundle's name, the student's
+own seed (members have theirs)."""
 
 
 def teacher_inputs(
