@@ -3,6 +3,7 @@ server (with and without Range support, with a first response that breaks off), 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -47,9 +48,10 @@ def tar_member(tar: tarfile.TarFile, name: str, text: str) -> None:
 
 
 def imdb_archive(skip: str | None = None) -> bytes:
-    """aclImdb_v1.tar.gz's layout in miniature: ID_RATING.txt files and urls_*.txt, plus files to ignore."""
+    """aclImdb_v1.tar.gz's layout in miniature: ID_RATING.txt files and urls_*.txt, plus files to ignore.
+    The same bytes on every call (gzip's header time fixed), so a test may build it twice."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar_member(tar, "aclImdb/README", "the dataset's readme")
         tar_member(tar, "aclImdb/imdb.vocab", "the\nfilm\n")
         for folder, reviews in LABELLED.items():
@@ -64,7 +66,7 @@ def imdb_archive(skip: str | None = None) -> bytes:
             tar_member(tar, f"aclImdb/train/unsup/{number}_0.txt", review_text("train/unsup", number))
         urls = "".join(f"http://www.imdb.com/title/{movie}/usercomments\n" for movie in UNSUP_MOVIES)
         tar_member(tar, "aclImdb/train/urls_unsup.txt", urls)
-    return buffer.getvalue()
+    return gzip.compress(buffer.getvalue(), mtime=0)
 
 
 TREES = {
