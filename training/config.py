@@ -41,10 +41,6 @@ class WordVectorSettings:
     skip_gram: bool = False
     negative: int = 5
     seed: int = 1337
-    """Seed of the split (and of everything else unless `init_seed` is given)."""
-    init_seed: int | None = None
-    """Seed of the weights' initialisation and the batch order [default: `seed`]: another value trains
-    another model on the same split (the teacher's members, a spread over seeds)."""
 
 
 @dataclass(frozen=True)
