@@ -100,7 +100,7 @@ train: $(BIN)/.installed ## Train a bundle: make train DATA=aclImdb-or-parquet [
 	@test -n "$(DATA)" || (echo "usage: make train DATA=path/to/aclImdb-or-parquet [PRETRAIN=unlabelled] [BUNDLE=dir] [ARCH=name]" && exit 2)
 	$(BIN)/reviewscore train --data $(DATA) --out $(BUNDLE) --arch $(ARCH) $(if $(PRETRAIN),--pretrain-vectors $(PRETRAIN)) $(TRAIN_ARGS)
 
-train-default: $(BIN)/.installed ## Retrain the committed default from IMDB=data/imdb (make data) into BUNDLE (about 15 min on 2 cores).
+train-default: $(BIN)/.installed ## Retrain the committed default (distilled) from IMDB=data/imdb (make data) into BUNDLE (about 90 min on 2 cores).
 	$(call need-data,$(IMDB)/train.parquet $(IMDB)/unsup.parquet,IMDB)
 	$(BIN)/reviewscore train --data $(IMDB)/train.parquet --pretrain-vectors $(IMDB)/unsup.parquet --out $(BUNDLE) $(DEFAULT_RECIPE) $(TRAIN_ARGS)
 

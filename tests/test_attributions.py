@@ -97,9 +97,8 @@ def test_explain_review_doubles_the_steps_until_the_attributions_are_complete():
     """On the committed default: 4 steps miss completeness on this review, 8 meet it."""
     bundle = open_bundle("models/imdb-bilstm")
     rows = bundle.encoder.encode(
-        ["The film was released in the spring and it runs for about two hours. A masterpiece, though the "
-         "ending dragged and the acting was wooden at times."]
-    ).rows()  # fmt: skip
+        ["A masterpiece, though the ending dragged and the acting was wooden at times."]
+    ).rows()
     scorer = bundle_scorer(bundle, ScorerSettings(engine="onnx"))
     probabilities, logits = scorer.with_logits(rows)
     predicted = Labels.of(bundle.manifest).predicted(probabilities)
