@@ -74,8 +74,12 @@ class TeacherSettings:
     def enabled(self) -> bool:
         return self.ngram or bool(self.seeds)
 
+    def members(self) -> list[tuple[str, int | None]]:
+        """Each member's name and seed, in the order they are trained and combined; None: the n-gram model."""
+        return ([("ngram", None)] if self.ngram else []) + [(f"seed {seed}", seed) for seed in self.seeds]
+
     def member_names(self) -> list[str]:
-        return (["ngram"] if self.ngram else []) + [f"seed {seed}" for seed in self.seeds]
+        return [name for name, _ in self.members()]
 
 
 @dataclass(frozen=True)

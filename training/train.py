@@ -37,7 +37,6 @@ from training.calibration_fit import calibration_metrics, choose_and_fit, labels
 from training.config import (
     PRETRAINED_EMBEDDING_DIM,
     REDUCE_LR_FACTOR,
-    TeacherSettings,
     TrainingConfig,
     WordVectorSettings,
 )
@@ -394,7 +393,7 @@ def teach(recipe: Recipe, data: LabelledReviews, unlabelled: Unlabelled | None, 
     labels = recipe.parts.validation.labels
     cache = TeacherCache(config.cache_dir, teacher_inputs(recipe, data, unlabelled, config))
     members = []
-    for name, seed in zip(config.teacher.member_names(), member_seeds(config.teacher), strict=True):
+    for name, seed in config.teacher.members():
         member = cache.load(name)
         if member is None:
             print(f"teacher member {name}: training")
@@ -411,11 +410,6 @@ def teach(recipe: Recipe, data: LabelledReviews, unlabelled: Unlabelled | None, 
     accuracy = float((teacher.log_probabilities("validation").argmax(1) == labels).mean())
     print(f"teacher: weights {np.round(teacher.weights, 3).tolist()}, validation accuracy {accuracy:.4f}")
     return teacher
-
-
-def member_seeds(settings: TeacherSettings) -> list[int | None]:
-    """Each member's seed in `member_names` order; None for the n-gram model."""
-    return ([None] if settings.ngram else []) + list(settings.seeds)
 
 
 NOT_MEMBER_INPUTS = (
