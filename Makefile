@@ -125,7 +125,7 @@ bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and th
 
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
 	$(call need-data,$(BENCH_DATA),BENCH_DATA)
-	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --out bench-results/smoke
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --sample-size 200 --out bench-results/smoke
 
 beam-image-pins: $(BIN)/.installed ## Re-pin deploy/beam_image_requirements.txt, the packages of the Beam SDK image the Dockerfile starts FROM.
 	deploy/beam_image_pins.sh

@@ -168,19 +168,17 @@ def score_pipeline(
 
 
 EXPLAIN_K = 5
+NO_EXPLANATIONS = ("--explain-sample", "0")
 
 
-def measure_explain(data, inputs, bundle, out, extra, size: int, methods: list[str]) -> dict[str, Any] | None:
-    """The same reviews end to end without and with `--explain 5`, each method, back to back."""
+def measure_explain(data, inputs, bundle, out, extra, size: int, methods: list[str], repeat: int) -> dict | None:
+    """The same reviews end to end without any explanation and with `--explain 5`, each method,
+    interleaved `repeat` times; the medians."""
     if not size:
         return None
     path = make_input(data, size, inputs)
-    runs = {"plain": score_pipeline(path, bundle, out / "scored-explain", extra)}
-    for method in methods:
-        options = ("--explain", str(EXPLAIN_K), "--explain-method", method)
-        runs[method] = score_pipeline(path, bundle, out / "scored-explain", extra, options)
-    for run in runs.values():
-        run["reviews_per_second"] = size / run["wall_seconds"]
+    variants = {"plain": NO_EXPLANATIONS, **{m: ("--explain", str(EXPLAIN_K), "--explain-method", m) for m in methods}}
+    runs = interleaved(path, bundle, out / "scored-explain", extra, variants, repeat, size)
     shutil.rmtree(out / "scored-explain")
     return {
         "reviews": size,
@@ -188,6 +186,34 @@ def measure_explain(data, inputs, bundle, out, extra, size: int, methods: list[s
         "runs": runs,
         "slowdown": {m: runs[m]["wall_seconds"] / runs["plain"]["wall_seconds"] for m in methods},
     }
+
+
+def measure_sample(data, inputs, bundle, out, extra, size: int, repeat: int) -> dict[str, Any] | None:
+    """What the default sampled explanations cost a run: `size` reviews end to end with the default
+    `--explain-sample` against `--explain-sample 0`, interleaved `repeat` times; the medians."""
+    if not size:
+        return None
+    path = make_input(data, size, inputs)
+    variants = {"no explanations": NO_EXPLANATIONS, "default sample": ()}
+    runs = interleaved(path, bundle, out / "scored-sample", extra, variants, repeat, size)
+    summary = json.loads(next((out / "scored-sample").glob("_SUMMARY.json")).read_text())
+    shutil.rmtree(out / "scored-sample")
+    explained = summary.get("explanations") or {}
+    return {
+        "reviews": size,
+        "explained": explained.get("reviews", 0),
+        "runs": runs,
+        "extra": runs["default sample"]["wall_seconds"] / runs["no explanations"]["wall_seconds"] - 1,
+    }
+
+
+def interleaved(path, bundle, folder, extra, variants: dict[str, tuple[str, ...]], repeat: int, size: int) -> dict:
+    """Each variant's options run `repeat` times, the variants taking turns; the median run of each."""
+    done: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for _ in range(repeat):
+        for name, options in variants.items():
+            done[name].append(score_pipeline(path, bundle, folder, extra, options))
+    return {name: median_run(runs, size) for name, runs in done.items()}
 
 
 def median_run(runs: list[dict[str, float]], size: int) -> dict[str, Any]:
@@ -409,6 +435,16 @@ def render_comparison(c: dict[str, Any]) -> list[str]:
     ]
 
 
+def render_sample(x: dict[str, Any]) -> list[str]:
+    off, on = x["runs"]["no explanations"], x["runs"]["default sample"]
+    return [
+        "",
+        f"The default sampled explanations, {x['reviews']:,} reviews end to end ({x['explained']:,} explained): "
+        f"{on['wall_seconds']:.1f} s against {off['wall_seconds']:.1f} s with `--explain-sample 0`, "
+        f"**{100 * x['extra']:+.1f} %**.",
+    ]
+
+
 def render_explain(x: dict[str, Any]) -> list[str]:
     return [
         "",
@@ -452,6 +488,8 @@ def render(report: dict[str, Any]) -> str:
         lines += render_comparison(report["comparison"])
     if report.get("explain"):
         lines += render_explain(report["explain"])
+    if report.get("sample"):
+        lines += render_sample(report["sample"])
     lines += render_efficiency(report["efficiency"])
     if "cores" in report:
         lines += ["", "Dataflow cost per million reviews at this rate (benchmarks/dataflow_cost.py):", ""]
@@ -540,6 +578,9 @@ def main(
     explain_methods: Annotated[
         str, typer.Option(help="Comma-separated --explain-method values to measure.")
     ] = "occlusion",
+    sample_size: Annotated[
+        int, typer.Option(help="Reviews scored with the default --explain-sample and without (0: skip).")
+    ] = 50000,
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     inputs = out / "inputs"
@@ -550,7 +591,8 @@ def main(
         results.append(measure_size(data, inputs, bundle, out, extra, size, repeat, skip_naive_above))
         print(json.dumps(results[-1]), flush=True)
     startup = measure_startup(data, inputs, bundle, out, extra)
-    explained = measure_explain(data, inputs, bundle, out, extra, explain_size, explain_methods.split(","))
+    explained = measure_explain(data, inputs, bundle, out, extra, explain_size, explain_methods.split(","), repeat)
+    sampled = measure_sample(data, inputs, bundle, out, extra, sample_size, repeat)
 
     largest = max(results, key=lambda r: r["reviews"])
     peak, machine = peak_flops()
@@ -576,6 +618,7 @@ def main(
         **startup,
         "comparison": comparison,
         "explain": explained,
+        "sample": sampled,
         "efficiency": efficiency,
         "tokens": tokens,
     }

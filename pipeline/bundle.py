@@ -28,6 +28,7 @@ from schemas.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     MODEL_FILE,
+    OCCLUSION_FILE,
     ONNX_FILE,
     PREPROCESSING_FILE,
     PROFILE_FILE,
@@ -262,6 +263,8 @@ def write_bundle(
     onnx = write_onnx(inference_model, path) if write_onnx else None
     if onnx and "file" in onnx:
         written.append(ONNX_FILE)
+        if "occlusion" in onnx:
+            written.append(OCCLUSION_FILE)
     files = {f: sha256_file(path / f) for f in (*written, *extra_files)}
     created = datetime.now(UTC)
     manifest = Manifest(
@@ -291,12 +294,12 @@ def add_profile(path: str | Path, profile: TrainingProfile) -> Bundle:
     if len(profile.statistics.labels) != len(bundle.manifest.class_names):
         raise BundleError(f"model bundle {bundle.path}: the profile's classes do not match the manifest's")
     _write_json(bundle.path / PROFILE_FILE, profile.to_dict())
-    return list_added_file(bundle, PROFILE_FILE)
+    return list_added_files(bundle, PROFILE_FILE)
 
 
-def list_added_file(bundle: Bundle, name: str, **manifest_updates: Any) -> Bundle:
-    """Checksum a file just written into the bundle and rewrite the manifest to list it."""
-    files = {**bundle.manifest.files, name: sha256_file(bundle.path / name)}
+def list_added_files(bundle: Bundle, *names: str, **manifest_updates: Any) -> Bundle:
+    """Checksum files just written into the bundle and rewrite the manifest to list them."""
+    files = {**bundle.manifest.files, **{name: sha256_file(bundle.path / name) for name in names}}
     manifest = Manifest.from_dict({**bundle.manifest.to_dict(), "files": files, **manifest_updates})
     (bundle.path / MANIFEST_FILE).write_text(
         json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"

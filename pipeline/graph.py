@@ -30,7 +30,7 @@ from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
 from pipeline.engines.base import ScorerSettings
 from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
-from pipeline.explain.explainer import ExplainSettings
+from pipeline.explain.explainer import ExplainSettings, sampled_rows
 from pipeline.labels import Labels
 from pipeline.metrics import NAMESPACE
 from pipeline.model_handler import EncodedReviews, ReviewModelHandler, ScoredBatch
@@ -110,12 +110,14 @@ class EncodeReviews(beam.DoFn):
     unknown words is scored: the model was trained to see unknown ids.
     """
 
-    def __init__(self, bundle_uri: str, text_column: str, threads: int = 0, words: bool = False):
+    def __init__(self, bundle_uri: str, text_column: str, threads: int = 0, explain_share: float = 0.0):
         self.bundle_uri = bundle_uri
         self.text_column = text_column
         self.threads = threads
-        self.words = words
-        """Keep the word each id stands for (--explain names them in top_words)."""
+        self.explain_share = explain_share
+        """The share of reviews to explain (ExplainSettings.share): 1 keeps the word each id stands for
+        of every review (top_words names them); less keeps them for a sample chosen by review id."""
+        self.words = explain_share >= 1.0
         self.encoder = None
         self.pool = None
 
@@ -132,6 +134,11 @@ class EncodeReviews(beam.DoFn):
             self.pool.shutdown(wait=False)
 
     def process(self, batch: ReviewBatch) -> Iterator[Any]:
+        sampling = 0.0 < self.explain_share < 1.0
+        for output in self._encoded(batch):
+            yield self._with_sample(output) if sampling else output
+
+    def _encoded(self, batch: ReviewBatch) -> Iterator[Any]:
         texts = batch.table.column(self.text_column)
         try:
             if self.words:
@@ -142,6 +149,16 @@ class EncodeReviews(beam.DoFn):
             yield from self._encode_one_by_one(batch, texts)
             return
         yield from self._checked(batch, texts, encoded, words=words)
+
+    def _with_sample(self, output):
+        """Encoded reviews with the sample to explain (and its words); failures pass unchanged."""
+        if not isinstance(output, EncodedReviews):
+            return output
+        rows = sampled_rows(output.reviews.ids, self.explain_share)
+        if not len(rows):
+            return output
+        texts = output.reviews.table.column(self.text_column).take(pa.array(rows))
+        return output._replace(words=self.encoder.encode_words(texts)[1], explain_rows=rows)
 
     def _encode_one_by_one(self, batch: ReviewBatch, texts) -> Iterator[Any]:
         rows, words, failed = [], [], []
@@ -199,7 +216,7 @@ class ToScoredBatch(beam.DoFn):
         scored: ScoredBatch = result.inference
         columns = self.labels.columns(scored.probabilities)
         columns[MODEL_VERSION] = pa.repeat(pa.scalar(result.model_id, pa.string()), len(batch))
-        if scored.explained is not None:
+        if scored.explained is not None and scored.explained.rows is None:
             columns[TOP_WORDS] = scored.explained.top_words
         table = batch.table
         for name, column in columns.items():
@@ -235,12 +252,18 @@ def failed_batch_rows(batch_and_error) -> Iterator[dict[str, Any]]:
 def log_start(source: ReviewSource, model: ScoringModel, every_seconds: float) -> None:
     """A local run's first line: how many reviews, on which engine, and that progress lines follow, so
     that reading a large input before the first scored batch is not mistaken for a hang."""
-    explaining = model.explain.top_k and f", explaining {model.explain.top_k} words each by {model.explain.method}"
+    share = model.explain.share(source.plan.reviews)
+    if model.explain.every_review:
+        explaining = f", explaining {model.explain.top_k} words each by {model.explain.method}"
+    elif share > 0:
+        explaining = f", explaining a sample of about {round(share * source.plan.reviews)} by {model.explain.method}"
+    else:
+        explaining = ""
     log.warning(
         "scoring %d reviews on %s%s; a progress line every %.0f s",
         source.plan.reviews,
         model.scorer.engine,
-        explaining or "",
+        explaining,
         every_seconds,
     )
 
@@ -266,7 +289,9 @@ def build_pipeline(
     reviews, read_failures = records | "CountRead" >> beam.ParDo(CountRead()).with_outputs(FAILED, main="reviews")
 
     encoded, encode_failures = reviews | "Encode" >> beam.ParDo(
-        EncodeReviews(model.bundle_uri, source.text_column, model.scorer.threads, words=model.explain.top_k > 0)
+        EncodeReviews(
+            model.bundle_uri, source.text_column, model.scorer.threads, model.explain.share(source.plan.reviews)
+        )
     ).with_outputs(FAILED, main="encoded")
     handler = model.handler(progress_every_seconds)
     predictions, dead_letters = encoded | "Score" >> RunInference(handler).with_exception_handling()
@@ -297,7 +322,7 @@ def build_pipeline(
         model.labels.class_names,
         model.manifest,
         model.profile,
-        model.explain if model.explain.top_k > 0 else None,
+        model.explain if model.explain.active else None,
         policy or RunPolicy(),
         started,
         lineage,

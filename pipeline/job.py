@@ -123,7 +123,9 @@ class ScoringJob:
             id_column=values["id_column"],
             max_batch_size=values["batch_size"],
             scorer=ScorerSettings(values["engine"], values["inference_batch_size"], values["threads"]),
-            explain=ExplainSettings(values["explain"], values["explain_steps"], values["explain_method"]),
+            explain=ExplainSettings(
+                values["explain"], values["explain_steps"], values["explain_method"], values["explain_sample"]
+            ),
             policy=RunPolicy(values["max_error_rate"], values["on_drift"]),
             overwrite=values["overwrite"],
             num_shards=values["num_shards"],
@@ -151,6 +153,7 @@ class ScoringJob:
             "explain": self.explain.top_k,
             "explain_method": self.explain.method,
             "explain_steps": self.explain.steps,
+            "explain_sample": self.explain.sample,
         }
 
 
@@ -172,7 +175,7 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     check_model_loads(job, bundle, settings, local)
     manifest = bundle.manifest.to_dict()
     labels = Labels.of(bundle.manifest)
-    explaining = job.explain.top_k > 0
+    explaining = job.explain.every_review
     lineage = launch_lineage(job, bundle, plan, options, settings.engine)
     sink = ScoredSink(
         job.output,

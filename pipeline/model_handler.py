@@ -52,7 +52,9 @@ class EncodedReviews(NamedTuple):
     arrays pickle far faster than thousands of small ones (BENCHMARKS.md, "Profile: 50,000 reviews end
     to end")."""
     words: list[list[str]] | None = None
-    """With --explain: the word each id stands for, per review (top_words names them)."""
+    """The word each id stands for, per review explained (top_words names them)."""
+    explain_rows: np.ndarray | None = None
+    """The rows explained, when a sample (`words` are theirs); None: every row, if `words` is set."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,14 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSetti
             f" ({scorer.reason})" if scorer.reason else "",
         )
         explainer = None
-        if explain.top_k:
+        if explain.active:
             from pipeline.explain.explainer import Explainer
 
-            explainer = Explainer(bundle, explain, scorer.logits)
+            explainer = Explainer(bundle, explain, scorer.logits, recurrence=scorer.recurrence())
             log.info("explaining: %s, on %s", explain.describe()["method"], explain.runs_on(scorer.engine))
-        _LOADED[key] = LoadedModel(bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.top_k)
+        _LOADED[key] = LoadedModel(
+            bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.words_per_review
+        )
     return _LOADED[key]
 
 
@@ -150,15 +154,22 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
             probabilities, logits = model.score.with_logits(rows)
             Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc(len(item.ids))
             explained = None
-            if model.explain is not None:
-                progress = self._explain_progress()
-                attributions = model.explain(rows, model.labels.predicted(probabilities), logits, progress)
-                explained = Explained(
-                    top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error
-                )
+            if model.explain is not None and item.words is not None:
+                explained = self._explain(model, rows, probabilities, logits, item)
             scored = ScoredBatch(probabilities, explained, model.score.engine, model.score.reason)
             results.append(PredictionResult(item, scored, model.version))
         return results
+
+    def _explain(self, model: LoadedModel, rows, probabilities, logits, item: EncodedReviews) -> Explained:
+        """The batch's explanations: of every review, or of its sampled rows (`item.explain_rows`)."""
+        predicted = model.labels.predicted(probabilities)
+        chosen = item.explain_rows
+        if chosen is not None:
+            rows, predicted, logits = [rows[i] for i in chosen], predicted[chosen], logits[chosen]
+        attributions = model.explain(rows, predicted, logits, self._explain_progress(), item.words)
+        return Explained(
+            top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error, chosen
+        )
 
     def _explain_progress(self) -> Progress | None:
         """Created where the reviews are explained, on the first call: its count is this worker's."""

@@ -26,6 +26,7 @@ from pipeline.engines.choice import auto_help
 from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
 from pipeline.engines.registry import AUTO, ENGINES, engine_choices
 from pipeline.explain import METHODS as EXPLAIN_METHODS
+from pipeline.explain import SAMPLE as EXPLAIN_SAMPLE
 from pipeline.explain import STEPS as EXPLAIN_STEPS
 from pipeline.verdict import DRIFT_POLICIES
 from schemas.bundle import MANIFEST_FILE, ONNX_FILE, VOCABULARY_FILE
@@ -184,6 +185,15 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         "(explain_method; costly on long reviews, see the README). 0: off.",
         int,
         0,
+        minimum=0,
+    ),
+    JobOption(
+        "explain_sample",
+        "Reviews explained for the report",
+        "Without explain: explain about this many reviews, chosen by review id (the same input, the same "
+        "reviews), for the summary's and the report's words that drive each label; no top_words column. 0: none.",
+        int,
+        EXPLAIN_SAMPLE,
         minimum=0,
     ),
     JobOption(

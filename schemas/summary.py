@@ -228,13 +228,18 @@ class ExplanationsSummary:
     """Integrated gradients only: its steps, quadrature and baseline."""
     quadrature: str | None = None
     baseline: str | None = None
+    reviews_explained: str | None = None
+    """Which reviews: "all" (--explain K), or "a sample of about N, by review id" (--explain-sample N)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"method": self.method}
         for name in ("steps", "quadrature", "baseline"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
-        data.update(target=self.target, top_k=self.top_k, reviews=self.reviews)
+        data.update(target=self.target, top_k=self.top_k)
+        if self.reviews_explained is not None:
+            data["reviews_explained"] = self.reviews_explained
+        data["reviews"] = self.reviews
         data["completeness_error"] = self.completeness_error.to_dict()
         data["top_words_by_class"] = {
             name: [[word, count] for word, count in words] for name, words in self.top_words_by_class.items()
@@ -261,6 +266,7 @@ class ExplanationsSummary:
             steps=_field(data, "steps", int, where, optional=True),
             quadrature=_field(data, "quadrature", str, where, optional=True),
             baseline=_field(data, "baseline", str, where, optional=True),
+            reviews_explained=_field(data, "reviews_explained", str, where, optional=True),
         )
 
 

@@ -123,6 +123,7 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     runner = CliRunner()
     for name, extra in (
         ("plain", []),
+        ("none", ["--explain-sample", "0"]),
         ("explained", ["--explain", "2"]),
         ("gradients", ["--explain", "2", "--explain-method", "integrated-gradients", "--explain-steps", "16"]),
     ):
@@ -134,11 +135,13 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
         )  # fmt: skip
         assert result.exit_code == 0, result.output
     plain = scored(tmp_path / "plain")
-    assert "top_words" not in plain.columns
-    for name in ("explained", "gradients"):
+    assert "top_words" not in plain.columns  # the default sample explains for the report only
+    for name in ("none", "explained", "gradients"):
         explained = scored(tmp_path / name)
         assert plain.predicted_label.tolist() == explained.predicted_label.tolist()
         assert plain.score.to_numpy().tobytes() == explained.score.to_numpy().tobytes()  # bit for bit
+        if name == "none":
+            continue
         for text, top in zip(texts, explained.top_words, strict=True):
             assert 1 <= len(top) <= 2 and all(item["word"] in text.split() for item in top)
         assert [item["word"] for item in explained.top_words[3]] == ["superb"]  # one entry per distinct word
@@ -158,7 +161,45 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     assert gradients["engine"] == "TensorFlow (XLA-compiled): the onnx engine computes no gradients"
     report = (tmp_path / "explained" / "_report.html").read_text()
     assert 'id="top-words"' in report and "Why these labels" in report
-    assert 'id="top-words"' not in (tmp_path / "plain" / "_report.html").read_text()
+    sampled = json.loads((tmp_path / "plain" / "_SUMMARY.json").read_text())["explanations"]
+    assert sampled["reviews"] == 4 and sampled["reviews_explained"] == "a sample of about 200, by review id"
+    assert sampled["top_k"] == 5  # SAMPLE_WORDS per sampled review
+    assert 'id="top-words"' in (tmp_path / "plain" / "_report.html").read_text()  # every report says why
+    assert 'id="top-words"' not in (tmp_path / "none" / "_report.html").read_text()
+    assert "explanations" not in json.loads((tmp_path / "none" / "_SUMMARY.json").read_text())
+
+
+def test_the_sample_is_chosen_by_review_id_whatever_the_batching():
+    from pipeline.explain.explainer import sampled_rows
+
+    ids = pa.array([f"review-{i}" for i in range(20_000)])
+    chosen = sampled_rows(ids, 0.01)
+    assert 150 <= len(chosen) <= 250  # about 200
+    part = sampled_rows(ids.slice(5_000, 3_000), 0.01) + 5_000  # the same reviews in another batch
+    assert set(part.tolist()) == {int(c) for c in chosen if 5_000 <= c < 8_000}
+    assert len(sampled_rows(ids, 1.0)) == 20_000 and len(sampled_rows(ids, 0.0)) == 0
+
+
+def test_a_run_explains_its_sample_for_the_summary_only(tiny_bundle, tmp_path):
+    from pipeline.explain.explainer import sampled_rows
+
+    words = ["wonderful", "superb", "dreadful", "boring", "the", "film", "plot", "music"]
+    texts = [" ".join(words[(i + k) % len(words)] for k in range(3 + i % 4)) for i in range(300)]
+    ids = [f"r{i}" for i in range(300)]
+    pq.write_table(pa.table({"review_id": ids, "text": texts}), tmp_path / "in.parquet")
+    result = CliRunner().invoke(
+        app,
+        ["score", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--model", str(tiny_bundle.path),
+         "--explain-sample", "40", "--batch-size", "64"],
+        obj={"beam_args": []},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "top_words" not in scored(tmp_path / "out").columns
+    summary = json.loads((tmp_path / "out" / "_SUMMARY.json").read_text())
+    explained = summary["explanations"]
+    assert explained["reviews"] == len(sampled_rows(pa.array(ids), 40 / 300))  # however the batches fell
+    assert explained["reviews_explained"] == "a sample of about 40, by review id"
+    assert summary["records_scored"] == 300
 
 
 def test_explain_command_highlights_the_words(tiny_bundle):
@@ -171,7 +212,8 @@ def test_explain_command_highlights_the_words(tiny_bundle):
 
 
 def test_occlusion_weights_are_the_logit_drop_without_each_word(explained, tiny_bundle):
-    """By definition: weight(t) = F(x) - F(x without t), on the scoring engine's own logits."""
+    """By definition: weight(w) = F(x) - F(x without every occurrence of w), on the scoring engine's own
+    logits, shared equally among w's occurrences (tests/test_occlusion.py checks the reuse of states)."""
     from pipeline.explain.occlusion import Occlusion
 
     _, rows, predicted, scorer = explained
@@ -180,8 +222,9 @@ def test_occlusion_weights_are_the_logit_drop_without_each_word(explained, tiny_
         sign = 1 if label == 1 else -1
         full = sign * scorer.logits([row])[0, 0]
         for t in range(len(row)):
-            without = sign * scorer.logits([np.delete(row, t)])[0, 0]
-            assert w[t] == pytest.approx(full - without, abs=1e-5)
+            occurrences = row == row[t]
+            without = sign * scorer.logits([row[~occurrences]])[0, 0]
+            assert w[t] == pytest.approx((full - without) / occurrences.sum(), abs=1e-5)
 
 
 def test_explain_command_by_integrated_gradients_reports_completeness(tiny_bundle):

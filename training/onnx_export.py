@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.bundle import Bundle, BundleError, list_added_file
+from pipeline.bundle import Bundle, BundleError, list_added_files
 from pipeline.engines.onnx_engine import OnnxScorer
 from pipeline.engines.plan import RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
 from pipeline.layers import BELOW_ANY_VALUE
-from schemas.bundle import ONNX_FILE
+from schemas.bundle import OCCLUSION_FILE, ONNX_FILE
 
 OPSET = 18
 EXPORT_TOLERANCE = 1e-5
@@ -48,22 +48,12 @@ def sigmoid_gates_first(weights: np.ndarray, units: int) -> np.ndarray:
 def onnx_model(plan: RecurrentPlan):
     """The plan as an onnx.ModelProto: int32 ids (batch, time), right-padded with 0, to float32
     (batch, outputs) logits."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    constants = _constants(plan)
     nodes = _folded_tables(plan) + _inputs_and_states(plan) + _scan(plan) + _readout(plan)
-    graph = helper.make_graph(
-        nodes,
-        "reviewscore",
-        [helper.make_tensor_value_info("ids", TensorProto.INT32, ["batch", "time"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", plan.outputs])],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="reviewscore")
-    model.ir_version = 8  # readable by every ONNX Runtime since 1.10
-    onnx.checker.check_model(model)
-    return model
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT32, ["batch", "time"])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", plan.outputs])]
+    return _checked_model(nodes, "reviewscore", inputs, outputs, _constants(plan))
 
 
 def _state_names(plan: RecurrentPlan) -> list[str]:
@@ -113,14 +103,16 @@ def _folded_tables(plan: RecurrentPlan) -> list:
     return nodes
 
 
-def _step(plan: RecurrentPlan):
-    """The Scan body, one time step of both directions: its inputs are each direction's ids at t and the mask at t."""
+def _step(plan: RecurrentPlan, masks: list[str], emit_states: bool = False):
+    """The Scan body, one time step of both directions: its inputs are each direction's ids at t and
+    the masks at t (`masks[d]`, direction d's); with `emit_states`, each direction's h and c after the
+    step are also scan outputs (the occlusion graph's per-step states)."""
     from onnx import TensorProto, helper
 
     node, pool = helper.make_node, plan.readout == "pool"
-    step = []
+    step, emitted = [], []
     for d in range(len(plan.directions)):
-        h, c = f"h{d}", f"c{d}"
+        h, c, real = f"h{d}", f"c{d}", masks[d]
         step += [
             node("Gather", [f"table{d}", f"ids{d}_t"], [f"x{d}"]),
             node("MatMul", [f"{h}_in", f"recurrent{d}"], [f"r{d}"]),
@@ -140,15 +132,18 @@ def _step(plan: RecurrentPlan):
                 node("Identity", [f"{h}_new"], [f"{h}_out"]),
                 node("Identity", [f"{c}_new"], [f"{c}_out"]),
                 node("Max", [f"top{d}_in", f"{h}_new"], [f"larger{d}"]),
-                node("Where", ["real_t", f"larger{d}", f"top{d}_in"], [f"top{d}_out"]),
-                node("Where", ["real_t", f"{h}_new", "zero_f"], [f"counted{d}"]),
+                node("Where", [f"{real}_t", f"larger{d}", f"top{d}_in"], [f"top{d}_out"]),
+                node("Where", [f"{real}_t", f"{h}_new", "zero_f"], [f"counted{d}"]),
                 node("Add", [f"total{d}_in", f"counted{d}"], [f"total{d}_out"]),
             ]
         else:  # keep the state of the last real token
             step += [
-                node("Where", ["real_t", f"{h}_new", f"{h}_in"], [f"{h}_out"]),
-                node("Where", ["real_t", f"{c}_new", f"{c}_in"], [f"{c}_out"]),
+                node("Where", [f"{real}_t", f"{h}_new", f"{h}_in"], [f"{h}_out"]),
+                node("Where", [f"{real}_t", f"{c}_new", f"{c}_in"], [f"{c}_out"]),
             ]
+        if emit_states:
+            step += [node("Identity", [f"{h}_new"], [f"{h}_step"]), node("Identity", [f"{c}_new"], [f"{c}_step"])]
+            emitted += [f"{h}_step", f"{c}_step"]
     state, matrix = _state_names(plan), ["batch", plan.units]
     return helper.make_graph(
         step,
@@ -158,8 +153,9 @@ def _step(plan: RecurrentPlan):
             helper.make_tensor_value_info(f"ids{d}_t", TensorProto.INT32, ["batch"])
             for d in range(len(plan.directions))
         ]
-        + [helper.make_tensor_value_info("real_t", TensorProto.BOOL, ["batch", 1])],
-        [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, matrix) for name in state],
+        + [helper.make_tensor_value_info(f"{real}_t", TensorProto.BOOL, ["batch", 1]) for real in dict.fromkeys(masks)],
+        [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, matrix) for name in state]
+        + [helper.make_tensor_value_info(name, TensorProto.FLOAT, matrix) for name in emitted],
     )
 
 
@@ -208,7 +204,7 @@ def _scan(plan: RecurrentPlan) -> list:
             "Scan",
             initial + scan_inputs,
             [f"{name}_final" for name in state],
-            body=_step(plan),
+            body=_step(plan, ["real"] * len(plan.directions)),
             num_scan_inputs=len(scan_inputs),
         )
     ]
@@ -236,8 +232,120 @@ def _readout(plan: RecurrentPlan) -> list:
     ]
 
 
-def export_onnx(model, path: Path) -> dict[str, Any]:
-    """Write `model` (Keras) as ONNX to `path`, checked against Keras; returns what the manifest records.
+def occlusion_model(plan: RecurrentPlan):
+    """The plan's recurrence with its states open, as an onnx.ModelProto: what exact occlusion reuses
+    (pipeline/explain/occlusion.py).
+
+    Each row carries one job per direction, each from its own state: `ids{d}` (batch, time) int32,
+    the tokens direction d reads, in the order it reads them, right-padded with 0; `h{d}`, `c{d}`
+    (batch, units) the state it starts from; with a pooled readout, also `top{d}` and `total{d}`, the
+    running max and sum of the steps already read, and `count{d}` (batch, 1), the length of the
+    review the job belongs to (the mean's divisor); `states`, a bool scalar. Outputs: `part{d}`
+    (batch, outputs), the job's share of the logits (the final Dense is linear, so a review's logits
+    are the sum of its directions' shares; the bias is in part0), and `h{d}_steps`, `c{d}_steps`
+    (time, batch, units), the state after every step (meaningful up to each job's length) when
+    `states` is true, else empty: collecting them costs a quarter of the run, and only the full
+    pass needs them.
+    """
+    from onnx import TensorProto, helper
+
+    count, units, matrix = len(plan.directions), plan.units, ["batch", plan.units]
+    constants = _constants(plan)
+    blocks = 2 * count if plan.readout == "pool" else count  # the Dense kernel's rows: [top..., mean...] or [h...]
+    for b in range(blocks):
+        constants[f"dense{b}"] = np.ascontiguousarray(plan.dense_kernel[b * units : (b + 1) * units])
+    constants["no_steps"] = np.zeros((0, 0, units), np.float32)
+    inputs, nodes = _occlusion_inputs(plan)
+    steps = [f"{n}{d}_steps" for d in range(count) for n in ("h", "c")]
+    nodes = _folded_tables(plan) + nodes + [_open_scan(plan, steps)] + _shares(plan)
+    outputs = [
+        helper.make_tensor_value_info(f"part{d}", TensorProto.FLOAT, ["batch", plan.outputs]) for d in range(count)
+    ]
+    outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["time", *matrix]) for name in steps]
+    return _checked_model(nodes, "reviewscore_occlusion", inputs, outputs, constants)
+
+
+def _occlusion_inputs(plan: RecurrentPlan) -> tuple[list, list]:
+    """The occlusion graph's inputs, and each direction's time-major ids and mask."""
+    from onnx import TensorProto, helper
+
+    node, matrix, inputs, nodes = helper.make_node, ["batch", plan.units], [], []
+    inputs.append(helper.make_tensor_value_info("states", TensorProto.BOOL, []))
+    for d in range(len(plan.directions)):
+        inputs += [helper.make_tensor_value_info(f"ids{d}", TensorProto.INT32, ["batch", "time"])]
+        inputs += [helper.make_tensor_value_info(f"{n}{d}", TensorProto.FLOAT, matrix) for n in ("h", "c")]
+        if plan.readout == "pool":
+            inputs += [helper.make_tensor_value_info(f"{n}{d}", TensorProto.FLOAT, matrix) for n in ("top", "total")]
+            inputs += [helper.make_tensor_value_info(f"count{d}", TensorProto.FLOAT, ["batch", 1])]
+        nodes += [
+            node("Greater", [f"ids{d}", "zero"], [f"real{d}"]),
+            node("Transpose", [f"real{d}"], [f"real{d}_tb"], perm=[1, 0]),
+            node("Unsqueeze", [f"real{d}_tb", "last_axis"], [f"real{d}_steps"]),  # (time, batch, 1)
+            node("Transpose", [f"ids{d}"], [f"ids{d}_tb"], perm=[1, 0]),
+        ]
+    return inputs, nodes
+
+
+def _open_scan(plan: RecurrentPlan, steps: list[str]):
+    """The recurrence from the given states: an If on `states` between a Scan that also collects
+    every step's h and c and one that does not (its step outputs empty)."""
+    from onnx import TensorProto, helper
+
+    node, count, state = helper.make_node, len(plan.directions), _state_names(plan)
+    scan_inputs = [f"ids{d}_tb" for d in range(count)] + [f"real{d}_steps" for d in range(count)]
+    finals = [f"{name}_final" for name in state]
+
+    def branch(emit: bool):
+        suffix = "_with" if emit else "_without"
+        scan = node(
+            "Scan",
+            state + scan_inputs,
+            [f"{name}{suffix}" for name in finals] + ([f"{name}{suffix}" for name in steps] if emit else []),
+            body=_step(plan, [f"real{d}" for d in range(count)], emit_states=emit),
+            num_scan_inputs=len(scan_inputs),
+        )
+        empty = [] if emit else [node("Identity", ["no_steps"], [f"{name}{suffix}"]) for name in steps]
+        outputs = [helper.make_tensor_value_info(f"{name}{suffix}", TensorProto.FLOAT, None) for name in finals + steps]
+        return helper.make_graph([scan, *empty], f"scan{suffix}", [], outputs)
+
+    return node("If", ["states"], finals + steps, then_branch=branch(True), else_branch=branch(False))
+
+
+def _shares(plan: RecurrentPlan) -> list:
+    """Each direction's share of the logits from its final states (the bias in part0's)."""
+    from onnx import helper
+
+    node, count, nodes = helper.make_node, len(plan.directions), []
+    for d in range(count):
+        share = f"part{d}" if d else "unbiased0"
+        if plan.readout == "pool":
+            nodes += [
+                node("Div", [f"total{d}_final", f"count{d}"], [f"mean{d}"]),
+                node("MatMul", [f"top{d}_final", f"dense{d}"], [f"top_part{d}"]),
+                node("MatMul", [f"mean{d}", f"dense{count + d}"], [f"mean_part{d}"]),
+                node("Add", [f"top_part{d}", f"mean_part{d}"], [share]),
+            ]
+        else:
+            nodes.append(node("MatMul", [f"h{d}_final", f"dense{d}"], [share]))
+    return [*nodes, node("Add", ["unbiased0", "dense_bias"], ["part0"])]
+
+
+def _checked_model(nodes: list, name: str, inputs: list, outputs: list, constants: dict[str, np.ndarray]):
+    """The graph as a checked onnx.ModelProto of this module's opset."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    initializers = [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()]
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="reviewscore")
+    model.ir_version = 8  # readable by every ONNX Runtime since 1.10
+    onnx.checker.check_model(model)
+    return model
+
+
+def export_onnx(model, path: Path, occlusion_path: Path | None = None) -> dict[str, Any]:
+    """Write `model` (Keras) as ONNX to `path`, checked against Keras, and its occlusion graph to
+    `occlusion_path`, checked against the model.onnx just written; returns what the manifest records.
 
     Raises UnsupportedModel for an architecture the plan cannot read (nothing is written).
     """
@@ -248,7 +356,7 @@ def export_onnx(model, path: Path) -> dict[str, Any]:
     if not difference <= EXPORT_TOLERANCE:
         path.unlink()
         raise ValueError(f"the ONNX export differs from Keras by {difference:.1e} on the probe batch")
-    return {
+    written = {
         "file": path.name,
         "opset": OPSET,
         "embedding_rows": plan.vocabulary,
@@ -258,13 +366,34 @@ def export_onnx(model, path: Path) -> dict[str, Any]:
             "max_abs_probability_difference": difference,
         },
     }
+    if occlusion_path is not None:
+        occlusion_path.write_bytes(occlusion_model(plan).SerializeToString())
+        scorer.occlusion_path = occlusion_path
+        occlusion_difference = occlusion_difference_to_scoring(scorer, plan.vocabulary)
+        if not occlusion_difference <= EXPORT_TOLERANCE:
+            occlusion_path.unlink()
+            raise ValueError(f"the occlusion graph differs from model.onnx by {occlusion_difference:.1e}")
+        written["occlusion"] = {"file": occlusion_path.name, "max_abs_logit_difference": occlusion_difference}
+    return written
+
+
+def occlusion_difference_to_scoring(scorer: OnnxScorer, vocabulary: int, seed: int = 0) -> float:
+    """Largest |logit difference| between model.onnx and its occlusion graph on the probe reviews read
+    whole from the zero state (their parts summed): the same model, or not."""
+    from pipeline.explain.occlusion import full_pass_logits
+
+    rng = np.random.default_rng(seed)
+    probe = [
+        rng.integers(1, vocabulary, size=n, dtype=np.int32) for n in rng.integers(1, PROBE_LONGEST + 1, PROBE_ROWS)
+    ]
+    return float(np.max(np.abs(full_pass_logits(scorer.recurrence(), probe) - scorer(probe))))
 
 
 def write_onnx(model, folder: Path) -> dict[str, Any]:
     """Export model.onnx into a bundle folder; the manifest's `onnx` entry (why not, if it cannot).
     `pipeline.bundle.write_bundle` is given this function: pipeline never imports training."""
     try:
-        return export_onnx(model, folder / ONNX_FILE)
+        return export_onnx(model, folder / ONNX_FILE, folder / OCCLUSION_FILE)
     except UnsupportedModel as e:
         return {"unsupported": str(e)}
 
@@ -279,4 +408,4 @@ def add_onnx(path: str | Path) -> Bundle:
     if "file" not in onnx:
         raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
     onnx["exported"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return list_added_file(bundle, ONNX_FILE, onnx=onnx)
+    return list_added_files(bundle, ONNX_FILE, *([OCCLUSION_FILE] if "occlusion" in onnx else []), onnx=onnx)

@@ -54,8 +54,14 @@ def explain(
         probabilities, logits = scorer.with_logits(encoded.rows())
         labels = Labels.of(bundle.manifest)
         predicted = labels.predicted(probabilities)
-        explainer = Explainer(bundle, ExplainSettings(top, steps, method.value), scorer.logits, batch_size=1)
-        attributions, steps = explain_review(explainer, encoded.rows(), predicted, logits)
+        explainer = Explainer(
+            bundle,
+            ExplainSettings(top, steps, method.value),
+            scorer.logits,
+            batch_size=1,
+            recurrence=scorer.recurrence(),
+        )
+        attributions, steps = explain_review(explainer, encoded.rows(), predicted, logits, words)
     except (BundleError, ExplainUnavailable) as e:
         fail(str(e))
     label = labels.class_names[int(predicted[0])]
@@ -86,10 +92,15 @@ def explain(
 
 
 def highlighted(words: list[str], weights: np.ndarray) -> Text:
-    """The review's words coloured by the sign of their weight, bolder the stronger."""
-    strongest = float(np.abs(weights).max()) or 1.0
+    """The review's words coloured by the sign of their word's weight (summed over its occurrences),
+    bolder the stronger."""
+    from pipeline.explain.explainer import word_weights
+
+    totals = dict(word_weights(words, weights))
+    strongest = max((abs(v) for v in totals.values()), default=0.0) or 1.0
     shown = Text()
-    for word, weight in zip(words, weights.tolist(), strict=True):
+    for word in words:
+        weight = totals[word]
         share = min(abs(weight) / strongest, 1.0)
         colour = "green" if weight > 0 else "red"
         shown.append(word, style=f"bold {colour}" if share > 0.5 else colour if share > 0.15 else "dim")

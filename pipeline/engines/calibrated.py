@@ -41,6 +41,13 @@ class CalibratedScorer:
     def logits(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         return self.engine_scorer(rows)
 
+    def recurrence(self):
+        """The engine's model with its recurrent states open (pipeline/explain/occlusion.py's
+        Recurrence), which exact occlusion reuses; None where the engine has none (keras, or onnx on
+        a bundle without occlusion.onnx), and occlusion re-scores every occluded review."""
+        opened = getattr(self.engine_scorer, "recurrence", None)
+        return opened() if opened is not None else None
+
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         return self.with_logits(rows)[0]
 

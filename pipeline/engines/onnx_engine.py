@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.engines.base import ONNX_RUNTIME, TENSORFLOW, BundleFile, ScorerSettings
 from pipeline.engines.length_order import available_cores, score_in_length_order
-from schemas.bundle import ONNX_FILE
+from schemas.bundle import OCCLUSION_FILE, ONNX_FILE
 
 ONNX_MODEL = BundleFile(ONNX_FILE, "`reviewscore export-onnx BUNDLE`", writer_needs=TENSORFLOW)
 
@@ -40,6 +40,8 @@ class OnnxEngine:
             settings.threads or available_cores(),
             settings.reason,
         )
+        if OCCLUSION_FILE in bundle.manifest.files:
+            scorer.occlusion_path = bundle.path / OCCLUSION_FILE
         bundle.check_outputs_fit(scorer.outputs)
         bundle.check_embedding_fits((bundle.manifest.onnx or {}).get("embedding_rows", len(bundle.vocabulary)))
         return scorer
@@ -47,6 +49,8 @@ class OnnxEngine:
 
 class OnnxScorer:
     engine = OnnxEngine.name
+    occlusion_path: Path | None = None
+    """The bundle's occlusion.onnx, if it has one: what `recurrence` loads."""
 
     def __init__(self, session, outputs: int, batch_size: int, threads: int, reason: str = ""):
         self.session = session
@@ -54,18 +58,20 @@ class OnnxScorer:
         self.batch_size = batch_size
         self.reason = reason
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score") if threads > 1 else None
+        self._recurrence: OnnxRecurrence | None = None
 
     @classmethod
     def from_file(cls, path: Path, batch_size: int, threads: int, reason: str = "") -> OnnxScorer:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = _session(path)
         outputs = session.get_outputs()[0].shape[1]
         return cls(session, int(outputs), batch_size, threads, reason)
+
+    def recurrence(self) -> OnnxRecurrence | None:
+        """The bundle's occlusion.onnx on ONNX Runtime (pipeline/explain/occlusion.py's Recurrence),
+        loaded on first use (it holds its own copy of the folded tables); None without one."""
+        if self._recurrence is None and self.occlusion_path is not None:
+            self._recurrence = OnnxRecurrence(_session(self.occlusion_path), self.batch_size, self.pool)
+        return self._recurrence
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         from pipeline.preprocessing import pad_rows  # here: the registry imports this module for --help
@@ -78,3 +84,39 @@ class OnnxScorer:
             lambda members: self.session.run(None, {"ids": pad_rows([rows[i] for i in members])})[0],
             run,
         )
+
+
+class OnnxRecurrence:
+    """occlusion.onnx (training/onnx_export.py's `occlusion_model`): slices run on the scorer's threads."""
+
+    def __init__(self, session, batch_size: int, pool: ThreadPoolExecutor | None):
+        self.session = session
+        self.batch_size = batch_size
+        self.pool = pool
+        inputs = {i.name: i for i in session.get_inputs()}
+        self.directions = sum(name.startswith("ids") for name in inputs)  # ids0, ids1
+        self.pooled = "top0" in inputs
+        self.units = int(inputs["h0"].shape[1])
+
+    def run(self, feeds: list[dict[str, np.ndarray]], states: bool) -> list[dict[str, np.ndarray]]:
+        names = [f"part{d}" for d in range(self.directions)]
+        if states:
+            names += [f"{n}{d}_steps" for d in range(self.directions) for n in ("h", "c")]
+
+        flag = np.array(states)
+
+        def one(feed):
+            return dict(zip(names, self.session.run(names, {**feed, "states": flag}), strict=True))
+
+        return list((self.pool.map if self.pool else map)(one, feeds))
+
+
+def _session(path: Path):
+    """An InferenceSession on one thread: the scorer's threads call it at once (module docstring)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

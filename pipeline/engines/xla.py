@@ -63,12 +63,23 @@ class CompiledScorer:
     engine = XlaEngine.name
     reason = ""
 
-    def __init__(self, predict, width: int, outputs: int, batch_size: int, threads: int):
+    def __init__(
+        self, predict, width: int, outputs: int, batch_size: int, threads: int, plan: RecurrentPlan | None = None
+    ):
         self.predict = predict
         self.width = width
         self.outputs = outputs
         self.batch_size = batch_size
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score") if threads > 1 else None
+        self.plan = plan
+        """The plan `predict` was compiled from, which `recurrence` compiles too."""
+        self._recurrence: CompiledRecurrence | None = None
+
+    def recurrence(self) -> CompiledRecurrence | None:
+        """The plan's recurrence with its states open, for exact occlusion (compiled on first use)."""
+        if self._recurrence is None and self.plan is not None:
+            self._recurrence = CompiledRecurrence(self.plan, self.width, self.batch_size, self.pool)
+        return self._recurrence
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         run = self.pool.map if self.pool else map
@@ -93,7 +104,7 @@ class CompiledScorer:
 
 def compiled_scorer(model, plan: RecurrentPlan, width: int, batch_size: int, threads: int) -> CompiledScorer:
     """The plan compiled and checked against `model` (the Keras model it was read from)."""
-    scorer = CompiledScorer(compile_plan(plan, width), width, plan.outputs, batch_size, threads)
+    scorer = CompiledScorer(compile_plan(plan, width), width, plan.outputs, batch_size, threads, plan)
     check_against_keras(scorer, model, vocabulary=plan.vocabulary)
     return scorer
 
@@ -189,6 +200,110 @@ def recurrent_logits(plan: RecurrentPlan, input_at, lengths, width: int, steps, 
     else:
         features = tf.concat([final[2 * d] for d in range(count)], axis=1)
     return tf.matmul(features, constants["dense_kernel"]) + constants["dense_bias"]
+
+
+class CompiledRecurrence:
+    """pipeline/explain/occlusion.py's Recurrence on XLA: the contract of training/onnx_export.py's
+    `occlusion_model` (the same inputs and outputs, by name), compiled at one static shape (the
+    scorer's batch size and the bundle's width) per `states` flag, slices on the scorer's threads."""
+
+    def __init__(self, plan: RecurrentPlan, width: int, batch_size: int, pool: ThreadPoolExecutor | None):
+        self.plan = plan
+        self.directions = len(plan.directions)
+        self.pooled = plan.readout == "pool"
+        self.units = plan.units
+        self.width = width
+        self.batch_size = batch_size
+        self.pool = pool
+        self._compiled: dict[bool, tuple[list[str], object]] = {}
+
+    def run(self, feeds: list[dict[str, np.ndarray]], states: bool) -> list[dict[str, np.ndarray]]:
+        if states not in self._compiled:
+            self._compiled[states] = compile_recurrence(self.plan, self.width, states)
+        names, function = self._compiled[states]
+
+        def one(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            rows, time = feed["ids0"].shape
+            args = []
+            for name in names:
+                value = feed[name]
+                full = np.zeros(
+                    (self.batch_size, self.width if name.startswith("ids") else value.shape[1]), value.dtype
+                )
+                full[:rows, : value.shape[1]] = value
+                args.append(full)
+            out = function(*args, np.int32(time))
+            return {
+                k: np.asarray(v)[:time, :rows] if k.endswith("_steps") else np.asarray(v)[:rows] for k, v in out.items()
+            }
+
+        return list((self.pool.map if self.pool else map)(one, feeds))
+
+
+def compile_recurrence(plan: RecurrentPlan, width: int, states: bool):
+    """(input names, an XLA-compiled function of those inputs and the steps to run) computing
+    `occlusion_model`'s outputs: each row's job per direction from its own state, each direction's
+    share of the logits, and with `states` the state after every step."""
+    import tensorflow as tf
+
+    count, units, pool = len(plan.directions), plan.units, plan.readout == "pool"
+    tables = [tf.constant(folded_table(plan.embedding, d)) for d in plan.directions]
+    recurrent = [tf.constant(d.recurrent_kernel) for d in plan.directions]
+    dense = [tf.constant(plan.dense_kernel[b * units : (b + 1) * units]) for b in range(2 * count if pool else count)]
+    bias = tf.constant(plan.dense_bias)
+    per = ("h", "c", "top", "total", "count") if pool else ("h", "c")
+    names = [f"{n}{d}" for d in range(count) for n in ("ids", *per)]
+    spec = {"ids": ([None, width], tf.int32), "count": ([None, 1], tf.float32)}
+    signature = [tf.TensorSpec(*spec.get(name[:-1], ([None, units], tf.float32))) for name in names]
+
+    @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.int32)], jit_compile=True)
+    def run(*args):
+        feed, steps = dict(zip(names, args[:-1], strict=True)), args[-1]
+        readers = [tf.transpose(feed[f"ids{d}"]) for d in range(count)]  # time-major
+        valid = [tf.transpose(feed[f"ids{d}"] > 0)[:, :, None] for d in range(count)]
+        carried = 4 if pool else 2
+        state = [feed[f"{n}{d}"] for d in range(count) for n in ("h", "c", *(("top", "total") if pool else ()))]
+        seen = [tf.TensorArray(tf.float32, size=width, element_shape=[None, units]) for _ in range(2 * count)]
+
+        def step(t, state, seen):
+            state, seen = list(state), list(seen)
+            for d in range(count):
+                h, c = state[carried * d], state[carried * d + 1]
+                z = tf.gather(tables[d], readers[d][t]) + tf.matmul(h, recurrent[d])
+                i, f, g, o = tf.split(z, 4, axis=1)
+                c_new = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+                h_new = tf.sigmoid(o) * tf.tanh(c_new)
+                real = valid[d][t]
+                if pool:  # h and c run on (padding comes last); the max and sum count real steps only
+                    top, total = state[carried * d + 2], state[carried * d + 3]
+                    state[carried * d : carried * d + 4] = [
+                        h_new,
+                        c_new,
+                        tf.where(real, tf.maximum(top, h_new), top),
+                        total + tf.where(real, h_new, 0.0),
+                    ]
+                else:  # keep the state of the last real token
+                    state[carried * d : carried * d + 2] = [tf.where(real, h_new, h), tf.where(real, c_new, c)]
+                if states:
+                    seen[2 * d], seen[2 * d + 1] = seen[2 * d].write(t, h_new), seen[2 * d + 1].write(t, c_new)
+            return t + 1, state, seen
+
+        _, final, seen = tf.while_loop(
+            lambda t, *_: t < steps, step, (tf.constant(0), state, seen), maximum_iterations=width
+        )
+        out = {}
+        for d in range(count):
+            if pool:
+                mean = final[carried * d + 3] / feed[f"count{d}"]
+                out[f"part{d}"] = tf.matmul(final[carried * d + 2], dense[d]) + tf.matmul(mean, dense[count + d])
+            else:
+                out[f"part{d}"] = tf.matmul(final[carried * d], dense[d])
+            if states:
+                out[f"h{d}_steps"], out[f"c{d}_steps"] = seen[2 * d].stack(), seen[2 * d + 1].stack()
+        out["part0"] = out["part0"] + bias
+        return out
+
+    return names, run
 
 
 def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: int = 0) -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from hashlib import blake2b
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.engines.base import TENSORFLOW
 from pipeline.engines.registry import ENGINES
-from pipeline.explain import COMPLETENESS_TOLERANCE, METHODS, MOST_STEPS, STEPS
+from pipeline.explain import COMPLETENESS_TOLERANCE, METHODS, MOST_STEPS, SAMPLE, SAMPLE_WORDS, STEPS
 from pipeline.explain.integrated_gradients import BASELINE, Attributions, IntegratedGradients
 from pipeline.explain.occlusion import Occlusion
 from pipeline.progress import Progress
@@ -45,6 +46,27 @@ class ExplainSettings:
     method: str = METHODS[0]
     """Occlusion by default: exact, on the scoring engine, and measured cheaper than integrated
     gradients at every review length (BENCHMARKS.md, "What explanations cost")."""
+    sample: int = SAMPLE
+    """Without top_k: about this many reviews explained, for the summary and report only (no column)."""
+
+    @property
+    def every_review(self) -> bool:
+        """Every review explained, into the top_words column (--explain K)."""
+        return self.top_k > 0
+
+    @property
+    def active(self) -> bool:
+        return self.top_k > 0 or self.sample > 0
+
+    @property
+    def words_per_review(self) -> int:
+        return self.top_k or SAMPLE_WORDS
+
+    def share(self, reviews: int) -> float:
+        """The share of a job's `reviews` to explain: all with top_k, else about `sample` of them."""
+        if self.every_review:
+            return 1.0
+        return min(1.0, self.sample / reviews) if reviews > 0 and self.sample > 0 else 0.0
 
     def runs_on(self, engine: str) -> str:
         """Where explanations run, given the scoring engine: occlusion on it, integrated gradients on TensorFlow."""
@@ -56,15 +78,22 @@ class ExplainSettings:
         )
 
     def describe(self) -> dict:
+        chosen = {"reviews_explained": "all" if self.every_review else f"a sample of about {self.sample}, by review id"}
         if self.method == "occlusion":
-            return {"method": "occlusion (leave one word out)", "target": TARGET, "top_k": self.top_k}
+            return {
+                "method": "occlusion (leave one word out)",
+                "target": TARGET,
+                "top_k": self.words_per_review,
+                **chosen,
+            }
         return {
             "method": IntegratedGradients.method,
             "steps": self.steps,
             "quadrature": "Gauss-Legendre",
             "baseline": BASELINE,
             "target": TARGET,
-            "top_k": self.top_k,
+            "top_k": self.words_per_review,
+            **chosen,
         }
 
 
@@ -72,12 +101,14 @@ class Explainer:
     """Attributions for a batch: occlusion on the scoring engine's logits, or integrated gradients on
     TensorFlow from the model's RecurrentPlan."""
 
-    def __init__(self, bundle, settings: ExplainSettings, logits, batch_size: int = 32):
+    def __init__(self, bundle, settings: ExplainSettings, logits, batch_size: int = 32, recurrence=None):
+        """`logits`: the scoring engine's; `recurrence`: its open recurrence (CalibratedScorer.recurrence),
+        which occlusion reuses when there is one."""
         if settings.method not in METHODS:
             raise ExplainUnavailable(f"unknown explanation method {settings.method!r}; choose one of {METHODS}")
         self.settings = settings
         if settings.method == "occlusion":
-            self.attribute = Occlusion(logits)
+            self.attribute = Occlusion(logits, recurrence)
             return
         if not TENSORFLOW.installed():
             raise ExplainUnavailable(
@@ -93,12 +124,18 @@ class Explainer:
         self.attribute = IntegratedGradients(plan, bundle.preprocessing.max_length, settings.steps, batch_size)
 
     def __call__(
-        self, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None, progress: Progress | None = None
+        self,
+        rows: Sequence[np.ndarray],
+        predicted: np.ndarray,
+        logits=None,
+        progress: Progress | None = None,
+        words: Sequence[Sequence[str]] | None = None,
     ) -> Attributions:
         """`logits`: the engine's logits of `rows` when the caller already scored them (occlusion then
-        scores only the occluded variants); `progress` counts the reviews explained as they are."""
+        scores only the occluded variants); `progress` counts the reviews explained as they are;
+        `words`: each review's words, which occlusion leaves out one at a time (all occurrences)."""
         if isinstance(self.attribute, Occlusion):
-            return self.attribute(rows, np.asarray(predicted), logits, progress)
+            return self.attribute(rows, np.asarray(predicted), logits, progress, words)
         return self.attribute(rows, np.asarray(predicted), progress)
 
     def with_steps(self, steps: int) -> Explainer:
@@ -112,18 +149,28 @@ class Explainer:
         return other
 
 
-def explain_review(explainer: Explainer, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None):
+def explain_review(explainer: Explainer, rows: Sequence[np.ndarray], predicted: np.ndarray, logits=None, words=None):
     """(attributions, steps used) for one review: integrated gradients with the explainer's steps,
     doubled until the attributions are complete within COMPLETENESS_TOLERANCE or the steps reach
     MOST_STEPS; occlusion, which promises no completeness, at once."""
     steps = explainer.settings.steps
     while True:
-        attributions = explainer(rows, predicted, logits)
+        attributions = explainer(rows, predicted, logits, words=words)
         error = float(attributions.completeness_error[0])
         if np.isnan(error) or error <= COMPLETENESS_TOLERANCE or steps >= MOST_STEPS:
             return attributions, steps
         steps *= 2
         explainer = explainer.with_steps(steps)
+
+
+def sampled_rows(review_ids: pa.Array, share: float) -> np.ndarray:
+    """The indices of the reviews to explain: those whose id hashes below `share` of the hash range, so
+    the choice depends on the id alone, the same on every runner however the input is batched."""
+    if share >= 1.0:
+        return np.arange(len(review_ids))
+    bound = int(share * 2**64)
+    hashes = (int.from_bytes(blake2b(str(i).encode(), digest_size=8).digest()) for i in review_ids.to_pylist())
+    return np.flatnonzero(np.fromiter((h < bound for h in hashes), bool, count=len(review_ids)))
 
 
 def word_weights(words: Sequence[str], weights: np.ndarray) -> list[tuple[str, float]]:
@@ -144,10 +191,13 @@ def top_words(words: Sequence[Sequence[str]], weights: Sequence[np.ndarray], k: 
 
 @dataclass(frozen=True)
 class Explained:
-    """A scored batch's explanations: the top_words column and each review's completeness error."""
+    """A scored batch's explanations: the top_words column and each review's completeness error, for
+    every review of the batch or for the sampled ones (`rows`)."""
 
     top_words: pa.Array
     completeness_error: np.ndarray
+    rows: np.ndarray | None = None
+    """The batch's rows explained (a sample, for the summary only); None: every row, in order."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +217,9 @@ class ExplanationStatistics:
 
     @classmethod
     def of(cls, explained: Explained, predicted: np.ndarray, classes: int) -> ExplanationStatistics:
+        """`predicted`: the whole batch's labels."""
+        if explained.rows is not None:
+            predicted = predicted[explained.rows]
         words: tuple[dict[str, int], ...] = tuple({} for _ in range(classes))
         for row, label in zip(explained.top_words.to_pylist(), predicted.tolist(), strict=True):
             counts = words[label]

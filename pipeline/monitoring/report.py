@@ -211,12 +211,17 @@ def _explanations(explanations: ExplanationsSummary | None) -> list[str]:
     )
     return [
         "<h2>Why these labels</h2>",
-        f'<p class="meta">{explanations.reviews:,} reviews explained: {escape(explanations.method)} '
-        f"on {escape(explanations.engine)}; "
+        f'<p class="meta">{explanations.reviews:,} reviews explained{_which(explanations)}: '
+        f"{escape(explanations.method)} on {escape(explanations.engine)}; "
         f"{completeness}. Words most often among a review's top {explanations.top_k} and pushing it "
         "towards its predicted class:</p>",
         _top_words_table(explanations.top_words_by_class),
     ]
+
+
+def _which(explanations: ExplanationsSummary) -> str:
+    chosen = explanations.reviews_explained
+    return f" ({escape(chosen)})" if chosen and chosen != "all" else ""
 
 
 def _top_words_table(by_class: dict[str, tuple[tuple[str, int], ...]]) -> str:

@@ -1,0 +1,118 @@
+"""Exact occlusion: leaving each word out, every occurrence at once, and reusing the full pass's states.
+
+Reusing states is only an optimisation, so it must give brute force's numbers: the tests compare it
+with re-scoring every occluded review, on both compiled engines, on each readout the engines
+reproduce (the last state of a forward LSTM, the pooled BiLSTM) and on the committed default; and
+they check the definition itself against texts re-scored with the word removed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipeline.bundle import open_bundle
+from pipeline.engines.base import ScorerSettings
+from pipeline.engines.calibrated import bundle_scorer
+from pipeline.explain.explainer import word_weights
+from pipeline.explain.integrated_gradients import class_logit
+from pipeline.explain.occlusion import Occlusion, full_pass_logits
+from pipeline.labels import Labels
+from schemas.bundle import OCCLUSION_FILE
+
+TEXTS = [
+    "the plot was wonderful and the music superb , the best film",
+    "dreadful boring film and awful acting ; awful awful",
+    "zyzzyva quokka film",  # two unknown words: one id, two words
+    "film",
+    "superb superb superb",  # one distinct word: its weight is F(x)
+    "a long long review " * 9 + "that ends well",
+]
+TOLERANCE = 1e-5
+
+
+def explain_both_ways(bundle, engine: str, texts=TEXTS):
+    encoded, words = bundle.encoder.encode_words(texts)
+    rows = encoded.rows()
+    scorer = bundle_scorer(bundle, ScorerSettings(engine=engine))
+    logits = scorer.logits(rows)
+    predicted = Labels.of(bundle.manifest).predicted(scorer.calibration.probabilities(logits))
+    recurrence = scorer.recurrence()
+    assert recurrence is not None, f"{engine} offers no recurrence"
+    reused = Occlusion(scorer.logits, recurrence)(rows, predicted, logits, words=words)
+    brute = Occlusion(scorer.logits)(rows, predicted, logits, words=words)
+    return rows, words, predicted, scorer, reused, brute
+
+
+@pytest.mark.parametrize("engine", ["onnx", "xla"])
+@pytest.mark.parametrize("which", ["tiny_bundle", "five_class_bundle"])
+def test_reusing_states_gives_brute_forces_weights(which, engine, request):
+    """Forward LSTM with its last state (tiny) and pooled BiLSTM with five classes, on both engines."""
+    bundle = request.getfixturevalue(which)
+    rows, _, _, _, reused, brute = explain_both_ways(bundle, engine)
+    for row, fast, slow in zip(rows, reused.weights, brute.weights, strict=True):
+        assert len(fast) == len(row)
+        np.testing.assert_allclose(fast, slow, atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize("engine", ["onnx", "xla"])
+def test_reusing_states_on_the_committed_default(engine):
+    from pipeline.options import DEFAULT_MODEL
+
+    bundle = open_bundle(DEFAULT_MODEL)
+    texts = [*TEXTS, "An odd film. " * 20 + "The cast is superb but the script is a mess, and it drags."]
+    rows, _, _, _, reused, brute = explain_both_ways(bundle, engine, texts)
+    assert max(len(r) for r in rows) > 60
+    for fast, slow in zip(reused.weights, brute.weights, strict=True):
+        np.testing.assert_allclose(fast, slow, atol=TOLERANCE, rtol=0)
+
+
+def test_a_words_weight_is_the_logit_drop_without_all_its_occurrences(five_class_bundle):
+    """The definition, against the text re-encoded with the word's every occurrence removed."""
+    rows, words, predicted, scorer, reused, _ = explain_both_ways(five_class_bundle, "onnx")
+    vocabulary = five_class_bundle.encoder.vocabulary
+    for row, review_words, weights, label in zip(rows, words, reused.weights, predicted, strict=True):
+        full = class_logit(scorer.logits([row]), [label])[0]
+        totals = dict(word_weights(review_words, weights))
+        assert set(totals) == set(review_words)
+        for word, weight in totals.items():
+            kept = [w for w in review_words if w != word]
+            if not kept:  # nothing left to score: the word gets F(x)
+                assert weight == pytest.approx(full, abs=TOLERANCE)
+                continue
+            without = vocabulary.ids(pa.array(kept))
+            assert weight == pytest.approx(full - class_logit(scorer.logits([without]), [label])[0], abs=TOLERANCE)
+    unknown = words[2]
+    assert "zyzzyva" in unknown and "quokka" in unknown  # two words that share the unknown id, weighed apart
+
+
+def test_each_occurrence_carries_an_equal_share_of_its_words_weight(tiny_bundle):
+    _, words, _, _, reused, _ = explain_both_ways(tiny_bundle, "onnx")
+    review, weights = words[1], reused.weights[1]  # "awful" three times
+    shares = [w for word, w in zip(review, weights.tolist(), strict=True) if word == "awful"]
+    assert len(shares) == 3 and max(shares) - min(shares) < 1e-7
+
+
+def test_the_export_writes_and_checks_the_occlusion_graph(five_class_bundle):
+    manifest = five_class_bundle.manifest
+    assert OCCLUSION_FILE in manifest.files
+    assert manifest.onnx["occlusion"]["max_abs_logit_difference"] <= TOLERANCE
+    scorer = bundle_scorer(five_class_bundle, ScorerSettings(engine="onnx"))
+    rows = five_class_bundle.encoder.encode(TEXTS).rows()
+    np.testing.assert_allclose(full_pass_logits(scorer.recurrence(), rows), scorer.logits(rows), atol=TOLERANCE)
+
+
+def test_without_an_occlusion_graph_onnx_re_scores_and_keras_always_does(tiny_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle.path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["files"][OCCLUSION_FILE]
+    (copy / OCCLUSION_FILE).unlink()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert bundle_scorer(open_bundle(copy), ScorerSettings(engine="onnx")).recurrence() is None
+    assert bundle_scorer(tiny_bundle, ScorerSettings(engine="keras")).recurrence() is None
