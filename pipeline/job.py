@@ -151,9 +151,9 @@ class ScoringJob:
             "overwrite": self.overwrite,
             "num_shards": self.num_shards,
             "explain": self.explain.top_k,
+            "explain_sample": self.explain.sample,
             "explain_method": self.explain.method,
             "explain_steps": self.explain.steps,
-            "explain_sample": self.explain.sample,
         }
 
 

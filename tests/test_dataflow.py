@@ -75,6 +75,7 @@ def template_parameters(input: str, output: str, model: str, overwrite: str) -> 
         "overwrite": overwrite,
         "num_shards": "0",
         "explain": "2",
+        "explain_sample": "200",
         "explain_method": "occlusion",
         "explain_steps": "32",
     }
