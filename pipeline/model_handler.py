@@ -106,7 +106,7 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSetti
         if explain.active:
             from pipeline.explain.explainer import Explainer
 
-            explainer = Explainer(bundle, explain, scorer.logits, recurrence=scorer.recurrence())
+            explainer = Explainer(bundle, explain, scorer.logits, recurrence=scorer.recurrence)
             log.info("explaining: %s, on %s", explain.describe()["method"], explain.runs_on(scorer.engine))
         _LOADED[key] = LoadedModel(
             bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.words_per_review

@@ -22,7 +22,7 @@ from pipeline.cli import app
 from pipeline.engines.base import ScorerSettings
 from pipeline.engines.calibrated import bundle_scorer
 from pipeline.engines.plan import plan_model
-from pipeline.explain import COMPLETENESS_TOLERANCE
+from pipeline.explain import COMPLETENESS_TOLERANCE, SAMPLE
 from pipeline.explain.explainer import Explainer, ExplainSettings, explain_review, word_weights
 from pipeline.explain.integrated_gradients import IntegratedGradients, gauss_legendre
 from pipeline.labels import Labels
@@ -162,7 +162,7 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     report = (tmp_path / "explained" / "_report.html").read_text()
     assert 'id="top-words"' in report and "Why these labels" in report
     sampled = json.loads((tmp_path / "plain" / "_SUMMARY.json").read_text())["explanations"]
-    assert sampled["reviews"] == 4 and sampled["reviews_explained"] == "a sample of about 200, by review id"
+    assert sampled["reviews"] == 4 and sampled["reviews_explained"] == f"a sample of about {SAMPLE}, by review id"
     assert sampled["top_k"] == 5  # SAMPLE_WORDS per sampled review
     assert 'id="top-words"' in (tmp_path / "plain" / "_report.html").read_text()  # every report says why
     assert 'id="top-words"' not in (tmp_path / "none" / "_report.html").read_text()

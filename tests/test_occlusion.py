@@ -40,9 +40,9 @@ def explain_both_ways(bundle, engine: str, texts=TEXTS):
     scorer = bundle_scorer(bundle, ScorerSettings(engine=engine))
     logits = scorer.logits(rows)
     predicted = Labels.of(bundle.manifest).predicted(scorer.calibration.probabilities(logits))
-    recurrence = scorer.recurrence()
-    assert recurrence is not None, f"{engine} offers no recurrence"
-    reused = Occlusion(scorer.logits, recurrence)(rows, predicted, logits, words=words)
+    reusing = Occlusion(scorer.logits, scorer.recurrence, reuse_from_tokens=0)
+    assert reusing.recurrence_for(rows) is not None, f"{engine} offers no recurrence"
+    reused = reusing(rows, predicted, logits, words=words)
     brute = Occlusion(scorer.logits)(rows, predicted, logits, words=words)
     return rows, words, predicted, scorer, reused, brute
 
@@ -116,3 +116,23 @@ def test_without_an_occlusion_graph_onnx_re_scores_and_keras_always_does(tiny_bu
     (copy / "manifest.json").write_text(json.dumps(manifest))
     assert bundle_scorer(open_bundle(copy), ScorerSettings(engine="onnx")).recurrence() is None
     assert bundle_scorer(tiny_bundle, ScorerSettings(engine="keras")).recurrence() is None
+
+
+def test_short_reviews_are_re_scored_without_opening_the_recurrence(tiny_bundle):
+    encoded, words = tiny_bundle.encoder.encode_words(TEXTS)
+    rows = encoded.rows()
+    scorer = bundle_scorer(tiny_bundle, ScorerSettings(engine="onnx"))
+    logits = scorer.logits(rows)
+    predicted = Labels.of(tiny_bundle.manifest).predicted(scorer.calibration.probabilities(logits))
+    opened = []
+
+    def opening():
+        opened.append(True)
+        return scorer.recurrence()
+
+    short = Occlusion(scorer.logits, opening, reuse_from_tokens=1_000)(rows, predicted, logits, words=words)
+    assert not opened  # a job of short texts never loads occlusion.onnx
+    long = Occlusion(scorer.logits, opening, reuse_from_tokens=1)(rows, predicted, logits, words=words)
+    assert opened == [True]
+    for a, b in zip(short.weights, long.weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0)

@@ -59,7 +59,7 @@ def explain(
             ExplainSettings(top, steps, method.value),
             scorer.logits,
             batch_size=1,
-            recurrence=scorer.recurrence(),
+            recurrence=scorer.recurrence,
         )
         attributions, steps = explain_review(explainer, encoded.rows(), predicted, logits, words)
     except (BundleError, ExplainUnavailable) as e:

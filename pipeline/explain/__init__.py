@@ -20,7 +20,7 @@ COMPLETENESS_TOLERANCE = 0.05
 """A review whose attributions miss F(x) - F(x') by more than this share is counted as incomplete."""
 MOST_STEPS = 1024
 """The most integrated-gradients steps `explain_review` doubles up to."""
-SAMPLE = 200
+SAMPLE = 50
 """Reviews a run explains by default for its summary and report ("why these labels") when it does not
 explain every review: chosen by review id, so the same input explains the same reviews
 (BENCHMARKS.md, "What explanations cost": what they cost a run)."""

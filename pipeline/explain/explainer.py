@@ -102,8 +102,8 @@ class Explainer:
     TensorFlow from the model's RecurrentPlan."""
 
     def __init__(self, bundle, settings: ExplainSettings, logits, batch_size: int = 32, recurrence=None):
-        """`logits`: the scoring engine's; `recurrence`: its open recurrence (CalibratedScorer.recurrence),
-        which occlusion reuses when there is one."""
+        """`logits`: the scoring engine's; `recurrence`: opens its recurrence (CalibratedScorer.recurrence),
+        which occlusion reuses on long reviews when there is one."""
         if settings.method not in METHODS:
             raise ExplainUnavailable(f"unknown explanation method {settings.method!r}; choose one of {METHODS}")
         self.settings = settings

@@ -37,6 +37,10 @@ NOTHING_SEEN = np.float32(-np.inf)
 """The pooled readout's running max before any step: every real step replaces it (a job always has a
 step before or after it, as a review of two words or more keeps one when one is left out)."""
 
+REUSE_FROM_TOKENS = 20
+"""Below this mean length (tokens per review of a chunk) re-scoring is cheaper than reusing states
+(BENCHMARKS.md, "What explanations cost"), and a job of short texts never opens the recurrence."""
+
 __all__ = ["ROWS_PER_CALL", "Occlusion", "Recurrence", "brute_force", "full_pass_logits", "word_groups"]
 
 ROWS_PER_CALL = 16_384
@@ -111,12 +115,25 @@ class Occlusion:
     def __init__(
         self,
         logits: Callable[[Sequence[np.ndarray]], np.ndarray],
-        recurrence: Recurrence | None = None,
+        recurrence: Callable[[], Recurrence | None] | None = None,
+        reuse_from_tokens: float = REUSE_FROM_TOKENS,
     ):
         self.logits = logits
         """The scoring engine's raw logits (CalibratedScorer.logits): (rows, outputs)."""
-        self.recurrence = recurrence
-        """The engine's open recurrence, when it has one; without it every occluded review is re-scored."""
+        self.open_recurrence = recurrence
+        """Opens the engine's recurrence (CalibratedScorer.recurrence), on the first chunk long enough to
+        reuse it; None, or a None it returns: every occluded review is re-scored."""
+        self.reuse_from_tokens = reuse_from_tokens
+        self._recurrence: Recurrence | None = None
+        self._opened = False
+
+    def recurrence_for(self, rows: Sequence[np.ndarray]) -> Recurrence | None:
+        """The recurrence, if these reviews are long enough (on average) for reusing it to pay."""
+        if self.open_recurrence is None or np.mean([len(r) for r in rows]) < self.reuse_from_tokens:
+            return None
+        if not self._opened:
+            self._recurrence, self._opened = self.open_recurrence(), True
+        return self._recurrence
 
     def __call__(
         self,
@@ -140,10 +157,11 @@ class Occlusion:
                 variants += groups[end][0]
                 end += 1
             chunk = slice(start, end)
-            if self.recurrence is None:
+            recurrence = self.recurrence_for(rows[chunk])
+            if recurrence is None:
                 occluded = brute_force(self.logits, rows[chunk], groups[chunk], predicted[chunk])
             else:
-                occluded = _reusing_states(self.recurrence, rows[chunk], groups[chunk], predicted[chunk])
+                occluded = _reusing_states(recurrence, rows[chunk], groups[chunk], predicted[chunk])
             for row_target, variant_logits, (_, inverse) in zip(target[chunk], occluded, groups[chunk], strict=True):
                 word = np.where(np.isnan(variant_logits), row_target, row_target - variant_logits)
                 occurrences = np.bincount(inverse)
