@@ -23,6 +23,6 @@ MOST_STEPS = 1024
 SAMPLE = 50
 """Reviews a run explains by default for its summary and report ("why these labels") when it does not
 explain every review: chosen by review id, so the same input explains the same reviews
-(BENCHMARKS.md, "What explanations cost": what they cost a run)."""
+(BENCHMARKS.md, "Explanations that reuse the full pass": what they cost a run)."""
 SAMPLE_WORDS = 5
 """Words kept per sampled review for the summary's top words by class."""

@@ -14,10 +14,11 @@ Two ways to the same numbers:
 - reusing the full pass (engines that offer a `Recurrence`: onnx with the bundle's occlusion.onnx,
   xla): removing w, whose first and last occurrences are at p and q, leaves the forward direction's
   state before p and the backward direction's state after q unchanged, so each direction starts from
-  the full pass's state there and reads only the rest of the review (about half the steps of
-  re-scoring, fewer still for words said once). The pooled readout's running max and sum start from
-  the full pass's too. One row of work carries one forward and one backward job of similar length,
-  rows are run in length order, so padding stays small;
+  the full pass's state there and reads only the rest of the review (for a word said once, half the
+  LSTM steps of re-scoring; the measured gain is smaller, BENCHMARKS.md "Explanations that reuse the
+  full pass"). The pooled readout's running max and sum start from the full pass's too. One row of
+  work carries one forward and one backward job of similar length, and rows run in length order, so
+  padding stays small;
 - re-scoring every occluded review (`brute_force`, any engine): the definition, and what a test
   compares the reuse with.
 """
@@ -38,8 +39,9 @@ NOTHING_SEEN = np.float32(-np.inf)
 step before or after it, as a review of two words or more keeps one when one is left out)."""
 
 REUSE_FROM_TOKENS = 20
-"""Below this mean length (tokens per review of a chunk) re-scoring is cheaper than reusing states
-(BENCHMARKS.md, "What explanations cost"), and a job of short texts never opens the recurrence."""
+"""Below this mean length (tokens per review of a chunk) re-scoring is as cheap as reusing states or
+cheaper (BENCHMARKS.md, "Explanations that reuse the full pass"), and a job of short texts never
+opens the recurrence."""
 
 __all__ = ["ROWS_PER_CALL", "Occlusion", "Recurrence", "brute_force", "full_pass_logits", "word_groups"]
 
