@@ -136,3 +136,45 @@ def test_short_reviews_are_re_scored_without_opening_the_recurrence(tiny_bundle)
     assert opened == [True]
     for a, b in zip(short.weights, long.weights, strict=True):
         np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0)
+
+
+def test_a_single_reviews_jobs_are_shared_among_the_threads(five_class_bundle):
+    """A sampled review often sits alone in its batch: its jobs (fewer than a batch) are cut into
+    one slice per thread, and give the weights they give in one slice on one thread."""
+    encoded, words = five_class_bundle.encoder.encode_words([TEXTS[0]])
+    rows = encoded.rows()
+    weights, calls = [], []
+    for threads in (1, 2):
+        scorer = bundle_scorer(five_class_bundle, ScorerSettings(engine="onnx", threads=threads))
+        recurrence = scorer.recurrence()
+        run = recurrence.run
+
+        def recording(feeds, states, run=run, threads=threads):
+            calls.append((threads, states, [len(feed["ids0"]) for feed in feeds]))
+            return run(feeds, states)
+
+        recurrence.run = recording
+        logits = scorer.logits(rows)
+        predicted = Labels.of(five_class_bundle.manifest).predicted(scorer.calibration.probabilities(logits))
+        occlusion = Occlusion(scorer.logits, lambda r=recurrence: r, reuse_from_tokens=0)
+        weights.append(occlusion(rows, predicted, logits, words=words).weights[0])
+    jobs = len(set(words[0]))
+    one, two = (sizes for _, states, sizes in calls if not states)
+    assert one == [jobs] and len(two) == 2 and sum(two) == jobs
+    np.testing.assert_allclose(weights[0], weights[1], atol=TOLERANCE, rtol=0)
+
+
+def test_a_small_jobs_slices_cost_about_the_same():
+    """Rows in length order, fewer than the threads take at once: the slices are contiguous, cover
+    every row once, and none costs (rows x longest) much more than the others."""
+    from pipeline.explain.occlusion import _slices
+
+    widths = np.sort(np.random.default_rng(0).integers(0, 230, 120))
+    assert [len(s) for s in _slices(widths, 256, 1)] == [120]
+    assert [len(s) for s in _slices(np.arange(600), 256, 2)] == [256, 256, 88]
+    for threads in (2, 3):
+        slices = _slices(widths, 256, threads)
+        assert len(slices) == threads
+        np.testing.assert_array_equal(np.concatenate(slices), np.arange(120))
+        costs = [len(s) * widths[s].max() for s in slices]
+        assert max(costs) < 1.1 * min(costs)

@@ -57,6 +57,7 @@ class OnnxScorer:
         self.outputs = outputs
         self.batch_size = batch_size
         self.reason = reason
+        self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score") if threads > 1 else None
         self._recurrence: OnnxRecurrence | None = None
 
@@ -70,7 +71,7 @@ class OnnxScorer:
         """The bundle's occlusion.onnx on ONNX Runtime (pipeline/explain/occlusion.py's Recurrence),
         loaded on first use (it holds its own copy of the folded tables); None without one."""
         if self._recurrence is None and self.occlusion_path is not None:
-            self._recurrence = OnnxRecurrence(_session(self.occlusion_path), self.batch_size, self.pool)
+            self._recurrence = OnnxRecurrence(_session(self.occlusion_path), self.batch_size, self.pool, self.threads)
         return self._recurrence
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
@@ -89,10 +90,11 @@ class OnnxScorer:
 class OnnxRecurrence:
     """occlusion.onnx (training/onnx_export.py's `occlusion_model`): slices run on the scorer's threads."""
 
-    def __init__(self, session, batch_size: int, pool: ThreadPoolExecutor | None):
+    def __init__(self, session, batch_size: int, pool: ThreadPoolExecutor | None, threads: int):
         self.session = session
         self.batch_size = batch_size
         self.pool = pool
+        self.parallel_calls = threads
         inputs = {i.name: i for i in session.get_inputs()}
         self.directions = sum(name.startswith("ids") for name in inputs)  # ids0, ids1
         self.pooled = "top0" in inputs

@@ -214,6 +214,7 @@ class CompiledRecurrence:
         self.units = plan.units
         self.width = width
         self.batch_size = batch_size
+        self.parallel_calls = 1  # a slice is padded to batch_size: cutting a small job saves nothing
         self.pool = pool
         self._compiled: dict[bool, tuple[list[str], object]] = {}
 

@@ -60,7 +60,11 @@ class Recurrence(Protocol):
     """Masked max and mean pooling over the steps (else: each direction's last state)."""
     units: int
     batch_size: int
-    """Rows per call."""
+    """Rows per call, at most."""
+    parallel_calls: int
+    """Calls that run at once: fewer rows than batch_size x parallel_calls are cut into that many
+    slices, so a few reviews (a sampled one alone in its batch) still use every thread; 1 where a
+    smaller slice costs as much as a full one (a compiled static shape)."""
 
     def run(self, feeds: list[dict[str, np.ndarray]], states: bool) -> list[dict[str, np.ndarray]]:
         """Each slice's outputs: part{d}, and with `states` h{d}_steps and c{d}_steps (time, rows, units)."""
@@ -279,12 +283,38 @@ def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, back
     return _Jobs(ids, offsets, h, c, top, total, remaining.astype(np.float32))
 
 
+def _slices(widths: np.ndarray, batch_size: int, parallel_calls: int) -> list[np.ndarray]:
+    """The calls' rows: runs of `batch_size` rows in order, or, for fewer rows than the threads can
+    take at once, at most `parallel_calls` runs of about equal cost (rows x the longest row's
+    steps), so a sampled review alone in its batch keeps every thread busy until it is done.
+
+    `widths`: each row's steps, in non-decreasing order (rows run in length order)."""
+    rows = len(widths)
+    if parallel_calls == 1 or rows >= batch_size * parallel_calls or rows == 0:
+        return [np.arange(s, min(s + batch_size, rows)) for s in range(0, rows, batch_size)]
+    steps = np.maximum(widths, 1)
+
+    def cut(limit: float) -> list[int]:  # from the longest rows down, each run costing at most limit
+        starts, end = [], rows
+        while end > 0:
+            end -= max(1, min(end, int(limit // steps[end - 1])))
+            starts.append(end)
+        return starts[::-1]
+
+    low, high = float(steps[-1]), float(steps[-1] * rows)  # the cost of the most expensive run
+    while high - low > max(1.0, 0.01 * low):
+        middle = (low + high) / 2
+        low, high = (low, middle) if len(cut(middle)) <= parallel_calls else (middle, high)
+    starts = cut(high)
+    return [np.arange(a, b) for a, b in zip(starts, [*starts[1:], rows], strict=True)]
+
+
 def _run(recurrence: Recurrence, directions: list[_Jobs], orders: list[np.ndarray], states: bool):
     """Run row k = (job orders[0][k] of direction 0, job orders[1][k] of direction 1, ...) in
     slices of `recurrence.batch_size`; returns each direction's part per row (row order), and with
     `states`, each direction's per-job [h steps, c steps] (in job order)."""
-    rows = len(orders[0])
-    slices = [np.arange(s, min(s + recurrence.batch_size, rows)) for s in range(0, rows, recurrence.batch_size)]
+    widths = np.max([d.lengths[order] for d, order in zip(directions, orders, strict=True)], axis=0)
+    slices = _slices(widths, recurrence.batch_size, recurrence.parallel_calls)
     feeds = []
     for members in slices:
         jobs = [order[members] for order in orders]
