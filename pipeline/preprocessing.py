@@ -179,9 +179,7 @@ def tokenize(texts: Iterable[str | None] | pa.Array, config: PreprocessingConfig
         keep = pc.and_(keep, pc.invert(pc.is_in(flat, value_set=_STOP_WORDS_ARRAY)))
     keep_np = keep.to_numpy(zero_copy_only=False)
     counts = np.bincount(parents[keep_np], minlength=len(lists))
-    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return pa.LargeListArray.from_arrays(pa.array(offsets), flat.filter(keep))
+    return pa.LargeListArray.from_arrays(pa.array(offsets_of(counts)), flat.filter(keep))
 
 
 class Vocabulary:
@@ -230,6 +228,14 @@ class Vocabulary:
         return cls(tokens)
 
 
+def offsets_of(lengths: np.ndarray) -> np.ndarray:
+    """Where each of a ragged batch's rows starts in its flat ids, and where the last one ends:
+    offsets[i]:offsets[i + 1] is row i (int64, one more than there are rows)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
 @dataclass(frozen=True)
 class EncodedBatch:
     """Ragged token ids of a batch of reviews: row i is ids[offsets[i]:offsets[i+1]]."""
@@ -246,18 +252,13 @@ class EncodedBatch:
 
     @classmethod
     def from_rows(cls, rows: Sequence[np.ndarray]) -> EncodedBatch:
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = offsets_of(np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows)))
         return cls(np.concatenate([np.asarray(r, np.int32) for r in rows]) if rows else np.zeros(0, np.int32), offsets)
 
     @classmethod
     def concatenate(cls, batches: Sequence[EncodedBatch]) -> EncodedBatch:
         ids = np.concatenate([b.ids for b in batches])
-        lengths = np.concatenate([b.lengths for b in batches])
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return cls(ids, offsets)
+        return cls(ids, offsets_of(np.concatenate([b.lengths for b in batches])))
 
     def row(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
@@ -341,7 +342,6 @@ def _truncate(ids: np.ndarray, offsets: np.ndarray, max_length: int, truncating:
 
 def _slice_rows(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> EncodedBatch:
     """A new batch whose row i is ids[starts[i] : starts[i] + lengths[i]], gathered in one NumPy pass."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = offsets_of(lengths)
     gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
     return EncodedBatch(ids[gather], offsets)

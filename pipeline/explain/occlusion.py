@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.explain.integrated_gradients import Attributions, class_logit
+from pipeline.preprocessing import offsets_of
 from pipeline.progress import Progress
 
 NOTHING_SEEN = np.float32(-np.inf)
@@ -97,12 +98,9 @@ class _Jobs:
 
     @classmethod
     def join(cls, parts: list[_Jobs]) -> _Jobs:
-        lengths = np.concatenate([p.lengths for p in parts])
-        offsets = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
         return cls(
             np.concatenate([p.ids for p in parts]),
-            offsets,
+            offsets_of(np.concatenate([p.lengths for p in parts])),
             *(np.concatenate([getattr(p, f) for p in parts]) for f in ("h", "c", "top", "total", "count")),
         )
 
@@ -247,8 +245,7 @@ def full_pass_logits(recurrence: Recurrence, rows: Sequence[np.ndarray]) -> np.n
 def _start(rows, units: int, backward: bool) -> _Jobs:
     """Every review read whole (the backward direction reversed), from the zero state."""
     lengths = np.fromiter((len(r) for r in rows), np.int64, count=len(rows))
-    offsets = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = offsets_of(lengths)
     ids = np.concatenate([r[::-1] if backward else r for r in rows]).astype(np.int32)
     zeros = np.zeros((len(rows), units), np.float32)
     return _Jobs(ids, offsets, zeros, zeros, np.full_like(zeros, NOTHING_SEEN), zeros, lengths.astype(np.float32))
@@ -266,8 +263,7 @@ def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, back
     first = np.argmax(~others, axis=1)  # each word's first step in reading order
     reads = others & (np.arange(length) > first[:, None])
     ids = np.broadcast_to(row, reads.shape)[reads].astype(np.int32)
-    offsets = np.zeros(count + 1, np.int64)
-    np.cumsum(reads.sum(axis=1), out=offsets[1:])
+    offsets = offsets_of(reads.sum(axis=1))
     h_steps, c_steps = steps
     before = first - 1  # the full pass's step whose state the job starts from; -1: none
     started = (before >= 0)[:, None]
