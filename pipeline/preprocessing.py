@@ -272,20 +272,23 @@ class EncodedBatch:
 
     def padded(self, width: int | None = None) -> np.ndarray:
         """(rows, width) int32 matrix, each review left-aligned and followed by PAD_ID."""
-        return pad_rows(self.rows(), width)
+        return _pad(self.ids, self.lengths, width)
 
 
 def pad_rows(rows: Sequence[np.ndarray], width: int | None = None) -> np.ndarray:
     """Right-pad ragged id rows into one matrix; width defaults to the longest row (at least 1)."""
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    return _pad(np.concatenate(rows) if len(rows) else np.zeros(0, np.int32), lengths, width)
+
+
+def _pad(ids: np.ndarray, lengths: np.ndarray, width: int | None) -> np.ndarray:
+    """Rows of `lengths` tokens, laid end to end in `ids`, right-padded with PAD_ID into one int32 matrix."""
     longest = int(lengths.max(initial=0))
     width = max(longest, 1) if width is None else width
     if width < longest:
         raise ValueError(f"width {width} is shorter than the longest row ({longest} tokens)")
-    out = np.full((len(rows), width), PAD_ID, dtype=np.int32)
-    if longest:
-        mask = np.arange(width) < lengths[:, None]
-        out[mask] = np.concatenate(rows)
+    out = np.full((len(lengths), width), PAD_ID, dtype=np.int32)
+    out[np.arange(width) < lengths[:, None]] = ids
     return out
 
 

@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.explain.integrated_gradients import Attributions, class_logit
-from pipeline.preprocessing import offsets_of
+from pipeline.preprocessing import EncodedBatch, offsets_of
 from pipeline.progress import Progress
 
 NOTHING_SEEN = np.float32(-np.inf)
@@ -82,10 +82,10 @@ def word_groups(row: np.ndarray, words: Sequence[str] | None) -> tuple[int, np.n
 
 @dataclass
 class _Jobs:
-    """One direction's jobs: token ids (ragged, in reading order) and the state each starts from."""
+    """One direction's jobs: their token ids (in the order the direction reads them) and the state
+    each starts from."""
 
-    ids: np.ndarray
-    offsets: np.ndarray
+    tokens: EncodedBatch
     h: np.ndarray
     c: np.ndarray
     top: np.ndarray
@@ -94,23 +94,14 @@ class _Jobs:
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+        return self.tokens.lengths
 
     @classmethod
     def join(cls, parts: list[_Jobs]) -> _Jobs:
         return cls(
-            np.concatenate([p.ids for p in parts]),
-            offsets_of(np.concatenate([p.lengths for p in parts])),
+            EncodedBatch.concatenate([p.tokens for p in parts]),
             *(np.concatenate([getattr(p, f) for p in parts]) for f in ("h", "c", "top", "total", "count")),
         )
-
-    def padded(self, jobs: np.ndarray, width: int) -> np.ndarray:
-        starts, lengths = self.offsets[jobs], self.lengths[jobs]
-        at = starts[:, None] + np.arange(width)
-        real = np.arange(width) < lengths[:, None]
-        if not len(self.ids):
-            return np.zeros((len(jobs), width), np.int32)
-        return np.where(real, self.ids[np.minimum(at, len(self.ids) - 1)], 0).astype(np.int32)
 
 
 class Occlusion:
@@ -244,11 +235,10 @@ def full_pass_logits(recurrence: Recurrence, rows: Sequence[np.ndarray]) -> np.n
 
 def _start(rows, units: int, backward: bool) -> _Jobs:
     """Every review read whole (the backward direction reversed), from the zero state."""
-    lengths = np.fromiter((len(r) for r in rows), np.int64, count=len(rows))
-    offsets = offsets_of(lengths)
-    ids = np.concatenate([r[::-1] if backward else r for r in rows]).astype(np.int32)
+    tokens = EncodedBatch.from_rows([r[::-1] if backward else r for r in rows])
     zeros = np.zeros((len(rows), units), np.float32)
-    return _Jobs(ids, offsets, zeros, zeros, np.full_like(zeros, NOTHING_SEEN), zeros, lengths.astype(np.float32))
+    count = tokens.lengths.astype(np.float32)
+    return _Jobs(tokens, zeros, zeros, np.full_like(zeros, NOTHING_SEEN), zeros, count)
 
 
 def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, backward: bool) -> _Jobs:
@@ -262,8 +252,7 @@ def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, back
         row, others = row[::-1], others[:, ::-1]
     first = np.argmax(~others, axis=1)  # each word's first step in reading order
     reads = others & (np.arange(length) > first[:, None])
-    ids = np.broadcast_to(row, reads.shape)[reads].astype(np.int32)
-    offsets = offsets_of(reads.sum(axis=1))
+    tokens = EncodedBatch(np.broadcast_to(row, reads.shape)[reads].astype(np.int32), offsets_of(reads.sum(axis=1)))
     h_steps, c_steps = steps
     before = first - 1  # the full pass's step whose state the job starts from; -1: none
     started = (before >= 0)[:, None]
@@ -276,7 +265,7 @@ def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, back
     else:
         top = total = h
     remaining = length - np.bincount(inverse, minlength=count)
-    return _Jobs(ids, offsets, h, c, top, total, remaining.astype(np.float32))
+    return _Jobs(tokens, h, c, top, total, remaining.astype(np.float32))
 
 
 def _slices(widths: np.ndarray, batch_size: int, parallel_calls: int) -> list[np.ndarray]:
@@ -317,7 +306,7 @@ def _run(recurrence: Recurrence, directions: list[_Jobs], orders: list[np.ndarra
         width = max(1, *(int(d.lengths[j].max(initial=0)) for d, j in zip(directions, jobs, strict=True)))
         feed: dict[str, np.ndarray] = {}
         for k, (d, j) in enumerate(zip(directions, jobs, strict=True)):
-            feed[f"ids{k}"] = d.padded(j, width)
+            feed[f"ids{k}"] = d.tokens.take(j).padded(width)
             feed[f"h{k}"], feed[f"c{k}"] = d.h[j], d.c[j]
             if recurrence.pooled:
                 feed[f"top{k}"], feed[f"total{k}"] = d.top[j], d.total[j]
