@@ -165,41 +165,51 @@ def recurrent_logits(plan: RecurrentPlan, input_at, lengths, width: int, steps, 
 
     units, count = plan.units, len(plan.directions)
     pool = plan.readout == "pool"
+    carried = 4 if pool else 2
     rows = tf.shape(lengths)[0]
     valid = tf.transpose(tf.sequence_mask(lengths, width))[:, :, None]  # (width, batch, 1)
     zeros = tf.zeros([rows, units])
     lowest = tf.fill([rows, units], BELOW_ANY_VALUE)
-    # per direction: h, c, and the readout's running state (max and sum, or nothing)
-    state = [zeros, zeros] * count + ([lowest, zeros] * count if pool else [])
+    state = ([zeros, zeros, lowest, zeros] if pool else [zeros, zeros]) * count  # direction_step's, per direction
 
     def step(t, *state):
         state = list(state)
-        real = valid[t]
         for d in range(count):
-            z = input_at(d, t) + tf.matmul(state[2 * d], constants["recurrent"][d])
-            i, f, g, o = tf.split(z, 4, axis=1)
-            c = tf.sigmoid(f) * state[2 * d + 1] + tf.sigmoid(i) * tf.tanh(g)
-            h = tf.sigmoid(o) * tf.tanh(c)
-            if pool:
-                top, total = state[2 * count + 2 * d], state[2 * count + 2 * d + 1]
-                state[2 * count + 2 * d] = tf.where(real, tf.maximum(top, h), top)
-                state[2 * count + 2 * d + 1] = total + tf.where(real, h, 0.0)
-                state[2 * d], state[2 * d + 1] = h, c
-            else:  # keep the state of the last real token
-                state[2 * d] = tf.where(real, h, state[2 * d])
-                state[2 * d + 1] = tf.where(real, c, state[2 * d + 1])
+            block = state[carried * d : carried * (d + 1)]
+            z = input_at(d, t) + tf.matmul(block[0], constants["recurrent"][d])
+            state[carried * d : carried * (d + 1)] = direction_step(z, block, valid[t], pool)[0]
         return (t + 1, *state)
 
     final = tf.while_loop(lambda t, *_: t < steps, step, (tf.constant(0), *state), maximum_iterations=width)[1:]
     if pool:
         seen = (lengths > 0)[:, None]
-        tops = [tf.where(seen, final[2 * count + 2 * d], 0.0) for d in range(count)]
+        tops = [tf.where(seen, final[carried * d + 2], 0.0) for d in range(count)]
         real_steps = tf.cast(tf.maximum(lengths, 1), tf.float32)[:, None]
-        means = [final[2 * count + 2 * d + 1] / real_steps for d in range(count)]
+        means = [final[carried * d + 3] / real_steps for d in range(count)]
         features = tf.concat(tops + means, axis=1)
     else:
-        features = tf.concat([final[2 * d] for d in range(count)], axis=1)
+        features = tf.concat([final[carried * d] for d in range(count)], axis=1)
     return tf.matmul(features, constants["dense_kernel"]) + constants["dense_bias"]
+
+
+def direction_step(z, carried: list, real, pool: bool):
+    """One LSTM step of one direction, in TensorFlow: from the gates' pre-activations `z` (Keras'
+    order i, f, c, o) and the direction's carried state [h, c], and with a pooled readout the running
+    [max, sum] after them, returns (the carried state after the step, the new h, the new c). Padding
+    comes last, so pooled, h and c run on and only the max and sum skip padded steps (`real` false);
+    else the state of the last real token is kept. Scoring and occlusion's recurrence share it."""
+    import tensorflow as tf
+
+    h, c = carried[0], carried[1]
+    i, f, g, o = tf.split(z, 4, axis=1)
+    c_new = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    h_new = tf.sigmoid(o) * tf.tanh(c_new)
+    if pool:
+        top, total = carried[2], carried[3]
+        after = [h_new, c_new, tf.where(real, tf.maximum(top, h_new), top), total + tf.where(real, h_new, 0.0)]
+    else:
+        after = [tf.where(real, h_new, h), tf.where(real, c_new, c)]
+    return after, h_new, c_new
 
 
 class CompiledRecurrence:
@@ -269,22 +279,9 @@ def compile_recurrence(plan: RecurrentPlan, width: int, states: bool):
         def step(t, state, seen):
             state, seen = list(state), list(seen)
             for d in range(count):
-                h, c = state[carried * d], state[carried * d + 1]
-                z = tf.gather(tables[d], readers[d][t]) + tf.matmul(h, recurrent[d])
-                i, f, g, o = tf.split(z, 4, axis=1)
-                c_new = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-                h_new = tf.sigmoid(o) * tf.tanh(c_new)
-                real = valid[d][t]
-                if pool:  # h and c run on (padding comes last); the max and sum count real steps only
-                    top, total = state[carried * d + 2], state[carried * d + 3]
-                    state[carried * d : carried * d + 4] = [
-                        h_new,
-                        c_new,
-                        tf.where(real, tf.maximum(top, h_new), top),
-                        total + tf.where(real, h_new, 0.0),
-                    ]
-                else:  # keep the state of the last real token
-                    state[carried * d : carried * d + 2] = [tf.where(real, h_new, h), tf.where(real, c_new, c)]
+                block = state[carried * d : carried * (d + 1)]
+                z = tf.gather(tables[d], readers[d][t]) + tf.matmul(block[0], recurrent[d])
+                state[carried * d : carried * (d + 1)], h_new, c_new = direction_step(z, block, valid[d][t], pool)
                 if states:
                     seen[2 * d], seen[2 * d + 1] = seen[2 * d].write(t, h_new), seen[2 * d + 1].write(t, c_new)
             return t + 1, state, seen
