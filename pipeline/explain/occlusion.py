@@ -198,25 +198,19 @@ def _per_review(scored: np.ndarray, groups) -> list[np.ndarray]:
 
 def _reusing_states(recurrence: Recurrence, rows, groups, predicted) -> list[np.ndarray]:
     """Per review, F of each word's occluded review, from the full pass's states (module docstring)."""
-    full = [_start(rows, recurrence.units, backward=d == 1) for d in range(recurrence.directions)]
-    by_length = np.argsort(full[0].lengths, kind="stable")
-    states = _run(recurrence, full, [by_length] * len(full), states=True)[1]
-
-    jobs: list[list[_Jobs]] = [[] for _ in full]
+    states = _full_pass(recurrence, rows, states=True)[1]
+    jobs: list[list[_Jobs]] = [[] for _ in states]
     for i, (row, (count, inverse)) in enumerate(zip(rows, groups, strict=True)):
         if count == 1:
             continue
-        for d in range(len(full)):
-            jobs[d].append(_continuations(row, inverse, count, [s[i] for s in states[d]], recurrence, d == 1))
+        for d, direction in enumerate(states):
+            jobs[d].append(_continuations(row, inverse, count, [s[i] for s in direction], recurrence, d == 1))
     if not jobs[0]:
         return _per_review(np.zeros(0, np.float32), groups)
     directions = [_Jobs.join(parts) for parts in jobs]
     # Pair the k-th shortest forward job with the k-th shortest backward one: similar lengths share a row.
     orders = [np.argsort(d.lengths, kind="stable") for d in directions]
-    parts = _run(recurrence, directions, orders, states=False)[0]
-    logits = np.zeros_like(parts[0])
-    for d, order in enumerate(orders):
-        logits[order] += parts[d]
+    logits = _summed(_run(recurrence, directions, orders, states=False)[0], orders)
     owners = np.concatenate([np.full(count, i) for i, (count, _) in enumerate(groups) if count > 1])
     return _per_review(class_logit(logits, predicted[owners]), groups)
 
@@ -224,12 +218,23 @@ def _reusing_states(recurrence: Recurrence, rows, groups, predicted) -> list[np.
 def full_pass_logits(recurrence: Recurrence, rows: Sequence[np.ndarray]) -> np.ndarray:
     """(rows, outputs) logits of whole reviews through the recurrence, its parts summed: what scoring
     gives, which is how an export proves its occlusion graph is the model."""
+    return _full_pass(recurrence, rows, states=False)[0]
+
+
+def _full_pass(recurrence: Recurrence, rows, states: bool):
+    """Every review read whole by every direction from the zero state, in length order: (its logits,
+    and with `states` each direction's per-review [h steps, c steps])."""
     full = [_start(rows, recurrence.units, backward=d == 1) for d in range(recurrence.directions)]
-    by_length = np.argsort(full[0].lengths, kind="stable")
-    parts = _run(recurrence, full, [by_length] * len(full), states=False)[0]
+    orders = [np.argsort(full[0].lengths, kind="stable")] * len(full)
+    parts, steps = _run(recurrence, full, orders, states)
+    return _summed(parts, orders), steps
+
+
+def _summed(parts: list[np.ndarray], orders: list[np.ndarray]) -> np.ndarray:
+    """Logits per job: each direction's parts (one per row, in row order) added at the jobs they ran."""
     logits = np.zeros_like(parts[0])
-    for part in parts:
-        logits[by_length] += part
+    for part, order in zip(parts, orders, strict=True):
+        logits[order] += part
     return logits
 
 
