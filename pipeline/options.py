@@ -1,6 +1,6 @@
 """The scoring job's options, defined once for every door a job comes in by.
 
-Each JobOption is one typed definition (name, type, default, bounds, help, label). From this table:
+Each JobOption is one typed definition (name, type, default, bounds, help, label, metavar). From this table:
 - `reviewscore score` builds its Typer parameters (`pipeline/cli/score.py`, `score_parameters`);
 - the Flex Template entry point parses its `--name=value` parameters (`parse_template_args`);
 - `deploy/metadata.json`, the template's parameter list, is generated (`template_metadata`);
@@ -45,6 +45,7 @@ class JobOption:
     """The template parameter and Python name; the CLI flag is the same with dashes."""
     label: str
     help: str
+    """Names another option as `{its_name}`: each door shows it in its own form (`cli_help`, `template_help`)."""
     type: type = str
     """str, int, float or bool (a switch: --overwrite on the CLI, overwrite=true|false as a parameter)."""
     default: Any = REQUIRED
@@ -55,6 +56,8 @@ class JobOption:
     """Several values: CLI arguments, one comma-separated template parameter."""
     cli_default: Any = REQUIRED
     """A default the CLI alone has (the committed model, for local runs); REQUIRED: `default`."""
+    metavar: str = ""
+    """The UPPER-CASE word --help names the value by (pipeline/cli/help_style.py); empty: its type's."""
 
     @property
     def required(self) -> bool:
@@ -63,6 +66,21 @@ class JobOption:
     @property
     def flag(self) -> str:
         return f"--{self.name.replace('_', '-')}"
+
+    @property
+    def cli_help(self) -> str:
+        """The help as `reviewscore score --help` shows it: other options named by their flags."""
+        return self.help.format_map({option.name: option.flag for option in JOB_OPTIONS})
+
+    @property
+    def template_help(self) -> str:
+        """The help as the Flex Template shows it: other options named as its parameters."""
+        return self.help.format_map({option.name: option.name for option in JOB_OPTIONS})
+
+    @property
+    def value_name(self) -> str:
+        """The word --help names the value by: the option's own, else its type's (N, NUMBER, TEXT)."""
+        return self.metavar or {int: "N", float: "NUMBER"}.get(self.type, "TEXT")
 
     def default_for_cli(self) -> Any:
         return self.default if self.cli_default is REQUIRED else self.cli_default
@@ -80,7 +98,7 @@ class JobOption:
 
     def metadata(self) -> dict[str, Any]:
         """This option as a Flex Template parameter (metadata.json)."""
-        text = f"Comma-separated. {self.help}" if self.many else self.help
+        text = f"Comma-separated. {self.template_help}" if self.many else self.template_help
         entry: dict[str, Any] = {"name": self.name, "label": self.label, "helpText": text}
         if not self.required:
             entry["isOptional"] = True
@@ -110,26 +128,33 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         "Inputs",
         "Review folders (*.txt and *.parquet, found recursively), files or globs; local or gs://.",
         many=True,
+        metavar="INPUT",
     ),
     JobOption(
         "output",
         "Output folder",
         f"Folder for {SCORED_FILES}, {ERROR_FILES} (when records failed), {SUMMARY_FILE} and {REPORT_FILE}.",
+        metavar="PATH",
     ),
     JobOption(
         "model",
         "Model bundle",
         f"Model bundle folder ({MANIFEST_FILE}, {ONNX_FILE}, {VOCABULARY_FILE}, ...); local or gs://.",
         cli_default=DEFAULT_MODEL,
+        metavar="BUNDLE",
     ),
-    JobOption("text_column", "Text column", "Text column of Parquet inputs.", default=TEXT),
+    JobOption("text_column", "Text column", "Text column of Parquet inputs.", default=TEXT, metavar="COLUMN"),
     JobOption(
-        "id_column", "Id column", "Id column of Parquet inputs; when absent, ids are FILE:ROW.", default=REVIEW_ID
+        "id_column",
+        "Id column",
+        "Id column of Parquet inputs; when absent, ids are FILE:ROW.",
+        default=REVIEW_ID,
+        metavar="COLUMN",
     ),
     JobOption(
         "batch_size",
         "Batch size",
-        "Most reviews read, encoded and scored together as one Arrow batch (sorted by length for the model).",
+        "Most reviews read, encoded and scored together (sorted by length for the model); more uses more memory.",
         int,
         DEFAULT_MAX_BATCH_SIZE,
         minimum=1,
@@ -149,6 +174,7 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         auto_help(),
         default=AUTO,
         choices=engine_choices(),
+        metavar="ENGINE",
     ),
     JobOption(
         "threads",
@@ -161,12 +187,13 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "max_error_rate",
         "Most failed records",
-        f"The run fails (exit code 1; verdict.passed false in {SUMMARY_FILE}) when failed/read exceeds this "
-        "share [default: no limit].",
+        f"The run fails (exit code 1; verdict.passed false in {SUMMARY_FILE}) when the share of records that "
+        "failed exceeds this [default: no limit].",
         float,
         None,
         minimum=0.0,
         maximum=1.0,
+        metavar="RATE",
     ),
     JobOption(
         "on_drift",
@@ -175,14 +202,16 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         "stderr) or fail (exit code 1; verdict.passed false). Either way every record is scored and written first.",
         default=DRIFT_POLICIES[0],
         choices=DRIFT_POLICIES,
+        metavar="POLICY",
     ),
     JobOption("overwrite", "Overwrite", "Replace the contents of a non-empty output folder.", bool, False),
     JobOption("num_shards", "Scored files", "Scored files to write; 0 lets the runner decide.", int, 0, minimum=0),
     JobOption(
         "explain",
         "Words explained per review",
-        "Add a top_words column: each review's K words that moved it most towards (+) or against (-) its label "
-        "(explain_method; costly on long reviews, see the README). 0: off.",
+        "Explain every review: add a top_words column with its N words that moved it most towards (+) or "
+        "against (-) its label, found by {explain_method}. Much slower than scoring alone: each review is "
+        "scored again for each of its words. 0: off.",
         int,
         0,
         minimum=0,
@@ -190,8 +219,8 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "explain_sample",
         "Reviews explained for the report",
-        "Without explain: explain about this many reviews, chosen by review id (the same input, the same "
-        "reviews), for the summary's and the report's words that drive each label; no top_words column. 0: none.",
+        "Without {explain}: explain about N reviews, chosen by review id (the same input explains the same "
+        "reviews), for the words that drive each label in the report and the summary; adds no column. 0: none.",
         int,
         EXPLAIN_SAMPLE,
         minimum=0,
@@ -199,15 +228,17 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "explain_method",
         "Explanation method",
-        "occlusion: leave one word out, scored on the job's engine (exact; no TensorFlow needed); "
-        "integrated-gradients: on TensorFlow, explain_steps steps.",
+        "occlusion: a word's weight is how much the label's logit drops when the word is left out (exact; "
+        "no TensorFlow needed); integrated-gradients: gradients summed over {explain_steps} steps (needs "
+        "TensorFlow).",
         default=EXPLAIN_METHODS[0],
         choices=EXPLAIN_METHODS,
+        metavar="METHOD",
     ),
     JobOption(
         "explain_steps",
         "Integrated-gradients steps",
-        "Integrated-gradients steps per review, with explain.",
+        "Steps per review when {explain_method} is integrated-gradients.",
         int,
         EXPLAIN_STEPS,
         minimum=2,
@@ -227,7 +258,7 @@ def parse_template_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
             required=option.required,
             default=None if option.required else option.default,
             type=_parser_type(option),
-            help=option.help,
+            help=option.template_help,
         )
     known, beam_args = parser.parse_known_args(argv)
     return vars(known), beam_args

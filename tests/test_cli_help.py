@@ -1,5 +1,6 @@
 """Every command's --help reads whole in an 80-column terminal: every option named in full, every
-option that takes a value with its default (or marked required), no line wider than the terminal."""
+option that takes a value with its default (or marked required), no line wider than the terminal;
+`-h` as well as `--help`; every value named by an UPPER-CASE word; commands in the order a user needs them."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import typer
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.cli.help_style import METAVAR, metavar
+from pipeline.options import JOB_OPTIONS, OPTIONS
 
 COLUMNS = 80
 COMMAND = typer.main.get_command(app)
 COMMANDS = sorted(COMMAND.commands)
+ORDER = ["score", "evaluate", "explain", "info", "data", "train", "profile", "export-onnx"]
 
 
-def rendered(*args: str) -> str:
-    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": str(COLUMNS)})
+def rendered(*args: str, flag: str = "--help") -> str:
+    result = CliRunner().invoke(app, [*args, flag], env={"COLUMNS": str(COLUMNS)})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -85,3 +89,57 @@ def test_version_names_reviewscore_beam_and_python():
     assert result.output.strip() == (
         f"reviewscore 0.1.0 (apache-beam {version('apache-beam')}, Python {platform.python_version()})"
     )
+
+
+def test_commands_are_listed_in_the_order_a_user_needs_them():
+    listed = re.findall(r"^  ([a-z-]+)\s{2,}\w", rendered().split("Commands:")[1], re.MULTILINE)
+    assert listed == ORDER
+    assert sorted(ORDER) == COMMANDS  # a new command gets its place here
+
+
+@pytest.mark.parametrize("name", ["", *COMMANDS])
+def test_dash_h_is_help_everywhere(name):
+    args = [name] if name else []
+    assert rendered(*args, flag="-h") == rendered(*args)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_value_is_named_by_an_upper_case_word(name):
+    """Usage line, arguments and options: INPUT..., PATH, N, never Typer's <str>, <int range> or {INPUTS}."""
+    command = COMMAND.commands[name]
+    shown = rendered(name)
+    assert not re.search(r"<[a-z]|[{}]", shown), shown
+    usage = shown.split("\n\n")[0]
+    for param in command.params:
+        if param.param_type_name == "option" and param.is_flag:
+            continue
+        word = metavar(param)
+        assert METAVAR.fullmatch(word), f"{name}: {param.name} is named {word!r}"
+        if param.param_type_name == "argument":
+            assert re.search(rf"(^|\s)\[?{re.escape(word)}\]?(\s|$)", usage), f"{name}: {word} not in {usage!r}"
+            assert re.search(rf"^  {re.escape(word)}\s", shown, re.MULTILINE), f"{name}: no {word} row"
+        else:
+            assert re.search(rf"{re.escape(param.opts[0])} {re.escape(word)}\b", shown), f"{name}: {param.opts[0]}"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_choice_names_every_value_it_takes_in_its_help(name):
+    """A choice's metavar is a word (ENGINE), so its help says what each value does."""
+    for param in COMMAND.commands[name].params:
+        choices = param.type_descriptor.choices
+        if choices:
+            for choice in choices:
+                assert str(choice.value) in param.help, f"{name}: {param.name}'s help does not name {choice.value}"
+
+
+def test_score_help_names_options_as_flags_and_points_nowhere_else():
+    """Options are named as the command line spells them (--explain-method, not explain_method), and the help
+    is whole: it sends no one to read a document for what an option does."""
+    shown = rendered("score")
+    for option in JOB_OPTIONS:
+        if "_" in option.name:
+            assert not re.search(rf"(?<![\w-]){option.name}(?![\w-])", shown), option.name
+        assert "{" not in option.cli_help and "{" not in option.template_help, option.name
+    assert "README" not in shown and "see the" not in shown.lower()
+    assert "--explain-method" in OPTIONS["explain"].cli_help
+    assert "explain_method" in OPTIONS["explain"].template_help

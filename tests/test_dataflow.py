@@ -231,7 +231,7 @@ def test_cli_template_and_metadata_share_one_set_of_job_options():
     defaults, beam_args = parse_template_args(["--input=a,b", "--output=o", "--model=m", "--runner=DataflowRunner"])
     assert beam_args == ["--runner=DataflowRunner"] and defaults["input"] == ["a", "b"]
     for option in JOB_OPTIONS:
-        assert option.help in (cli[option.name].help or ""), option.name
+        assert option.cli_help in (cli[option.name].help or ""), option.name
         if not option.required:
             assert cli[option.name].default == option.default_for_cli() == defaults[option.name], option.name
 

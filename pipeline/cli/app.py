@@ -12,6 +12,7 @@ import typer
 import pipeline
 from pipeline.cli import data, evaluate, explain, export_onnx, info, profile, score, train
 from pipeline.cli.common import exit_without_teardown, quiet_logging
+from pipeline.cli.help_style import HELP_OPTIONS, Command
 
 app = typer.Typer(
     name="reviewscore",
@@ -22,6 +23,7 @@ app = typer.Typer(
     # Click's plain help: at 80 columns every option name stays whole and the help wraps beside it,
     # where Rich's option table cuts long names; errors keep the same plain form.
     rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 
 
@@ -51,17 +53,16 @@ def every_command(
     quiet_logging(verbose=False)  # a command's --verbose loosens it again
 
 
-# Each command's line in `reviewscore --help` (its docstring's first sentence is too long for 80 columns).
-app.command(short_help="Download a public dataset, checksum-verified.")(data.data)
-app.command(short_help="Train a model and write it as a bundle.")(train.train)
-app.command(short_help="Describe a model bundle.")(info.info)
-app.command(short_help="Add a training profile to a bundle.")(profile.profile)
-app.command(short_help="Show which words pushed a review towards its label.")(explain.explain)
-app.command("export-onnx", short_help="Add model.onnx to a bundle that has none.")(export_onnx.export_onnx)
-app.command(
-    short_help="Score reviews with a model bundle on Beam.", context_settings={"help_option_names": ["-h", "--help"]}
-)(score.score)
-app.command(short_help="Measure a bundle on labelled reviews.")(evaluate.evaluate)
+# Each command's line in `reviewscore --help` (its docstring's first sentence is too long for 80 columns),
+# in the order a user needs them: score and judge reviews first, then get data, train and maintain bundles.
+app.command(cls=Command, short_help="Score reviews with a model bundle on Beam.")(score.score)
+app.command(cls=Command, short_help="Measure a bundle on labelled reviews.")(evaluate.evaluate)
+app.command(cls=Command, short_help="Show which words pushed a review towards its label.")(explain.explain)
+app.command(cls=Command, short_help="Describe a model bundle.")(info.info)
+app.command(cls=Command, short_help="Download a public dataset, checksum-verified.")(data.data)
+app.command(cls=Command, short_help="Train a model and write it as a bundle.")(train.train)
+app.command(cls=Command, short_help="Add a training profile to a bundle.")(profile.profile)
+app.command("export-onnx", cls=Command, short_help="Add model.onnx to a bundle that has none.")(export_onnx.export_onnx)
 
 
 def main() -> None:

@@ -25,12 +25,16 @@ STEPS_HELP = (
 
 def explain(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="The review to explain.")],
-    model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(metavar="BUNDLE", help="Model bundle folder; local or gs://.")] = DEFAULT_MODEL,
     steps: Annotated[int, typer.Option(min=2, help=STEPS_HELP)] = 64,
     top: Annotated[int, typer.Option(min=1, help="Words to list.")] = 10,
     method: Annotated[
         ExplainMethod,
-        typer.Option(help="occlusion (leave one word out) or integrated-gradients (TensorFlow)."),
+        typer.Option(
+            metavar="METHOD",
+            help="occlusion: a word's weight is how much the label's logit drops when the word is left out "
+            "(no TensorFlow needed); integrated-gradients: gradients summed over --steps steps (needs TensorFlow).",
+        ),
     ] = DEFAULT_EXPLAIN_METHOD,
     verbose: Verbose = False,
 ) -> None:

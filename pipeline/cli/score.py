@@ -72,10 +72,12 @@ def score_parameters() -> list[inspect.Parameter]:
             annotation = StrEnum(option.name.title().replace("_", ""), [(c, c) for c in option.choices])
             default = annotation(default)
         if option.many:
-            info: Any = typer.Argument(help=option.help, metavar="INPUTS", show_default=False)
+            info: Any = typer.Argument(help=option.cli_help, metavar=option.value_name, show_default=False)
             annotation = list[annotation]
         else:
-            info = typer.Option(option.flag, help=option.help, min=option.minimum, max=option.maximum)
+            info = typer.Option(
+                option.flag, help=option.cli_help, metavar=option.value_name, min=option.minimum, max=option.maximum
+            )
         if default is None:
             annotation = annotation | None
         parameters.append(

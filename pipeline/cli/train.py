@@ -34,7 +34,8 @@ Out = Annotated[Path, typer.Option(help="Directory to write the model bundle int
 Arch = Annotated[
     str,
     typer.Option(
-        help="Architecture: lstm, lstm-dropout, lstm-recurrent-dropout, cnn-lstm, bilstm-pool, bilstm-pool-short."
+        metavar="ARCH",
+        help="Architecture: lstm, lstm-dropout, lstm-recurrent-dropout, cnn-lstm, bilstm-pool, bilstm-pool-short.",
     ),
 ]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs to train; early stopping may end sooner.")]
@@ -58,20 +59,28 @@ EmbeddingDim = Annotated[
         help=f"Embedding size [default: the architecture's; {PRETRAINED_EMBEDDING_DIM} with --pretrain-vectors].",
     ),
 ]
-LearningRate = Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate [default: the architecture's].")]
+LearningRate = Annotated[
+    float | None, typer.Option(min=0.0, metavar="RATE", help="Adam learning rate [default: the architecture's].")
+]
 GroupColumn = Annotated[
     str,
     typer.Option(
+        metavar="COLUMN",
         help="Column naming each review's group (its movie): a group never sits on both sides of the split. "
-        "aclImdb folders take it from urls_*.txt. 'none': split review by review."
+        "aclImdb folders take it from urls_*.txt. 'none': split review by review.",
     ),
 ]
 ValidationFraction = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Share of the reviews held out for early stopping.")
+    float, typer.Option(min=0.0, max=1.0, metavar="SHARE", help="Share of the reviews held out for early stopping.")
 ]
 CalibrationFraction = Annotated[
     float,
-    typer.Option(min=0.0, max=1.0, help="Share held out to fit the score calibration and measure accuracy; 0: none."),
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        metavar="SHARE",
+        help="Share held out to fit the score calibration and measure accuracy; 0: none.",
+    ),
 ]
 ValidationData = Annotated[
     Path | None,
@@ -81,7 +90,10 @@ ValidationData = Annotated[
     ),
 ]
 ClassNames = Annotated[
-    str, typer.Option(help="The classes, comma-separated, in label-index order; labels may be names or indices.")
+    str,
+    typer.Option(
+        metavar="NAMES", help="The classes, comma-separated, in label-index order; labels may be names or indices."
+    ),
 ]
 Ordinal = Annotated[
     bool, typer.Option(help="The classes are ordered lowest to highest: evaluate reports the mean class error.")
@@ -104,6 +116,7 @@ Ema = Annotated[
     typer.Option(
         min=0.0,
         max=0.9999,
+        metavar="MOMENTUM",
         help="Keep an exponential moving average of the weights with this momentum (e.g. 0.999) and use it "
         "for validation, early stopping and the bundle; 0: off.",
     ),
@@ -136,6 +149,7 @@ TeacherLabelledWeight = Annotated[
     typer.Option(
         min=0.0,
         max=1.0,
+        metavar="SHARE",
         help="Distilling: on labelled reviews, the share of the target that is the teacher's probability "
         "(the rest is the review's own label).",
     ),
@@ -181,15 +195,21 @@ Treebank = Annotated[
 Name = Annotated[
     str | None,
     typer.Option(
+        metavar="NAME",
         help="Bundle name [default: the first --data's file or folder name and the architecture, "
-        "e.g. train-bilstm-pool for train.parquet]."
+        "e.g. train-bilstm-pool for train.parquet].",
     ),
 ]
 Version = Annotated[
-    str | None, typer.Option(help="Bundle version written into every scored row [default: date and model hash].")
+    str | None,
+    typer.Option(
+        metavar="VERSION", help="Bundle version written into every scored row [default: date and model hash]."
+    ),
 ]
-TextColumn = Annotated[str, typer.Option(help="Text column, for Parquet data.")]
-LabelColumn = Annotated[str, typer.Option(help="Label column (class names or their indices), for Parquet data.")]
+TextColumn = Annotated[str, typer.Option(metavar="COLUMN", help="Text column, for Parquet data.")]
+LabelColumn = Annotated[
+    str, typer.Option(metavar="COLUMN", help="Label column (class names or their indices), for Parquet data.")
+]
 
 
 DEFAULT_CLASS_NAMES = ",".join(TrainingConfig.class_names)
