@@ -37,6 +37,13 @@ class Labels:
             return p[:, self.class_names.index(self.score_label)]
         return p[np.arange(len(p)), predicted]
 
+    @property
+    def score_meaning(self) -> str:
+        """What the score column holds, in words, for people reading a score beside a label."""
+        if self.score_label is not None:
+            return f"the probability of {self.score_label}"
+        return "the predicted class's probability"
+
     def columns(self, probabilities: np.ndarray) -> dict[str, pa.Array]:
         """predicted_label, score and label_probs as Arrow columns for a batch of (rows, classes)
         probabilities, built with array operations: no Python object per review."""

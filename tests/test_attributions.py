@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -209,6 +210,30 @@ def test_explain_command_highlights_the_words(tiny_bundle):
     assert result.exit_code == 0, result.output
     assert result.output.startswith("positive") and "wonderful" in result.output
     assert "when that word is left out" in result.output  # occlusion, the default
+
+
+@pytest.mark.parametrize("bundle", ["tiny_bundle", "five_class_bundle"])
+def test_explain_prints_the_predicted_labels_probability_and_what_the_score_means(bundle, request):
+    """A negative review reads "negative, probability 0.9..", not the positive class's probability beside it;
+    the score a job would write is named with its meaning (binary: the probability of positive)."""
+    bundle = request.getfixturevalue(bundle)
+    text = "dreadful boring film and awful acting"
+    labels = Labels.of(bundle.manifest)
+    probabilities = bundle_scorer(bundle, ScorerSettings(), reviews=1)(bundle.encoder.encode([text]).rows())[0]
+    predicted = int(labels.predicted(probabilities[None, :])[0])
+    result = CliRunner().invoke(app, ["explain", text, "--model", str(bundle.path)])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    shown = re.fullmatch(r"(.+), probability ([0-9.]+) \(score ([0-9.]+): (.+)\)", first)
+    assert shown, first
+    assert shown[1] == labels.class_names[predicted]
+    assert float(shown[2]) == pytest.approx(float(probabilities[predicted]), abs=5e-4)
+    if labels.score_label is not None:  # binary: the score is the positive class's probability, whatever the label
+        assert labels.class_names[predicted] == "negative" and float(shown[2]) > 0.5 > float(shown[3])
+        assert shown[4] == "the probability of positive"
+        assert float(shown[3]) == pytest.approx(float(probabilities[1]), abs=5e-4)
+    else:
+        assert shown[3] == shown[2] and shown[4] == "the predicted class's probability"
 
 
 def test_occlusion_weights_are_the_logit_drop_without_each_word(explained, tiny_bundle):

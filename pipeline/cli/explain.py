@@ -70,10 +70,8 @@ def explain(
         fail(str(e))
     label = labels.class_names[int(predicted[0])]
     weights = attributions.weights[0]
-    console.print(
-        f"[bold]{label}[/] (score {float(labels.scores(probabilities, predicted)[0]):.3f}); "
-        f"[green]green[/] pushed towards {label}, [red]red[/] against it, the stronger the bolder:"
-    )
+    console.print(verdict(labels, probabilities[0], int(predicted[0])), highlight=False)
+    console.print(f"[green]green[/] pushed towards {label}, [red]red[/] against it, the stronger the bolder:")
     console.print(highlighted(words[0], weights))
     table = Table(title="strongest words", title_justify="left")
     table.add_column("word")
@@ -92,6 +90,17 @@ def explain(
     console.print(
         f"the weights sum to {weights.sum():+.3f}; the predicted class's logit moved {delta:+.3f} from the "
         f"all-zero-embedding baseline (integrated gradients, {steps} steps: completeness error {error:.1%})"
+    )
+
+
+def verdict(labels, probabilities: np.ndarray, predicted: int) -> str:
+    """The label with its own probability, and the score a job would write with what it means: for a
+    binary bundle the score is the probability of its positive class, whichever label was predicted."""
+    label = labels.class_names[predicted]
+    score = float(labels.scores(probabilities[None, :], np.array([predicted]))[0])
+    return (
+        f"[bold]{label}[/], probability {float(probabilities[predicted]):.3f} "
+        f"(score {score:.3f}: {labels.score_meaning})"
     )
 
 
