@@ -167,5 +167,8 @@ metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's op
 docs: $(BIN)/.installed ## Build the documentation site into site/ (MkDocs, strict: a broken link or any warning fails it).
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
+docs-examples: $(BIN)/.installed ## Rerun the quick start and the documented snippets, and write what they print into README.md and docs/.
+	$(BIN)/python docs/hooks/doc_examples.py
+
 clean: ## Remove build leftovers and test caches (keeps .venv).
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

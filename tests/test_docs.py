@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import typer.main
 import yaml
 
 from pipeline.cli import app
+from schemas.output_names import ERRORS_FOLDER, SCORED_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -143,3 +148,139 @@ def test_readme_lists_every_command_and_links_only_existing_files():
 def test_readme_test_command_is_make_test():
     """CI runs the README's test command."""
     assert "```console\nmake test\n```" in README.read_text()
+
+
+# The documented examples: what the quick start prints and what the snippets print are a real run's
+# (docs/hooks/doc_examples.py, `make docs-examples`), and every reader on the reading page reads a real
+# output folder.
+
+READING_PAGE = ROOT / "docs" / "reading-output.md"
+READERS = ("pandas", "pyarrow", "DuckDB", "Polars", "Spark")
+"""The reading page's sections whose snippet leaves the dataset in `scored`."""
+COMPARED = ["review_id", "text", "predicted_label", "score", "model_version"]
+
+
+@pytest.fixture(scope="module")
+def doc_examples():
+    return load_hook("doc_examples")
+
+
+def test_documented_examples_are_what_a_run_prints(doc_examples, tmp_path):
+    """The committed default on examples/reviews/, run as the pages show it, prints what they show."""
+    diff = doc_examples.differences(doc_examples.render_pages(tmp_path))
+    assert not diff, f"the documented examples differ from a run; `make docs-examples` rewrites them:\n{diff}"
+
+
+def test_each_page_shows_the_quick_start_and_its_snippets_as_examples(doc_examples):
+    for page in doc_examples.PAGES:
+        blocks = doc_examples.FENCE.findall((ROOT / page).read_text())
+        consoles = [body for language, body in blocks if language == "console"]
+        assert any("score examples/reviews/ --output out/scored\n" in body for body in consoles), page
+        snippets = [body for language, body in blocks if language == "python"]
+        assert any("import pandas" in body for body in snippets) and any("import duckdb" in body for body in snippets)
+        silent = [body for body in snippets if not re.search(r"^# ", body, flags=re.MULTILINE)]
+        assert not silent, f"{page}: a snippet shows no output"
+
+
+def test_an_example_is_rewritten_from_what_it_prints(doc_examples, tmp_path):
+    stale = f"{doc_examples.BEGIN}\n```python\nx = 6 * 7\nprint(x)\n# 41\nprint('a\\nb')\n```\n{doc_examples.END}\n"
+    session = doc_examples.Session(tmp_path)
+    fresh = stale.replace("# 41\nprint('a\\nb')\n", "# 42\nprint('a\\nb')\n# a\n# b\n")
+    assert fresh != stale and doc_examples.render(stale, session) == fresh
+
+
+def test_what_changes_between_runs_is_shown_the_same_way(doc_examples, tmp_path):
+    def run(seconds: str, rate: str, folder) -> str:
+        return (
+            f"model 3.0.0 loaded in {seconds} s; engine onnx\n"
+            f"progress: 12 of 12 reviews (100 %, {rate} reviews/s)\n"
+            f"│ wall time    │ {seconds + ' s':>16} │\n"
+            f"│ throughput   │ {rate + ' reviews/s':>16} │\n"
+            f"report: file://{folder}/out/scored/_report.html   \n"
+        )
+
+    first = doc_examples.normalise(run("0.4", "3", tmp_path / "a"), tmp_path / "a")
+    second = doc_examples.normalise(run("12.7", "1,024", tmp_path / "b"), tmp_path / "b")
+    assert first == second
+    assert "progress" not in first and str(tmp_path) not in first and "/path/to/reviewscore/out/scored" in first
+    table = run("0.4", "3", "").splitlines()[2:4]
+    assert [len(line) for line in first.splitlines()[1:3]] == [len(line) for line in table]  # aligned as printed
+
+
+@pytest.fixture(scope="module")
+def output_folder(doc_examples, tmp_path_factory):
+    """A real run of the committed default on six reviews, two of which fail, written in two shards."""
+    folder = tmp_path_factory.mktemp("reading")
+    texts = ["A wonderful, moving film.", "Dull and far too long.", None, "I loved every minute.", "!!! ...", "Awful."]
+    pq.write_table(pa.table({"review_id": [f"r{i}" for i in range(6)], "text": texts}), folder / "reviews.parquet")
+    model = ROOT / "models" / "imdb-bilstm"
+    doc_examples.run_command(
+        f"reviewscore score reviews.parquet --output out/scored --num-shards 2 --model {model}", folder
+    )
+    assert (folder / "out" / "scored" / ERRORS_FOLDER).is_dir()  # what a reader given the folder must skip
+    return folder
+
+
+def reading_snippets() -> dict[str, str]:
+    """Each section of the reading page (its heading) and its Python snippet."""
+    snippets = {}
+    for part in re.split(r"^## ", READING_PAGE.read_text(), flags=re.MULTILINE)[1:]:
+        heading, body = part.split("\n", 1)
+        if code := re.search(r"```python\n(.*?)```", body, flags=re.DOTALL):
+            snippets[heading.strip()] = code.group(1)
+    return snippets
+
+
+def as_frame(scored) -> pd.DataFrame:
+    """Whatever a reader returned, as a pandas frame in review order."""
+    if not isinstance(scored, pd.DataFrame):
+        convert = next(name for name in ("toPandas", "df", "to_pandas") if hasattr(scored, name))  # Spark, DuckDB, rest
+        scored = getattr(scored, convert)()
+    return scored.sort_values("review_id").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def expected_rows(output_folder) -> pd.DataFrame:
+    """The rows of the files the run names as its scored files, read one by one."""
+    files = sorted((output_folder / "out" / "scored").glob(SCORED_FILES))
+    assert len(files) == 2
+    rows = pd.concat([pq.read_table(file).to_pandas() for file in files])
+    return rows.sort_values("review_id").reset_index(drop=True)
+
+
+def test_the_reading_page_shows_every_reader():
+    snippets = reading_snippets()
+    assert set(READERS) <= set(snippets), sorted(snippets)
+    assert "scored-*.parquet" in snippets["Polars"] and "scored-*.parquet" in snippets["DuckDB"]
+    assert "gs://BUCKET/DIR/scored-*.parquet" in READING_PAGE.read_text()  # BigQuery's external table
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_each_reader_on_the_page_reads_the_scored_rows_only(
+    reader, doc_examples, output_folder, expected_rows, monkeypatch
+):
+    if reader == "Spark":
+        pytest.importorskip("pyspark", reason="pyspark is not installed (it is not part of the dev install)")
+        if not shutil.which("java"):
+            pytest.skip("Spark needs Java")
+    monkeypatch.chdir(output_folder)  # DuckDB's relation reads its files when converted, below
+    namespace: dict = {}
+    try:
+        doc_examples.run_python(reading_snippets()[reader], namespace, output_folder)
+        rows = as_frame(namespace["scored"])
+    finally:
+        if "spark" in namespace:
+            namespace["spark"].stop()
+    assert len(rows) == len(expected_rows) == 4
+    assert set(rows.columns) == set(expected_rows.columns) and "label_probs" in rows.columns
+    for column in COMPARED:
+        assert rows[column].tolist() == expected_rows[column].tolist(), column
+
+
+def test_the_page_reads_the_failed_records_and_the_summary(doc_examples, output_folder):
+    snippets = reading_snippets()
+    namespace: dict = {}
+    doc_examples.run_python(snippets["The records that failed"], namespace, output_folder)
+    printed = doc_examples.run_python(snippets["The run's summary"], namespace, output_folder)
+    assert printed.split() == ["6", "4", "2"]
+    assert len(namespace["errors"]) == 2 and set(namespace["errors"].columns) >= {"review_id", "stage", "error"}
