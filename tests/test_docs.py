@@ -193,7 +193,8 @@ def test_what_changes_between_runs_is_shown_the_same_way(doc_examples, tmp_path)
     def run(seconds: str, rate: str, folder) -> str:
         return (
             f"model 3.0.0 loaded in {seconds} s; engine onnx\n"
-            f"progress: 12 of 12 reviews (100 %, {rate} reviews/s)\n"
+            f"scoring: 6 of 12 reviews (50 %), {rate} reviews/s, about {seconds} s left\n"
+            f"explanations: 12 reviews, {rate} reviews/s, done in {seconds} s\n"
             f"│ wall time    │ {seconds + ' s':>16} │\n"
             f"│ throughput   │ {rate + ' reviews/s':>16} │\n"
             f"report: file://{folder}/out/scored/_report.html   \n"
@@ -202,8 +203,9 @@ def test_what_changes_between_runs_is_shown_the_same_way(doc_examples, tmp_path)
     first = doc_examples.normalise(run("0.4", "3", tmp_path / "a"), tmp_path / "a")
     second = doc_examples.normalise(run("12.7", "1,024", tmp_path / "b"), tmp_path / "b")
     assert first == second
-    assert "progress" not in first and str(tmp_path) not in first and "/path/to/reviewscore/out/scored" in first
-    table = run("0.4", "3", "").splitlines()[2:4]
+    assert "left" not in first and "done in" not in first  # progress lines: as many as the run took seconds
+    assert str(tmp_path) not in first and "file:///path/to/reviewscore/out/scored/_report.html" in first
+    table = run("0.4", "3", "").splitlines()[3:5]
     assert [len(line) for line in first.splitlines()[1:3]] == [len(line) for line in table]  # aligned as printed
 
 

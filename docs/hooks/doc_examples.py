@@ -12,8 +12,10 @@ A marked block is one fenced block between BEGIN and END:
 - `python`: the code runs in that folder, in one namespace per page, block after block, and what each
   statement prints follows it as comment lines (`# ...` at the start of a line, which are output only).
 
-A command that several pages show runs once. What changes from run to run (timings, the scratch folder's
-path, progress lines) is written as the fixed text of VOLATILE, the same on every machine.
+A command that several pages show runs once. What changes from run to run is shown the same on every
+machine: timings as the fixed text of VOLATILE and VOLATILE_CELLS, the scratch folder as SHOWN_ROOT;
+progress lines (DROPPED_LINES) are left out. Commands print as into a pipe, not a terminal: plain lines,
+no progress bar, no colour.
 """
 
 from __future__ import annotations
@@ -42,15 +44,13 @@ SHOWN_ROOT = "/path/to/reviewscore"
 """The scratch folder's path as the pages show it: a clone's, wherever it is."""
 COLUMNS = "100"
 """The terminal width the commands print for (Rich wraps and pads to it)."""
-VOLATILE = (
-    (re.compile(r"loaded in [0-9.,]+ s"), "loaded in 0.3 s"),
-    (re.compile(r"(?<=time left )\S+"), "0 s"),
-)
+VOLATILE = ((re.compile(r"loaded in [0-9.,]+ s"), "loaded in 0.3 s"),)
 """Timings inside lines: the pattern and the text shown instead."""
 VOLATILE_CELLS = {"wall time": "3.3 s", "throughput": "4 reviews/s"}
 """Cells of the run's summary table that are timings, by row name, and the value shown instead."""
-DROPPED_LINES = re.compile(r"^\s*progress\b")
-"""Progress lines: how many a run prints depends on how long it takes."""
+DROPPED_LINES = re.compile(r"^\s*(progress\b|[\w .-]+: .*(\(\d+ %\)|\d/s\b|\bleft$|\bdone in ))")
+"""Progress lines (`scoring: 6 of 12 reviews (50 %), 3 reviews/s, about 2 s left`, `...: done in 4 s`):
+how many a run prints depends on how long it takes."""
 FENCE = re.compile(rf"{re.escape(BEGIN)}\n```(\w+)\n(.*?)```\n{re.escape(END)}", flags=re.DOTALL)
 
 
@@ -125,6 +125,7 @@ def _fixed_cell(line: str) -> str:
 
 
 def render_console(body: str, session: Session) -> str:
+    """The block with each `$ COMMAND` followed by what it printed; a block without `$` only runs."""
     lines = body.splitlines()
     commands = [line[2:] for line in lines if line.startswith("$ ")]
     if not commands:  # commands to run for later blocks, shown without output
