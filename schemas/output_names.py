@@ -53,6 +53,13 @@ EVALUATED_ID = "id"
 TRUE_LABEL = "label"
 """The class the labelled data gives, by name."""
 CORRECT = "correct"
+# Its plots, SVG drawn by the run report's chart module (no plotting library needed to evaluate), and one
+# page showing the metrics with every plot. The ROC curve and score histogram: binary bundles only.
+CONFUSION_PLOT_FILE = "confusion_matrix.svg"
+RELIABILITY_PLOT_FILE = "reliability_diagram.svg"
+ROC_PLOT_FILE = "roc_curve.svg"
+SCORE_HISTOGRAM_FILE = "score_histogram.svg"
+EVALUATION_PAGE_FILE = "evaluation.html"
 
 # The output folder's files. The scored files are its only data files at the top level, so
 # `pandas.read_parquet(OUTPUT)`, `pyarrow.dataset.dataset(OUTPUT)`, Spark and Hive read exactly the

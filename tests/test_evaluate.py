@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -14,14 +18,19 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from schemas.bundle import TRAINING_HASHES_FILE
+from schemas.bundle import METRICS_FILE, TRAINING_HASHES_FILE
 from schemas.output_names import (
+    CONFUSION_PLOT_FILE,
     CORRECT,
     EVALUATED_ID,
+    EVALUATION_PAGE_FILE,
     LABEL_PROBS,
     PREDICTED_LABEL,
     PREDICTIONS_FILE,
+    RELIABILITY_PLOT_FILE,
+    ROC_PLOT_FILE,
     SCORE,
+    SCORE_HISTOGRAM_FILE,
     TRUE_LABEL,
 )
 from tests.conftest import make_reviews
@@ -152,3 +161,148 @@ def test_evaluate_refuses_an_input_that_matches_nothing(tiny_bundle, tmp_path):
     (tmp_path / "empty").mkdir()
     result = evaluate(tmp_path / "empty", "--model", tiny_bundle.path, "--output", tmp_path / "o")
     assert result.exit_code == 2 and "holds no *.parquet files" in result.output
+
+
+ROOT = Path(__file__).resolve().parent.parent
+FIVE_CLASS_BUNDLE = ROOT / "models" / "rt-sentiment5"
+"""Committed, read only here: the labels are checked against its classes before its model is loaded."""
+WITHOUT_TRAINING_LIBRARIES = """
+import sys
+for name in ("matplotlib", "sklearn", "scipy", "tensorflow", "keras", *sys.argv[1].split(",")):
+    sys.modules[name] = None  # `import name` fails, as in the scoring install
+from pipeline.cli import main
+sys.argv = ["reviewscore", *sys.argv[2:]]
+main()
+"""
+
+
+def evaluate_without(blocked: str, *args) -> subprocess.CompletedProcess:
+    """`reviewscore evaluate ARGS` in a process where the train extra's libraries (and `blocked`) cannot be
+    imported."""
+    command = [sys.executable, "-c", WITHOUT_TRAINING_LIBRARIES, blocked, "evaluate", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_evaluate_writes_metrics_and_svg_plots_without_any_plotting_or_training_library(tiny_bundle, tmp_path):
+    write_labelled(tmp_path / "d.parquet", make_reviews(40, seed=34))
+    out = tmp_path / "out"
+    done = evaluate_without("", tmp_path / "d.parquet", "--model", tiny_bundle.path, "--output", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads((out / METRICS_FILE).read_text())["examples"] == 40
+    plots = [CONFUSION_PLOT_FILE, RELIABILITY_PLOT_FILE, ROC_PLOT_FILE, SCORE_HISTOGRAM_FILE]
+    assert sorted(path.name for path in out.iterdir()) == sorted([METRICS_FILE, PREDICTIONS_FILE,
+                                                                   EVALUATION_PAGE_FILE, *plots])  # fmt: skip
+    for plot in plots:
+        root = ElementTree.parse(out / plot).getroot()
+        assert (
+            root.tag == "{http://www.w3.org/2000/svg}svg" and root.find("{http://www.w3.org/2000/svg}style") is not None
+        )
+    page = (out / EVALUATION_PAGE_FILE).read_text()
+    assert page.count('<svg class="chart"') == len(plots) and "<script" not in page and "http" not in page.lower()
+    assert f"{json.loads((out / METRICS_FILE).read_text())['accuracy']:.4f}" in page
+
+
+def test_integer_labels_that_do_not_fit_the_classes_exit_2_before_the_model_loads_and_write_nothing(tmp_path):
+    imdb_like = make_reviews(30, seed=35)  # labelled 0 and 1, as IMDB labels its reviews
+    write_labelled(tmp_path / "binary.parquet", imdb_like)
+    out = tmp_path / "out"
+    # onnxruntime blocked too: had the model been loaded, it would fail otherwise than on the labels.
+    refused = evaluate_without("onnxruntime", tmp_path / "binary.parquet", "--model", FIVE_CLASS_BUNDLE,
+                               "--output", out)  # fmt: skip
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr  # one line, no traceback
+    message = refused.stderr
+    assert "take 2 distinct values (0, 1)" in message and "5 classes (0 negative" in message
+    assert "4 positive" in message and "class name" in message
+    assert not out.exists()
+
+    # Review folders are labelled 0 and 1 by neg/ and pos/: refused against five classes too.
+    for i, (text, label) in enumerate(imdb_like):
+        (tmp_path / "reviews" / ("pos" if label else "neg")).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "reviews" / ("pos" if label else "neg") / f"{i}_5.txt").write_text(text, encoding="utf-8")
+    folders = evaluate(tmp_path / "reviews", "--model", FIVE_CLASS_BUNDLE, "--output", out)
+    assert folders.exit_code == 2 and "neg/ and pos/" in folders.output and not out.exists()
+
+
+def test_five_class_labels_are_indices_when_every_class_occurs_or_names_when_some_are_missing(tmp_path):
+    texts = [text for text, _ in make_reviews(12, seed=36)]
+    every = [i % 5 for i in range(12)]
+    write_labelled(tmp_path / "every.parquet", list(zip(texts, every, strict=True)))
+    # Split over two files, one of which lacks classes: the labels are judged together.
+    write_labelled(tmp_path / "a.parquet", list(zip(texts[:3], every[:3], strict=True)))
+    write_labelled(tmp_path / "b.parquet", list(zip(texts[3:], every[3:], strict=True)))
+    for args in [(tmp_path / "every.parquet",), (tmp_path / "a.parquet", tmp_path / "b.parquet")]:
+        out = tmp_path / f"out{len(args)}"
+        result = evaluate(*args, "--model", FIVE_CLASS_BUNDLE, "--output", out)
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / METRICS_FILE).read_text())["examples"] == 12
+        assert not (out / ROC_PLOT_FILE).exists() and (out / CONFUSION_PLOT_FILE).exists()
+
+    missing = [0, 1, 3, 4] * 3  # no neutral review: as indices, ambiguous
+    write_labelled(tmp_path / "missing.parquet", list(zip(texts, missing, strict=True)))
+    refused = evaluate(tmp_path / "missing.parquet", "--model", FIVE_CLASS_BUNDLE, "--output", tmp_path / "m")
+    assert refused.exit_code == 2 and "(0, 1, 3, 4)" in refused.output
+    names = ["negative", "somewhat negative", "neutral", "somewhat positive", "positive"]
+    write_labelled(
+        tmp_path / "named.parquet", [(text, names[label]) for text, label in zip(texts, missing, strict=True)]
+    )
+    named = evaluate(tmp_path / "named.parquet", "--model", FIVE_CLASS_BUNDLE, "--output", tmp_path / "n")
+    assert named.exit_code == 0, named.output
+
+
+def test_binary_labels_of_one_class_fit_a_binary_bundle(tiny_bundle, tmp_path):
+    negatives = [review for review in make_reviews(20, seed=37) if review[1] == 0]
+    write_labelled(tmp_path / "n.parquet", negatives)
+    result = evaluate(tmp_path / "n.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_non_empty_output_is_refused_without_overwrite_and_its_other_files_stay_with_it(tiny_bundle, tmp_path):
+    write_labelled(tmp_path / "d.parquet", make_reviews(20, seed=38))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "old").mkdir()
+    (out / "old" / "figure.svg").write_text("<svg/>")
+    refused = evaluate(tmp_path / "d.parquet", "--model", tiny_bundle.path, "--output", out)
+    assert refused.exit_code == 2
+    assert "is not empty: 2 files" in refused.output and "--overwrite" in refused.output
+    assert sorted(p.name for p in out.rglob("*")) == ["figure.svg", "notes.txt", "old"]
+
+    first = evaluate(tmp_path / "d.parquet", "--model", tiny_bundle.path, "--output", out, "--overwrite")
+    assert first.exit_code == 0, first.output
+    assert (out / "notes.txt").read_text() == "mine" and (out / ROC_PLOT_FILE).exists()
+    # Another bundle's evaluation over it replaces every file of the first, the binary-only plots included.
+    five = [(text, i % 5) for i, (text, _) in enumerate(make_reviews(10, seed=39))]
+    write_labelled(tmp_path / "five.parquet", five)
+    second = evaluate(tmp_path / "five.parquet", "--model", FIVE_CLASS_BUNDLE, "--output", out, "--overwrite")
+    assert second.exit_code == 0, second.output
+    assert not (out / ROC_PLOT_FILE).exists() and not (out / SCORE_HISTOGRAM_FILE).exists()
+    assert json.loads((out / METRICS_FILE).read_text())["examples"] == 10
+    assert (out / "notes.txt").read_text() == "mine" and (out / "old" / "figure.svg").exists()
+
+
+def test_an_output_that_is_a_file_is_refused(tiny_bundle, tmp_path):
+    write_labelled(tmp_path / "d.parquet", make_reviews(10, seed=40))
+    (tmp_path / "taken").write_text("x")
+    result = evaluate(tmp_path / "d.parquet", "--model", tiny_bundle.path, "--output", tmp_path / "taken")
+    assert result.exit_code == 2 and "is not a folder" in result.output
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_scoring_in_chunks_reports_progress_to_the_end_and_changes_no_figure(tiny_bundle, tmp_path, monkeypatch):
+    from training import evaluation
+
+    write_labelled(tmp_path / "d.parquet", make_reviews(30, seed=41))
+    whole = evaluation.evaluate_bundle(str(tiny_bundle.path), [str(tmp_path / "d.parquet")], tmp_path / "whole",
+                                       "text", "label", "review_id")  # fmt: skip
+    monkeypatch.setattr(evaluation, "DEFAULT_MAX_BATCH_SIZE", 7)
+    calls = []
+    chunked = evaluation.evaluate_bundle(
+        str(tiny_bundle.path), [str(tmp_path / "d.parquet")], tmp_path / "chunked", "text", "label", "review_id",
+        progress=lambda *call: calls.append(call),
+    )  # fmt: skip
+    assert calls == [(7, 30), (14, 30), (21, 30), (28, 30), (30, 30)]
+    assert chunked.metrics["confusion_matrix"] == whole.metrics["confusion_matrix"]
+    assert chunked.metrics["brier"] == pytest.approx(whole.metrics["brier"], abs=1e-6)

@@ -109,9 +109,9 @@ def test_evaluate_five_classes(five_class_bundle, tmp_path):
     assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / 100)
     assert set(metrics["per_class"]) == set(FIVE_CLASSES) and "mean_absolute_class_error" in metrics
     assert "macro-F1" in result.output and "somewhat positive" in result.output
-    for plot in ("confusion_matrix.png", "reliability_diagram.png"):
-        assert (report / plot).read_bytes().startswith(b"\x89PNG")
-    assert not (report / "roc_curve.png").exists()
+    for plot in ("confusion_matrix.svg", "reliability_diagram.svg"):
+        assert (report / plot).read_text().startswith("<?xml")
+    assert not (report / "roc_curve.svg").exists()
 
 
 def test_labels_outside_the_bundles_classes_are_named(five_class_bundle, tmp_path):

@@ -126,8 +126,8 @@ def test_evaluate_reports_metrics_and_plots(tiny_bundle, tmp_path):
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and f"accuracy {metrics['accuracy']:.4f}" in result.output
     assert 0.0 <= metrics["ece"] <= 1.0 and metrics["ece_bins"] == 15 and 0.0 <= metrics["brier"] <= 1.0
     assert metrics["calibration"] == tiny_bundle.calibration.method and "ECE" in result.output
-    for plot in ("roc_curve.png", "score_histogram.png", "reliability_diagram.png"):
-        assert (report / plot).read_bytes().startswith(b"\x89PNG")
+    for plot in ("roc_curve.svg", "score_histogram.svg", "reliability_diagram.svg"):
+        assert (report / plot).read_text().startswith("<?xml")
 
 
 def test_roc_auc_matches_pairwise_definition():

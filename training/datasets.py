@@ -42,6 +42,9 @@ class LabelledReviews:
     groups: np.ndarray | None = None
     """One group id per review (object array of str or None), or None when not asked for."""
     class_names: tuple[str, ...] = BINARY_CLASS_NAMES
+    indexed: bool = False
+    """The labels were given as integers (a Parquet column of indices, or aclImdb's neg/ and pos/
+    folders, 0 and 1), not as class names: `index_fit_error` judges whether they can be indices."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,7 +62,12 @@ class LabelledReviews:
     def subset(self, indices: np.ndarray) -> LabelledReviews:
         groups = None if self.groups is None else self.groups[indices]
         return LabelledReviews(
-            self.texts.take(pa.array(indices)), self.labels[indices], self.source, groups, self.class_names
+            self.texts.take(pa.array(indices)),
+            self.labels[indices],
+            self.source,
+            groups,
+            self.class_names,
+            self.indexed,
         )
 
     def class_counts(self) -> np.ndarray:
@@ -76,6 +84,7 @@ class LabelledReviews:
             f"{self.source} + {other.source}",
             groups,
             self.class_names,
+            self.indexed or other.indexed,
         )
 
 
@@ -170,6 +179,7 @@ def _load_review_folders(root: Path, grouped: bool) -> LabelledReviews:
         np.asarray(labels, dtype=np.int8),
         str(root),
         np.asarray(groups, dtype=object) if grouped else None,
+        indexed=True,
     )
 
 
@@ -213,15 +223,43 @@ def _load_parquet(
         if column.null_count == len(column):
             raise DatasetError(f"{path}: group column {group_column!r} is null in every row")
         groups = np.asarray(pc.cast(column, pa.string()).to_pylist(), dtype=object)
+    indexed = pa.types.is_integer(labels.type)
     labels = _class_indices(labels, path, label_column, class_names)
-    return LabelledReviews(as_string_array(texts), labels, str(path), groups, class_names)
+    return LabelledReviews(as_string_array(texts), labels, str(path), groups, class_names, indexed)
+
+
+def numbered_classes(class_names: Sequence[str]) -> str:
+    """The classes as the messages name them: "0 negative, 1 positive"."""
+    return ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
+
+
+def index_fit_error(labels: np.ndarray, class_names: Sequence[str]) -> str | None:
+    """Why integer labels cannot be read as indices into class_names, or None when they can.
+
+    An integer is a class index only by convention, and other labellings are integers too: binary
+    0/1, three-way 0/1/2. Within range is not enough: IMDB's 0/1 against five classes would read as
+    the two most negative ones. So the distinct values must be as many as the classes (every index
+    occurs), which a file of another labelling cannot pass; two classes are the exception, as any
+    values within 0 and 1 are a binary labelling (a file of positive reviews alone included).
+    Class names are never ambiguous: give them to evaluate a file that holds only some classes.
+    """
+    distinct = np.unique(np.asarray(labels))
+    if len(class_names) == 2 or len(distinct) == len(class_names):
+        return None
+    shown = ", ".join(map(str, distinct[:12].tolist())) + (" ..." if len(distinct) > 12 else "")
+    other = f", or use a model of {len(distinct)} classes" if len(distinct) > 1 else ""
+    return (
+        f"take {len(distinct)} distinct value{'s' if len(distinct) > 1 else ''} ({shown}) but the model has "
+        f"{len(class_names)} classes ({numbered_classes(class_names)}): integer labels are read as class indices "
+        f"only when all {len(class_names)} occur; label the reviews by class name{other}"
+    )
 
 
 def _class_indices(labels: pa.ChunkedArray, path: Path, column: str, class_names: tuple[str, ...]) -> np.ndarray:
     """Labels as indices into class_names, or a DatasetError naming the values that are not classes."""
     if labels.null_count:
         raise DatasetError(f"{path}: column {column!r} has {labels.null_count} null values")
-    numbered = ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
+    numbered = numbered_classes(class_names)
     if pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type):
         index = pc.index_in(labels, value_set=pa.array(class_names))
         bad = pc.unique(pc.filter(labels, pc.is_null(index))).to_pylist()

@@ -5,14 +5,20 @@ Computed with NumPy directly (ROC AUC by the rank statistic), so the project nee
 Everything takes (rows, classes) probabilities and the bundle's `Labels`: accuracy, macro-F1,
 per-class precision and recall, the KxK confusion matrix; the mean absolute class error when the
 classes are ordered; ROC AUC when the score is one class's probability (binary bundles).
+
+`evaluate`'s plots are SVG from the run report's chart module (`pipeline/monitoring/charts.py`), so
+evaluating needs no plotting library and runs in the scoring install; only training's own history
+plot uses matplotlib, which the `train` extra brings.
 """
 
 from __future__ import annotations
 
 import glob
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +26,45 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
 from pipeline.labels import Labels
+from pipeline.monitoring import charts
+from pipeline.monitoring.report import HISTOGRAM_BINS
 from schemas.bundle import METRICS_FILE
 from schemas.output_names import (
+    CONFUSION_PLOT_FILE,
     CORRECT,
     EVALUATED_ID,
+    EVALUATION_PAGE_FILE,
     MODEL_VERSION,
     PREDICTIONS_FILE,
+    RELIABILITY_PLOT_FILE,
+    ROC_PLOT_FILE,
+    SCORE_HISTOGRAM_FILE,
     TRUE_LABEL,
 )
 from training.calibration_fit import ECE_BINS, binned, binned_error, calibration_metrics, log_loss, score_events
-from training.datasets import DatasetError, LabelledReviews, load_labelled
+from training.datasets import DatasetError, LabelledReviews, index_fit_error, load_labelled
 from training.overlap import TrainingOverlap, training_overlap
 
-# The evaluation's plots (`reviewscore evaluate --output`), beside METRICS_FILE and PREDICTIONS_FILE.
-CONFUSION_PLOT_FILE = "confusion_matrix.png"
-RELIABILITY_PLOT_FILE = "reliability_diagram.png"
-ROC_PLOT_FILE = "roc_curve.png"
-"""Binary bundles only, like SCORE_HISTOGRAM_FILE: the score is one class's probability."""
-SCORE_HISTOGRAM_FILE = "score_histogram.png"
+EVALUATION_FILES = (
+    # What `reviewscore evaluate --output` writes.
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    CONFUSION_PLOT_FILE,
+    RELIABILITY_PLOT_FILE,
+    ROC_PLOT_FILE,
+    SCORE_HISTOGRAM_FILE,
+    EVALUATION_PAGE_FILE,
+)
+"""Every name `evaluate` may write: what --overwrite replaces (a binary bundle's ROC curve is not left
+beside a five-class bundle's evaluation); other files in the folder are left alone."""
+ROC_POINTS = 400
+"""Most points drawn of a ROC curve (it has one per distinct score): enough for a smooth staircase."""
+
+
+class OutputFolderError(ValueError):
+    """The output folder cannot take the evaluation's files."""
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -143,27 +169,43 @@ class Evaluation:
     overlap: TrainingOverlap
 
 
+Progress = Callable[[int, int], None]
+"""Called with (reviews scored so far, reviews in all) after each chunk."""
+
+
 def evaluate_bundle(
-    model: str, inputs: Sequence[str], output: Path, text_column: str, label_column: str, id_column: str
+    model: str,
+    inputs: Sequence[str],
+    output: Path,
+    text_column: str,
+    label_column: str,
+    id_column: str,
+    overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> Evaluation:
     """Score labelled reviews with a bundle (same encoder and engines as the pipeline) and report.
 
     `inputs` as `score` takes them: files, folders and globs (`labelled_inputs`); an aclImdb root folder
-    is read for its test/ part: evaluation is what the test split is for. Labels outside the bundle's
-    classes are an error naming them (DatasetError).
+    is read for its test/ part: evaluation is what the test split is for. Every check a user can fail
+    runs first, in the order a user meets them: the inputs exist, the output folder can take the files
+    (OutputFolderError), the bundle opens (BundleError), the labels are the bundle's classes
+    (DatasetError); only then is the model loaded. Nothing is written until everything is computed,
+    so a failed evaluation leaves the output folder as it was.
     """
     from pipeline.bundle import open_bundle
     from pipeline.engines.base import ScorerSettings
     from pipeline.engines.calibrated import bundle_scorer
 
+    paths = labelled_inputs(inputs)
+    check_output(output, overwrite)
     bundle = open_bundle(model)
     names = Labels.of(bundle.manifest)
-    sources, ids = read_labelled(labelled_inputs(inputs), text_column, label_column, id_column, names.class_names)
+    sources, ids = read_labelled(paths, text_column, label_column, id_column, names.class_names)
     labelled = sources[0]
     for source in sources[1:]:
         labelled = labelled.concatenated(source)
     score = bundle_scorer(bundle, ScorerSettings(), reviews=len(labelled.texts))
-    probabilities = score(bundle.encoder.encode(labelled.texts).rows())
+    probabilities = score_in_chunks(lambda texts: score(bundle.encoder.encode(texts).rows()), labelled.texts, progress)
     metrics = classification_metrics(labelled.labels, probabilities, names, bundle.manifest.ordinal)
     metrics.update(calibration_metrics(labelled.labels, probabilities, names))
     overlap = training_overlap(bundle, sources, labelled)
@@ -177,15 +219,70 @@ def evaluate_bundle(
             "training_overlap": overlap.to_dict(),
         }
     )
-    output.mkdir(parents=True, exist_ok=True)
-    (output / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    predictions = write_predictions(output / PREDICTIONS_FILE, ids, labelled.labels, probabilities, names)
     title = f"{bundle.manifest.name} {bundle.model_version}"
-    plot_confusion(np.asarray(metrics["confusion_matrix"]["values"]), names, output / CONFUSION_PLOT_FILE, title)
-    plot_reliability(labelled.labels, probabilities, names, output / RELIABILITY_PLOT_FILE, title, ECE_BINS)
-    if names.score_label is not None:
-        plot_roc_and_histogram(labelled.labels, probabilities, names, output, title)
-    return Evaluation(metrics, predictions, overlap)
+    plots = evaluation_charts(labelled.labels, probabilities, names, metrics, title)
+    files = {
+        METRICS_FILE: json.dumps(metrics, indent=2),
+        **{name: charts.svg_document(chart) for name, chart in plots.items()},
+        EVALUATION_PAGE_FILE: evaluation_page(metrics, plots, title, overlap.warning() or overlap.note()),
+    }
+    table = predictions_table(ids, labelled.labels, probabilities, names)
+    write_evaluation(output, files, table, overwrite)
+    return Evaluation(metrics, output / PREDICTIONS_FILE, overlap)
+
+
+def score_in_chunks(score: Callable[[pa.Array], np.ndarray], texts: pa.Array, progress: Progress | None) -> np.ndarray:
+    """(rows, classes) probabilities of every text, scored DEFAULT_MAX_BATCH_SIZE at a time (the
+    pipeline's own batch), reporting progress after each chunk."""
+    total, parts = len(texts), []
+    for start in range(0, total, DEFAULT_MAX_BATCH_SIZE):
+        parts.append(np.asarray(score(texts.slice(start, DEFAULT_MAX_BATCH_SIZE))))
+        if progress is not None:
+            progress(min(start + DEFAULT_MAX_BATCH_SIZE, total), total)
+    return np.concatenate(parts)
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, a folder that cannot be written or created, and a non-empty
+    folder unless overwrite; creates nothing (the files are written at the end, `write_evaluation`)."""
+    if output.exists() and not output.is_dir():
+        raise OutputFolderError(f"output {output} exists and is not a folder; pass a folder to --output")
+    if output.is_dir():
+        contents = _contents(output)
+        if contents and not overwrite:
+            raise OutputFolderError(
+                f"output folder {output} is not empty: {contents}; pass --overwrite to replace the evaluation's "
+                "files in it (other files are left alone), or choose another --output"
+            )
+        if not os.access(output, os.W_OK | os.X_OK):
+            raise OutputFolderError(f"output folder {output} is not writable; choose another --output")
+        return
+    parent = next(folder for folder in output.absolute().parents if folder.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"cannot create output folder {output}: {parent} is not a writable folder")
+
+
+def _contents(folder: Path) -> str:
+    """'3 files', or '2 folders' when it holds only empty folders; '' when empty."""
+    entries = list(folder.iterdir())
+    if not entries:
+        return ""
+    files = sum(1 for path in folder.rglob("*") if not path.is_dir())
+    if files:
+        return f"{files:,} file{'s' if files != 1 else ''}"
+    return f"{len(entries):,} folder{'s' if len(entries) != 1 else ''}"
+
+
+def write_evaluation(output: Path, files: dict[str, str], predictions: pa.Table, overwrite: bool) -> None:
+    """The evaluation's files, once all are computed; with overwrite, an earlier evaluation's files go
+    first, so none of them is left from another bundle or other data."""
+    output.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for name in EVALUATION_FILES:
+            (output / name).unlink(missing_ok=True)
+    pq.write_table(predictions, output / PREDICTIONS_FILE)
+    for name, text in files.items():
+        (output / name).write_text(text, encoding="utf-8")
 
 
 def labelled_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -211,13 +308,35 @@ def labelled_inputs(inputs: Sequence[str]) -> list[Path]:
 def read_labelled(
     paths: Sequence[Path], text_column: str, label_column: str, id_column: str, class_names: Sequence[str]
 ) -> tuple[list[LabelledReviews], list[str]]:
-    """Every path's labelled reviews (aclImdb folders: their test/ part), and every review's id in order."""
+    """Every path's labelled reviews (aclImdb folders: their test/ part), and every review's id in order.
+
+    Labels that are integers must fit the classes (`index_fit_error`), judged over all the Parquet
+    inputs together (one file of a split may lack a class), and for each review folder alone (its
+    neg/ and pos/ are a binary labelling, whatever else is evaluated with it)."""
     sources, ids = [], []
     for path in paths:
         source = load_labelled(path, text_column, label_column, split="test", class_names=tuple(class_names))
         sources.append(source)
         ids.extend(_review_ids(path, source, id_column))
+    _check_index_fit(sources, label_column, tuple(class_names))
     return sources, ids
+
+
+def _check_index_fit(sources: Sequence[LabelledReviews], label_column: str, class_names: tuple[str, ...]) -> None:
+    """A DatasetError naming the labels' values and the classes when integer labels cannot be indices."""
+    judged = [
+        ([s], f"labels of {s.source} (neg/ and pos/ folders)")
+        for s in sources
+        if s.indexed and s.class_names != class_names
+    ]
+    columns = [s for s in sources if s.indexed and s.class_names == class_names]
+    if columns:
+        where = ", ".join(s.source for s in columns[:3]) + (f" and {len(columns) - 3} more" if len(columns) > 3 else "")
+        judged.append((columns, f"labels in {label_column!r} of {where}"))
+    for group, what in judged:
+        error = index_fit_error(np.concatenate([s.labels for s in group]), class_names)
+        if error:
+            raise DatasetError(f"{what} {error}")
 
 
 def _review_folder(path: Path) -> Path | None:
@@ -243,14 +362,12 @@ def _review_ids(path: Path, source: LabelledReviews, id_column: str) -> list[str
     return [given if given is not None else fallback for given, fallback in zip(column, positional, strict=True)]
 
 
-def write_predictions(
-    path: Path, ids: Sequence[str], labels: np.ndarray, probabilities: np.ndarray, names: Labels
-) -> Path:
+def predictions_table(ids: Sequence[str], labels: np.ndarray, probabilities: np.ndarray, names: Labels) -> pa.Table:
     """One row per review: its id and true label, the label columns as scoring writes them, and whether
     the predicted label is the true one."""
     columns = names.columns(probabilities)
     truth = np.asarray(labels).astype(np.int64)
-    table = pa.table(
+    return pa.table(
         {
             EVALUATED_ID: pa.array(list(ids), pa.string()),
             TRUE_LABEL: pa.array(names.class_names, pa.string()).take(pa.array(truth)),
@@ -258,102 +375,132 @@ def write_predictions(
             CORRECT: pa.array(names.predicted(probabilities) == truth),
         }
     )
-    pq.write_table(table, path)
-    return path
 
 
-def plot_confusion(confusion: np.ndarray, names: Labels, path: Path, title: str) -> None:
-    """The KxK confusion matrix, each row shaded by its share of the true class, with counts written in."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    classes = len(names.class_names)
-    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.3 * classes + 2.5, 1.1 * classes + 2))
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for i in range(classes):
-        for j in range(classes):
-            ax.text(
-                j, i, f"{confusion[i, j]:,}", ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black"
-            )
-    ax.set_xticks(range(classes), names.class_names, rotation=30, ha="right")
-    ax.set_yticks(range(classes), names.class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+def evaluation_charts(
+    labels: np.ndarray, probabilities: np.ndarray, names: Labels, metrics: dict[str, Any], title: str
+) -> dict[str, str]:
+    """Each plot file's chart (inline SVG): the confusion matrix and the reliability diagram, and for
+    binary bundles the ROC curve and the score histogram."""
+    plots = {
+        CONFUSION_PLOT_FILE: charts.heat_map(
+            f"{title}: confusion matrix",
+            names.class_names,
+            np.asarray(metrics["confusion_matrix"]["values"]),
+            "predicted class (shade: share of the true class)",
+            "true class",
+        ),
+        RELIABILITY_PLOT_FILE: reliability_chart(labels, probabilities, names, title, ECE_BINS),
+    }
+    if names.score_label is not None:
+        plots[ROC_PLOT_FILE] = roc_chart(labels, probabilities, names, title)
+        plots[SCORE_HISTOGRAM_FILE] = score_histogram(labels, probabilities, names, title)
+    return plots
 
 
-def plot_roc_and_histogram(labels: np.ndarray, probabilities: np.ndarray, names: Labels, output: Path, title: str):
-    """ROC curve and score histogram of the score column against its event (binary bundles: positive)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def roc_chart(labels: np.ndarray, probabilities: np.ndarray, names: Labels, title: str) -> str:
+    """The ROC curve of the score column against its event (binary bundles: the positive class)."""
     scores, events = score_events(labels, probabilities, names)
     fpr, tpr = roc_curve(events, scores)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    shown = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))
     auc = roc_auc(events, scores)
-    ax.plot(fpr, tpr, label="ROC AUC n/a (one class only)" if np.isnan(auc) else f"ROC AUC {auc:.4f}")
-    ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(output / ROC_PLOT_FILE, dpi=80)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(0, 1, 41)
-    for event, name in ((False, f"not {names.score_label}"), (True, names.score_label)):
-        ax.hist(scores[events == event], bins=bins, alpha=0.6, label=f"true {name}")
-    ax.set_xlabel(f"score (probability of {names.score_label})")
-    ax.set_ylabel("reviews")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(output / SCORE_HISTOGRAM_FILE, dpi=80)
-    plt.close(fig)
+    name = "ROC AUC n/a (one class only)" if np.isnan(auc) else f"model (ROC AUC {auc:.4f})"
+    return charts.line_chart(
+        f"{title}: ROC curve",
+        [
+            charts.Line("chance", np.array([0, 1]), np.array([0, 1]), dashed=True),
+            charts.Line(name, fpr[shown], tpr[shown]),
+        ],
+        "false positive rate",
+        "true positive rate",
+    )
 
 
-def plot_reliability(
-    labels: np.ndarray, probabilities: np.ndarray, names: Labels, path: Path, title: str, bins: int
-) -> None:
-    """Share of events against mean score per equal-width score bin (the ECE's bins), with the
-    number of reviews per bin below: a calibrated model's points lie on the diagonal. The event is
-    the positive class for a binary bundle, a right prediction for a multi-class one."""
-    import matplotlib
+def score_histogram(labels: np.ndarray, probabilities: np.ndarray, names: Labels, title: str) -> str:
+    """How many reviews of each true class got each score (bins of equal width)."""
+    scores, events = score_events(labels, probabilities, names)
+    edges = np.linspace(0, 1, HISTOGRAM_BINS + 1)
+    others = [name for name in names.class_names if name != names.score_label]
+    other = others[0] if len(others) == 1 else f"not {names.score_label}"
+    series = {
+        f"true {name}": np.histogram(np.clip(scores[events == event], 0, 1), edges)[0]
+        for event, name in ((False, other), (True, names.score_label))
+    }
+    return charts.bar_chart(
+        f"{title}: scores by true class",
+        [f"{edge:.2f}" for edge in edges[:-1]],
+        series,
+        f"score (probability of {names.score_label}, bins of {1 / HISTOGRAM_BINS:.2f})",
+        "reviews",
+        value_format=charts.count,
+    )
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def reliability_chart(labels: np.ndarray, probabilities: np.ndarray, names: Labels, title: str, bins: int) -> str:
+    """Share of events against mean score per equal-width score bin (the ECE's bins), each point's area
+    by its number of reviews: a calibrated model's points lie on the diagonal. The event is the
+    positive class for a binary bundle, a right prediction for a multi-class one."""
     scores, events = score_events(labels, probabilities, names)
     event = f"share of {names.score_label} reviews" if names.score_label else "share predicted right"
     count, score_sums, event_sums = binned(scores, events, bins)
     seen = count > 0
+    mean_score, share = score_sums[seen] / count[seen], event_sums[seen] / count[seen]
     edges = np.linspace(0, 1, bins + 1)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
-    top.plot(
-        score_sums[seen] / count[seen],
-        event_sums[seen] / count[seen],
-        "o-",
-        label=f"model (ECE {binned_error(scores, events, bins):.4f})",
+    hover = [
+        f"scores {edges[i]:.2f} to {edges[i + 1]:.2f}: {count[i]:,} reviews, mean score {m:.3f}, {event} {s:.3f}"
+        for i, m, s in zip(np.flatnonzero(seen), mean_score, share, strict=True)
+    ]
+    sizes = 2.5 + 5.5 * np.sqrt(count[seen] / max(count.max(), 1))
+    ece = binned_error(scores, events, bins)
+    return charts.line_chart(
+        f"{title}: reliability",
+        [
+            charts.Line("perfectly calibrated", np.array([0, 1]), np.array([0, 1]), dashed=True),
+            charts.Line(f"model (ECE {ece:.4f})", mean_score, share, hover, sizes),
+        ],
+        f"mean score in each of {bins} bins (point area: reviews in the bin)",
+        event,
     )
-    top.set_ylabel(event)
-    top.set_title(title)
-    top.legend(loc="upper left")
-    top.grid(alpha=0.3)
-    bottom.bar(edges[:-1], count, width=1 / bins, align="edge", edgecolor="white")
-    bottom.set_yscale("log")
-    bottom.set_xlabel(f"score, {bins} bins")
-    bottom.set_ylabel("reviews")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+
+
+PAGE_STYLE = (
+    "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;"
+    "color:#111827;padding:0 16px}h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;"
+    "border-bottom:1px solid #e5e7eb;padding-bottom:4px}.meta{color:#4b5563}table{border-collapse:collapse;"
+    "margin:6px 0}td,th{padding:4px 10px;border-bottom:1px solid #f3f4f6;text-align:left}td.n{text-align:right;"
+    "font-variant-numeric:tabular-nums}th{background:#f9fafb}.charts{display:flex;flex-wrap:wrap;gap:12px}"
+)
+
+
+def evaluation_page(metrics: dict[str, Any], plots: dict[str, str], title: str, overlap: str) -> str:
+    """evaluation.html: the headline metrics, per-class figures and every plot on one self-contained
+    page (styles inline, no script, no network), like the run report."""
+    headline = [("reviews", f"{metrics['examples']:,}"), ("accuracy", f"{metrics['accuracy']:.4f}"),
+                ("macro-F1", f"{metrics['macro_f1']:.4f}")]  # fmt: skip
+    if "roc_auc" in metrics:
+        headline.append(
+            ("ROC AUC", "n/a (one class only)" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}")
+        )
+    if "mean_absolute_class_error" in metrics:
+        headline.append(("mean absolute class error", f"{metrics['mean_absolute_class_error']:.3f}"))
+    headline += [(f"ECE ({metrics['ece_bins']} bins)", f"{metrics['ece']:.4f}"), ("Brier", f"{metrics['brier']:.4f}"),
+                 ("log loss", f"{metrics['log_loss']:.4f}"), ("calibration", str(metrics["calibration"]))]  # fmt: skip
+    rows = "".join(f'<tr><td>{escape(k)}</td><td class="n">{escape(v)}</td></tr>' for k, v in headline)
+    per_class = "".join(
+        f'<tr><td>{escape(name)}</td><td class="n">{row["precision"]:.3f}</td><td class="n">{row["recall"]:.3f}</td>'
+        f'<td class="n">{row["f1"]:.3f}</td><td class="n">{row["support"]:,}</td></tr>'
+        for name, row in metrics["per_class"].items()
+    )
+    body = (
+        f"<h1>{escape(title)}: evaluation</h1>"
+        f'<div class="meta">{escape(str(metrics["data"]))}<br>{escape(overlap)}</div>'
+        f"<h2>Metrics</h2><table>{rows}</table>"
+        "<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>reviews</th></tr>"
+        f"{per_class}</table>"
+        f'<h2>Plots</h2><div class="charts">{"".join(plots.values())}</div>'
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}: evaluation</title><style>{PAGE_STYLE}{charts.CHART_STYLE}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )

@@ -9,7 +9,18 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, errors, fail, quiet_logging
-from schemas.output_names import MODEL_VERSION, PREDICTIONS_FILE, REVIEW_ID, TEXT
+from schemas.bundle import METRICS_FILE
+from schemas.output_names import (
+    CONFUSION_PLOT_FILE,
+    EVALUATION_PAGE_FILE,
+    MODEL_VERSION,
+    PREDICTIONS_FILE,
+    RELIABILITY_PLOT_FILE,
+    REVIEW_ID,
+    ROC_PLOT_FILE,
+    SCORE_HISTOGRAM_FILE,
+    TEXT,
+)
 from training.config import TrainingConfig
 
 
@@ -17,7 +28,7 @@ def evaluate(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            metavar="INPUTS",
+            metavar="INPUT",
             show_default=False,
             help="Labelled reviews: Parquet files, folders of them (found recursively), folders with pos/ and "
             "neg/ review files, aclImdb's root (its test/ part is read), or globs.",
@@ -26,18 +37,33 @@ def evaluate(
     output: Annotated[
         Path,
         typer.Option(
-            help=f"Folder for metrics.json, {PREDICTIONS_FILE} (one row per review), confusion_matrix.png, "
-            "reliability_diagram.png, and for binary bundles roc_curve.png and score_histogram.png."
+            help=f"Folder for {METRICS_FILE}, {PREDICTIONS_FILE} (one row per review), {EVALUATION_PAGE_FILE} "
+            f"(the metrics and every plot on one page), the plots as SVG: {CONFUSION_PLOT_FILE}, "
+            f"{RELIABILITY_PLOT_FILE}, and for binary bundles {ROC_PLOT_FILE} and {SCORE_HISTOGRAM_FILE}. "
+            "It must be empty or new unless --overwrite.",
         ),
     ],
-    model: Annotated[str, typer.Option(help="Model bundle folder.")] = DEFAULT_MODEL,
-    text_column: Annotated[str, typer.Option(help="Text column of Parquet inputs.")] = TEXT,
+    model: Annotated[str, typer.Option(metavar="BUNDLE", help="Model bundle folder; local or gs://.")] = DEFAULT_MODEL,
+    text_column: Annotated[str, typer.Option(metavar="COLUMN", help="Text column of Parquet inputs.")] = TEXT,
     label_column: Annotated[
-        str, typer.Option(help="Label column of Parquet inputs: the bundle's class names or their indices.")
+        str,
+        typer.Option(
+            metavar="COLUMN",
+            help="Label column of Parquet inputs: the bundle's class names, or their indices 0 to K-1 if every "
+            "index occurs (with two classes, any of 0 and 1). Integer labels taking fewer values are refused: "
+            "0/1 labels are binary, not a five-class bundle's first two classes.",
+        ),
     ] = TrainingConfig.label_column,
     id_column: Annotated[
-        str, typer.Option(help="Id column of Parquet inputs; when absent, ids are FILE:ROW.")
+        str, typer.Option(metavar="COLUMN", help="Id column of Parquet inputs; when absent, ids are FILE:ROW.")
     ] = REVIEW_ID,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Write into a non-empty output folder: the evaluation's files are replaced, other files stay.",
+        ),
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Score labelled reviews and report accuracy, macro-F1, per-class precision and recall, the confusion
@@ -46,11 +72,11 @@ def evaluate(
     quiet_logging(verbose)
     from pipeline.bundle import BundleError
     from training.datasets import DatasetError
-    from training.evaluation import evaluate_bundle
+    from training.evaluation import OutputFolderError, evaluate_bundle
 
     try:
-        evaluation = evaluate_bundle(model, inputs, output, text_column, label_column, id_column)
-    except (BundleError, DatasetError) as e:
+        evaluation = evaluate_bundle(model, inputs, output, text_column, label_column, id_column, overwrite)
+    except (BundleError, DatasetError, OutputFolderError) as e:
         fail(str(e))
     metrics = evaluation.metrics
     console.print(per_class_table(metrics))
@@ -63,7 +89,7 @@ def evaluate(
         f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
         + "".join(f"{extra}, " for extra in extras)
         + f"ECE {metrics['ece']:.4f} ({metrics['ece_bins']} bins), Brier {metrics['brier']:.4f}\n"
-        f"output: {output} ({PREDICTIONS_FILE}: one row per review)",
+        f"output: {output} ({EVALUATION_PAGE_FILE}: metrics and plots; {PREDICTIONS_FILE}: one row per review)",
         soft_wrap=True,
     )
     warning = evaluation.overlap.warning()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.monitoring.charts import bar_chart
+from pipeline.monitoring.charts import CHART_STYLE, bar_chart
 from pipeline.monitoring.drift import conditions, proportions
 from pipeline.monitoring.statistics import OOV_SHARE_BINS, SCORE_BINS, Statistics, padded
 from pipeline.monitoring.training_profile import TrainingProfile
@@ -61,10 +61,8 @@ td,th{vertical-align:top}#lineage td:first-child{color:#4b5563;white-space:nowra
 table.top-words{table-layout:fixed}table.top-words col.word{width:150px}table.top-words col.count{width:70px}
 table.top-words th.class{border-left:2px solid #e5e7eb}table.top-words td.word{border-left:2px solid #e5e7eb}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
-svg.chart{background:#fff;border:1px solid #e5e7eb;border-radius:6px}
-svg .title{font-weight:600;font-size:13px}svg .tick{font-size:10px;fill:#4b5563}svg .label,svg .legend{font-size:11px}
-svg .grid{stroke:#f3f4f6}svg .axis{stroke:#9ca3af}pre{background:#f9fafb;padding:10px;overflow:auto;font-size:12px}
-"""
+pre{background:#f9fafb;padding:10px;overflow:auto;font-size:12px}
+""" + CHART_STYLE
 
 
 def render_report(
