@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pipeline
 from pipeline.calibration import UNCALIBRATED, Calibration, CalibrationError
+from pipeline.extras import GCP, require
 from pipeline.monitoring.training_profile import ProfileError, TrainingProfile
 from pipeline.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary
 from schemas.bundle import (
@@ -158,6 +160,8 @@ def open_bundle(uri: str | Path) -> Bundle:
     uri = str(uri)
     if "://" not in uri:
         return Bundle.open(uri)
+    if uri.startswith("gs://"):
+        require(GCP)
     if uri not in _LOCAL_COPIES:
         from apache_beam.io.filesystems import FileSystems
 
@@ -258,7 +262,7 @@ def write_bundle(
         (path / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2), encoding="utf-8")
         written.append(CALIBRATION_FILE)
     if profile is not None:
-        _write_json(path / PROFILE_FILE, profile.to_dict())
+        replace_file(path, PROFILE_FILE, _profile_bytes(profile))
         written.append(PROFILE_FILE)
     onnx = write_onnx(inference_model, path) if write_onnx else None
     if onnx and "file" in onnx:
@@ -283,17 +287,45 @@ def write_bundle(
         onnx=onnx,
     )
     manifest.validate()
-    (path / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    _write_manifest(path, manifest)
     return Bundle.open(path)
 
 
+def check_can_write(bundle: Bundle, names: Sequence[str], force: bool) -> None:
+    """Refuse, before any work, to write `names` into a bundle that already has one of them (unless
+    `force`) or whose folder is read-only.
+
+    A bundle is immutable once written: every run records its manifest's checksum as lineage, and a
+    rewritten file changes that checksum wherever its bytes change, so a file is rewritten only when
+    asked. A file on disk that the manifest does not list counts too: writing would replace it."""
+    present = [name for name in names if name in bundle.manifest.files or (bundle.path / name).exists()]
+    if present and not force:
+        them = "them" if len(present) > 1 else "it"
+        raise BundleError(
+            f"model bundle {bundle.path} already has {' and '.join(present)}; pass --force to rewrite {them}"
+        )
+    if not os.access(bundle.path, os.W_OK):
+        raise BundleError(
+            f"model bundle {bundle.path} is read-only, so {' and '.join(names)} cannot be written into it; "
+            "copy the bundle to a folder you can write to"
+        )
+
+
+def replace_file(folder: Path, name: str, data: bytes) -> None:
+    """Write `data` as folder/name all at once: beside it first, then renamed over it, so the bundle
+    never holds half a file."""
+    partial = folder / f".{name}.partial"
+    partial.write_bytes(data)
+    os.replace(partial, folder / name)
+
+
 def add_profile(path: str | Path, profile: TrainingProfile) -> Bundle:
-    """Give an existing bundle a training profile (or replace its profile); the model and its version
-    are unchanged, as a profile only describes data."""
+    """Give an existing bundle a training profile (or replace its profile: the caller checks that it may,
+    `check_can_write`); the model and its version are unchanged, as a profile only describes data."""
     bundle = Bundle.open(path)
     if len(profile.statistics.labels) != len(bundle.manifest.class_names):
         raise BundleError(f"model bundle {bundle.path}: the profile's classes do not match the manifest's")
-    _write_json(bundle.path / PROFILE_FILE, profile.to_dict())
+    replace_file(bundle.path, PROFILE_FILE, _profile_bytes(profile))
     return list_added_files(bundle, PROFILE_FILE)
 
 
@@ -301,11 +333,16 @@ def list_added_files(bundle: Bundle, *names: str, **manifest_updates: Any) -> Bu
     """Checksum files just written into the bundle and rewrite the manifest to list them."""
     files = {**bundle.manifest.files, **{name: sha256_file(bundle.path / name) for name in names}}
     manifest = Manifest.from_dict({**bundle.manifest.to_dict(), "files": files, **manifest_updates})
-    (bundle.path / MANIFEST_FILE).write_text(
-        json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
-    )
+    _write_manifest(bundle.path, manifest)
     return Bundle.open(bundle.path)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+def _write_manifest(folder: Path, manifest: Manifest) -> None:
+    """manifest.json's bytes are a function of its fields alone (their order, two-space indent, floats as
+    Python writes them), so the same fields always give the same checksum."""
+    replace_file(folder, MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def _profile_bytes(profile: TrainingProfile) -> bytes:
+    """profile.json's bytes, likewise a function of the profile alone."""
+    return json.dumps(profile.to_dict(), indent=1).encode("utf-8")

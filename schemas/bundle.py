@@ -23,6 +23,8 @@ ONNX_FILE = "model.onnx"
 OCCLUSION_FILE = "occlusion.onnx"
 """Optional: the same model with its recurrent states open (written with model.onnx), so exact
 occlusion on ONNX Runtime reuses the full pass's states instead of re-scoring every occluded review."""
+ONNX_FILES = (ONNX_FILE, OCCLUSION_FILE)
+"""What `reviewscore export-onnx` writes, together."""
 CALIBRATION_FILE = "calibration.json"
 """Optional: a bundle without it scores uncalibrated; one that lists it must have it, unaltered."""
 PROFILE_FILE = "profile.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 
@@ -10,8 +11,15 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.bundle import Bundle, BundleError
-from schemas.bundle import FORMAT_VERSION, MANIFEST_FILE, MODEL_FILE, PREPROCESSING_FILE, VOCABULARY_FILE
+from pipeline.bundle import Bundle, BundleError, check_can_write, replace_file
+from schemas.bundle import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PREPROCESSING_FILE,
+    PROFILE_FILE,
+    VOCABULARY_FILE,
+)
 
 REVIEWS = ["A wonderful, moving film. Loved it!", "Dreadful and boring.", "", "the plot was fine"]
 
@@ -164,3 +172,38 @@ def test_committed_five_class_model_reads_treebank_and_plain_text_alike():
     probabilities = scorer(bundle.encoder.encode(treebank + plain).rows())
     np.testing.assert_array_equal(probabilities[:2], probabilities[2:])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_a_file_the_bundle_has_is_rewritten_only_when_forced(bundle_copy):
+    bundle = Bundle.open(bundle_copy)
+    with pytest.raises(BundleError, match=r"already has profile\.json; pass --force to rewrite it"):
+        check_can_write(bundle, [PROFILE_FILE], force=False)
+    check_can_write(bundle, [PROFILE_FILE], force=True)
+    check_can_write(bundle, ["notes.json"], force=False)
+    (bundle_copy / "notes.json").write_text("{}")  # on disk though not listed: writing would replace it
+    with pytest.raises(BundleError, match=r"already has notes\.json"):
+        check_can_write(bundle, ["notes.json"], force=False)
+
+
+def test_a_read_only_bundle_is_refused_before_any_work(bundle_copy):
+    bundle_copy.chmod(0o555)
+    try:
+        if os.access(bundle_copy, os.W_OK):
+            pytest.skip("this user may write into a read-only folder (root, with its override)")
+        with pytest.raises(BundleError, match=r"is read-only, so notes\.json cannot be written"):
+            check_can_write(Bundle.open(bundle_copy), ["notes.json"], force=True)
+    finally:
+        bundle_copy.chmod(0o755)
+
+
+def test_a_file_is_replaced_whole_and_nothing_else_is_left(bundle_copy):
+    before = sorted(p.name for p in bundle_copy.iterdir())
+    replace_file(bundle_copy, PROFILE_FILE, b"{}")
+    assert (bundle_copy / PROFILE_FILE).read_bytes() == b"{}"
+    assert sorted(p.name for p in bundle_copy.iterdir()) == before
+
+
+def test_a_manifest_that_records_when_model_onnx_was_exported_still_loads(bundle_copy):
+    """Exports no longer record a time (the same weights give the same manifest); earlier ones did."""
+    edit_manifest(bundle_copy, onnx={**Bundle.open(bundle_copy).manifest.onnx, "exported": "2026-01-01T00:00:00+00:00"})
+    assert Bundle.open(bundle_copy).manifest.onnx["exported"] == "2026-01-01T00:00:00+00:00"

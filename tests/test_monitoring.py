@@ -297,7 +297,7 @@ def profiled(tiny_bundle, tmp_path_factory):
     root = tmp_path_factory.mktemp("profiled")
     bundle = shutil.copytree(tiny_bundle.path, root / "bundle")
     reference = write_reviews(root / "reference.parquet", [t for t, _ in make_reviews(1200, seed=11)])
-    result = runner.invoke(app, ["profile", str(bundle), "--data", str(reference)])
+    result = runner.invoke(app, ["profile", str(bundle), "--data", str(reference), "--force"])  # replaces its profile
     assert result.exit_code == 0, result.output
     clean = [t for t, _ in make_reviews(600, seed=12)]
     rng = random.Random(0)

@@ -15,18 +15,23 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.bundle import Bundle, add_profile
+from pipeline.bundle import Bundle, add_profile, check_can_write
 from pipeline.engines.base import ScorerSettings
 from pipeline.engines.calibrated import bundle_scorer
 from pipeline.labels import Labels
 from pipeline.monitoring.training_profile import TrainingProfile
+from schemas.bundle import PROFILE_FILE
 from training.datasets import DatasetError, load_sources, load_texts
 from training.splits import holdout_split
 
 
-def profile_bundle(bundle_path: Path, data: list[Path], text_column: str = "text", label_column: str = "label"):
-    """Write profile.json into the bundle from `data`; returns the updated bundle."""
+def profile_bundle(
+    bundle_path: Path, data: list[Path], text_column: str = "text", label_column: str = "label", force: bool = False
+):
+    """Write profile.json into the bundle from `data`; returns the updated bundle. A bundle that has a
+    profile is refused unless `force`, before any data is read (`check_can_write`)."""
     bundle = Bundle.open(bundle_path)
+    check_can_write(bundle, [PROFILE_FILE], force)
     texts, source = held_out_texts(bundle, data, text_column, label_column)
     encoded = bundle.encoder.encode(texts)
     encoded = encoded.take(np.flatnonzero(encoded.lengths > 0))  # scoring reports texts with no words as failures

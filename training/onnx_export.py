@@ -24,17 +24,17 @@ needs the `onnx` package (the `train` extra); scoring needs only `onnxruntime`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.bundle import Bundle, BundleError, list_added_files
+from pipeline.bundle import Bundle, BundleError, check_can_write, list_added_files, replace_file
 from pipeline.engines.onnx_engine import OnnxScorer
 from pipeline.engines.plan import RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
 from pipeline.layers import BELOW_ANY_VALUE
-from schemas.bundle import OCCLUSION_FILE, ONNX_FILE
+from schemas.bundle import OCCLUSION_FILE, ONNX_FILE, ONNX_FILES
 
 OPSET = 18
 EXPORT_TOLERANCE = 1e-5
@@ -453,14 +453,26 @@ def write_onnx(model, folder: Path) -> dict[str, Any]:
         return {"unsupported": str(e)}
 
 
-def add_onnx(path: str | Path) -> Bundle:
-    """Give an existing bundle its model.onnx: export, then rewrite the manifest's checksums.
+def add_onnx(bundle: Bundle, force: bool = False) -> Bundle:
+    """Give an existing bundle its model.onnx and occlusion.onnx: export, then rewrite the manifest's checksums.
 
-    The model itself is unchanged, so its version is kept; the manifest records when it was added.
+    A bundle that has them already is refused unless `force` (`check_can_write`). The files are
+    exported into a staging folder and moved in only once both passed their checks, so a failed export
+    leaves the bundle as it was. They hold the graph and the weights alone (no time, path or random
+    name), and the manifest records no time either: the same weights give the same bytes, so a forced
+    export of an unchanged model leaves the manifest's checksum, every run's lineage, unchanged too.
+    The model itself is unchanged, so its version is kept.
     """
-    bundle = Bundle.open(path)
-    onnx = write_onnx(bundle.load_model(), bundle.path)
-    if "file" not in onnx:
-        raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
-    onnx["exported"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return list_added_files(bundle, ONNX_FILE, *([OCCLUSION_FILE] if "occlusion" in onnx else []), onnx=onnx)
+    check_can_write(bundle, ONNX_FILES, force)
+    model = bundle.load_model()
+    with tempfile.TemporaryDirectory(prefix="reviewscore-onnx-") as staging:
+        try:
+            onnx = write_onnx(model, Path(staging))
+        except ValueError as e:  # the export disagrees with Keras: nothing is kept
+            raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {e}") from None
+        if "file" not in onnx:
+            raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
+        written = [name for name in ONNX_FILES if (Path(staging) / name).is_file()]
+        for name in written:
+            replace_file(bundle.path, name, (Path(staging) / name).read_bytes())
+    return list_added_files(bundle, *written, onnx=onnx)

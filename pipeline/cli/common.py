@@ -19,6 +19,7 @@ from pipeline.options import DEFAULT_MODEL
 __all__ = [
     "DEFAULT_MODEL",
     "EXIT_CONFIG_ERROR",
+    "Force",
     "Verbose",
     "console",
     "describe",
@@ -43,6 +44,16 @@ Verbose = Annotated[
     bool, typer.Option("--verbose/--no-verbose", "-v", help="Show TensorFlow's, Keras' and Beam's own log lines.")
 ]
 """`--verbose`, on every command that may load TensorFlow or run Beam."""
+
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Rewrite the files this command writes even if the bundle already has them (its manifest's checksum, "
+        "which every run records, changes if their bytes do).",
+    ),
+]
+"""`--force`, on every command that writes into a model bundle: a bundle is immutable once written unless asked."""
 
 
 def quiet_logging(verbose: bool) -> None:

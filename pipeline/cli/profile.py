@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import Verbose, console, fail, quiet_logging
+from pipeline.cli.common import Force, Verbose, console, fail, quiet_logging
 from schemas.bundle import PROFILE_FILE
 
 
@@ -21,18 +21,21 @@ def profile(
             "in-distribution reviews to profile whole (e.g. its separate validation file). Repeatable.",
         ),
     ],
-    text_column: Annotated[str, typer.Option(help="Text column, for Parquet data.")] = "text",
-    label_column: Annotated[str, typer.Option(help="Label column, for Parquet data.")] = "label",
+    text_column: Annotated[str, typer.Option(metavar="COLUMN", help="Text column, for Parquet data.")] = "text",
+    label_column: Annotated[str, typer.Option(metavar="COLUMN", help="Label column, for Parquet data.")] = "label",
+    force: Force = False,
     verbose: Verbose = False,
 ) -> None:
-    """Add the training profile drift checks compare every run with, to a bundle that has none."""
+    """Add the training profile drift checks compare every run with, to a bundle that has none.
+
+    A bundle that has a profile is left as it is unless --force; the same data always gives the same bytes."""
     quiet_logging(verbose)
     from pipeline.bundle import BundleError
     from training.datasets import DatasetError
     from training.holdout_profile import profile_bundle
 
     try:
-        updated = profile_bundle(bundle, data, text_column, label_column)
+        updated = profile_bundle(bundle, data, text_column, label_column, force)
     except (BundleError, DatasetError) as e:
         fail(str(e))
     source = updated.profile.source
