@@ -43,7 +43,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-plat
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-scoring lock test lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-name image-docker \
-	template metadata docs clean
+	template metadata cli-reference docs clean
 
 help: ## List every target.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -163,6 +163,9 @@ template: ## Write the Flex Template spec to TEMPLATE, naming IMAGE and deploy/m
 
 metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/options.py).
 	$(BIN)/python -m pipeline.options > deploy/metadata.json
+
+cli-reference: $(BIN)/.installed ## Regenerate docs/reference/cli.md from every command's --help.
+	$(BIN)/python docs/hooks/cli_reference.py
 
 docs: $(BIN)/.installed ## Build the documentation site into site/ (MkDocs, strict: a broken link or any warning fails it).
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

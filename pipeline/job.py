@@ -37,7 +37,7 @@ from pipeline.lineage import DEFAULT_RUNNER, environment_versions, manifest_sha2
 from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
 from pipeline.metrics import NAMESPACE
 from pipeline.model_handler import load_scorer
-from pipeline.progress import PROGRESS_EVERY_SECONDS
+from pipeline.progress import PROGRESS_EVERY_SECONDS, RunProgress, WorkerLines
 from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
 from pipeline.sources import InputError, InputPlan, plan_inputs
 from pipeline.verdict import RunPolicy
@@ -190,6 +190,8 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     if local:
         fail_fast_when_a_worker_dies()
     pipeline = beam.Pipeline(options=options)
+    # a local run shows the job's totals as its workers count; a remote one's workers log their own
+    progress = RunProgress(PROGRESS_EVERY_SECONDS) if local else WorkerLines()
     build_pipeline(
         pipeline,
         ReviewSource(plan, job.text_column, job.id_column),
@@ -205,11 +207,12 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
             profile=bundle.profile,
         ),
         started=job.started,
-        progress_every_seconds=PROGRESS_EVERY_SECONDS if local else None,
+        progress=progress,
         policy=job.policy,
         lineage=lineage,
     )
-    result = pipeline.run()
+    with progress:
+        result = pipeline.run()
     if dry_run:
         return DryRun(job_steps(result))
     if not job.wait or options.get_all_options().get("template_location"):

@@ -30,7 +30,7 @@ from pipeline.explain.explainer import Explained, ExplainSettings, top_words
 from pipeline.labels import Labels
 from pipeline.metrics import NAMESPACE
 from pipeline.preprocessing import EncodedBatch
-from pipeline.progress import Progress
+from pipeline.progress import WorkerCount
 from pipeline.sources import ReviewBatch
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         *,
         settings: ScorerSettings | None = None,
         explain: ExplainSettings | None = None,
-        progress_every_seconds: float | None = None,
+        explained: WorkerCount | None = None,
     ):
         # One element per call: each element is a batch of reviews read together, already as large
         # as the job's --batch-size.
@@ -132,9 +132,8 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         self.bundle_uri = bundle_uri
         self.settings = settings or ScorerSettings()
         self.explain = explain or ExplainSettings()
-        self.progress_every_seconds = progress_every_seconds
-        """Log explanation progress this often (local runs): explaining one batch can take minutes."""
-        self._explained: Progress | None = None
+        self.explained = explained
+        """Counts the reviews explained as they are (explaining one batch can take minutes)."""
 
     def load_model(self) -> LoadedModel:
         return load_scorer(self.bundle_uri, self.settings, self.explain)
@@ -166,16 +165,10 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         chosen = item.explain_rows
         if chosen is not None:
             rows, predicted, logits = [rows[i] for i in chosen], predicted[chosen], logits[chosen]
-        attributions = model.explain(rows, predicted, logits, self._explain_progress(), item.words)
+        attributions = model.explain(rows, predicted, logits, self.explained, item.words)
         return Explained(
             top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error, chosen
         )
-
-    def _explain_progress(self) -> Progress | None:
-        """Created where the reviews are explained, on the first call: its count is this worker's."""
-        if self._explained is None and self.progress_every_seconds is not None:
-            self._explained = Progress("explained", self.progress_every_seconds)
-        return self._explained
 
     def get_num_bytes(self, batch: Sequence[EncodedReviews]) -> int:
         return sum(item.ids.ids.nbytes for item in batch)

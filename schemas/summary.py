@@ -23,6 +23,7 @@ __all__ = [
     "INSUFFICIENT",
     "NO_PROFILE",
     "OK",
+    "ClassWords",
     "CompletenessError",
     "Drift",
     "DriftCheck",
@@ -34,6 +35,7 @@ __all__ = [
     "RunSummary",
     "SummaryError",
     "Verdict",
+    "WordWeight",
     "summary_from_json",
     "summary_to_json",
 ]
@@ -75,15 +77,6 @@ def _strings(data: Any, key: str, where: str) -> tuple[str, ...]:
     if not all(isinstance(value, str) for value in values):
         raise SummaryError(f"{where}.{key} must be a list of strings")
     return tuple(values)
-
-
-def _word_counts(pairs: Any, where: str) -> list[tuple[str, int]]:
-    if isinstance(pairs, list) and all(
-        isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[0], str) and type(pair[1]) is int
-        for pair in pairs
-    ):
-        return [(word, count) for word, count in pairs]
-    raise SummaryError(f"{where} must be a list of [word, count] pairs")
 
 
 @dataclass(frozen=True)
@@ -212,6 +205,55 @@ class CompletenessError:
 
 
 @dataclass(frozen=True)
+class WordWeight:
+    """A word that pushed the reviews of one predicted class towards it: its mean weight over the explained
+    reviews of that class that contain it, and how many those are."""
+
+    word: str
+    mean_weight: float
+    reviews: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"word": self.word, "mean_weight": self.mean_weight, "reviews": self.reviews}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> WordWeight:
+        return cls(
+            word=_field(data, "word", str, where),
+            mean_weight=_field(data, "mean_weight", _NUMBER, where),
+            reviews=_field(data, "reviews", int, where),
+        )
+
+
+@dataclass(frozen=True)
+class ClassWords:
+    """One predicted class's words, strongest mean weight first: only words in at least `min_reviews` of the
+    `reviews` explained with that label, so a word met once or twice does not lead on chance."""
+
+    reviews: int
+    """Reviews explained with this label."""
+    min_reviews: int
+    """The fewest of them a word is in to be listed."""
+    words: tuple[WordWeight, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reviews": self.reviews,
+            "min_reviews": self.min_reviews,
+            "words": [word.to_dict() for word in self.words],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> ClassWords:
+        words = _field(data, "words", list, where)
+        return cls(
+            reviews=_field(data, "reviews", int, where),
+            min_reviews=_field(data, "min_reviews", int, where),
+            words=tuple(WordWeight.from_dict(word, f"{where}.words[{i}]") for i, word in enumerate(words)),
+        )
+
+
+@dataclass(frozen=True)
 class ExplanationsSummary:
     """What a run with --explain says about its explanations: the method, how complete, the top words."""
 
@@ -220,8 +262,9 @@ class ExplanationsSummary:
     top_k: int
     reviews: int
     completeness_error: CompletenessError
-    top_words_by_class: dict[str, tuple[tuple[str, int], ...]]
-    """Per predicted class, the words most often among a review's top words pushing it there, with counts."""
+    words_by_class: dict[str, ClassWords]
+    """Per predicted class, the words that pushed its reviews towards it most on average (not the words most
+    often among a review's strongest, which favours the most frequent words: "and", "the")."""
     engine: str
     """Where the explanations ran."""
     steps: int | None = None
@@ -241,17 +284,15 @@ class ExplanationsSummary:
             data["reviews_explained"] = self.reviews_explained
         data["reviews"] = self.reviews
         data["completeness_error"] = self.completeness_error.to_dict()
-        data["top_words_by_class"] = {
-            name: [[word, count] for word, count in words] for name, words in self.top_words_by_class.items()
-        }
+        data["words_by_class"] = {name: words.to_dict() for name, words in self.words_by_class.items()}
         data["engine"] = self.engine
         return data
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "explanations") -> ExplanationsSummary:
-        by_class = _field(data, "top_words_by_class", dict, where)
-        top_words = {
-            name: tuple(_word_counts(words, f"{where}.top_words_by_class.{name}")) for name, words in by_class.items()
+        by_class = _field(data, "words_by_class", dict, where)
+        words = {
+            name: ClassWords.from_dict(value, f"{where}.words_by_class.{name}") for name, value in by_class.items()
         }
         return cls(
             method=_field(data, "method", str, where),
@@ -261,7 +302,7 @@ class ExplanationsSummary:
             completeness_error=CompletenessError.from_dict(
                 _field(data, "completeness_error", dict, where), f"{where}.completeness_error"
             ),
-            top_words_by_class=top_words,
+            words_by_class=words,
             engine=_field(data, "engine", str, where),
             steps=_field(data, "steps", int, where, optional=True),
             quadrature=_field(data, "quadrature", str, where, optional=True),

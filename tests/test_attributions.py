@@ -150,12 +150,13 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
     assert summary["method"] == "occlusion (leave one word out)" and summary["reviews"] == 4
     assert summary["completeness_error"]["mean"] is None  # occlusion promises no sum
     assert summary["engine"] == "onnx"  # occlusion runs on the scoring engine
-    assert set(summary["top_words_by_class"]) == {"negative", "positive"}
+    by_class = summary["words_by_class"]
     occluded = scored(tmp_path / "explained")
-    pushing = {(label, item["word"]) for label, top in zip(occluded.predicted_label, occluded.top_words, strict=True)
-               for item in top if item["weight"] > 0}  # fmt: skip
-    listed = {(label, word) for label, words in summary["top_words_by_class"].items() for word, _ in words}
-    assert listed == pushing  # only words that pushed a review towards its class are counted for it
+    assert {name: ranked["reviews"] for name, ranked in by_class.items()} == {
+        name: int((occluded.predicted_label == name).sum()) for name in ("negative", "positive")
+    }  # every explained review counts for its label
+    for ranked in by_class.values():  # only words pushing towards the class, in enough of its reviews
+        assert all(w["mean_weight"] > 0 and w["reviews"] >= ranked["min_reviews"] for w in ranked["words"])
     gradients = json.loads((tmp_path / "gradients" / "_SUMMARY.json").read_text())["explanations"]
     assert gradients["method"] == "integrated gradients" and gradients["steps"] == 16
     assert gradients["completeness_error"]["mean"] is not None
@@ -276,4 +277,4 @@ def test_five_class_bundles_are_explained_towards_their_predicted_class(five_cla
     for text, label, top in zip(texts, frame.predicted_label, frame.top_words, strict=True):
         assert len(top) == 1 and top[0]["word"] in text.split(), (label, top)
     summary = json.loads((tmp_path / "out" / "_SUMMARY.json").read_text())["explanations"]
-    assert len(summary["top_words_by_class"]) == 5
+    assert len(summary["words_by_class"]) == 5

@@ -72,40 +72,46 @@ def test_reference_has_a_section_for_every_command(reference):
         assert re.search(rf"^#+ `{re.escape(path)}`$", reference, flags=re.MULTILINE), f"no section for {path}"
 
 
-def test_reference_lists_every_option_of_score(reference):
-    score = dict(command_paths(typer.main.get_command(app)))["reviewscore score"]
-    text = section(reference, "reviewscore score")
-    first_cells = re.findall(r"^\| `([^`]+)` \|", text, flags=re.MULTILINE)  # a table row's names and metavar
-    names_in_code = {token for cell in first_cells for token in re.split(r"[\s,/]+", cell)}
-    options = [name for param in score.params for name in [*param.opts, *param.secondary_opts] if name.startswith("-")]
-    assert {"--output", "--model", "--on-drift", "--explain"} <= set(options), options
-    missing = [name for name in options if name not in names_in_code]
-    assert not missing, f"options of score missing from the reference: {missing}"
-    assert "INPUTS" in text  # the positional argument too
-
-
-def test_reference_shows_help_as_the_command_does(cli_reference, reference):
-    """Rich's escapes undone, Markdown's special characters escaped outside code, no home folder."""
-    assert "\\[" not in reference
+def test_reference_is_each_commands_help_as_it_prints_it(cli_reference, reference):
+    """Every option of every command, as `--help` names it, with no home folder of the machine that wrote it."""
+    for path, command in command_paths(typer.main.get_command(app)):
+        text = section(reference, path)
+        shown = cli_reference.help_text(path.split()[1:])
+        assert f"```text\n{shown}\n```" in text, path
+        for param in command.params:
+            for name in (*param.opts, *param.secondary_opts):
+                assert not name.startswith("-") or re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), name
+    assert "INPUT..." in section(reference, "reviewscore score")  # the positional argument too
     assert str(Path.home()) not in reference
-    text = cli_reference._text(f"Folder for scored-*.parquet, _SUMMARY.json and `a_b*` \\[default: {Path.home()}/x].")
-    assert text == "Folder for scored-\\*.parquet, \\_SUMMARY.json and `a_b*` [default: ~/x]."
 
 
-def test_hook_fills_only_the_reference_page(cli_reference):
+def test_the_committed_reference_is_what_the_commands_print(cli_reference):
+    """docs/reference/cli.md is committed (it reads the same on GitHub); change a help text and this fails
+    until the page is regenerated."""
+    page = (ROOT / "docs" / cli_reference.PAGE).read_text()
+    assert not cli_reference.stale(page), f"docs/{cli_reference.PAGE} is stale: run `{cli_reference.REGENERATE}`"
+
+
+def test_the_generator_refills_only_between_its_markers(cli_reference):
+    page = f"# CLI\n\nBy hand.\n\n{cli_reference.START}\nNOT-GENERATED\n{cli_reference.END}\n\nAfter.\n"
+    filled = cli_reference.filled(page)
+    assert filled.startswith("# CLI\n\nBy hand.\n\n") and filled.endswith(f"{cli_reference.END}\n\nAfter.\n")
+    assert "NOT-GENERATED" not in filled and "## `reviewscore score`" in filled
+    assert cli_reference.filled(filled) == filled and not cli_reference.stale(filled)
+    with pytest.raises(ValueError, match="marker"):
+        cli_reference.filled("# CLI, markers gone\n")
+
+
+def test_the_site_build_refuses_a_stale_reference_page(cli_reference):
     def page(uri: str):
         return SimpleNamespace(file=SimpleNamespace(src_uri=uri))
 
-    filled = cli_reference.on_page_markdown(f"# CLI\n\n{cli_reference.MARKER}\n", page(cli_reference.PAGE), None, None)
-    assert cli_reference.MARKER not in filled and "## `reviewscore score`" in filled
-    other = f"# Other\n\n{cli_reference.MARKER}\n"
-    assert cli_reference.on_page_markdown(other, page("index.md"), None, None) == other
-    with pytest.raises(ValueError, match="marker"):
-        cli_reference.on_page_markdown("# CLI, marker gone\n", page(cli_reference.PAGE), None, None)
-
-
-def test_reference_page_holds_the_marker(cli_reference):
-    assert cli_reference.MARKER in (ROOT / "docs" / cli_reference.PAGE).read_text()
+    stale = f"# CLI\n\n{cli_reference.START}\nold\n{cli_reference.END}\n"
+    with pytest.raises(ValueError, match=re.escape(cli_reference.REGENERATE)):
+        cli_reference.on_page_markdown(stale, page(cli_reference.PAGE), None, None)
+    assert cli_reference.on_page_markdown(stale, page("index.md"), None, None) == stale  # other pages pass
+    fresh = cli_reference.filled(stale)
+    assert cli_reference.on_page_markdown(fresh, page(cli_reference.PAGE), None, None) == fresh
 
 
 def nav_pages(entries) -> list[str]:

@@ -43,7 +43,7 @@ from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import OOV_ID, EncodedBatch
 from schemas.bundle import PROFILE_FILE
 from schemas.output import REPORT_FILE, SUMMARY_FILE
-from schemas.summary import Drift, RunSummary
+from schemas.summary import ClassWords, Drift, RunSummary, WordWeight
 from tests.conftest import make_reviews
 
 runner = CliRunner()
@@ -218,13 +218,40 @@ def test_the_report_shows_each_checks_conditions_with_one_format_per_column(refe
     rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("<tr>")[2:]]
     rate = next(c for c in drift.checks if c.name == CHECKS[-1])
     z_row = rows[-2]
-    assert z_row[:3] == [CHECKS[-1], escape(rate.what), "two-proportion z-test"]
-    assert z_row[3:] == [f"{rate.value:.4f}", "|z| &gt; 3.29", "yes", "ok"]
+    assert z_row[:3] == ["unknown word rate", escape(rate.what), "two-proportion z-test"]  # in words
+    assert z_row[3:] == [f"{rate.value:.4f}", "|z| &gt; 3.29", "yes", "no drift"]
     h = rate.details["effect_size"]["value"]
     assert rows[-1] == ["Cohen&#x27;s h (effect size)", f"{h:.4f}", "and |h| ≥ 0.20", "no"]
     assert len(rows) == len(drift.checks) + 1  # one line per condition
     for value, rule in [row[3:5] for row in rows[:-1]] + [rows[-1][1:3]]:  # values to 4 decimals, rules to 2
         assert re.fullmatch(r"-?\d+\.\d{4}", value) and re.fullmatch(r".*\d\.\d{2}", rule), (value, rule)
+    assert "Judged on 5,000 reviews of this run" in page and 'id="not-judged"' not in page
+    assert "needed" not in page.split('id="drift"')[0].split("Drift checks")[1]  # no minimum beside a judged run
+    rules = page.split("Drift checks</h2><p>")[1].split("</p>")[0]  # what decides each check, in words
+    assert "above 0.25" in rules and "above 0.10" in rules and "|z| &gt; 3.29" in rules and "|h| ≥ 0.20" in rules
+
+
+def test_a_run_too_small_to_judge_shows_its_checks_as_not_judged_plainly(reference):
+    """Below MIN_REVIEWS the values are shown, but no condition as met and every verdict as "not judged",
+    with the reviews scored and the least judged named in words."""
+    run = synthetic(120, seed=4, positive_only=True, unknown=0.5, cut=3)
+    drift = check_drift(reference, run)
+    summary = RunSummary(
+        records_read=120, records_scored=120, records_failed=0, failed_by_stage={}, accounting_ok=True,
+        label_counts={"negative": int(run.labels[0]), "positive": int(run.labels[1])}, model_version="1",
+        engine="onnx", engines={}, wall_seconds=1.0, reviews_per_second=120.0, scored_files=(), error_files=(),
+        drift=drift,
+    )  # fmt: skip
+    page = render_report(summary, run, TrainingProfile(reference, {"part": "held out", "data": "t.parquet"}), {})
+    notice = page.split('id="not-judged">')[1].split("</p>")[0]
+    assert "Not judged" in notice and "120 reviews" in notice and f"{MIN_REVIEWS:,}" in notice
+    table = page.split('<table id="drift">')[1].split("</table>")[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("<tr>")[2:]]
+    firsts = [row for row in rows if len(row) == 7]
+    assert len(firsts) == len(CHECKS) and all(row[-1] == "not judged" for row in firsts)
+    assert all(row[-2] == "–" for row in firsts) and rows[-1][-1] == "–"  # nothing shown as met, or not
+    assert any(condition.holds() for check in drift.checks for condition in conditions(check))  # yet some would
+    assert ">yes<" not in table and ">no<" not in table and "insufficient_data" not in table
 
 
 def test_small_runs_report_insufficient_data_not_false_alarms(reference):
@@ -436,24 +463,32 @@ def test_the_report_renders_with_its_plots_in_a_browser(profiled, browser, tmp_p
 
 def test_the_top_words_of_every_class_line_up_in_a_browser(browser, tmp_path):
     """The "Why these labels" lists are one table: every row's cells start at the same x in every class,
-    and each class's word and count columns are as wide as every other's, however long its words."""
+    and each class's word, mean weight and reviews columns are as wide as every other's, however long its words."""
     from tests.test_summary import a_summary
 
     summary = a_summary()
     words = {
-        "negative": (("dull", 12), ("boring", 3)),
-        "positive": (("superb", 1_200), ("a remarkably long phrase of a word", 1), ("fine", 1)),
+        "negative": ClassWords(40, 3, (WordWeight("dull", 2.5, 12), WordWeight("boring", 1.0, 3))),
+        "positive": ClassWords(
+            2_000,
+            20,
+            (
+                WordWeight("superb", 3.25, 1_200),
+                WordWeight("a remarkably long phrase of a word", 1.5, 20),
+                WordWeight("fine", 0.5, 21),
+            ),
+        ),
     }
-    summary = replace(summary, explanations=replace(summary.explanations, top_words_by_class=words))
+    summary = replace(summary, explanations=replace(summary.explanations, words_by_class=words))
     page = tmp_path / "page.html"
     page.write_text(render_report(summary, Statistics.empty(2), None, {"name": "m"}))
     browser.get(page.resolve().as_uri())
     rows = browser.execute_script(
-        "return [...document.querySelectorAll('#top-words tr')].slice(1).map(tr => [...tr.cells].map(td => {"
+        "return [...document.querySelectorAll('#top-words tr')].slice(2).map(tr => [...tr.cells].map(td => {"
         "  const box = td.getBoundingClientRect(); return [box.left, box.top, box.width]; }))"
     )
-    assert len(rows) == 3 and all(len(row) == 4 for row in rows)
+    assert len(rows) == 3 and all(len(row) == 6 for row in rows)
     assert len({tuple(round(left) for left, _, _ in row) for row in rows}) == 1  # columns line up down the table
     assert all(len({round(top) for _, top, _ in row}) == 1 for row in rows)  # and across it
     widths = [round(width) for _, _, width in rows[0]]
-    assert widths[0] == widths[2] and widths[1] == widths[3], widths  # every class's columns alike
+    assert widths[:3] == widths[3:], widths  # every class's columns alike

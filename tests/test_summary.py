@@ -30,6 +30,7 @@ from pipeline.tallies import RunTally, add_tallies, engine_tally_key, failed_tal
 from pipeline.verdict import RunPolicy, judge
 from schemas.output import REPORT_FILE, SUMMARY_FILE
 from schemas.summary import (
+    ClassWords,
     CompletenessError,
     Drift,
     DriftCheck,
@@ -41,6 +42,7 @@ from schemas.summary import (
     RunSummary,
     SummaryError,
     Verdict,
+    WordWeight,
     summary_from_json,
     summary_to_json,
 )
@@ -60,7 +62,9 @@ def a_summary(**changes) -> RunSummary:
         drift=Drift(True, "drifted", (check,), reviews=8, reference_reviews=100, min_reviews=5),
         explanations=ExplanationsSummary(
             "integrated gradients", "the predicted class's logit", 3, 8,
-            CompletenessError(0.01, 0.04, 0.0, 0.05), {"negative": (("dull", 2),), "positive": ()}, "TensorFlow",
+            CompletenessError(0.01, 0.04, 0.0, 0.05),
+            {"negative": ClassWords(3, 3, (WordWeight("dull", 1.25, 3),)), "positive": ClassWords(5, 3, ())},
+            "TensorFlow",
             steps=32, quadrature="Gauss-Legendre", baseline="zero embedding",
         ),
         verdict=Verdict(False, ("drift detected (scores) with --on-drift fail",), 0.2, None, "fail"),
@@ -122,6 +126,34 @@ def test_the_explanations_summary_holds_what_the_explainer_describes(method):
     assert list(ExplanationsSummary.from_dict(data).to_dict()) == list(data)
 
 
+def test_words_are_ranked_by_what_they_do_not_by_how_often_they_occur():
+    """A word in few reviews with a strong weight ranks above a word in every review with a weak one (counting
+    how often a word is among a review's strongest ranked "the" first); a word in too few reviews, or pulling
+    against the label, is not ranked. The batches add up as the run's combine adds them."""
+    from pipeline.explain.explainer import Explained
+    from pipeline.explain.integrated_gradients import Attributions
+    from pipeline.tallies import EXPLANATIONS
+
+    def review(i: int) -> list[tuple[str, float]]:
+        words = [("the", 0.3), ("film", 0.1), ("plot", -0.2)]
+        return words + [("superb", 2.0)] * (i % 10 == 0) + [("masterpiece", 5.0)] * (i == 1)
+
+    def tally(reviews: list[list[tuple[str, float]]]) -> dict:
+        weights = [np.array([weight for _, weight in r], np.float32) for r in reviews]
+        attributions = Attributions(weights, np.ones(len(reviews)), None)  # occlusion's: no baseline
+        explained = Explained.of([[word for word, _ in r] for r in reviews], attributions, 5)
+        return {EXPLANATIONS: ExplanationStatistics.of(explained, np.ones(len(reviews), np.int64), 2)}
+
+    reviews = [review(i) for i in range(40)]
+    statistics = RunTally.of(add_tallies([tally(reviews[:25]), tally(reviews[25:])])).explanations
+    words = statistics.summary(("negative", "positive"), ExplainSettings(top_k=5))["words_by_class"]
+    assert words["negative"] == {"reviews": 0, "min_reviews": 3, "words": []}
+    positive = words["positive"]
+    assert positive["reviews"] == 40 and positive["min_reviews"] == 3
+    assert [(w["word"], w["reviews"]) for w in positive["words"]] == [("superb", 4), ("the", 40), ("film", 40)]
+    assert positive["words"][0]["mean_weight"] == pytest.approx(2.0)  # shown with its count: 4 reviews
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -131,7 +163,10 @@ def test_the_explanations_summary_holds_what_the_explainer_describes(method):
         (lambda d: d["label_counts"].update(positive=True), r"label_counts\.positive is True, not int"),
         (lambda d: d["drift"]["checks"][0].pop("threshold"), r"drift\.checks\[0\] lacks 'threshold'"),
         (lambda d: d["verdict"].update(problems=[1]), r"verdict\.problems must be a list of strings"),
-        (lambda d: d["explanations"]["top_words_by_class"].update(negative=[["dull"]]), r"\[word, count\] pairs"),
+        (
+            lambda d: d["explanations"]["words_by_class"]["negative"]["words"][0].pop("mean_weight"),
+            r"explanations\.words_by_class\.negative\.words\[0\] lacks 'mean_weight'",
+        ),
         (lambda d: d.update(engines={"onnx": {"reviews": 5}}), "lacks 'why'"),
         (lambda d: d["lineage"]["model"].pop("manifest_sha256"), r"lineage\.model lacks 'manifest_sha256'"),
         (lambda d: d["lineage"]["inputs"].update(text_files="7"), r"lineage\.inputs\.text_files is '7', not int"),

@@ -4,57 +4,41 @@
 from __future__ import annotations
 
 import re
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.progress import Progress as Bar
 
 from pipeline.cli.common import console, errors, fail, link
+from pipeline.progress import BYTES, Display, Step
 from training.public_data import DATASETS, DOWNLOADS, PublicDataError, prepare
 
 # An Enum so --help lists the datasets; the catalogue imports no pyarrow.
 DatasetName = StrEnum("DatasetName", [(name, name) for name in DATASETS])
 DEFAULT_FOLDER = "data"
-PLAIN_EVERY_S = 5.0
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class DownloadReport:
-    """Download progress on stderr: a rich bar in a terminal; elsewhere (logs, CI) a plain line every
-    few seconds, since a redrawn bar there is either invisible or a flood of lines."""
+    """Download progress on stderr, as every long step shows it (pipeline/progress.py): a bar with the
+    bytes of the total, rate and time left in a terminal; elsewhere (logs, CI) a plain line every few
+    seconds, since a redrawn bar there is either invisible or a flood of lines."""
 
     def __init__(self, name: str):
-        self.name = name
-        self.bar: Bar | None = None
-        self.task = None
-        self.last_line = float("-inf")
+        self.step = Step(f"downloading {name}", BYTES)
+        self.display = Display([self.step])
 
     def __call__(self, done: int, total: int | None) -> None:
-        if errors.is_terminal:
-            if self.bar is None:
-                columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-                self.bar = Bar(*columns, TimeRemainingColumn(), console=errors)
-                self.bar.start()
-                self.task = self.bar.add_task(f"downloading {self.name}", total=total)
-            self.bar.update(self.task, completed=done, total=total)
-        elif time.monotonic() - self.last_line >= PLAIN_EVERY_S or done == total:
-            self.last_line = time.monotonic()
-            of = f" of {total / 1e6:,.1f} MB ({done / total:.0%})" if total else " MB"
-            errors.print(f"downloading {self.name}: {done / 1e6:,.1f}{of}", highlight=False)
+        self.display.update(self.step.name, done, total)
 
     def status(self, line: str) -> None:
         """The step after the download, on a line of its own below the finished bar."""
         self.close()
         errors.print(line, highlight=False, soft_wrap=True)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
+    def close(self, finished: bool = True) -> None:
+        self.display.close(finished)
 
 
 Dataset = Annotated[
@@ -97,6 +81,7 @@ def data(
     try:
         prepared = prepare(chosen, out, source, sha256, overwrite, report, report.status)
     except PublicDataError as e:
+        report.close(finished=False)
         fail(str(e))
     finally:
         report.close()

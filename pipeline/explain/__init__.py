@@ -25,4 +25,10 @@ SAMPLE = 50
 explain every review: chosen by review id, so the same input explains the same reviews
 (BENCHMARKS.md, "Explanations that reuse the full pass": what they cost a run)."""
 SAMPLE_WORDS = 5
-"""Words kept per sampled review for the summary's top words by class."""
+"""Words per sampled review in its (unwritten) top_words; the summary ranks every word of the review."""
+WORD_MIN_REVIEWS = 3
+WORD_MIN_SHARE = 0.01
+"""A word is ranked for a class ("why these labels") when it is in at least WORD_MIN_REVIEWS and
+WORD_MIN_SHARE of the reviews explained with that label: a mean over one or two reviews is chance."""
+WORDS_SHOWN = 15
+"""Words per class in the summary and the report."""

@@ -26,7 +26,7 @@ from pipeline.engines.registry import ENGINES
 from pipeline.explain import COMPLETENESS_TOLERANCE, METHODS, MOST_STEPS, SAMPLE, SAMPLE_WORDS, STEPS
 from pipeline.explain.integrated_gradients import BASELINE, Attributions, IntegratedGradients
 from pipeline.explain.occlusion import Occlusion
-from pipeline.progress import Progress
+from pipeline.progress import WorkerCount
 from schemas.output import TOP_WORD_TYPE
 
 
@@ -128,7 +128,7 @@ class Explainer:
         rows: Sequence[np.ndarray],
         predicted: np.ndarray,
         logits=None,
-        progress: Progress | None = None,
+        progress: WorkerCount | None = None,
         words: Sequence[Sequence[str]] | None = None,
     ) -> Attributions:
         """`logits`: the engine's logits of `rows` when the caller already scored them (occlusion then

@@ -1,7 +1,8 @@
 """_report.html: one self-contained page per scoring run, for people to look at.
 
 The run's lineage (inputs, model and its checksum, options, versions, runner, times), counts (read,
-scored, failed by stage), the drift verdict and every check with the conditions that decide it,
+scored, failed by stage), the drift verdict and every check with the conditions that decide it (in
+words too, and a run too small to judge said plainly), the words that drive each label,
 throughput and engine, the run's label, score, length and unknown-word distributions against the
 training profile, and the model's manifest. Plots are inline SVG (`charts.py`), styles inline, no
 script and no network: the page opens from a bucket, an e-mail attachment or a laptop offline.
@@ -20,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from pipeline.monitoring.charts import CHART_STYLE, bar_chart
-from pipeline.monitoring.drift import conditions, proportions
+from pipeline.monitoring.drift import (
+    COHENS_H_THRESHOLD,
+    JS_THRESHOLD,
+    PSI_THRESHOLD,
+    Z_THRESHOLD,
+    conditions,
+    proportions,
+)
 from pipeline.monitoring.statistics import OOV_SHARE_BINS, SCORE_BINS, Statistics, padded
 from pipeline.monitoring.training_profile import TrainingProfile
 from schemas.summary import (
@@ -28,6 +36,7 @@ from schemas.summary import (
     INSUFFICIENT,
     NO_PROFILE,
     OK,
+    ClassWords,
     Drift,
     DriftCheck,
     EngineUse,
@@ -47,8 +56,11 @@ VERDICTS = {
     INSUFFICIENT: ("too few reviews to judge drift", "neutral"),
     NO_PROFILE: ("no training profile in the bundle", "neutral"),
 }
+CHECK_VERDICTS = {OK: "no drift", DRIFTED: "drifted", INSUFFICIENT: "not judged"}
+"""A check's verdict in the drift table, by its value in _SUMMARY.json."""
 
-STYLE = """
+STYLE = (
+    """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#111827;
 padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
@@ -58,11 +70,14 @@ table{border-collapse:collapse;margin:6px 0}td,th{padding:4px 10px;border-bottom
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}th{background:#f9fafb}
 td,th{vertical-align:top}#lineage td:first-child{color:#4b5563;white-space:nowrap}
 #lineage code{font-size:12px}.options{display:flex;flex-wrap:wrap;gap:2px 14px}
-table.top-words{table-layout:fixed}table.top-words col.word{width:150px}table.top-words col.count{width:70px}
+table.top-words{table-layout:fixed}table.top-words col.word{width:150px}table.top-words col.count{width:80px}
+.notice{background:#f3f4f6;padding:6px 10px;border-radius:6px}td.unjudged{color:#6b7280}
 table.top-words th.class{border-left:2px solid #e5e7eb}table.top-words td.word{border-left:2px solid #e5e7eb}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
 pre{background:#f9fafb;padding:10px;overflow:auto;font-size:12px}
-""" + CHART_STYLE
+"""
+    + CHART_STYLE
+)
 
 
 def render_report(
@@ -198,7 +213,8 @@ def _charts(run: Statistics, reference: Statistics | None, class_names: tuple[st
 
 
 def _explanations(explanations: ExplanationsSummary | None) -> list[str]:
-    """Per predicted class, the words most often among a review's top words pushing towards it (--explain)."""
+    """Per predicted class, the words that pushed its reviews towards it most on average (see ranked_words
+    in pipeline/explain/explainer.py)."""
     if explanations is None:
         return []
     error = explanations.completeness_error
@@ -210,10 +226,12 @@ def _explanations(explanations: ExplanationsSummary | None) -> list[str]:
     return [
         "<h2>Why these labels</h2>",
         f'<p class="meta">{explanations.reviews:,} reviews explained{_which(explanations)}: '
-        f"{escape(explanations.method)} on {escape(explanations.engine)}; "
-        f"{completeness}. Words most often among a review's top {explanations.top_k} and pushing it "
-        "towards its predicted class:</p>",
-        _top_words_table(explanations.top_words_by_class),
+        f"{escape(explanations.method)} on {escape(explanations.engine)}; {completeness}.</p>",
+        "<p>Per predicted class, the words that pushed its reviews towards it most. A word's weight in a review "
+        "is how much it raised the class's logit there; <b>mean weight</b> is its average over the explained "
+        "reviews of that class that contain it, and <b>reviews</b> counts those. Only words in enough of them "
+        "to be more than chance are ranked (the least is under each class).</p>",
+        _top_words_table(explanations.words_by_class),
     ]
 
 
@@ -222,39 +240,71 @@ def _which(explanations: ExplanationsSummary) -> str:
     return f" ({escape(chosen)})" if chosen and chosen != "all" else ""
 
 
-def _top_words_table(by_class: dict[str, tuple[tuple[str, int], ...]]) -> str:
-    """One table, a word and a count column per class, fixed widths: every class's list lines up."""
-    columns = '<col class="word"><col class="count">' * len(by_class)
-    header = "".join(f'<th class="class" colspan="2">{escape(name)}</th>' for name in by_class)
-    depth = max((len(words) for words in by_class.values()), default=0)
+def _top_words_table(by_class: dict[str, ClassWords]) -> str:
+    """One table, word, mean weight and reviews columns per class, fixed widths: every class's list lines up."""
+    columns = '<col class="word"><col class="count"><col class="count">' * len(by_class)
+    header = "".join(
+        f'<th class="class" colspan="3">{escape(name)}<div class="meta">{words.reviews:,} reviews explained; '
+        f"words in at least {words.min_reviews:,}</div></th>"
+        for name, words in by_class.items()
+    )
+    heads = '<th class="class">word</th><th>mean weight</th><th>reviews</th>' * len(by_class)
+    depth = max((len(words.words) for words in by_class.values()), default=0)
     rows = []
     for i in range(depth):
         cells = []
         for words in by_class.values():
-            word, count = words[i] if i < len(words) else ("", None)
-            cells.append(
-                f'<td class="word">{escape(word)}</td><td class="n">{"" if count is None else f"{count:,}"}</td>'
-            )
+            if i < len(words.words):
+                word = words.words[i]
+                cells.append(
+                    f'<td class="word">{escape(word.word)}</td><td class="n">{word.mean_weight:+.3f}</td>'
+                    f'<td class="n">{word.reviews:,}</td>'
+                )
+            else:
+                cells.append('<td class="word"></td><td class="n"></td><td class="n"></td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    body = f"<colgroup>{columns}</colgroup><tr>{header}</tr>{''.join(rows)}"
+    body = f"<colgroup>{columns}</colgroup><tr>{header}</tr><tr>{heads}</tr>{''.join(rows)}"
     return f'<table id="top-words" class="top-words">{body}</table>'
 
 
 def _drift_table(drift: Drift, profile: TrainingProfile | None) -> str:
+    """What decides a check, in words; on what the checks were judged (or why not); one row per condition."""
     if not drift.checks:
         return f"<p>{escape(drift.reason or 'no checks ran')}</p>"
-    rows = "".join(_drift_row(check) for check in drift.checks)
+    judged = drift.status != INSUFFICIENT
+    rows = "".join(_drift_row(check, judged) for check in drift.checks)
+    return (
+        f"<p>{DRIFT_RULES}</p>{_drift_scope(drift, profile, judged)}"
+        '<table id="drift"><tr><th>check</th><th>compares</th><th>statistic</th><th>value</th><th>drifts when</th>'
+        f"<th>met</th><th>verdict</th></tr>{rows}</table>"
+    )
+
+
+DRIFT_RULES = (
+    "Each check compares this run with the bundle's training profile by one statistic, and drifts when its "
+    "condition is met (the unknown-word rate: both of its conditions). Distributions (predicted labels, scores, "
+    "review length) by the population stability index over the training profile's deciles: above "
+    f"{PSI_THRESHOLD:.2f} is a major shift. The vocabulary by the Jensen-Shannon distance of word shares: "
+    f"above {JS_THRESHOLD:.2f}. The unknown-word rate when the difference is both significant "
+    f"(|z| &gt; {Z_THRESHOLD:.2f}, p &lt; 0.001) and not negligible (Cohen's |h| ≥ {COHENS_H_THRESHOLD:.2f}): "
+    "over many tokens any difference is significant."
+)
+
+
+def _drift_scope(drift: Drift, profile: TrainingProfile | None, judged: bool) -> str:
+    """The reviews compared; for a run below the least that can be judged, that and why, plainly."""
     source = profile.source if profile else {}
     data = str(source.get("data", ""))
-    note = (
-        f"<p class=meta>{drift.reviews or 0:,} reviews of this run against {drift.reference_reviews or 0:,} "
-        f'of the training profile (<span title="{escape(data)}">{escape(str(source.get("part", "")))}: '
-        f"{escape(_file_names(data))}</span>); "
-        f"at least {drift.min_reviews or 0:,} reviews are needed to judge.</p>"
+    training = (
+        f'{drift.reference_reviews or 0:,} of the training profile (<span title="{escape(data)}">'
+        f"{escape(str(source.get('part', '')))}: {escape(_file_names(data))}</span>)"
     )
+    if judged:
+        return f'<p class="meta">Judged on {drift.reviews or 0:,} reviews of this run against {training}.</p>'
     return (
-        '<table id="drift"><tr><th>check</th><th>what</th><th>statistic</th><th>value</th><th>drifts when</th>'
-        f"<th>holds</th><th>verdict</th></tr>{rows}</table>{note}"
+        f'<p class="notice" id="not-judged">Not judged: this run scored {drift.reviews or 0:,} reviews, and '
+        f"drift is judged from {drift.min_reviews or 0:,} on (on fewer, chance alone moves the statistics past "
+        f"their thresholds). The values against {training} are shown for information only.</p>"
     )
 
 
@@ -263,21 +313,24 @@ def _file_names(paths: str) -> str:
     return " + ".join(path.rstrip("/").rsplit("/", 1)[-1] for path in paths.split(" + "))
 
 
-def _drift_row(check: DriftCheck) -> str:
-    """A check with every condition that decides it, one line each (statistic, value, rule, whether it
-    holds): it drifts when all hold, so its verdict reads off its lines."""
+def _drift_row(check: DriftCheck, judged: bool) -> str:
+    """A check with every condition that decides it, one line each (statistic, value, rule, whether it is
+    met): it drifts when all are met, so its verdict reads off its lines. A check not judged shows its
+    values, and no condition as met or not."""
     decided_by = conditions(check)
     span = f' rowspan="{len(decided_by)}"' if len(decided_by) > 1 else ""
     tone = "bad" if check.drifted else "good" if check.verdict == OK else "neutral"
+    met = (lambda condition: "yes" if condition.holds() else "no") if judged else (lambda condition: "–")
     lines = [
         f"<td>{escape(condition.statistic)}</td>"
         f'<td class="n">{condition.value:.4f}</td>'
         f'<td class="n">{"and " if i else ""}{escape(condition.rule())}</td>'
-        f"<td>{'yes' if condition.holds() else 'no'}</td>"
+        f"<td{'' if judged else ' class=unjudged'}>{met(condition)}</td>"
         for i, condition in enumerate(decided_by)
     ]
-    first = f"<td{span}>{escape(check.name)}</td><td{span}>{escape(check.what)}</td>{lines[0]}"
-    first += f'<td{span} class="{tone}">{escape(check.verdict)}</td>'
+    name = check.name.replace("_", " ")
+    first = f"<td{span}>{escape(name)}</td><td{span}>{escape(check.what)}</td>{lines[0]}"
+    first += f'<td{span} class="{tone}">{escape(CHECK_VERDICTS.get(check.verdict, check.verdict))}</td>'
     return "".join(f"<tr>{cells}</tr>" for cells in [first, *lines[1:]])
 
 
