@@ -55,15 +55,17 @@ To = Annotated[
 Source = Annotated[
     str | None,
     typer.Option(
+        metavar="PATH_OR_URL",
         help="Where else to get the archive: an http(s):// URL (a mirror), or a file:// URL or local path of an "
-        "archive already downloaded (default: the official address)."
+        "archive already downloaded (default: the official address).",
     ),
 ]
 Sha256 = Annotated[
     str | None,
     typer.Option(
+        metavar="SHA256",
         help="The archive's sha256, for a --source that is not the official archive "
-        "(default: the official archive's published checksum)."
+        "(default: the official archive's published checksum).",
     ),
 ]
 Overwrite = Annotated[bool, typer.Option(help="Replace this dataset's files already in the folder.")]
