@@ -37,7 +37,7 @@ from pipeline.model_handler import EncodedReviews, ReviewModelHandler, ScoredBat
 from pipeline.monitoring.summarize import RunContext, Summarize
 from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import EncodedBatch
-from pipeline.progress import Progress
+from pipeline.progress import RunProgress, Step, WorkerCount, WorkerLines
 from pipeline.sinks import PublishShards, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
 from pipeline.tallies import add_tallies, failed_tally, read_tally, scored_tally, statistics_tally
@@ -76,13 +76,8 @@ class ScoringModel:
     profile: TrainingProfile | None = None
     """The bundle's training profile, for the run's drift checks and report."""
 
-    def handler(self, progress_every_seconds: float | None = None) -> ReviewModelHandler:
-        return ReviewModelHandler(
-            self.bundle_uri,
-            settings=self.scorer,
-            explain=self.explain,
-            progress_every_seconds=progress_every_seconds,
-        )
+    def handler(self, explained: WorkerCount | None = None) -> ReviewModelHandler:
+        return ReviewModelHandler(self.bundle_uri, settings=self.scorer, explain=self.explain, explained=explained)
 
 
 class CountRead(beam.DoFn):
@@ -201,15 +196,11 @@ class ToScoredBatch(beam.DoFn):
     """A scored batch as the output's Arrow table: the input columns, then predicted_label, score,
     label_probs and model_version, all built as columns."""
 
-    def __init__(self, labels: Labels, schema: pa.Schema, progress_every_seconds: float | None):
+    def __init__(self, labels: Labels, schema: pa.Schema, progress: WorkerCount | None = None):
         self.labels = labels
         self.schema = schema
-        self.progress_every_seconds = progress_every_seconds
+        self.progress = progress
         self.scored = beam.metrics.Metrics.counter(NAMESPACE, "records_scored")
-
-    def setup(self):
-        every = self.progress_every_seconds
-        self._progress = Progress("scored", every) if every is not None else None
 
     def process(self, result: PredictionResult) -> Iterator[pa.Table]:
         batch: ReviewBatch = result.example.reviews
@@ -222,8 +213,8 @@ class ToScoredBatch(beam.DoFn):
         for name, column in columns.items():
             table = table.append_column(name, column)
         self.scored.inc(len(batch))
-        if self._progress is not None:
-            self._progress.add(len(batch))
+        if self.progress is not None:
+            self.progress.add(len(batch))
         yield conform(table, self.schema)
 
 
@@ -249,8 +240,32 @@ def failed_batch_rows(batch_and_error) -> Iterator[dict[str, Any]]:
             yield failure_row(failure)
 
 
-def log_start(source: ReviewSource, model: ScoringModel, every_seconds: float) -> None:
-    """A local run's first line: how many reviews, on which engine, and that progress lines follow, so
+class CountedFailures:
+    """Counts each failed review as handled (`progress`) and passes it on to `tally`: a review that
+    fails is done with, so the scoring step's count reaches the job's total."""
+
+    def __init__(self, tally, progress: WorkerCount):
+        self.tally = tally
+        self.progress = progress
+
+    def __call__(self, row):
+        self.progress.add(1)
+        return self.tally(row)
+
+
+def progress_steps(source: ReviewSource, model: ScoringModel) -> tuple[Step, Step | None]:
+    """The steps a run's progress shows, with their totals as the launch counted them: every review
+    is scored (or fails); explanations cover every review with --explain K, else about the sample."""
+    reviews = source.plan.reviews
+    share = model.explain.share(reviews)
+    explained = None
+    if share > 0:
+        explained = Step("explanations", total=round(share * reviews), about=share < 1.0)
+    return Step("scoring", total=reviews), explained
+
+
+def log_start(source: ReviewSource, model: ScoringModel, announcement: str) -> None:
+    """A local run's first line: how many reviews, on which engine, and how progress is shown, so
     that reading a large input before the first scored batch is not mistaken for a hang."""
     share = model.explain.share(source.plan.reviews)
     if model.explain.every_review:
@@ -259,13 +274,7 @@ def log_start(source: ReviewSource, model: ScoringModel, every_seconds: float) -
         explaining = f", explaining a sample of about {round(share * source.plan.reviews)} by {model.explain.method}"
     else:
         explaining = ""
-    log.warning(
-        "scoring %d reviews on %s%s; a progress line every %.0f s",
-        source.plan.reviews,
-        model.scorer.engine,
-        explaining,
-        every_seconds,
-    )
+    log.warning("scoring %d reviews on %s%s%s", source.plan.reviews, model.scorer.engine, explaining, announcement)
 
 
 def build_pipeline(
@@ -275,16 +284,22 @@ def build_pipeline(
     model: ScoringModel,
     *,
     started: float | None = None,
-    progress_every_seconds: float | None = None,
+    progress: RunProgress | WorkerLines | None = None,
     policy: RunPolicy | None = None,
     lineage: Lineage | None = None,
 ):
     """Wire the scoring graph onto `p`; returns the PCollection holding the run summary.
 
-    `lineage`: what the launch recorded of the run, finished by the summary step."""
+    `lineage`: what the launch recorded of the run, finished by the summary step. `progress`: how the
+    workers count their work (RunProgress shows a local run's totals; WorkerLines logs on each worker)."""
     started = time.time() if started is None else started
-    if progress_every_seconds is not None:
-        log_start(source, model, progress_every_seconds)
+    scoring, explaining = progress_steps(source, model)
+    scored_count = explained_count = None
+    if progress is not None:
+        if progress.local:
+            log_start(source, model, progress.announcement())
+        scored_count = progress.count(scoring)
+        explained_count = progress.count(explaining) if explaining is not None else None
     records = p | "Read" >> ReadReviews(source.plan, source.text_column, source.id_column, model.max_batch_size)
     reviews, read_failures = records | "CountRead" >> beam.ParDo(CountRead()).with_outputs(FAILED, main="reviews")
 
@@ -293,11 +308,9 @@ def build_pipeline(
             model.bundle_uri, source.text_column, model.scorer.threads, model.explain.share(source.plan.reviews)
         )
     ).with_outputs(FAILED, main="encoded")
-    handler = model.handler(progress_every_seconds)
+    handler = model.handler(explained_count)
     predictions, dead_letters = encoded | "Score" >> RunInference(handler).with_exception_handling()
-    scored = predictions | "ToScoredBatch" >> beam.ParDo(
-        ToScoredBatch(model.labels, sink.schema, progress_every_seconds)
-    )
+    scored = predictions | "ToScoredBatch" >> beam.ParDo(ToScoredBatch(model.labels, sink.schema, scored_count))
 
     failures = (
         (read_failures, encode_failures) | "AllFailures" >> beam.Flatten() | "FailureRows" >> beam.Map(failure_row)
@@ -310,11 +323,12 @@ def build_pipeline(
 
     # One combine for every count of the summary and the run's statistics: each element adds its
     # own tally, so a batch of 4,096 reviews is one addition, and the graph has one combine.
+    failed = failed_tally if scored_count is None else CountedFailures(failed_tally, scored_count)
     tallies = (
         records | "TallyRead" >> beam.Map(read_tally),
         scored | "TallyScored" >> beam.Map(scored_tally),
         predictions | "TallyStatistics" >> beam.Map(statistics_tally, model.labels),
-        errors | "TallyFailed" >> beam.Map(failed_tally),
+        errors | "TallyFailed" >> beam.Map(failed),
     )
     counts = tallies | "Tallies" >> beam.Flatten() | "Count" >> beam.CombineGlobally(add_tallies)
     context = RunContext(

@@ -1,11 +1,12 @@
 """`reviewscore data`: small archives in the real IMDB and SST layouts, served from a loopback HTTP
-server (with and without Range support, with a first response that breaks off), through the real CLI."""
+server (with and without Range support, with responses that break off), through the real CLI."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import io
+import logging
 import tarfile
 import threading
 import zipfile
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import pipeline.progress
 from pipeline.cli.app import app
 from training.datasets import load_labelled, load_texts
 from training.public_data import DATASETS, DOWNLOADS
@@ -93,8 +95,8 @@ def sha256(data: bytes) -> str:
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Serves `files`; honours `Range: bytes=N-` only when `ranges`; with `break_first`, the first GET
-    sends half its body and closes the connection. Every request's Range header and status is logged."""
+    """Serves `files`; honours `Range: bytes=N-` only when `ranges`; the first `break_first` GETs (True: one)
+    send half their body and close the connection. Every request's Range header and status is logged."""
 
     def __init__(self, *args, server_state: dict, **kwargs):
         self.state = server_state
@@ -119,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
         body = data[start:]
-        if self.state["break_first"] and len(self.state["requests"]) == 1:
+        if len(self.state["requests"]) <= self.state["break_first"]:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
@@ -132,7 +134,7 @@ def serve():
     """serve(files, ranges=..., break_first=...) -> (base URL, request log); the servers stop after the test."""
     servers = []
 
-    def start(files: dict[str, bytes], ranges: bool = True, break_first: bool = False):
+    def start(files: dict[str, bytes], ranges: bool = True, break_first: int = 0):
         state = {"files": files, "ranges": ranges, "break_first": break_first, "requests": []}
         server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, server_state=state))
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -143,6 +145,28 @@ def serve():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def progress_lines(monkeypatch):
+    """The plain progress lines (the test's stderr is no terminal), one per update: no interval."""
+    monkeypatch.setattr(pipeline.progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    handler = Lines()
+    logger = logging.getLogger("reviewscore")
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
 
 
 def run_data(*args: str):
@@ -163,7 +187,7 @@ def parquet_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if ".parquet" in p.name)
 
 
-def test_imdb_download_resumes_a_broken_response_with_a_range_request(tmp_path, serve):
+def test_imdb_download_resumes_a_broken_response_with_a_range_request(tmp_path, serve, progress_lines):
     archive = imdb_archive()
     url, requests = serve({"/aclImdb_v1.tar.gz": archive}, ranges=True, break_first=True)
     out = tmp_path / "imdb"
@@ -171,7 +195,10 @@ def test_imdb_download_resumes_a_broken_response_with_a_range_request(tmp_path, 
     assert result.exit_code == 0, result.output
     half = (len(archive)) // 2
     assert requests == [(None, 200), (f"bytes={half}-", 206)]
-    assert "(100%)" in result.output  # the plain progress line (the test's stderr is no terminal)
+    name = "downloading aclImdb_v1.tar.gz: "
+    assert all(line.startswith(name) for line in progress_lines) and len(progress_lines) >= 2
+    assert f"of {len(archive) / 1e6:.1f} MB (" in progress_lines[0] and "MB/s" in progress_lines[0]
+    assert "(100 %)" in progress_lines[-1] and "done in" in progress_lines[-1]  # the closing line
     assert (out / DOWNLOADS / "aclImdb_v1.tar.gz").read_bytes() == archive
     assert not (out / DOWNLOADS / "aclImdb_v1.tar.gz.part").exists()
     assert parquet_files(out) == ["test.parquet", "train.parquet", "unsup.parquet"]
@@ -279,7 +306,7 @@ def test_checksum_mismatch_is_one_line_and_leaves_nothing_to_resume(tmp_path, se
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "checksum mismatch" in errors[0] and sha256(archive) in errors[0]
-    assert parquet_files(out) == [] and list((out / DOWNLOADS).iterdir()) == []
+    assert not out.exists()  # nothing to resume from, not even the empty folders the download made
     # a local copy without --sha256 is checked against the official archive's checksum
     (tmp_path / "copy.tar.gz").write_bytes(archive)
     line = error_line(run_data("imdb", "--to", str(out), "--source", str(tmp_path / "copy.tar.gz")))
@@ -337,10 +364,36 @@ def test_unreachable_or_missing_sources_are_one_line(tmp_path, serve):
     closed.server_close()
     line = error_line(run_data("imdb", "--to", str(tmp_path / "o"), "--source", f"http://127.0.0.1:{port}/a.tar.gz"))
     assert line.startswith("error: cannot reach http://127.0.0.1")
+    # what to do instead: the archive by name and checksum, and the option that takes it
+    assert DATASETS["imdb"].archive in line and DATASETS["imdb"].sha256 in line and "--source PATH_OR_URL" in line
+    assert not (tmp_path / "o").exists()  # no empty download folder left behind
     assert "no such file" in error_line(run_data("imdb", "--to", str(tmp_path / "o"), "--source", "nowhere.tar.gz"))
     ftp = run_data("imdb", "--to", str(tmp_path / "o"), "--source", "ftp://example.org/a.tar.gz")
     assert "use an http://" in error_line(ftp)
     assert "64 hexadecimal digits" in error_line(run_data("imdb", "--to", str(tmp_path / "o"), "--sha256", "abc"))
+
+
+def test_a_download_that_keeps_breaking_off_keeps_its_bytes_and_the_next_call_resumes(tmp_path, serve):
+    """Every response of the first call breaks off: exit 2 with one line (resume, or --source), the
+    .part keeps the bytes received; the second call asks for the rest with a Range request and verifies."""
+    from training.public_data.download import ATTEMPTS
+
+    archive = sst_archive()
+    url, requests = serve({"/trees.zip": archive}, ranges=True, break_first=ATTEMPTS)
+    out = tmp_path / "sst5"
+    args = ["sst5", "--to", str(out), "--source", f"{url}/trees.zip", "--sha256", sha256(archive)]
+    line = error_line(run_data(*args))
+    assert f"broke off {ATTEMPTS} times" in line and "next run to resume" in line and "--source" in line
+    part = out / DOWNLOADS / "trainDevTestTrees_PTB.zip.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(archive) and part.read_bytes() == archive[:kept]
+    assert parquet_files(out) == []
+
+    result = run_data(*args)
+    assert result.exit_code == 0, result.output
+    assert requests[-1] == (f"bytes={kept}-", 206)
+    assert (out / DOWNLOADS / "trainDevTestTrees_PTB.zip").read_bytes() == archive and not part.exists()
+    assert parquet_files(out) == sorted(DATASETS["sst5"].outputs)
 
 
 def test_parse_tree_lists_every_node_root_first():

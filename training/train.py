@@ -31,6 +31,7 @@ from pipeline.engines.length_order import available_cores
 from pipeline.labels import Labels
 from pipeline.monitoring.training_profile import TrainingProfile
 from pipeline.preprocessing import EncodedBatch, PreprocessingConfig, TextEncoder, Vocabulary, tokenize
+from pipeline.progress import EPOCHS, Display, Step
 from schemas.bundle import CALIBRATION_FILE, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
 from training.architectures import Architecture, get_architecture, loss_for
 from training.calibration_fit import calibration_metrics, choose_and_fit, labels_for
@@ -612,13 +613,51 @@ def fit(
                 monitor="val_loss", factor=REDUCE_LR_FACTOR, patience=config.reduce_lr_patience, verbose=1
             )
         )
+    if config.verbose != 0:
+        callbacks.append(EpochProgress(epochs))
     return model.fit(
         train_batches.dataset(),
         validation_data=val_batches.dataset(),
         epochs=epochs,
         callbacks=callbacks,
-        verbose=config.verbose,
+        verbose=0,  # EpochProgress says it, in the form every long step's progress takes
     ).history
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Training's progress as every long step shows it: epoch k of at most N (early stopping may end
+    sooner), the batches within it, and the time left for the run by the epochs' mean time so far; a
+    bar on a terminal, a plain line every few seconds elsewhere. Each epoch's losses and accuracies
+    follow on a line of their own, as Keras printed them."""
+
+    async_safe = True
+    """Its batch hook reads no logs, so Keras need not wait for each batch's values before the next."""
+
+    def __init__(self, epochs: int, clock=time.monotonic, terminal: bool | None = None):
+        super().__init__()
+        self.step = Step("training", EPOCHS, epochs, at_most=True)
+        self.display = Display([self.step], clock=clock, terminal=terminal)
+        self.epoch = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        self.display.started = self.display.last_line = self.display.clock()  # the time left counts from here
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        steps = (self.params or {}).get("steps")
+        if steps:
+            detail = f"batch {batch + 1:,} of {steps:,}"
+            self.display.update(self.step.name, self.epoch + (batch + 1) / steps, detail=detail)
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        figures = ", ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items())
+        self.display.note(f"epoch {epoch + 1}: {figures}")
+        self.display.update(self.step.name, epoch + 1)
+
+    def on_train_end(self, logs=None) -> None:
+        self.display.close()
 
 
 def fine_tune(

@@ -30,7 +30,7 @@ from pipeline.engines.plan import RecurrentPlan
 from pipeline.engines.xla import plan_constants, recurrent_logits
 from pipeline.explain import STEPS
 from pipeline.preprocessing import pad_rows
-from pipeline.progress import Progress
+from pipeline.progress import WorkerCount
 
 BASELINE = "zero embedding at every token (mask and length kept)"
 
@@ -121,7 +121,7 @@ class IntegratedGradients:
         return self._compiled[width]
 
     def __call__(
-        self, rows: Sequence[np.ndarray], predicted: np.ndarray, progress: Progress | None = None
+        self, rows: Sequence[np.ndarray], predicted: np.ndarray, progress: WorkerCount | None = None
     ) -> Attributions:
         """Attributions towards each row's predicted class index (into the bundle's classes);
         `progress` counts the reviews explained, batch by batch."""

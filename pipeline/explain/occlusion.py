@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline.explain.integrated_gradients import Attributions, class_logit
 from pipeline.preprocessing import EncodedBatch, offsets_of
-from pipeline.progress import Progress
+from pipeline.progress import WorkerCount
 
 NOTHING_SEEN = np.float32(-np.inf)
 """The pooled readout's running max before any step: every real step replaces it (a job always has a
@@ -135,7 +135,7 @@ class Occlusion:
         rows: Sequence[np.ndarray],
         predicted: np.ndarray,
         logits=None,
-        progress: Progress | None = None,
+        progress: WorkerCount | None = None,
         words: Sequence[Sequence[str]] | None = None,
     ) -> Attributions:
         """`logits`: the engine's logits of `rows`, when already computed by scoring; `progress` counts

@@ -5,10 +5,16 @@ A download goes to `NAME.part` in the cache folder and becomes `NAME` only once 
 an interrupted download leaves a `.part` that the next attempt (in this run or the next one) resumes
 with an HTTP Range request, or restarts cleanly when the server ignores the range. A verified archive
 in the cache is reused, so converting again (`--overwrite`) needs no second download.
+
+A download that fails (no network, a server error, a transfer that keeps breaking off) says in one
+line what to fetch by other means: the archive's name, its checksum and `--source PATH_OR_URL`. It
+leaves only what the next attempt can use: the `.part` with the bytes received, or, when none
+arrived, not even the folders it created for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -79,24 +85,51 @@ def _download(url: str, cache: Path, name: str, sha256: str, progress: DownloadP
     target = cache / name
     if target.is_file() and sha256_of(target) == sha256:
         return Archive(target, f"cached {target}")
-    cache.mkdir(parents=True, exist_ok=True)
+    created = _make_folder(cache)
     part = cache / f"{name}.part"
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            _transfer(url, part, progress)
-            break
-        except _Interrupted as e:
-            if attempt == ATTEMPTS:
-                raise PublicDataError(
-                    f"the download of {url} broke off {ATTEMPTS} times ({e}); run the command again to resume it"
-                ) from None
+    try:
+        _transfer_with_retries(url, part, progress)
+    except PublicDataError as e:
+        kept = part.stat().st_size if part.is_file() else 0
+        if not kept:
+            part.unlink(missing_ok=True)
+            _remove_empty(created)
+        resume = f"; the {kept:,} bytes received are kept for the next run to resume" if kept else ""
+        raise PublicDataError(
+            f"{e}{resume}; or get {name} (sha256 {sha256}) another way and pass it with --source PATH_OR_URL"
+        ) from None
     try:
         _verify(part, sha256, url)
     except PublicDataError:
         part.unlink()  # never resume onto bytes that are known to be wrong
+        _remove_empty(created)
         raise
     os.replace(part, target)
     return Archive(target, f"downloaded from {url} to {target}")
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; returns those it created, outermost first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders `_make_folder` created, innermost first, where they are still empty."""
+    for folder in reversed(created):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _transfer_with_retries(url: str, part: Path, progress: DownloadProgress | None) -> None:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _transfer(url, part, progress)
+            return
+        except _Interrupted as e:
+            if attempt == ATTEMPTS:
+                raise PublicDataError(f"the download of {url} broke off {ATTEMPTS} times ({e})") from None
 
 
 def _transfer(url: str, part: Path, progress: DownloadProgress | None) -> None:
