@@ -71,11 +71,15 @@ def evaluate(
     warn when the reviews overlap the bundle's training data."""
     quiet_logging(verbose)
     from pipeline.bundle import BundleError
+    from pipeline.progress import report_progress
     from training.datasets import DatasetError
     from training.evaluation import OutputFolderError, evaluate_bundle
 
     try:
-        evaluation = evaluate_bundle(model, inputs, output, text_column, label_column, id_column, overwrite)
+        with report_progress("evaluating") as progress:
+            evaluation = evaluate_bundle(
+                model, inputs, output, text_column, label_column, id_column, overwrite, progress
+            )
     except (BundleError, DatasetError, OutputFolderError) as e:
         fail(str(e))
     metrics = evaluation.metrics
