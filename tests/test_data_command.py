@@ -383,7 +383,7 @@ def test_a_download_that_keeps_breaking_off_keeps_its_bytes_and_the_next_call_re
     out = tmp_path / "sst5"
     args = ["sst5", "--to", str(out), "--source", f"{url}/trees.zip", "--sha256", sha256(archive)]
     line = error_line(run_data(*args))
-    assert f"broke off {ATTEMPTS} times" in line and "next run to resume" in line and "--source" in line
+    assert f"broke off {ATTEMPTS} times" in line and "again to resume" in line and "--source" in line
     part = out / DOWNLOADS / "trainDevTestTrees_PTB.zip.part"
     kept = part.stat().st_size
     assert 0 < kept < len(archive) and part.read_bytes() == archive[:kept]

@@ -94,10 +94,9 @@ def _download(url: str, cache: Path, name: str, sha256: str, progress: DownloadP
         if not kept:
             part.unlink(missing_ok=True)
             _remove_empty(created)
-        resume = f"; the {kept:,} bytes received are kept for the next run to resume" if kept else ""
-        raise PublicDataError(
-            f"{e}{resume}; or get {name} (sha256 {sha256}) another way and pass it with --source PATH_OR_URL"
-        ) from None
+        elsewhere = f"get {name} (sha256 {sha256}) another way and pass it with --source PATH_OR_URL"
+        resume = f"run the command again to resume the {kept:,} bytes received, or " if kept else ""
+        raise PublicDataError(f"{e}; {resume}{elsewhere}") from None
     try:
         _verify(part, sha256, url)
     except PublicDataError:
