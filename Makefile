@@ -115,7 +115,9 @@ train-rt: $(BIN)/.installed ## Retrain the five-class model from SST5=data/sst5 
 info: $(SCORING_ENV) ## Describe a bundle: make info [MODEL=models/imdb-bilstm].
 	$(BIN)/reviewscore info $(MODEL)
 
+# The CLI's messages name make's variables where they name a flag these stand for (OVERWRITE=1, not --overwrite).
 score: $(SCORING_ENV) ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/scored MODEL=... OVERWRITE=1 BEAM_ARGS="..."].
+	REVIEWSCORE_CALLER_FLAGS='--overwrite=OVERWRITE=1 --model=MODEL= --output=OUTPUT=' \
 	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL) $(if $(OVERWRITE),--overwrite) $(if $(BEAM_ARGS),-- $(BEAM_ARGS))
 
 bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and the pipeline end to end: make bench [BENCH_DATA=... BENCH_SIZES=... BEAM_ARGS=...].

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,20 +29,29 @@ from pipeline.engines.choice import cheapest_engine, choose_engine, needs_module
 from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
 from pipeline.engines.registry import AUTO
 from pipeline.explain.explainer import ExplainSettings, ExplainUnavailable
+from pipeline.extras import MissingExtra
 from pipeline.graph import ReviewSource, ScoringModel, build_pipeline
 from pipeline.labels import Labels
 from pipeline.lineage import DEFAULT_RUNNER, environment_versions, manifest_sha256, utc_iso
-from pipeline.locations import JobPaths, StorageError, check_locations, is_remote_runner
+from pipeline.local_run import EXIT_JOB_FAILED, Interrupted, Stopped, WorkerDied, run_here
+from pipeline.locations import (
+    InputError,
+    JobPaths,
+    OutputError,
+    StorageError,
+    check_locations,
+    check_output,
+    is_remote_runner,
+)
 from pipeline.metrics import NAMESPACE
 from pipeline.model_handler import load_scorer
 from pipeline.progress import PROGRESS_EVERY_SECONDS, RunProgress, WorkerLines
-from pipeline.sinks import OutputError, ScoredSink, prepare_output, read_summary
-from pipeline.sources import InputError, InputPlan, plan_inputs
+from pipeline.sinks import ScoredSink, prepare_output, read_summary
+from pipeline.sources import InputPlan, plan_inputs
 from pipeline.verdict import RunPolicy
-from schemas.output import REVIEW_ID, TEXT, SchemaError, error_schema, scored_schema
+from schemas.output import REVIEW_ID, SUMMARY_FILE, TEXT, SchemaError, error_schema, scored_schema
 from schemas.summary import InputsLineage, Lineage, ModelLineage, RunSummary
 
-EXIT_JOB_FAILED = 1
 log = logging.getLogger("reviewscore")
 IMAGE_VARIABLE = "REVIEWSCORE_IMAGE"
 """Set in the job's image (deploy/Dockerfile) to the image's own reference: a launch from inside it
@@ -55,7 +62,16 @@ class LaunchError(ValueError):
     """The runner's options would start workers that cannot run the job (exit code 2)."""
 
 
-CONFIG_ERRORS = (BundleError, EngineUnavailable, InputError, LaunchError, OutputError, SchemaError, StorageError)
+CONFIG_ERRORS = (
+    BundleError,
+    EngineUnavailable,
+    InputError,
+    LaunchError,
+    MissingExtra,
+    OutputError,
+    SchemaError,
+    StorageError,
+)
 
 
 @dataclass(frozen=True)
@@ -162,10 +178,13 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     options = PipelineOptions(with_worker_image(job.beam_args))
     local = not is_remote_runner(options)
     dry_run = bool(options.get_all_options().get("dry_run"))
+    # the checks in the order a user reads the command, each before anything heavier: the paths
+    # reachable, the inputs there, the output free, then the bundle and its model
     check_locations(JobPaths(job.inputs, job.output, job.model), options, write=not dry_run)
-
-    bundle = open_bundle(job.model)
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
+    if not dry_run:
+        check_output(job.output, job.overwrite)
+    bundle = open_bundle(job.model)
     threads = threads_per_process(job.scorer.threads, options)
     if local:
         engine, why = choose_engine(job.scorer.engine, bundle.manifest.files, plan.reviews)
@@ -187,8 +206,6 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     if not dry_run:
         prepare_output(job.output, job.overwrite)
 
-    if local:
-        fail_fast_when_a_worker_dies()
     pipeline = beam.Pipeline(options=options)
     # a local run shows the job's totals as its workers count; a remote one's workers log their own
     progress = RunProgress(PROGRESS_EVERY_SECONDS) if local else WorkerLines()
@@ -212,7 +229,9 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         lineage=lineage,
     )
     with progress:
-        result = pipeline.run()
+        result = run_locally(pipeline, job) if local else pipeline.run()
+    if result is None:  # stopped, but after its output was complete
+        return read_summary(job.output)
     if dry_run:
         return DryRun(job_steps(result))
     if not job.wait or options.get_all_options().get("template_location"):
@@ -340,27 +359,36 @@ def threads_per_process(asked: int, options: PipelineOptions) -> int:
     return 0
 
 
-def fail_fast_when_a_worker_dies() -> None:
-    """End the job with exit code 1 when a local worker process dies, instead of hanging.
+def run_locally(pipeline: beam.Pipeline, job: ScoringJob):
+    """Run on this machine (pipeline/local_run.py): the result; None when a signal or a dead worker
+    stopped a run whose output was complete; Stopped, with its line and exit code, otherwise.
 
-    DirectRunner's multi-processing mode reports a dead worker only in a background thread
-    ("Worker subprocess exited with return code ...") and then waits forever for its work. The
-    output folder holds nothing that looks finished at that point (no published shard, no
-    _SUMMARY.json), so stopping is safe; a rerun with --overwrite starts clean.
+    Stopped early, the output folder holds nothing that looks finished (no published shard, no
+    _SUMMARY.json, at most _staging/), which the next --overwrite run clears.
     """
-    previous = threading.excepthook
+    unfinished = f"nothing in {job.output} is marked finished (no {SUMMARY_FILE}); rerun with --overwrite"
+    try:
+        return run_here(pipeline.run, lambda: is_complete(job.output))
+    except Interrupted as e:
+        seconds = time.time() - job.started
+        raise Stopped(
+            f"the job was stopped after {seconds:.0f} s; {unfinished} to start again",
+            e.exit_code,
+            label=f"interrupted by {e.name}",
+        ) from None
+    except WorkerDied as e:  # Beam's DirectRunner alone would wait forever for the dead worker's work
+        raise Stopped(
+            f"a Beam worker process died ({e}); the job cannot finish: {unfinished}", EXIT_JOB_FAILED
+        ) from None
 
-    def hook(args):
-        if isinstance(args.exc_value, RuntimeError) and "Worker subprocess exited" in str(args.exc_value):
-            sys.stderr.write(
-                f"error: a Beam worker process died ({args.exc_value}); the job cannot finish. "
-                "Nothing in the output folder is marked finished; rerun with --overwrite.\n"
-            )
-            sys.stderr.flush()
-            os._exit(EXIT_JOB_FAILED)
-        previous(args)
 
-    threading.excepthook = hook
+def is_complete(output: str) -> bool:
+    """Does the output folder hold a complete run: a _SUMMARY.json that reads as one?"""
+    try:
+        read_summary(output)
+    except Exception:  # absent, or cut short
+        return False
+    return True
 
 
 def job_steps(result) -> list[str]:

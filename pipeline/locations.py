@@ -10,28 +10,60 @@ path, without retries and under one deadline, turns it into one line naming the 
 The probes read (list one object); only a real, non-dry run also writes and deletes one empty
 object under the output's `_staging/`, because a job that can read but not write would otherwise
 fail after scoring everything.
+
+The checks that need neither Beam nor the model (`check_early`: the extra gs:// needs, inputs that
+do not exist, an output folder that is not free) are here too, cheap to import: `reviewscore score`
+runs them before Beam is imported, which takes longer than they do, and the job runs them again in
+its own order (pipeline/job.py), for every door.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from pipeline.extras import GCP, MissingExtra, require
+from schemas.output_names import (
+    ERROR_FILES,
+    FLAT_LAYOUT_FILES,
+    REPORT_FILE,
+    SCORED_FILES,
+    STAGING_FOLDER,
+    SUMMARY_FILE,
+)
 
-from schemas.output import STAGING_FOLDER
+if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
 
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "PrismRunner", "prism", "InteractiveRunner"}
 PROBE_SECONDS = 20.0
 """Every probe together; connection and read timeouts of each request are below it."""
 REQUEST_TIMEOUT = (5.0, 15.0)
 WRITE_CHECK = f"{STAGING_FOLDER}/_write_check"
+GLOB_CHARS = frozenset("*?[")
+OUR_FILES = (SUMMARY_FILE, REPORT_FILE, SCORED_FILES, ERROR_FILES, *FLAT_LAYOUT_FILES)
+"""Every name (a pattern, relative to the output folder) a run writes there, in this layout or the flat one."""
 
 
 class StorageError(ValueError):
     """A path the job needs is in the wrong place or cannot be reached (exit code 2)."""
+
+
+class InputError(ValueError):
+    """An INPUT argument cannot be read as reviews (exit code 2)."""
+
+
+class OutputError(ValueError):
+    """The output folder cannot be used (exit code 2)."""
+
+
+EARLY_ERRORS = (InputError, OutputError, MissingExtra)
+"""What `check_early` raises."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +82,97 @@ def is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
+def is_glob(path: str) -> bool:
+    return any(c in GLOB_CHARS for c in path)
+
+
 def is_remote_runner(options: PipelineOptions) -> bool:
+    from apache_beam.options.pipeline_options import StandardOptions
+
     return options.view_as(StandardOptions).runner not in LOCAL_RUNNERS
+
+
+def check_early(paths: JobPaths, overwrite: bool) -> None:
+    """The checks that need neither Beam nor the model, in the order a user reads the command: the
+    extra that gs:// paths need, inputs that exist, an output folder that is free.
+
+    Only local paths are looked at here (a remote one needs Beam's filesystems and a probe); the
+    job checks them all again, remote ones included, before its model loads.
+    """
+    require_extras_for(paths)
+    for path in paths.inputs:
+        check_input_exists(path)
+    if "://" not in paths.output:
+        check_output(paths.output, overwrite)
+
+
+def require_extras_for(paths: JobPaths) -> None:
+    """MissingExtra where a gs:// path meets an install without the gcp extra."""
+    if any(path.startswith("gs://") for _, path in paths.named()):
+        require(GCP)
+
+
+def check_input_exists(path: str) -> None:
+    """InputError for a local file or folder named outright that is not there (a glob may match nothing: later)."""
+    if "://" not in path and not is_glob(path) and not os.path.exists(path):
+        raise InputError(f"input {path} does not exist")
+
+
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse an output that cannot be a folder, and a non-empty one without overwrite; write nothing.
+
+    The message counts what is there and says what --overwrite would do with it: it replaces what a
+    run wrote (OUR_FILES) and keeps anything else, so a folder of someone's own files is not called
+    an earlier run's output.
+    """
+    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
+        raise OutputError(f"output {output} exists and is not a folder")
+    if overwrite:
+        return
+    existing = files_under(output)
+    if not existing:
+        if "://" not in output and os.path.isdir(output) and os.listdir(output):
+            raise OutputError(f"output folder {output} is not empty: folders, no files; pass --overwrite to use it")
+        return
+    theirs = [path for path in existing if not written_by_us(output, path)]
+    if not theirs:
+        raise OutputError(
+            f"output folder {output} is not empty: {_files(existing)} of an earlier run; "
+            "pass --overwrite to replace them"
+        )
+    mixed = f", {len(theirs):,} of them not a run's own" if len(theirs) < len(existing) else ""
+    raise OutputError(
+        f"output folder {output} is not empty: {_files(existing)}{mixed}; choose an empty folder "
+        "(--overwrite replaces only what a run wrote and keeps the rest)"
+    )
+
+
+def _files(paths: list[str]) -> str:
+    return f"{len(paths):,} file{'' if len(paths) == 1 else 's'}"
+
+
+def files_under(output: str) -> list[str]:
+    """Every file below the output folder, at any depth; none where it does not exist."""
+    if "://" not in output:
+        return [os.path.join(root, name) for root, _, names in os.walk(output) for name in names]
+    from apache_beam.io.filesystems import FileSystems
+
+    return [m.path for m in FileSystems.match([FileSystems.join(output, "**")])[0].metadata_list]
+
+
+def written_by_us(output: str, path: str) -> bool:
+    """Is this file one of the names a scoring run writes into its output folder?"""
+    name = path.removeprefix(output.rstrip("/") + "/")
+    return name.startswith(STAGING_FOLDER + "/") or any(
+        fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/") for pattern in OUR_FILES
+    )
 
 
 def check_locations(paths: JobPaths, options: PipelineOptions, *, write: bool) -> None:
     """Refuse local paths on a remote runner, then probe every remote path; StorageError on the first problem."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    require_extras_for(paths)
     runner = options.view_as(StandardOptions).runner
     if is_remote_runner(options):
         for name, path in paths.named():
@@ -152,6 +269,7 @@ def _gcs_client(options: PipelineOptions):
     "Storage checks at launch").
     """
     from apache_beam.io.gcp import gcsio
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
 
     if options.view_as(GoogleCloudOptions).no_auth:
         _use_anonymous_storage()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline.engines.choice import auto_help
@@ -28,6 +29,7 @@ from pipeline.engines.registry import AUTO, ENGINES, engine_choices
 from pipeline.explain import METHODS as EXPLAIN_METHODS
 from pipeline.explain import SAMPLE as EXPLAIN_SAMPLE
 from pipeline.explain import STEPS as EXPLAIN_STEPS
+from pipeline.extras import CHECKOUT
 from pipeline.verdict import DRIFT_POLICIES
 from schemas.bundle import MANIFEST_FILE, ONNX_FILE, VOCABULARY_FILE
 from schemas.output_names import ERROR_FILES, REPORT_FILE, REVIEW_ID, SCORED_FILES, SUMMARY_FILE, TEXT
@@ -36,7 +38,19 @@ REQUIRED = object()
 """The default of an option every job must set (input, output, model)."""
 TEMPLATE_BOOLEANS = ("true", "false")
 DEFAULT_MODEL = "models/imdb-bilstm"
-"""The committed bundle, relative to the repository: the CLI's model when none is named."""
+"""The committed bundle, relative to the repository: the CLI's model when none is named (`default_model`)."""
+
+
+def default_model() -> str | None:
+    """Where the CLI finds DEFAULT_MODEL: as written, from a folder that has it (the repository's own);
+    else in the repository the package runs from, by its full path (the README installs the package
+    editable from a clone, so a clone is where it runs from); None elsewhere: the package itself
+    carries no bundle (bundles are versioned apart from the code, in the repository's models/).
+    """
+    if Path(DEFAULT_MODEL).is_dir():
+        return DEFAULT_MODEL
+    in_checkout = CHECKOUT / DEFAULT_MODEL
+    return str(in_checkout) if in_checkout.is_dir() else None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ and a delete; _SUMMARY.json is still written last).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -33,25 +32,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.locations import OutputError, check_output, files_under, written_by_us
 from schemas.output import (
-    ERROR_FILES,
     ERRORS_FOLDER,
     ERRORS_PREFIX,
-    FLAT_LAYOUT_FILES,
     REPORT_FILE,
-    SCORED_FILES,
     SCORED_PREFIX,
     STAGING_FOLDER,
     SUMMARY_FILE,
 )
 from schemas.summary import RunSummary, summary_from_json, summary_to_json
-
-OUR_FILES = (SUMMARY_FILE, REPORT_FILE, SCORED_FILES, ERROR_FILES, *FLAT_LAYOUT_FILES)
-"""Every name (a pattern, relative to the output folder) a run writes there, in this layout or the flat one."""
-
-
-class OutputError(ValueError):
-    """The output folder cannot be used (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -73,29 +63,26 @@ class ScoredSink:
 
 
 def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse a non-empty output folder unless overwrite; then delete what an earlier run of ours wrote.
+    """Refuse a non-empty output folder unless overwrite (`check_output`); then delete what an earlier
+    run of ours wrote, its _SUMMARY.json first: stopped halfway, the folder is never marked finished
+    over files already gone.
 
     Only our own names are deleted (OUR_FILES and _staging/, the flat layout's report.html and
     errors-*.parquet included): --overwrite on a folder that also holds someone else's files leaves
     those alone. The same FileSystems calls serve a local folder and gs://.
     """
+    check_output(output, overwrite)
     if "://" not in output:
-        if os.path.exists(output) and not os.path.isdir(output):
-            raise OutputError(f"output {output} exists and is not a folder")
         try:
             os.makedirs(output, exist_ok=True)
         except OSError as e:
             raise OutputError(f"cannot create output folder {output}: {e.strerror}") from None
         if not os.access(output, os.W_OK | os.X_OK):
             raise OutputError(f"output folder {output} is not writable")
-    existing = _files_under(output)
-    if "://" not in output and os.listdir(output):
-        existing = existing or [output]  # empty subfolders count: the folder is not empty
-    if not existing:
-        return
-    if not overwrite:
-        raise OutputError(f"output folder {output} is not empty; pass --overwrite to replace an earlier run's output")
-    ours = [path for path in existing if written_by_us(output, path)]
+    ours = sorted(
+        (path for path in files_under(output) if written_by_us(output, path)),
+        key=lambda path: not path.endswith(SUMMARY_FILE),
+    )
     if ours:
         FileSystems.delete(ours)
     if "://" not in output:  # local folders outlive their files: the empty ones Beam's sinks and ours leave
@@ -104,18 +91,6 @@ def prepare_output(output: str, overwrite: bool) -> None:
             shutil.rmtree(staging)
         with contextlib.suppress(OSError):  # absent, or holding someone else's files
             os.rmdir(errors)
-
-
-def written_by_us(output: str, path: str) -> bool:
-    """Is this file one of the names a scoring run writes into its output folder?"""
-    name = path.removeprefix(FileSystems.join(output, ""))
-    return name.startswith(STAGING_FOLDER + "/") or any(
-        fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/") for pattern in OUR_FILES
-    )
-
-
-def _files_under(output: str) -> list[str]:
-    return [m.path for m in FileSystems.match([FileSystems.join(output, "**")])[0].metadata_list]
 
 
 def _shards(sink: ScoredSink) -> dict[str, Any]:

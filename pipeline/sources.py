@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.locations import InputError, check_input_exists, is_glob
 from schemas.output import (
     DECODE_STAGE,
     ERROR,
@@ -44,12 +45,7 @@ FAILED = "failed"
 
 TEXT_SUFFIX = ".txt"
 PARQUET_SUFFIX = ".parquet"
-_GLOB_CHARS = set("*?[")
 READ_BUFFER_BYTES = 8 << 20
-
-
-class InputError(ValueError):
-    """An INPUT argument cannot be read as reviews (exit code 2)."""
 
 
 class Review(NamedTuple):
@@ -123,10 +119,6 @@ class InputPlan:
     """Review files matched at launch."""
 
 
-def _is_glob(path: str) -> bool:
-    return any(c in _GLOB_CHARS for c in path)
-
-
 def _is_directory(path: str) -> bool:
     if path.endswith("/"):
         return True
@@ -150,7 +142,8 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
     patterns: list[str] = []
     for raw in inputs:
         path = raw
-        if not _is_glob(path) and _is_directory(path):
+        check_input_exists(path)
+        if not is_glob(path) and _is_directory(path):
             root = path.rstrip("/")
             text_pattern = TextPattern(root, FileSystems.join(root, "**" + TEXT_SUFFIX))
             patterns += [text_pattern.pattern, FileSystems.join(root, "**" + PARQUET_SUFFIX)]
@@ -166,14 +159,14 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
         patterns.append(path)
         matches = _match(path)
         if not matches:
-            raise InputError(f"input {raw} does not exist or matches no file")
+            raise InputError(f"input {raw} {'matches no file' if is_glob(path) else 'does not exist'}")
         for match in matches:
             if match.endswith(PARQUET_SUFFIX):
                 parquet_files.append(match)
             elif match.endswith(TEXT_SUFFIX):
                 text_patterns.append(TextPattern(posixpath.dirname(match), match))
                 text_files += 1
-            elif not _is_glob(path):
+            elif not is_glob(path):
                 raise InputError(f"input {raw} is neither a folder, a *.txt review file nor a *.parquet file")
     parquet_files = sorted(set(parquet_files))
     footers = [parquet_footer(f, text_column) for f in parquet_files]

@@ -11,8 +11,10 @@ import typer
 
 import pipeline
 from pipeline.cli import data, evaluate, explain, export_onnx, info, profile, score, train
-from pipeline.cli.common import exit_without_teardown, quiet_logging
+from pipeline.cli.common import EXIT_CONFIG_ERROR, exit_without_teardown, quiet_logging, say
 from pipeline.cli.help_style import HELP_OPTIONS, Command
+from pipeline.extras import MissingExtra, missing_extra
+from pipeline.local_run import Interrupted, Stopped, raise_on_stop_signals
 
 app = typer.Typer(
     name="reviewscore",
@@ -66,15 +68,33 @@ app.command("export-onnx", cls=Command, short_help="Add model.onnx to a bundle t
 
 
 def main() -> None:
-    """Console entry point: everything after a bare `--` is handed to Beam as pipeline options."""
+    """Console entry point: everything after a bare `--` is handed to Beam as pipeline options.
+
+    The last line of defence too: SIGINT and SIGTERM (exit codes 130 and 143), a run stopped on
+    purpose (its own code) and a missing optional part (2, naming the extra to install) end here as
+    one line each, whichever command met them, never as a traceback.
+    """
     argv = sys.argv[1:]
     beam_args: list[str] = []
     if "--" in argv:
         split = argv.index("--")
         argv, beam_args = argv[:split], argv[split + 1 :]
+    raise_on_stop_signals()
     try:
         app(args=argv, obj={"beam_args": beam_args}, prog_name="reviewscore")
         code = 0
     except SystemExit as e:  # Click ends every command this way, success included
         code = e.code
+    except Interrupted as e:
+        say(f"interrupted by {e.name}", "the command stopped before it finished")
+        code = e.exit_code
+    except Stopped as e:
+        say(e.label, e.line)
+        code = e.exit_code
+    except (ImportError, MissingExtra) as e:  # the commands that do not check for their extra first
+        missing = e if isinstance(e, MissingExtra) else missing_extra(e)
+        if missing is None:
+            raise
+        say("error", str(missing))
+        code = EXIT_CONFIG_ERROR
     exit_without_teardown(code)

@@ -1,10 +1,12 @@
 """What every command shares: the consoles, the default model and cache folders, the one way a
-configuration mistake ends (exit code 2, one line, no traceback), quiet logging, and the process exit."""
+configuration mistake ends (exit code 2, one line, no traceback, in the caller's words), quiet
+logging, and the process exit."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -12,11 +14,13 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import pipeline
-from pipeline.options import DEFAULT_MODEL
+from pipeline.options import DEFAULT_MODEL, default_model
 
 __all__ = [
+    "CALLER_FLAGS",
     "DEFAULT_MODEL",
     "EXIT_CONFIG_ERROR",
     "Force",
@@ -26,18 +30,59 @@ __all__ = [
     "errors",
     "exit_without_teardown",
     "fail",
+    "in_callers_words",
     "link",
+    "model_or_default",
     "quiet_logging",
+    "say",
 ]
 
 console = Console()
 errors = Console(stderr=True)
 EXIT_CONFIG_ERROR = 2
+CALLER_FLAGS = "REVIEWSCORE_CALLER_FLAGS"
+"""The environment variable through which a wrapper whose users set variables rather than flags (the
+Makefile's `make score OVERWRITE=1`) says how they spell each flag: space-separated FLAG=SPELLING
+pairs, `--overwrite=OVERWRITE=1 --model=MODEL=`; a spelling that ends in `=` takes the flag's value."""
 
 
 def fail(message: str) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    say("error", message)
     raise typer.Exit(EXIT_CONFIG_ERROR)
+
+
+def say(label: str, message: str) -> None:
+    """One line on stderr, `label: message`, with the flags it names in the caller's words."""
+    # escaped: paths and install commands hold brackets (`'.[gcp]'`) that Rich would read as markup
+    errors.print(f"[bold red]{label}:[/] {escape(in_callers_words(message))}", highlight=False, soft_wrap=True)
+
+
+def in_callers_words(message: str) -> str:
+    """`message` with each flag the caller spells otherwise (CALLER_FLAGS) in their spelling:
+    "pass --overwrite" reads "pass OVERWRITE=1" under make, "--model PATH" reads "MODEL=PATH"."""
+    for pair in os.environ.get(CALLER_FLAGS, "").split():
+        flag, _, spelling = pair.partition("=")
+        if not flag.startswith("--") or not spelling:
+            continue
+        if spelling.endswith("="):  # the flag's value follows, after a space or its own `=`
+            message = re.sub(rf"(?<![\w-]){re.escape(flag)}[ =]", lambda _, s=spelling: s, message)
+        else:
+            message = re.sub(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", lambda _, s=spelling: s, message)
+    return message
+
+
+def model_or_default(model: str) -> str:
+    """`--model` as given; the default bundle where this install has it (pipeline/options.py,
+    `default_model`), which the run's lineage then records; otherwise one line saying where it is."""
+    if model != DEFAULT_MODEL:
+        return model
+    found = default_model()
+    if found is None:
+        fail(
+            f"no --model given, and the default bundle {DEFAULT_MODEL} is not here: it comes with the reviewscore "
+            "repository (its models/ folder), not with the installed package; pass --model PATH to a bundle folder"
+        )
+    return found
 
 
 Verbose = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, errors, fail, quiet_logging
+from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, errors, fail, model_or_default, quiet_logging
 from schemas.bundle import METRICS_FILE
 from schemas.output_names import (
     CONFUSION_PLOT_FILE,
@@ -70,6 +70,7 @@ def evaluate(
     matrix, calibration (ECE, Brier), ROC AUC for binary bundles and the mean class error for ordinal ones;
     warn when the reviews overlap the bundle's training data."""
     quiet_logging(verbose)
+    model = model_or_default(model)
     from pipeline.bundle import BundleError
     from pipeline.progress import report_progress
     from training.datasets import DatasetError

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, fail, quiet_logging
+from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, fail, model_or_default, quiet_logging
 from pipeline.explain import COMPLETENESS_TOLERANCE, MOST_STEPS
 from pipeline.explain import METHODS as EXPLAIN_METHODS
 
@@ -43,6 +43,7 @@ def explain(
     The review is scored as a one-review job would be (on ONNX Runtime where the bundle has model.onnx),
     so occlusion needs no TensorFlow; integrated gradients load it."""
     quiet_logging(verbose)
+    model = model_or_default(model)
     from pipeline.bundle import BundleError, open_bundle
     from pipeline.engines.base import ScorerSettings
     from pipeline.engines.calibrated import bundle_scorer

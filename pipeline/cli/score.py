@@ -14,7 +14,8 @@ import typer
 from rich.table import Table
 
 import pipeline
-from pipeline.cli.common import Verbose, console, errors, fail, link, quiet_logging
+from pipeline.cli.common import Verbose, console, errors, fail, link, model_or_default, quiet_logging
+from pipeline.locations import EARLY_ERRORS, JobPaths, check_early
 from pipeline.options import JOB_OPTIONS, REQUIRED
 from pipeline.verdict import drifted_checks
 from schemas.output_names import ERROR_FILES, SCORED_FILES
@@ -24,9 +25,14 @@ from schemas.summary import DRIFTED, INSUFFICIENT, OK, Drift, RunSummary
 def score(ctx: typer.Context, verbose: bool, **values) -> None:
     """Score reviews with a model bundle on Beam; Beam options (runner, workers) go after `--`."""
     quiet_logging(verbose)
+    values = {name: value.value if isinstance(value, StrEnum) else value for name, value in values.items()}
+    values["model"] = model_or_default(values["model"])
+    try:  # the checks that need neither Beam nor the model, before Beam's import, which takes longer
+        check_early(JobPaths(values["input"], values["output"], values["model"]), values["overwrite"])
+    except EARLY_ERRORS as e:
+        fail(str(e))
     from pipeline.job import CONFIG_ERRORS, DryRun, JobDescribed, JobSubmitted, ScoringJob, run_scoring
 
-    values = {name: value.value if isinstance(value, StrEnum) else value for name, value in values.items()}
     job = ScoringJob.from_options(values, (ctx.obj or {}).get("beam_args", []), started=pipeline.STARTED)
     try:
         outcome = run_scoring(job)

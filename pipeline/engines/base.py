@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.extras import TRAIN
+
 __all__ = [
     "ONNX_RUNTIME",
     "TENSORFLOW",
@@ -55,8 +57,8 @@ class PythonModule:
         return module_installed(self.name)
 
 
-TENSORFLOW = PythonModule("tensorflow", "TensorFlow", "install reviewscore[tensorflow]")
-ONNX_RUNTIME = PythonModule("onnxruntime", "ONNX Runtime", "install reviewscore")
+TENSORFLOW = PythonModule("tensorflow", "TensorFlow", TRAIN.install_hint())
+ONNX_RUNTIME = PythonModule("onnxruntime", "ONNX Runtime", "reinstall reviewscore, which depends on it")
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ def choose_engine(asked: str, bundle_files: Container[str], reviews: int | None 
     if module is not None:
         others = _names(e for e in ENGINES.values() if e.module != module)
         raise EngineUnavailable(
-            f"--engine {asked} needs {module.title}, which is not installed here; use --engine {others}"
+            f"--engine {asked} needs {module.title}, which is not installed here; use --engine {others}, "
+            f"or {module.install}"
         )
     return asked, "asked for"
 

@@ -112,8 +112,8 @@ class Explainer:
             return
         if not TENSORFLOW.installed():
             raise ExplainUnavailable(
-                f"integrated gradients need {TENSORFLOW.title}, which is not installed here; "
-                "use --explain-method occlusion"
+                f"integrated gradients need {TENSORFLOW.title}, which is not installed here: "
+                f"{TENSORFLOW.install}, or explain by occlusion"
             )
         from pipeline.engines.plan import UnsupportedModel, plan_model
 
