@@ -158,15 +158,15 @@ class _Watch:
             self.ended.set()
 
     def hook(self, args) -> None:
-        """threading.excepthook while the run lasts: a worker's death ends the wait; once stopping,
-        what Beam's threads report of the workers this ended is expected and not printed."""
+        """threading.excepthook while the run lasts: a worker's death ends the wait, and is not
+        printed (once stopping, Beam's threads report the deaths of the workers this ended);
+        anything else goes to the hook that was there before."""
         if isinstance(args.exc_value, RuntimeError) and WORKER_EXITED in str(args.exc_value):
             if not self.stopping and self.died is None:
                 self.died = str(args.exc_value)
                 self.ended.set()
             return
-        if not self.stopping:
-            self.fallback(args)
+        self.fallback(args)
 
     def stop(self) -> None:
         self.stopping = True
