@@ -26,7 +26,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipeline.engines.base import ScorerSettings
-from pipeline.explain.explainer import Explained, ExplainSettings, top_words
+from pipeline.explain.explainer import Explained, ExplainSettings
 from pipeline.labels import Labels
 from pipeline.metrics import NAMESPACE
 from pipeline.preprocessing import EncodedBatch
@@ -166,9 +166,7 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         if chosen is not None:
             rows, predicted, logits = [rows[i] for i in chosen], predicted[chosen], logits[chosen]
         attributions = model.explain(rows, predicted, logits, self.explained, item.words)
-        return Explained(
-            top_words(item.words, attributions.weights, model.top_k), attributions.completeness_error, chosen
-        )
+        return Explained.of(item.words, attributions, model.top_k, chosen)
 
     def get_num_bytes(self, batch: Sequence[EncodedReviews]) -> int:
         return sum(item.ids.ids.nbytes for item in batch)

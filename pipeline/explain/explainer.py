@@ -5,7 +5,7 @@ engine) or by integrated gradients (TensorFlow, from the RecurrentPlan the engin
 Runtime computes no gradients). Scores never come from here: explaining never changes a label or a
 score.
 
-`top_words` turns per-token weights into the output column: a review's tokens are summed per
+`Explained.of` turns per-token weights into the output column: a review's tokens are summed per
 distinct word (a word said three times counts once, with its three contributions), then the K
 words with the largest |weight| are kept, signed: positive pushed towards the predicted label,
 negative against it.
@@ -14,6 +14,7 @@ negative against it.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
@@ -23,7 +24,17 @@ import pyarrow as pa
 
 from pipeline.engines.base import TENSORFLOW
 from pipeline.engines.registry import ENGINES
-from pipeline.explain import COMPLETENESS_TOLERANCE, METHODS, MOST_STEPS, SAMPLE, SAMPLE_WORDS, STEPS
+from pipeline.explain import (
+    COMPLETENESS_TOLERANCE,
+    METHODS,
+    MOST_STEPS,
+    SAMPLE,
+    SAMPLE_WORDS,
+    STEPS,
+    WORD_MIN_REVIEWS,
+    WORD_MIN_SHARE,
+    WORDS_SHOWN,
+)
 from pipeline.explain.integrated_gradients import BASELINE, Attributions, IntegratedGradients
 from pipeline.explain.occlusion import Occlusion
 from pipeline.progress import WorkerCount
@@ -181,23 +192,30 @@ def word_weights(words: Sequence[str], weights: np.ndarray) -> list[tuple[str, f
     return sorted(totals.items(), key=lambda item: -abs(item[1]))
 
 
-def top_words(words: Sequence[Sequence[str]], weights: Sequence[np.ndarray], k: int) -> pa.Array:
-    """The `top_words` column: per review, its k strongest words and their signed weights."""
-    rows = [
-        [{"word": w, "weight": v} for w, v in word_weights(ws, wt)[:k]] for ws, wt in zip(words, weights, strict=True)
-    ]
+def _top_words_column(ranked: Sequence[Sequence[tuple[str, float]]], k: int) -> pa.Array:
+    """The `top_words` column: per review, its k strongest words (`ranked`: word_weights') and their signed weights."""
+    rows = [[{"word": w, "weight": v} for w, v in review[:k]] for review in ranked]
     return pa.array(rows, type=pa.list_(pa.field("item", TOP_WORD_TYPE, nullable=False)))
 
 
 @dataclass(frozen=True)
 class Explained:
-    """A scored batch's explanations: the top_words column and each review's completeness error, for
-    every review of the batch or for the sampled ones (`rows`)."""
+    """A scored batch's explanations: the top_words column, each review's completeness error and every
+    word's weight, for every review of the batch or for the sampled ones (`rows`)."""
 
     top_words: pa.Array
     completeness_error: np.ndarray
     rows: np.ndarray | None = None
     """The batch's rows explained (a sample, for the summary only); None: every row, in order."""
+    word_weights: tuple[dict[str, float], ...] = ()
+    """Per explained review, each distinct word's summed weight: the run's summary ranks words by these."""
+
+    @classmethod
+    def of(cls, words: Sequence[Sequence[str]], attributions, k: int, rows: np.ndarray | None = None) -> Explained:
+        """The explanations of `words` (each review's) from their `attributions`, k words per review in
+        top_words; `rows`: the batch's rows they are, when a sample."""
+        ranked = [word_weights(ws, wt) for ws, wt in zip(words, attributions.weights, strict=True)]
+        return cls(_top_words_column(ranked, k), attributions.completeness_error, rows, tuple(dict(r) for r in ranked))
 
 
 @dataclass(frozen=True)
@@ -211,21 +229,26 @@ class ExplanationStatistics:
     """Reviews whose completeness error exceeds COMPLETENESS_TOLERANCE."""
     error_sum: float
     error_max: float
-    words: tuple[dict[str, int], ...]
-    """Per predicted class (the manifest's order): how often each word was among a review's top words
-    with a positive weight, i.e. pushing the review towards that class."""
+    words: tuple[dict[str, tuple[float, int]], ...]
+    """Per predicted class (the manifest's order), every word of the reviews explained with that label:
+    the sum of its weights in them (towards the label) and how many of them it is in. Sums, so that they
+    add across batches and workers; `summary` ranks words by their mean."""
+    class_reviews: tuple[int, ...]
+    """Per predicted class, the reviews explained with that label."""
 
     @classmethod
     def of(cls, explained: Explained, predicted: np.ndarray, classes: int) -> ExplanationStatistics:
         """`predicted`: the whole batch's labels."""
         if explained.rows is not None:
             predicted = predicted[explained.rows]
-        words: tuple[dict[str, int], ...] = tuple({} for _ in range(classes))
-        for row, label in zip(explained.top_words.to_pylist(), predicted.tolist(), strict=True):
-            counts = words[label]
-            for item in row:
-                if item["weight"] > 0:  # pushed the review towards this class
-                    counts[item["word"]] = counts.get(item["word"], 0) + 1
+        words: tuple[dict[str, tuple[float, int]], ...] = tuple({} for _ in range(classes))
+        reviews = [0] * classes
+        for totals, label in zip(explained.word_weights, predicted.tolist(), strict=True):
+            sums = words[label]
+            reviews[label] += 1
+            for word, weight in totals.items():
+                total, n = sums.get(word, (0.0, 0))
+                sums[word] = (total + weight, n + 1)
         error = np.asarray(explained.completeness_error, dtype=np.float64)
         measured = error[~np.isnan(error)]
         return cls(
@@ -235,18 +258,20 @@ class ExplanationStatistics:
             float(measured.sum()),
             float(measured.max(initial=0.0)),
             words,
+            tuple(reviews),
         )
 
     @classmethod
     def empty(cls, classes: int) -> ExplanationStatistics:
-        return cls(0, 0, 0, 0.0, 0.0, tuple({} for _ in range(classes)))
+        return cls(0, 0, 0, 0.0, 0.0, tuple({} for _ in range(classes)), (0,) * classes)
 
     def __add__(self, other: ExplanationStatistics) -> ExplanationStatistics:
         merged = []
         for mine, theirs in zip(self.words, other.words, strict=True):
             total = dict(mine)
-            for word, n in theirs.items():
-                total[word] = total.get(word, 0) + n
+            for word, (weight, n) in theirs.items():
+                had, seen = total.get(word, (0.0, 0))
+                total[word] = (had + weight, seen + n)
             merged.append(total)
         return ExplanationStatistics(
             self.reviews + other.reviews,
@@ -255,12 +280,13 @@ class ExplanationStatistics:
             self.error_sum + other.error_sum,
             max(self.error_max, other.error_max),
             tuple(merged),
+            tuple(a + b for a, b in zip(self.class_reviews, other.class_reviews, strict=True)),
         )
 
     def __radd__(self, other):
         return self if isinstance(other, int) and other == 0 else NotImplemented
 
-    def summary(self, class_names: Sequence[str], settings: ExplainSettings, most: int = 15) -> dict:
+    def summary(self, class_names: Sequence[str], settings: ExplainSettings, most: int = WORDS_SHOWN) -> dict:
         return {
             **settings.describe(),
             "reviews": self.reviews,
@@ -270,8 +296,28 @@ class ExplanationStatistics:
                 "share_above_tolerance": round(self.incomplete / self.by_gradients, 6) if self.by_gradients else None,
                 "tolerance": COMPLETENESS_TOLERANCE,
             },
-            "top_words_by_class": {
-                name: sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:most]
-                for name, counts in zip(class_names, self.words, strict=True)
+            "words_by_class": {
+                name: ranked_words(sums, reviews, most)
+                for name, sums, reviews in zip(class_names, self.words, self.class_reviews, strict=True)
             },
         }
+
+
+def ranked_words(sums: dict[str, tuple[float, int]], reviews: int, most: int) -> dict:
+    """One class's words by what they do: the mean weight over the explained reviews of the class that
+    contain the word, strongest first, among words in at least min_word_reviews(reviews) of them and
+    pushing towards the class. Counting how often a word is among a review's strongest instead ranks the
+    most frequent words first ("and", "it", "the"), whatever they do."""
+    fewest = min_word_reviews(reviews)
+    means = [(word, total / n, n) for word, (total, n) in sums.items() if n >= fewest and total > 0]
+    means.sort(key=lambda item: (-item[1], item[0]))
+    return {
+        "reviews": reviews,
+        "min_reviews": fewest,
+        "words": [{"word": w, "mean_weight": round(mean, 4), "reviews": n} for w, mean, n in means[:most]],
+    }
+
+
+def min_word_reviews(reviews: int) -> int:
+    """The fewest of a class's `reviews` a word is in to be ranked for it (WORD_MIN_REVIEWS, WORD_MIN_SHARE)."""
+    return max(WORD_MIN_REVIEWS, math.ceil(WORD_MIN_SHARE * reviews))
