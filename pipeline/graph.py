@@ -274,7 +274,9 @@ def log_start(source: ReviewSource, model: ScoringModel, announcement: str) -> N
         explaining = f", explaining a sample of about {round(share * source.plan.reviews)} by {model.explain.method}"
     else:
         explaining = ""
-    log.warning("scoring %d reviews on %s%s%s", source.plan.reviews, model.scorer.engine, explaining, announcement)
+    log.warning(
+        "scoring %s reviews on %s%s%s", f"{source.plan.reviews:,}", model.scorer.engine, explaining, announcement
+    )
 
 
 def build_pipeline(

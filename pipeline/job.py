@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -229,7 +230,7 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         lineage=lineage,
     )
     with progress:
-        result = run_locally(pipeline, job) if local else pipeline.run()
+        result = run_locally(pipeline, job, progress.so_far) if local else pipeline.run()
     if result is None:  # stopped, but after its output was complete
         return read_summary(job.output)
     if dry_run:
@@ -359,7 +360,7 @@ def threads_per_process(asked: int, options: PipelineOptions) -> int:
     return 0
 
 
-def run_locally(pipeline: beam.Pipeline, job: ScoringJob):
+def run_locally(pipeline: beam.Pipeline, job: ScoringJob, so_far: Callable[[], str]):
     """Run on this machine (pipeline/local_run.py): the result; None when a signal or a dead worker
     stopped a run whose output was complete; Stopped, with its line and exit code, otherwise.
 
@@ -372,7 +373,7 @@ def run_locally(pipeline: beam.Pipeline, job: ScoringJob):
     except Interrupted as e:
         seconds = time.time() - job.started
         raise Stopped(
-            f"the job was stopped after {seconds:.0f} s; {unfinished} to start again",
+            f"the job was stopped after {seconds:.0f} s ({so_far()}); {unfinished} to start again",
             e.exit_code,
             label=f"interrupted by {e.name}",
         ) from None

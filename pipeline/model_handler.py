@@ -95,19 +95,21 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSetti
         started = time.monotonic()
         bundle = open_bundle(bundle_uri)
         scorer = bundle_scorer(bundle, settings)
-        log.info(
-            "model %s loaded in %.1f s; engine %s%s",
-            bundle.model_version,
-            time.monotonic() - started,
-            scorer.engine,
-            f" ({scorer.reason})" if scorer.reason else "",
-        )
         explainer = None
         if explain.active:
             from pipeline.explain.explainer import Explainer
 
             explainer = Explainer(bundle, explain, scorer.logits, recurrence=scorer.recurrence)
-            log.info("explaining: %s, on %s", explain.describe()["method"], explain.runs_on(scorer.engine))
+        log.info(
+            "model %s loaded in %.1f s; engine %s%s%s",
+            bundle.model_version,
+            time.monotonic() - started,
+            scorer.engine,
+            f" ({scorer.reason})" if scorer.reason else "",
+            f"; explaining by {explain.describe()['method']} on {explain.runs_on(scorer.engine)}"
+            if explain.active
+            else "",
+        )
         _LOADED[key] = LoadedModel(
             bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.words_per_review
         )

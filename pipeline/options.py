@@ -34,6 +34,12 @@ from pipeline.verdict import DRIFT_POLICIES
 from schemas.bundle import MANIFEST_FILE, ONNX_FILE, VOCABULARY_FILE
 from schemas.output_names import ERROR_FILES, REPORT_FILE, REVIEW_ID, SCORED_FILES, SUMMARY_FILE, TEXT
 
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    """The choices as a sentence names them: "auto, onnx, xla or keras"."""
+    return f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else "".join(choices)
+
+
 REQUIRED = object()
 """The default of an option every job must set (input, output, model)."""
 TEMPLATE_BOOLEANS = ("true", "false")
@@ -185,7 +191,7 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption(
         "engine",
         "Scoring engine",
-        auto_help(),
+        f"{_one_of(engine_choices())}. {auto_help()}",
         default=AUTO,
         choices=engine_choices(),
         metavar="ENGINE",

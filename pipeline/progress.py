@@ -470,6 +470,18 @@ class RunProgress:
     def poll(self) -> None:
         self.display.counts(self._reader.read())
 
+    def so_far(self) -> str:
+        """What the steps had done, for the line of a run stopped early: "scoring 24,576 of 50,000 reviews"."""
+        if self.display is None:
+            return "nothing counted yet"
+        with self.display._lock:
+            done = [
+                f"{name} {_amount(step, self.display.done[name], finished=False)}"
+                for name, step in self.display.steps.items()
+                if self.display.done[name] > 0
+            ]
+        return ", ".join(done) or "nothing counted yet"
+
     def __enter__(self) -> RunProgress:
         self.display = Display(self.steps, self.every_seconds, self.clock, self.terminal, self.console)
         self._reader = _ChannelReader(self.channel)

@@ -190,7 +190,8 @@ def test_configuration_errors_exit_2_with_one_message(tiny_bundle, tmp_path):
     missing = score(tmp_path / "nowhere", "--output", tmp_path / "o2", "--model", tiny_bundle.path)
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
-    no_bundle = score(tmp_path / "no_text.parquet", "--output", tmp_path / "o3", "--model", tmp_path)
+    pq.write_table(pa.table({"text": ["a fine film"]}), tmp_path / "ok.parquet")
+    no_bundle = score(tmp_path / "ok.parquet", "--output", tmp_path / "o3", "--model", tmp_path)
     assert no_bundle.exit_code == 2 and "manifest.json" in no_bundle.output
 
 

@@ -120,6 +120,12 @@ def quiet_logging(verbose: bool) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         progress.addHandler(handler)
+    for handler in progress.handlers:
+        # the stderr of this command: a caller that swaps sys.stderr between commands (Click's test
+        # runner, an embedding program) would otherwise have our lines written to a closed stream
+        # (assigned, not setStream, which would first flush the stream it replaces, closed by then)
+        if type(handler) is logging.StreamHandler:
+            handler.stream = sys.stderr
     progress.propagate = False
 
 

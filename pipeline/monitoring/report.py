@@ -72,7 +72,7 @@ td,th{vertical-align:top}#lineage td:first-child{color:#4b5563;white-space:nowra
 #lineage code{font-size:12px}.options{display:flex;flex-wrap:wrap;gap:2px 14px}
 table.top-words{table-layout:fixed}table.top-words col.word{width:150px}table.top-words col.count{width:80px}
 .notice{background:#f3f4f6;padding:6px 10px;border-radius:6px}td.unjudged{color:#6b7280}
-table.top-words th.class{border-left:2px solid #e5e7eb}table.top-words td.word{border-left:2px solid #e5e7eb}
+table.top-words th.class,table.top-words td.word{box-shadow:inset 2px 0 #e5e7eb}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
 pre{background:#f9fafb;padding:10px;overflow:auto;font-size:12px}
 """
