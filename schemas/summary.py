@@ -109,6 +109,11 @@ class DriftCheck:
     details: dict[str, Any] = field(default_factory=dict)
     """What this check alone reports (the two sides' shares, its bins, an effect size), as JSON values."""
 
+    @property
+    def title(self) -> str:
+        """The check as people read it ("predicted labels"); `name` is its key in the summary's JSON."""
+        return self.name.replace("_", " ")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -152,7 +157,8 @@ class Drift:
     min_reviews: int | None = None
 
     def drifted_checks(self) -> tuple[str, ...]:
-        return tuple(check.name for check in self.checks if check.drifted)
+        """The titles of the checks that drifted, for messages."""
+        return tuple(check.title for check in self.checks if check.drifted)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"detected": self.detected, "status": self.status}

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 import pipeline.progress
 from pipeline.cli.app import app
+from tests.test_progress import Lines
 from training.datasets import load_labelled, load_texts
 from training.public_data import DATASETS, DOWNLOADS
 from training.public_data.sst import parse_tree
@@ -145,15 +146,6 @@ def serve():
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-class Lines(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
 
 
 @pytest.fixture

@@ -225,7 +225,7 @@ def _explanations(explanations: ExplanationsSummary | None) -> list[str]:
     )
     return [
         "<h2>Why these labels</h2>",
-        f'<p class="meta">{explanations.reviews:,} reviews explained{_which(explanations)}: '
+        f'<p class="meta">{_reviews(explanations.reviews)} explained{_which(explanations)}: '
         f"{escape(explanations.method)} on {escape(explanations.engine)}; {completeness}.</p>",
         "<p>Per predicted class, the words that pushed its reviews towards it most. A word's weight in a review "
         "is how much it raised the class's logit there; <b>mean weight</b> is its average over the explained "
@@ -244,7 +244,7 @@ def _top_words_table(by_class: dict[str, ClassWords]) -> str:
     """One table, word, mean weight and reviews columns per class, fixed widths: every class's list lines up."""
     columns = '<col class="word"><col class="count"><col class="count">' * len(by_class)
     header = "".join(
-        f'<th class="class" colspan="3">{escape(name)}<div class="meta">{words.reviews:,} reviews explained; '
+        f'<th class="class" colspan="3">{escape(name)}<div class="meta">{_reviews(words.reviews)} explained; '
         f"words in at least {words.min_reviews:,}</div></th>"
         for name, words in by_class.items()
     )
@@ -308,6 +308,10 @@ def _drift_scope(drift: Drift, profile: TrainingProfile | None, judged: bool) ->
     )
 
 
+def _reviews(count: int) -> str:
+    return f"{count:,} review" + ("" if count == 1 else "s")
+
+
 def _file_names(paths: str) -> str:
     """The profile's data by file name ("train.parquet"): its paths are the training machine's, in full on hover."""
     return " + ".join(path.rstrip("/").rsplit("/", 1)[-1] for path in paths.split(" + "))
@@ -328,8 +332,7 @@ def _drift_row(check: DriftCheck, judged: bool) -> str:
         f"<td{'' if judged else ' class=unjudged'}>{met(condition)}</td>"
         for i, condition in enumerate(decided_by)
     ]
-    name = check.name.replace("_", " ")
-    first = f"<td{span}>{escape(name)}</td><td{span}>{escape(check.what)}</td>{lines[0]}"
+    first = f"<td{span}>{escape(check.title)}</td><td{span}>{escape(check.what)}</td>{lines[0]}"
     first += f'<td{span} class="{tone}">{escape(CHECK_VERDICTS.get(check.verdict, check.verdict))}</td>'
     return "".join(f"<tr>{cells}</tr>" for cells in [first, *lines[1:]])
 
