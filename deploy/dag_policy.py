@@ -1,0 +1,55 @@
+"""The nightly DAG's policy for the scoring job: what every day's launch passes besides its locations,
+and the gate that judges the day by the verdict the job wrote.
+
+It is its own module, with nothing but the standard library, so that two places read one definition:
+the DAG, which imports it as `reviewscore_policy` from Airflow's dags/ folder (`make dag-files` ships
+it there beside the summary reader), and the rehearsal of a Dataflow launch (`make rehearse-dataflow`),
+which has no Airflow and launches and judges a day exactly as the DAG does.
+"""
+
+from __future__ import annotations
+
+ON_DRIFT = "fail"
+"""Drift from the training profile fails the day; every record is still scored and written."""
+MAX_ERROR_RATE = "0.01"
+"""The most records of a day that may fail (failed / read). Template parameters are strings; the job
+records the policy in its verdict as a number."""
+OVERWRITE = "true"
+"""A retried launch replaces what the day's failed try left in the output folder."""
+
+
+def launch_parameters(input: str, output: str, model: str) -> dict[str, str]:
+    """The template parameters of one day's launch: its locations and the policy."""
+    return {
+        "input": input,
+        "output": output,
+        "model": model,
+        "overwrite": OVERWRITE,
+        "on_drift": ON_DRIFT,
+        "max_error_rate": MAX_ERROR_RATE,
+    }
+
+
+def gate_problems(summary) -> list[str]:
+    """Why a day's run summary (reviewscore_summary's RunSummary) fails the day; empty when it passes.
+
+    The job's own verdict decides (a template launch submits and returns, so nobody else sees the
+    policy applied), provided it was judged by this policy; a summary without a verdict, or whose
+    records do not add up, fails too.
+    """
+    read, scored, failed = summary.records_read, summary.records_scored, summary.records_failed
+    verdict = summary.verdict
+    if verdict is None:
+        problems = ["the summary has no verdict (written by a job older than this DAG)"]
+    else:
+        problems = list(verdict.problems)
+        if not verdict.passed and not problems:
+            problems.append("the verdict did not pass")
+        if (verdict.on_drift, verdict.max_error_rate) != (ON_DRIFT, float(MAX_ERROR_RATE)):
+            problems.append(
+                f"judged with on_drift={verdict.on_drift}, max_error_rate={verdict.max_error_rate}, "
+                f"not this DAG's on_drift={ON_DRIFT}, max_error_rate={MAX_ERROR_RATE}"
+            )
+    if read != scored + failed and not any(problem.startswith("records read") for problem in problems):
+        problems.append(f"records read ({read:,}) differ from scored + failed ({scored + failed:,})")
+    return problems
