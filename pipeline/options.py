@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,84 @@ from schemas.bundle import MANIFEST_FILE, ONNX_FILE, VOCABULARY_FILE
 from schemas.output_names import ERROR_FILES, REPORT_FILE, REVIEW_ID, SCORED_FILES, SUMMARY_FILE, TEXT
 
 
+def _whole(bound: float | None, otherwise: int | None = None) -> int | None:
+    """A number option's bound as the integer the regexes are built from: the options' bounds are
+    whole numbers (0, 1, 2; a rate's 0.0 and 1.0), and a fractional one would need another regex."""
+    if bound is None:
+        return otherwise
+    if bound != int(bound) or bound < 0:
+        raise ValueError(f"bound {bound}: template regexes are built for whole, non-negative bounds")
+    return int(bound)
+
+
+def integer_patterns(low: int, high: int | None = None) -> list[str]:
+    """Regex alternatives matching exactly the integers from `low` to `high` (None: no upper bound)
+    written without sign or leading zeros; none when the range is empty."""
+    if high is not None and high < low:
+        return []
+    patterns = []
+    for digits in range(len(str(low)), len(str(high)) + 1 if high is not None else len(str(low)) + 1):
+        first = max(low, 10 ** (digits - 1) if digits > 1 else 0)
+        last = 10**digits - 1 if high is None else min(high, 10**digits - 1)
+        patterns += _same_length(str(first), str(last))
+    if high is None:  # every number with more digits than `low`
+        more = len(str(low))
+        patterns.append(f"[1-9][0-9]{_at_least(more)}")
+    return _merged(patterns)
+
+
+def _same_length(first: str, last: str) -> list[str]:
+    """Alternatives for the numbers from `first` to `last`, both of the same number of digits."""
+    if first == last:
+        return [first]
+    rest = len(first) - 1
+    if first[0] == last[0]:
+        return [first[0] + pattern for pattern in _same_length(first[1:], last[1:])]
+    low, high = int(first[0]), int(last[0])
+    patterns = []
+    if first[1:] != "0" * rest:  # the numbers that begin as `first` does, up to its first digit's ...99
+        patterns += [first[0] + p for p in _same_length(first[1:], "9" * rest)]
+        low += 1
+    tail = last[1:] != "9" * rest
+    if tail:
+        high -= 1
+    if low <= high:  # whole blocks: any digits after a first digit from `low` to `high`
+        patterns.append(_digit(low, high) + ("[0-9]" + (f"{{{rest}}}" if rest > 1 else "") if rest else ""))
+    if tail:
+        patterns += [last[0] + p for p in _same_length("0" * rest, last[1:])]
+    return patterns
+
+
+def _digit(low: int, high: int) -> str:
+    return str(low) if low == high else f"[{low}-{high}]"
+
+
+def _at_least(count: int) -> str:
+    return {0: "*", 1: "+"}.get(count, f"{{{count},}}")
+
+
+def _merged(patterns: list[str]) -> list[str]:
+    """`[1-9]` and `[1-9][0-9]+` as the one `[1-9][0-9]*` (and `[0-9]` with it as `0|[1-9][0-9]*`):
+    the forms people read."""
+    for alone, first in (("[1-9]", []), ("[0-9]", ["0"])):
+        if alone in patterns and "[1-9][0-9]+" in patterns:
+            patterns = first + [p for p in patterns if p not in (alone, "[1-9][0-9]+")] + ["[1-9][0-9]*"]
+    return patterns
+
+
+def decimal_patterns(low: int, high: int | None = None) -> list[str]:
+    """Regex alternatives matching exactly the decimal numbers from `low` to `high` (whole bounds;
+    None: no upper bound) written as digits with an optional fraction (`0`, `0.25`, `.5`, `1.0`)."""
+    fraction = r"(\.[0-9]+)?"
+    below = integer_patterns(low, None if high is None else high - 1)  # any fraction keeps these in range
+    patterns = [f"{p}{fraction}" for p in below]
+    if high is not None and high >= low:
+        patterns.append(rf"{high}(\.0+)?")  # the upper bound itself, with zeros after the point only
+    if low == 0 and (high is None or high > 0):
+        patterns.append(r"\.[0-9]+")  # no integer part: a fraction of 1
+    return patterns
+
+
 def _one_of(choices: tuple[str, ...]) -> str:
     """The choices as a sentence names them: "auto, onnx, xla or keras"."""
     return f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else "".join(choices)
@@ -43,6 +122,9 @@ def _one_of(choices: tuple[str, ...]) -> str:
 REQUIRED = object()
 """The default of an option every job must set (input, output, model)."""
 TEMPLATE_BOOLEANS = ("true", "false")
+WORD = r"[\w-]+"
+"""A choice of these characters stands in a regex as it is (POSIX egrep, which the template's regexes
+are, has no use for escaping them)."""
 DEFAULT_MODEL = "models/imdb-bilstm"
 """The committed bundle, relative to the repository: the CLI's model when none is named (`default_model`)."""
 
@@ -106,14 +188,17 @@ class JobOption:
         return self.default if self.cli_default is REQUIRED else self.cli_default
 
     def regex(self) -> str | None:
+        """The template's check of this parameter, as strict as the job's own (`from_text`): the launch
+        refuses a value out of bounds or of no choice before its launcher VM starts."""
         if self.choices:
-            return f"^({'|'.join(self.choices)})$"
+            words = (choice if re.fullmatch(WORD, choice) else re.escape(choice) for choice in self.choices)
+            return f"^({'|'.join(words)})$"
         if self.type is bool:
             return f"^({'|'.join(TEMPLATE_BOOLEANS)})$"
         if self.type is int:
-            return "^[0-9]+$"
+            return f"^({'|'.join(integer_patterns(_whole(self.minimum, 0), _whole(self.maximum)))})$"
         if self.type is float:
-            return r"^[0-9]*\.?[0-9]+$"
+            return f"^({'|'.join(decimal_patterns(_whole(self.minimum, 0), _whole(self.maximum)))})$"
         return None
 
     def metadata(self) -> dict[str, Any]:
@@ -127,7 +212,11 @@ class JobOption:
         return entry
 
     def from_text(self, text: str) -> Any:
-        """A template parameter's string as this option's value; ValueError names what is wrong."""
+        """A template parameter's string as this option's value; ValueError names what is wrong.
+
+        A number is read only as the template's regex writes it (digits, and a decimal point for a
+        float): what Python's int() and float() also take (signs, exponents, underscores, nan) the
+        template would refuse, so the entry point refuses it too."""
         if self.many:
             return [part for part in text.split(",") if part]
         if self.type is bool:
@@ -136,10 +225,16 @@ class JobOption:
             return text.lower() == "true"
         if self.choices and text not in self.choices:
             raise ValueError(f"{self.name}={text!r}: expected one of {', '.join(self.choices)}")
-        value = self.type(text)
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            raise ValueError(f"{self.name}={text}: expected a value from {self.minimum} to {self.maximum}")
-        return value
+        if self.type in (int, float) and not re.fullmatch(self.regex() or "", text):
+            raise ValueError(f"{self.name}={text!r}: expected {self.expected()}")
+        return self.type(text)
+
+    def expected(self) -> str:
+        """The values a number option takes, in words: "a whole number from 1 up, in digits"."""
+        low, high = _whole(self.minimum, 0), _whole(self.maximum)
+        kind = "a whole number" if self.type is int else "a number"
+        written = "in digits" if self.type is int else "in digits with an optional decimal point"
+        return f"{kind} from {low} {'up' if high is None else f'to {high}'}, {written}"
 
 
 JOB_OPTIONS: tuple[JobOption, ...] = (
@@ -270,8 +365,8 @@ OPTIONS: dict[str, JobOption] = {option.name: option for option in JOB_OPTIONS}
 def parse_template_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Template parameters (`--name=value`) as typed values by option name, and everything else for Beam.
 
-    argparse reports a missing or malformed parameter with exit code 2, as the CLI does."""
-    parser = argparse.ArgumentParser(prog="flex_main.py", description="reviewscore's Flex Template entry point.")
+    A missing or malformed parameter ends the process with exit code 2, as in the CLI, and one line."""
+    parser = _TemplateParser(prog="flex_main.py", description="reviewscore's Flex Template entry point.")
     for option in JOB_OPTIONS:
         parser.add_argument(
             f"--{option.name}",
@@ -282,6 +377,14 @@ def parse_template_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
         )
     known, beam_args = parser.parse_known_args(argv)
     return vars(known), beam_args
+
+
+class _TemplateParser(argparse.ArgumentParser):
+    """argparse without its usage block before an error: the error's one line (`error: ...`) is what
+    the launcher shows as the job's failure reason, and the usage of every parameter would bury it."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")  # argparse's own status for a usage error, the CLI's too
 
 
 def _parser_type(option: JobOption):
