@@ -3,11 +3,14 @@
 The whole rehearsal (`make rehearse-dataflow`: emulator, job service, worker pool, three launches)
 takes minutes and runs as its own make target; here: the inputs and what they promise, the boot
 stand-in against an in-process provision and artifact service (and sdk_worker_main reading what it
-sets), the metadata stand-in against google-auth, process-group clean-up, and the read-back checks.
+sets), the metadata stand-in against google-auth, process-group clean-up, the read-back checks,
+the poll that times the kill (the first staged shard), and the DAG's policy: read from the DAG's own
+module, and the gate's decision checked against what the policy says for the data.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -33,10 +36,18 @@ from apache_beam.portability.api import (
 from apache_beam.runners.portability.artifact_service import ArtifactRetrievalService
 from google.protobuf import struct_pb2, text_format
 
+from deploy import dag_policy
 from deploy.rehearsal import boot, checks, data
-from deploy.rehearsal.launch import failure_reason, option
+from deploy.rehearsal.launch import TERMINAL, failure_reason, option, staged_shards, wait_for_staged
+from deploy.rehearsal.policy import policy_checks
+from deploy.rehearsal.rehearse import template_parameters
 from deploy.rehearsal.services import MetadataServer, Processes, loopback_env
+from deploy.rehearsal.storage import Bucket
+from pipeline.verdict import RunPolicy, judge
 from schemas.output_names import ERROR_FILES, REPORT_FILE, SUMMARY_FILE
+from schemas.summary import Drift, DriftCheck, RunSummary
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +290,95 @@ def test_counts_are_checked_on_the_summary_as_the_job_wrote_it(tmp_path):
     unlisted = checks.Output(out.names, replace(out.summary, error_files=()), out.scored, out.errors)
     failed = [check.name for check in checks.check_counts("local", unlisted, inputs) if not check.ok]
     assert failed == [f"local: {ERROR_FILES} only where records failed, as the summary lists them"]
+
+
+def test_staged_shards_are_parquet_files_under_staging_and_nothing_else():
+    names = [
+        "_staging/_write_check",  # the launch's write check passes through _staging/ before anything is scored
+        "_staging/beam-temp-scored-1a/7f.scored.parquet",
+        "_staging/scored-00000-of-00002.parquet",
+        "scored-00001-of-00002.parquet",
+        "_errors/errors-00000-of-00001.parquet",
+    ]
+    assert staged_shards(names) == names[1:3]
+    assert staged_shards(names[:1] + names[3:]) == []
+
+
+def test_the_kill_waits_for_the_first_staged_shard():
+    """The listing grows as a job's would: empty, the write check, then a shard; the wait returns at the shard."""
+    listings = iter([[], ["_staging/_write_check"], ["_staging/beam-temp-x/a.parquet", "_staging/beam-temp-x/b"]])
+    looked = []
+
+    def look():
+        looked.append(next(listings))
+        return looked[-1]
+
+    staged, why = wait_for_staged(look, lambda: "RUNNING", deadline=time.monotonic() + 60)
+    assert (staged, why) == (["_staging/beam-temp-x/a.parquet"], "")
+    assert len(looked) == 3
+
+
+def test_the_kill_wait_gives_up_when_the_job_ends_or_the_deadline_passes():
+    staged, why = wait_for_staged(lambda: ["_staging/_write_check"], lambda: "DONE", deadline=time.monotonic() + 60)
+    assert staged == [] and "DONE" in why
+    assert "DONE" in TERMINAL
+    staged, why = wait_for_staged(lambda: [], lambda: "RUNNING", deadline=time.monotonic() - 1)
+    assert staged == [] and "deadline" in why and "RUNNING" in why
+
+
+def test_the_rehearsal_launches_with_the_dags_own_parameters():
+    """The rehearsal's template parameters are what deploy/dag_policy.py gives the DAG for the same
+    locations, and the DAG builds its launch from that module as make dag-files ships it."""
+    bucket = Bucket("http://127.0.0.1:9")
+    output = bucket.path("rehearsal", "out-flex")
+    parameters = template_parameters(bucket, output)
+    assert parameters == dag_policy.launch_parameters(parameters["input"], output, parameters["model"])
+    assert {name: parameters[name] for name in ("on_drift", "max_error_rate", "overwrite")} == {
+        "on_drift": dag_policy.ON_DRIFT,
+        "max_error_rate": dag_policy.MAX_ERROR_RATE,
+        "overwrite": "true",
+    }
+    dag = ast.parse((ROOT / "deploy" / "airflow_dag.py").read_text())
+    imported = {
+        alias.name for node in ast.walk(dag) if isinstance(node, ast.ImportFrom) and node.module == "reviewscore_policy"
+        for alias in node.names
+    }  # fmt: skip
+    called = {node.func.id for node in ast.walk(dag) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    assert {"launch_parameters", "gate_problems"} <= imported & called
+    assert "cp deploy/dag_policy.py $(DAGS)/reviewscore_policy.py" in (ROOT / "Makefile").read_text()
+
+
+def judged(read: int, failed: int, drifted: bool = False, policy: RunPolicy | None = None) -> RunSummary:
+    """A summary with the verdict the job's own judge gives it (by the DAG's policy unless `policy`)."""
+    check = DriftCheck("predicted_labels", "labels", "psi", 0.4 if drifted else 0.01, 0.2, drifted, "drifted")
+    summary = RunSummary(
+        records_read=read, records_scored=read - failed, records_failed=failed, failed_by_stage={"read": failed},
+        accounting_ok=True, label_counts={}, model_version="1.0.0", engine="onnx", engines={}, wall_seconds=1.0,
+        reviews_per_second=1.0, scored_files=(), error_files=(),
+        drift=Drift(detected=drifted, status="drifted" if drifted else "ok", checks=(check,)),
+    )  # fmt: skip
+    dags = RunPolicy(float(dag_policy.MAX_ERROR_RATE), dag_policy.ON_DRIFT)
+    return replace(summary, verdict=judge(summary, policy or dags))
+
+
+@pytest.mark.parametrize(
+    ("failed", "drifted", "passes"),
+    [(5, False, True), (20, False, False), (5, True, False), (20, True, False)],
+    ids=["under-the-rate", "over-the-rate", "drifted", "both"],
+)
+def test_the_gate_decides_what_the_dags_policy_says(tmp_path, failed, drifted, passes):
+    """1,000 records: 5 failed is under the DAG's 1 %, 20 above; drift fails the day under on_drift=fail."""
+    inputs = data.Inputs(tmp_path, tmp_path / "wrong.parquet", records=1_000, failures={"read": failed})
+    found, statement = policy_checks("flex", judged(1_000, failed, drifted), inputs)
+    assert [check.ok for check in found] == [True, True, True], found
+    assert f"{failed} of 1,000 records failed" in statement
+    assert ("the gate passes the day" in statement) == passes
+
+
+def test_a_verdict_by_another_policy_or_the_wrong_decision_fails_the_checks(tmp_path):
+    inputs = data.Inputs(tmp_path, tmp_path / "wrong.parquet", records=1_000, failures={"read": 20})
+    warned = judged(1_000, 20, policy=RunPolicy(None, "warn"))  # passed, by a policy the DAG did not give
+    assert [check.ok for check in policy_checks("flex", warned, inputs)[0]] == [False, True, False]
+    fewer = data.Inputs(tmp_path, tmp_path / "wrong.parquet", records=1_000, failures={"read": 5})
+    assert [check.ok for check in policy_checks("flex", judged(1_000, 20), fewer)[0]] == [True, False, False]
+    assert [check.ok for check in policy_checks("flex", None, inputs)[0]] == [False]

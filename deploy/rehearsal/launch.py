@@ -7,7 +7,8 @@
   environment, which waits for the job and reads its `_SUMMARY.json`.
 
 Beyond those: `launch_refused` (a wrong-typed input must stop the launch with exit code 2 and submit
-nothing) and `launch_killed` (the worker pool is killed while the job scores; see rehearse.py).
+nothing) and `launch_killed` (the worker pool is killed once the job has staged its first shard: while
+it writes its output).
 Every wait has a deadline; a failed job is reported with the last error line the job service kept,
 which is where a worker's traceback ends up.
 """
@@ -28,12 +29,16 @@ from apache_beam.portability.api import beam_job_api_pb2, beam_job_api_pb2_grpc
 from google.protobuf import json_format
 
 from deploy.rehearsal.services import Processes
+from schemas.output_names import STAGING_FOLDER
 
 REPO = Path(__file__).resolve().parents[2]
 FLEX_MAIN = REPO / "deploy" / "flex_main.py"
 TERMINAL = {"DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED"}
 SUBMIT_SECONDS = 300.0
 RPC_SECONDS = 15.0
+POLL_SECONDS = 0.2
+"""How often the killed launch lists its output folder: a shard staged is killed within about this."""
+SETTLE_SECONDS = 5.0
 BOOT_FAILURE = re.compile(r"boot\[\d+\]: worker \S+: cannot start: (.+)")
 ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception|Unavailable)|error)\b:? .+")
 
@@ -267,10 +272,31 @@ def launch_refused(setup: Setup, parameters: dict[str, str], bad_file: str) -> O
     return Outcome("refused", ok, time.monotonic() - started, f"exit {code}", reason, details={"error": errors[-1:]})
 
 
-def launch_killed(setup: Setup, parameters: dict[str, str], kill_after: float, look) -> Outcome:
-    """Submit, let the job score for `kill_after` seconds, then kill the worker pool with its workers.
+def staged_shards(names: list[str]) -> list[str]:
+    """The shards a job has begun to write, among an output folder's names: Parquet files under
+    _staging/ (Beam's temporary files and finished shards not yet published). The launch's write
+    check, which also passes through _staging/, is not one."""
+    return [name for name in names if name.startswith(f"{STAGING_FOLDER}/") and name.endswith(".parquet")]
 
-    `look()` lists what the output folder holds. The pool, its boot processes and SDK workers are
+
+def wait_for_staged(look: Callable[[], list[str]], state: Callable[[], str], deadline: float) -> tuple[list[str], str]:
+    """Poll the output folder (`look()`) until a shard is staged: (the staged shards, ""), or ([], why
+    not) once the job (`state()`) has ended or the deadline has passed without one."""
+    while True:
+        if staged := staged_shards(look()):
+            return staged, ""
+        if (now := state()) in TERMINAL:
+            return [], f"the job ended ({now}) before any shard was staged"
+        if time.monotonic() > deadline:
+            return [], f"no shard staged under {STAGING_FOLDER}/ before the deadline (job {now})"
+        time.sleep(POLL_SECONDS)
+
+
+def launch_killed(setup: Setup, parameters: dict[str, str], look: Callable[[], list[str]]) -> Outcome:
+    """Submit, wait until the job has staged its first shard, then kill the worker pool with its workers.
+
+    `look()` lists what the output folder holds; it is polled, so the workers die while shards are
+    being written rather than before anything was. The pool, its boot processes and SDK workers are
     one process group, so SIGKILL takes them all at once, as a lost VM would. The local job service
     only marks a cancelled job CANCELLED and lets it run on (local_job_service.py, BeamJob.cancel:
     "TODO(robertwb): Actually cancel"), so killing the workers is what stops the job here.
@@ -279,25 +305,24 @@ def launch_killed(setup: Setup, parameters: dict[str, str], kill_after: float, l
     outcome = submit_flex(setup, "killed", parameters)
     if not outcome.ok:
         return outcome
-    running, _ = setup.jobs.wait(outcome.job_id, started + setup.timeout, until=TERMINAL | {"RUNNING"})
-    time.sleep(max(0.0, started + kill_after - time.monotonic()))
+    staged, why = wait_for_staged(look, lambda: setup.jobs.state(outcome.job_id), started + setup.timeout)
     before_kill = setup.jobs.state(outcome.job_id)
-    at_kill = look()
     setup.processes.stop("worker-pool", signal.SIGKILL)
     killed_at = time.monotonic() - started
     cancelled = setup.jobs.cancel(outcome.job_id)
-    time.sleep(5.0)  # anything still on its way to the bucket lands now
+    time.sleep(SETTLE_SECONDS)  # anything still on its way to the bucket lands now
     after = look()
     outcome.wall = time.monotonic() - started
-    outcome.state = setup.jobs.state(outcome.job_id)
+    outcome.state = f"killed while {before_kill}, then {setup.jobs.state(outcome.job_id)}"
     outcome.details = {
-        "state_when_killed": before_kill,
         "killed_after_seconds": round(killed_at, 1),
+        "staged_when_killed": staged,
         "cancel_answer": cancelled,
-        "output_at_kill": at_kill,
         "output_after": after,
     }
-    outcome.ok = running == "RUNNING" and before_kill == "RUNNING"
-    if not outcome.ok:
+    outcome.ok = bool(staged) and before_kill == "RUNNING"
+    if why:
+        outcome.reason = why
+    elif not outcome.ok:
         outcome.reason = f"the job was {before_kill} when killed, not RUNNING: the kill came too late"
     return outcome

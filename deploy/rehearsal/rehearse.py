@@ -7,15 +7,19 @@ machine allows:
 2. Beam's portable job service (standing in for the Dataflow service) and an external worker pool
    in the WORKER environment's Python, whose workers are started by boot.py, a stand-in for the SDK
    container's boot: so every worker gets the job's pipeline options as on Dataflow;
-3. the job launched twice on the same inputs (at least `--count` reviews, bad records mixed in):
-   through deploy/flex_main.py exactly as the Flex Template launcher runs it (in the worker
-   environment, the image's), and through `reviewscore score` from the development environment;
-   then a launch that must be refused (a wrong-typed input) and one whose workers are killed while
-   it scores;
-4. the output read back from the emulator and checked: read = scored + failed (summary and Parquet
-   rows), failures by stage as planted, labels and scores against a local DirectRunner run on
-   local copies of the same files, `_SUMMARY.json` and `_report.html` present, error files in
-   `_errors/` as the summary lists them, and nothing that looks complete after the killed run;
+3. the job launched on the same inputs (at least `--count` reviews, bad records mixed in) through
+   deploy/flex_main.py exactly as the Flex Template launcher runs it (in the worker environment,
+   the image's), with the nightly DAG's own template parameters (deploy/dag_policy.py: overwrite,
+   on_drift, max_error_rate): first killed, its workers SIGKILLed once its first shard is staged,
+   while it writes; then, on a new worker pool, launched again into the same folder, as a retry
+   would; then through `reviewscore score` from the development environment; and a launch that
+   must be refused (a wrong-typed input);
+4. the output read back from the emulator and checked: nothing that looks complete after the
+   killed run; read = scored + failed = input records after the rerun (summary and Parquet rows),
+   failures by stage as planted, labels and scores against a local DirectRunner run on local
+   copies of the same files, `_SUMMARY.json` and `_report.html` present, error files in `_errors/`
+   as the summary lists them; and the rerun's verdict read by the DAG's gate, which must decide
+   what the DAG's policy says for these inputs (policy.py);
 5. one closing line with the figures, and the exit code: 0 only if every check passed.
 
 What it cannot show: Dataflow's shuffle service and autoscaling, the real boot binary (its venv,
@@ -39,6 +43,7 @@ import tempfile
 import time
 import traceback
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from deploy.rehearsal import checks
@@ -54,7 +59,9 @@ from deploy.rehearsal.launch import (
     launch_killed,
     launch_refused,
     run_to_exit,
+    staged_shards,
 )
+from deploy.rehearsal.policy import dag_parameters, policy_checks
 from deploy.rehearsal.services import MetadataServer, Processes, free_port, loopback_env, wait_for_port
 from deploy.rehearsal.storage import Bucket, start_emulator, wait_for_emulator
 from schemas.summary import RunSummary
@@ -62,8 +69,6 @@ from schemas.summary import RunSummary
 BOOT = Path(__file__).resolve().parent / "boot.py"
 JOB_SERVICE = Path(__file__).resolve().parent / "job_service.py"
 MODEL = REPO / "models" / "imdb-bilstm"
-KILL_FRACTION = 0.5
-"""The killed run loses its workers after this share of the flex launch's wall time: while it scores."""
 OUTPUTS = {"flex": "rehearsal/out-flex", "cli": "rehearsal/out-cli"}
 CANNOT_SHOW = (
     "Dataflow's shuffle, autoscaling, the real boot binary, one SDK process per vCPU with Dataflow's work "
@@ -148,9 +153,19 @@ def boot_wrapper(work: Path, worker_python: str) -> Path:
     return path
 
 
+def start_pool(processes: Processes, env: dict[str, str], work: Path, worker_python: str):
+    """The external worker pool (its workers start through boot.py); (the process, its port)."""
+    port = free_port()
+    pool_cwd = work / "worker-cwd"  # an empty folder: the workers import the job's code from their environment
+    pool_cwd.mkdir(parents=True, exist_ok=True)
+    boot = boot_wrapper(work, worker_python)
+    pool_argv = [worker_python, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(port)]
+    return processes.start("worker-pool", [*pool_argv, "--container_executable", str(boot)], env, pool_cwd), port
+
+
 def start_services(processes: Processes, env: dict[str, str], work: Path, worker_python: str) -> tuple[str, str]:
     """The job service and the worker pool; their endpoints, once both listen."""
-    job_port, pool_port = free_port(), free_port()
+    job_port = free_port()
     staging = work / "job-staging"
     staging.mkdir(parents=True, exist_ok=True)
     job_service = processes.start(
@@ -159,14 +174,21 @@ def start_services(processes: Processes, env: dict[str, str], work: Path, worker
         env,
         work,
     )
-    pool_cwd = work / "worker-cwd"  # an empty folder: the workers import the job's code from their environment
-    pool_cwd.mkdir(parents=True, exist_ok=True)
-    boot = boot_wrapper(work, worker_python)
-    pool_argv = [worker_python, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool_port)]
-    pool = processes.start("worker-pool", [*pool_argv, "--container_executable", str(boot)], env, pool_cwd)
+    pool, pool_port = start_pool(processes, env, work, worker_python)
     wait_for_port(job_port, job_service, "the job service")
     wait_for_port(pool_port, pool, "the worker pool")
     return f"localhost:{job_port}", f"localhost:{pool_port}"
+
+
+def restart_pool(setup: Setup) -> Setup:
+    """A new worker pool after the killed launch took the old one down (its log kept aside)."""
+    setup.processes.stop("worker-pool")  # already gone unless the killed launch never got that far
+    logs = setup.processes.logs
+    if (logs / "worker-pool.log").exists():
+        (logs / "worker-pool.log").replace(logs / "worker-pool-killed.log")
+    pool, port = start_pool(setup.processes, setup.env, setup.work, setup.worker_python)
+    wait_for_port(port, pool, "the worker pool")
+    return replace(setup, pool_endpoint=f"localhost:{port}")
 
 
 def run_local(setup: Setup, inputs: Inputs, out: Path) -> Outcome:
@@ -182,12 +204,9 @@ def run_local(setup: Setup, inputs: Inputs, out: Path) -> Outcome:
 
 
 def template_parameters(bucket: Bucket, output: str, inputs: str | None = None) -> dict[str, str]:
-    return {
-        "input": inputs or bucket.path("rehearsal", "reviews") + "/",
-        "output": output,
-        "model": bucket.path("rehearsal", "models", "imdb-bilstm"),
-        "overwrite": "true",
-    }
+    """The DAG's parameters for the rehearsal's bucket: its inputs (or `inputs`), `output` and model."""
+    model = bucket.path("rehearsal", "models", "imdb-bilstm")
+    return dag_parameters(inputs or bucket.path("rehearsal", "reviews") + "/", output, model)
 
 
 def read_gcs(bucket: Bucket, prefix: str) -> checks.Output:
@@ -204,14 +223,37 @@ def launch_checks(outcome: Outcome, output: checks.Output | None, inputs: Inputs
     return results + checks.check_counts(outcome.name, output, inputs) + found, max_diff, mismatches
 
 
-def killed_checks(outcome: Outcome) -> list[checks.Check]:
+def killed_checks(outcome: Outcome, rerun: checks.Output | None) -> list[checks.Check]:
+    """Killed while it wrote (a shard staged, the job RUNNING), it left nothing a reader takes for a
+    result; and the rerun into its folder (`rerun`, when it succeeded) left none of its shards behind."""
     complete = checks.looks_complete(outcome.details.get("output_after", []))
+    staged = outcome.details.get("staged_when_killed", [])
+    left = staged_shards(rerun.names) if rerun else []
+    cleared = checks.Check("flex: the rerun left no staged shard behind", not left, f"left {left[:3]}" if left else "")
     return [
-        checks.Check("killed: killed while RUNNING", outcome.ok, outcome.reason),
+        checks.Check(
+            "killed: workers killed while shards were being written",
+            outcome.ok,
+            outcome.reason or f"{len(staged)} staged, {outcome.details.get('killed_after_seconds')} s in",
+        ),
         checks.Check(
             "killed: nothing looks complete", outcome.ok and not complete, f"found {complete}" if complete else ""
         ),
-    ]
+    ] + ([cleared] if rerun else [])
+
+
+def kill_statement(killed: Outcome | None, failed: list[checks.Check]) -> str:
+    """The closing line's account of the killed launch and the rerun over its folder."""
+    if killed is None:
+        return "not run"
+    broken = [c for c in failed if c.name.startswith(("killed", "flex"))]
+    if broken:
+        return "FAILED: " + "; ".join(f"{c.name} ({c.detail})" for c in broken)
+    staged = len(killed.details.get("staged_when_killed", []))
+    return (
+        f"workers killed {killed.details.get('killed_after_seconds')} s in with {staged} shard(s) staged, "
+        "nothing looked complete, and the rerun with overwrite scored every row"
+    )
 
 
 def closing_line(
@@ -225,19 +267,15 @@ def closing_line(
     flex = summaries.get("flex") or summaries.get("cli")
     walls = ", ".join(f"{name} {outcome.wall:.1f} s" for name, outcome in results.items())
     engines = ", ".join(f"{name} {s.engine}" for name, s in summaries.items() if s)
-    killed = results.get("killed")
-    kill = (
-        "nothing looks complete"
-        if killed and not [c for c in failed if c.name.startswith("killed")]
-        else "FAILED: " + "; ".join(f"{c.name} ({c.detail})" for c in failed if c.name.startswith("killed"))
-    )
+    kill = kill_statement(results.get("killed"), failed)
     named = "; ".join(f"{c.name}{': ' + c.detail if c.detail else ''}" for c in failed[:3])
     verdict = f"FAIL ({len(failed)} checks failed: {named})" if failed else "PASS"
     return (
         f"rehearse-dataflow {verdict}: {inputs.records:,} reviews, {flex.records_scored if flex else 0:,} scored, "
         f"{flex.records_failed if flex else 0:,} failed; vs the local run ({figures['compared']} of 2 launches): "
         f"max |score diff| {figures['max_diff']:.1e}, label mismatches {figures['mismatches']}; wall {walls}; "
-        f"engines {engines}; killed run: {kill}; total {total:.0f} s. Not rehearsed: {CANNOT_SHOW}."
+        f"engines {engines}; killed run: {kill}; {figures['policy']}; total {total:.0f} s. "
+        f"Not rehearsed: {CANNOT_SHOW}."
     )
 
 
@@ -274,11 +312,20 @@ def upload(bucket: Bucket, inputs: Inputs) -> None:
 
 
 def launch_all(args, setup: Setup, bucket: Bucket, inputs: Inputs, watch: Stopwatch) -> dict[str, Outcome]:
-    """The local reference run, the two launches, the refused launch and the killed one, in that order."""
+    """The local reference run; the killed launch and its rerun into the same folder; the development
+    launch; the refused launch; in that order."""
     results: dict[str, Outcome] = {}
     results["local"] = watch.run("local DirectRunner run", run_local, setup, inputs, setup.work / "local-output")
     flex = template_parameters(bucket, bucket.path(OUTPUTS["flex"]))
-    results["flex"] = watch.run("launch through flex_main.py", launch_flex, setup, flex)
+    results["killed"] = watch.run(
+        "launch through flex_main.py, killed while it writes",
+        launch_killed,
+        setup,
+        flex,
+        lambda: bucket.names(OUTPUTS["flex"]),
+    )
+    setup = watch.run("worker pool restarted", restart_pool, setup)
+    results["flex"] = watch.run("rerun through flex_main.py into the killed run's folder", launch_flex, setup, flex)
     cli = template_parameters(bucket, bucket.path(OUTPUTS["cli"]))
     results["cli"] = watch.run(
         "launch through reviewscore score", launch_cli, setup, cli["input"], cli["output"], cli["model"], args.cli_arg
@@ -287,11 +334,6 @@ def launch_all(args, setup: Setup, bucket: Bucket, inputs: Inputs, watch: Stopwa
     refused = template_parameters(bucket, bucket.path("rehearsal", "out-refused"), wrong_typed)
     results["refused"] = watch.run(
         "launch with a wrong-typed input", launch_refused, setup, refused, "wrong-typed.parquet"
-    )
-    killed = template_parameters(bucket, bucket.path("rehearsal", "out-killed"))
-    kill_after = KILL_FRACTION * results["flex"].wall if results["flex"].ok else 30.0
-    results["killed"] = watch.run(
-        "launch killed part-way", launch_killed, setup, killed, kill_after, lambda: bucket.names("rehearsal/out-killed")
     )
     return results
 
@@ -316,21 +358,24 @@ def evaluate(bucket: Bucket, work: Path, inputs: Inputs, results: dict[str, Outc
     summaries = {"local": reference.summary if reference else None}
     if reference is not None:
         all_checks += checks.check_counts("local", reference, inputs)
-    diffs, mismatches = [], []
+    diffs, mismatches, outputs = [], [], {}
     for name, prefix in OUTPUTS.items():
-        output = read_gcs(bucket, prefix) if results[name].ok else None
+        output = outputs[name] = read_gcs(bucket, prefix) if results[name].ok else None
         summaries[name] = output.summary if output else None
         found, max_diff, mismatch = launch_checks(results[name], output, inputs, reference or output)
         all_checks += found
         diffs.append(max_diff)
         mismatches.append(mismatch)
     all_checks.append(checks.Check("refused: wrong-typed input refused with exit 2", results["refused"].ok))
-    all_checks += killed_checks(results["killed"])
+    all_checks += killed_checks(results["killed"], outputs["flex"])
+    judged, statement = policy_checks("flex", summaries["flex"], inputs) if results["flex"].ok else ([], "not judged")
+    all_checks += judged
     compared = [(d, m) for d, m in zip(diffs, mismatches, strict=True) if m is not None]
     figures = {
         "max_diff": max((d for d, _ in compared), default=float("nan")),
         "mismatches": sum(m for _, m in compared) if compared else None,
         "compared": len(compared),
+        "policy": statement,
     }
     return all_checks, summaries, figures
 
