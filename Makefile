@@ -24,14 +24,29 @@ RT_RECIPE := --arch bilstm-pool-short --treebank --expand-contractions --ordinal
 	--epochs 10 --patience 3 --name rt-sentiment5
 BENCH_DATA ?= $(IMDB)/unsup.parquet
 BENCH_SIZES ?= 1000,50000,800000
-# Running on Dataflow (docs/production.md): the project, region and bucket, and the one reference to the job's
-# image, tagged by commit, that the build pushes and the template names (the DAG launches the
-# template, whose workers default to the same image).
+# Running on Dataflow (docs/production.md): the project, region and bucket. The job's image is pushed to
+# REPOSITORY under TAG (the commit it was built from, -dirty with uncommitted changes: fixed once per make
+# call), then named only by its digest, which `make image` records in IMAGE_FILE (not committed: it names
+# this project's image). The template names that digest for the launcher and the workers; IMAGE=...@sha256:...
+# names another image instead. deploy/flex_template.py reads and checks the reference.
 PROJECT ?= $(shell gcloud config get-value project 2>/dev/null)
 REGION ?= europe-west1
 BUCKET ?=
-TAG ?= $(shell git rev-parse --short HEAD)
-IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/reviewscore/scorer:$(TAG)
+REPOSITORY ?= $(REGION)-docker.pkg.dev/$(PROJECT)/reviewscore/scorer
+ifndef TAG
+TAG := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
+endif
+IMAGE_FILE ?= deploy/image.ref
+IMAGE ?=
+FLEX_TEMPLATE = $(PYTHON) deploy/flex_template.py
+# The template's defaults for every launch: the account the launcher VM and workers run as (deploy/setup_gcp.sh
+# creates it), where the launcher stages the job and the job writes temporary files (in BUCKET, where that
+# account has its grant), and the VPC they join (empty: Dataflow's, the network named default).
+SERVICE_ACCOUNT ?= reviewscore@$(PROJECT).iam.gserviceaccount.com
+STAGING_LOCATION ?= gs://$(BUCKET)/staging
+TEMP_LOCATION ?= gs://$(BUCKET)/tmp
+NETWORK ?=
+SUBNETWORK ?=
 TEMPLATE ?= gs://$(BUCKET)/templates/reviewscore.json
 # The lock the image is built with (the Dockerfile's LOCK build argument), for its rehearsal too.
 IMAGE_LOCK ?= requirements.lock
@@ -42,7 +57,7 @@ REHEARSAL_REVIEWS ?=
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-scoring lock test lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-name image-docker \
+.PHONY: help install install-scoring lock test lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-record image-name image-docker \
 	template metadata cli-reference docs clean
 
 help: ## List every target.
@@ -148,20 +163,41 @@ dag-files: ## The DAG and the summary reader it imports, as they go into Airflow
 	cp deploy/airflow_dag.py $(DAGS)/reviewscore_nightly.py
 	cp schemas/summary.py $(DAGS)/reviewscore_summary.py
 
-image: ## Build the job's image on Cloud Build, check it and push it as IMAGE (PROJECT=... REGION=...).
-	gcloud builds submit --project $(PROJECT) --region $(REGION) --config deploy/cloudbuild.yaml --substitutions _IMAGE=$(IMAGE) .
+# A target that works on the project and its bucket: $(call need-cloud,TARGET). The documentation's example
+# names are refused, so a forgotten edit fails here rather than after a build.
+need-cloud = @for v in "PROJECT=$(PROJECT)" "BUCKET=$(BUCKET)"; do case "$$v" in \
+	*= | PROJECT=my-project | BUCKET=my-bucket | BUCKET=my-reviewscore-bucket) \
+		echo "make $(1) needs $${v%%=*}=... naming your own (docs/production.md, 'Step by step')" >&2; exit 2 ;; esac; done
+# Looks up what REPOSITORY:TAG points to and records it in IMAGE_FILE.
+RECORD_IMAGE = digest=$$(gcloud artifacts docker images describe $(REPOSITORY):$(TAG) --project $(PROJECT) \
+		--format='value(image_summary.digest)') && \
+	$(FLEX_TEMPLATE) record --repository $(REPOSITORY) --tag $(TAG) --digest "$$digest" --file $(IMAGE_FILE)
 
-image-name: ## Print IMAGE, the job's image reference (for --sdk_container_image).
-	@echo $(IMAGE)
+image: ## Build the job's image on Cloud Build, check it, push it as REPOSITORY:TAG and record its digest (PROJECT=... REGION=... BUCKET=...).
+	$(call need-cloud,image)
+	$(FLEX_TEMPLATE) base-images
+	gcloud builds submit --project $(PROJECT) --region $(REGION) --config deploy/cloudbuild.yaml \
+		--gcs-source-staging-dir gs://$(BUCKET)/cloudbuild/source --substitutions _IMAGE=$(REPOSITORY):$(TAG) .
+	$(RECORD_IMAGE)
 
-image-docker: ## The same image with a local Docker engine: build, then push IMAGE.
-	docker build -f deploy/Dockerfile --build-arg IMAGE=$(IMAGE) -t $(IMAGE) .
-	docker push $(IMAGE)
+image-record: ## Record the digest of an image already pushed as REPOSITORY:TAG in IMAGE_FILE (TAG=...).
+	$(RECORD_IMAGE)
 
-template: ## Write the Flex Template spec to TEMPLATE, naming IMAGE and deploy/metadata.json (BUCKET=...).
-	@test -n "$(BUCKET)" || (echo "usage: make template BUCKET=my-bucket [PROJECT=... REGION=... TAG=...]" && exit 2)
-	gcloud dataflow flex-template build $(TEMPLATE) --project $(PROJECT) --image $(IMAGE) --sdk-language PYTHON \
-		--metadata-file deploy/metadata.json
+image-name: ## Print the job's image by digest (IMAGE, or the one IMAGE_FILE records), for --sdk_container_image.
+	@$(FLEX_TEMPLATE) image --image "$(IMAGE)" --repository $(REPOSITORY) --file $(IMAGE_FILE)
+
+image-docker: ## The same image with a local Docker engine: build, push as REPOSITORY:TAG, record its digest.
+	$(FLEX_TEMPLATE) base-images
+	docker build -f deploy/Dockerfile -t $(REPOSITORY):$(TAG) .
+	docker push $(REPOSITORY):$(TAG)
+	$(RECORD_IMAGE)
+
+template: ## Write the Flex Template spec to TEMPLATE, naming the image by digest, its launch defaults and deploy/metadata.json (BUCKET=...).
+	$(call need-cloud,template)
+	$(FLEX_TEMPLATE) spec --image "$(IMAGE)" --repository $(REPOSITORY) --file $(IMAGE_FILE) --out build/template.json \
+		--service-account-email $(SERVICE_ACCOUNT) --staging-location $(STAGING_LOCATION) --temp-location $(TEMP_LOCATION) \
+		--network "$(NETWORK)" --subnetwork "$(SUBNETWORK)"
+	gcloud storage cp build/template.json $(TEMPLATE) --project $(PROJECT)
 
 metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/options.py).
 	$(BIN)/python -m pipeline.options > deploy/metadata.json

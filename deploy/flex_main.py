@@ -10,9 +10,10 @@ VM is not meant to live as long as the job), has no job id to report, and must l
 project, region, job_name and template_location as the launcher passed them (Google's "Troubleshoot
 Flex Templates", "Failed to read the job file"). The parameters, their types, defaults and help are
 `pipeline/options.py`'s, the same as `reviewscore score`'s, and so is the mapping into the job.
-Without `--sdk_container_image`, the workers get this image (REVIEWSCORE_IMAGE, set when it was
-built). tests/test_flex_launch.py runs this file as the launcher does; `make rehearse-dataflow`
-launches it onto a local portable runner whose workers run an environment built like the image.
+The workers' image is the template spec's (its defaultEnvironment.sdkContainerImage, by digest),
+which the launcher passes on as `--sdk_container_image`; without one the launch is refused (exit 2).
+tests/test_flex_launch.py runs this file as the launcher does; `make rehearse-dataflow` launches it
+onto a local portable runner whose workers run an environment built like the image.
 
 A configuration mistake (a local path, an unreachable bucket, a bad bundle) ends with one line on
 stderr and exit code 2, which the launcher shows as the job's failure reason; no traceback.

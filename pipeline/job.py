@@ -15,7 +15,6 @@ each worker resolves it from what it has (`pipeline/engines/choice.py`); the sum
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -54,9 +53,6 @@ from schemas.output import REVIEW_ID, SUMMARY_FILE, TEXT, SchemaError, error_sch
 from schemas.summary import InputsLineage, Lineage, ModelLineage, RunSummary
 
 log = logging.getLogger("reviewscore")
-IMAGE_VARIABLE = "REVIEWSCORE_IMAGE"
-"""Set in the job's image (deploy/Dockerfile) to the image's own reference: a launch from inside it
-(the Flex Template launcher) gives the workers the same image unless told otherwise."""
 
 
 class LaunchError(ValueError):
@@ -264,11 +260,12 @@ def launch_lineage(job: ScoringJob, bundle: Bundle, plan: InputPlan, options: Pi
 
 
 def with_worker_image(beam_args: list[str]) -> list[str]:
-    """Dataflow's workers start from the job's image, or the launch is refused.
+    """Dataflow's workers start from the job's image, named at launch, or the launch is refused.
 
     Without --sdk_container_image Dataflow starts Beam's stock image, which lacks this package:
-    every worker would fail with ModuleNotFoundError after the VMs were paid for. Inside the job's
-    own image (the Flex Template launcher) that image is the default.
+    every worker would fail with ModuleNotFoundError after the VMs were paid for. The image is never
+    guessed (say, from a reference baked into the launcher's image at build): a template launch gets
+    it from the template spec, which names it by digest, and a launch from the command line names it.
     """
     options = PipelineOptions(beam_args)
     if "Dataflow" not in (options.view_as(StandardOptions).runner or ""):
@@ -276,12 +273,10 @@ def with_worker_image(beam_args: list[str]) -> list[str]:
     workers = options.view_as(WorkerOptions)
     if workers.sdk_container_image or getattr(workers, "worker_harness_container_image", None):
         return beam_args
-    image = os.environ.get(IMAGE_VARIABLE)
-    if image:
-        return [*beam_args, f"--sdk_container_image={image}"]
     raise LaunchError(
-        "Dataflow needs the job's worker image: pass --sdk_container_image=REGION-docker.pkg.dev/PROJECT/"
-        "reviewscore/scorer:TAG (docs/production.md); Beam's stock image lacks reviewscore"
+        "Dataflow needs the job's worker image: pass --sdk_container_image=REPOSITORY@sha256:... ('make -s "
+        "image-name' prints it; a template names it itself: rebuild it with 'make template'); Beam's stock image "
+        "lacks reviewscore"
     )
 
 

@@ -263,10 +263,12 @@ def test_a_dataflow_launch_without_the_worker_image_is_refused(remote, cloud_sto
     """Beam's stock image lacks reviewscore: every worker would fail after the VMs were paid for."""
     values = template_parameters(remote["input"], cloud_storage.path("scored", "no-image"), remote["model"], "false")
     without_image = [arg for arg in DATAFLOW if not arg.startswith("--sdk_container_image")]
-    env = {key: value for key, value in cloud_storage.env().items() if key != "REVIEWSCORE_IMAGE"}
-    assert_one_line_error(launch(values, without_image, env, tmp_path), "--sdk_container_image")
-    # Inside the job's image the launch defaults to that image.
-    done = launch(values, without_image, {**env, "REVIEWSCORE_IMAGE": IMAGE}, tmp_path)
+    env = cloud_storage.env()
+    # An image reference in the launcher's environment is not read: only the launch names the image.
+    refused = launch(values, without_image, {**env, "REVIEWSCORE_IMAGE": IMAGE}, tmp_path)
+    assert_one_line_error(refused, "--sdk_container_image")
+    # The template's image, which the launcher passes on, is the one the workers get.
+    done = launch(values, [*without_image, f"--sdk_container_image={IMAGE}"], env, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
 
 

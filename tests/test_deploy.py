@@ -61,6 +61,8 @@ def test_image_starts_beams_boot_and_names_the_launchers_file():
     assert entrypoints == ['["/opt/apache/beam/boot"]'], "workers start the SDK harness through Beam's boot"
     froms = [args for op, args in steps if op == "FROM"]
     assert froms[-1].startswith("apache/beam_python") and "template-launcher-base" in froms[0]
+    assert all("@${" in image and image.split("@${", 1)[1].startswith(("LAUNCHER_DIGEST}", "BEAM_DIGEST}"))
+               for image in froms), "each base image is named by digest (NAME:TAG@sha256:...)"  # fmt: skip
     launcher = "/opt/google/dataflow/python_template_launcher"
     assert any(op == "COPY" and args.startswith("--from=launcher") and launcher in args for op, args in steps)
 
@@ -124,15 +126,14 @@ def test_the_image_installs_through_the_script_its_rehearsal_runs():
     assert '"install_worker_env.sh"' in rehearsal and '"beam_image_requirements.txt"' in rehearsal
 
 
-def test_the_image_knows_its_own_reference():
-    """The template's entry point defaults the workers' image to REVIEWSCORE_IMAGE (pipeline/job.py)."""
-    from pipeline.job import IMAGE_VARIABLE
-
+def test_the_image_does_not_name_itself():
+    """Workers take the image the template names by digest (tests/test_setup_gcp.py): a reference baked in at
+    build would keep pointing at the old image after a retag or a promotion."""
     stage = final_stage(instructions(DOCKERFILE))
-    assert ("ARG", "IMAGE") in stage
-    assert ("ENV", f"{IMAGE_VARIABLE}=${{IMAGE}}") in stage
+    assert not [args for op, args in stage if op == "ENV" and "IMAGE" in args.split("=", 1)[0]]
+    assert not [args for op, args in instructions(DOCKERFILE) if op == "ARG" and args.split("=", 1)[0] == "IMAGE"]
     build = yaml.safe_load((ROOT / "deploy" / "cloudbuild.yaml").read_text())["steps"][0]["args"]
-    assert "--build-arg" in build and build[build.index("--build-arg") + 1] == "IMAGE=${_IMAGE}"
+    assert "--build-arg" not in build
 
 
 def test_beam_image_pins_are_those_of_the_image_the_dockerfile_starts_from():
