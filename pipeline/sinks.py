@@ -7,7 +7,10 @@ The output folder is a Parquet dataset (`schemas/output_names.py`): `scored-*.pa
 level are its only data files, so `pandas.read_parquet(OUTPUT)` reads the scored rows and nothing
 else. Every other name starts with an underscore, which pyarrow, pandas, Spark and Hive skip: the
 error files go to `_errors/`, and only when a record failed (Beam's sink writes an empty shard for
-no rows; PublishShards deletes it instead of publishing it), the report is `_report.html`.
+no rows; PublishShards deletes the error sink's instead of publishing it), the report is
+`_report.html`. The scored sink's empty shard is published: a run with nothing to score (a day
+with no reviews) still leaves one valid Parquet file of the output schema, so readers of
+`scored-*.parquet` find zero rows and the columns rather than no file.
 
 Nothing a reader could take for a result appears in the output folder before the job is done:
 Beam's sinks write their shards into `_staging/`, and only once both sinks have finished does
@@ -116,8 +119,9 @@ class PublishShards(beam.DoFn):
     _staging/ into place, and pass on the published (scored, error) names.
 
     Scored shards go to the top of the output folder, every one (an empty one still tells a reader
-    the schema). Error shards go to _errors/, only those holding rows: the sink writes an empty one
-    when nothing failed, which is deleted, so a run without failures has no _errors/ at all.
+    the schema, and is the whole scored data of a run that read nothing). Error shards go to
+    _errors/, only those holding rows: the sink writes an empty one when nothing failed, which is
+    deleted, so a run without failures has no _errors/ at all.
     """
 
     def __init__(self, sink: ScoredSink):

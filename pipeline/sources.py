@@ -7,6 +7,11 @@ transforms below re-match text-file patterns on the workers (so a folder of mill
 never listed into the job graph) and read Parquet files one row group at a time (so the groups of
 one big file spread over the workers), in record batches.
 
+A folder that holds no review file but only markers (`_SUCCESS`, and any name starting with `_`
+or `.`) is a day with nothing to score: its plan has no files and no reviews, and the job still
+runs, to a zero-row output with a summary (docs/scoring.md, "A day with no reviews"). A folder with
+nothing at all in it is refused, as a likely wrong path.
+
 Reviews travel as ReviewBatch elements (an Arrow table of a few thousand rows), not one element per
 review: Beam's per-element work at every step costs more than scoring a short review (BENCHMARKS.md,
 "Profile: 50,000 reviews end to end"). Every record read leaves in exactly one ReviewBatch row or as
@@ -46,6 +51,8 @@ FAILED = "failed"
 TEXT_SUFFIX = ".txt"
 PARQUET_SUFFIX = ".parquet"
 READ_BUFFER_BYTES = 8 << 20
+MARKER_PREFIXES = ("_", ".")
+"""A file or folder whose name starts with one of these is never read for reviews' sake (`is_marker`)."""
 
 
 class Review(NamedTuple):
@@ -153,7 +160,7 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
                 text_patterns.append(text_pattern)
                 text_files += found_text
             elif not found_parquet:
-                raise InputError(f"input {raw} holds no *.txt review files and no *.parquet files")
+                check_empty_day(raw, root)
             parquet_files.extend(found_parquet)
             continue
         patterns.append(path)
@@ -173,13 +180,54 @@ def plan_inputs(inputs: list[str], text_column: str = TEXT, id_column: str = REV
     schemas = [pa.schema(TEXT_FILE_FIELDS)] if text_patterns else []
     schemas += [schema for schema, _ in footers]
     try:
-        schema = pa.unify_schemas(schemas) if schemas else pa.schema([])
+        schema = pa.unify_schemas(schemas) if schemas else empty_day_schema(text_column, id_column)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise SchemaError(f"input columns of the same name have different types: {e}") from None
     if parquet_files and id_column not in schema.names:
         schema = schema.append(pa.field(id_column, pa.string()))
     records = text_files + sum(rows for _, rows in footers)
     return InputPlan(text_patterns, parquet_files, schema, records, patterns, text_files)
+
+
+def relative_path(path: str, root: str) -> str:
+    """A matched file's path below the folder it was matched in (a text review's id)."""
+    return posixpath.relpath(path, root) if "://" not in path else path[len(root) :].lstrip("/")
+
+
+def is_marker(name: str) -> bool:
+    """Is this file (`name`: its path below the input folder) one that is never a review? One of the
+    path's names starts with `_` or `.`, as export jobs' completion markers (_SUCCESS), temporary
+    folders and checksums do, and as pyarrow and Spark skip when they read a dataset."""
+    return any(part.startswith(MARKER_PREFIXES) for part in name.split("/"))
+
+
+def check_empty_day(raw: str, root: str) -> None:
+    """A folder with no review file: an empty day when it holds only markers (its export finished with
+    nothing to export), an InputError otherwise.
+
+    A folder with nothing at all in it is refused: an export that finished writes its marker, so an
+    empty folder is more likely a wrong path or date than a day without reviews. A folder holding
+    other files (CSV, JSON) is not what the job reads.
+    """
+    files = [relative_path(path, root) for path in _match(FileSystems.join(root, "**"))]
+    if not files:
+        raise InputError(
+            f"input {raw} holds no *.txt review files and no *.parquet files: it is empty, without even the "
+            "_SUCCESS marker of an export that found nothing; check the path (a folder holding only _SUCCESS "
+            "is scored as a day with no reviews)"
+        )
+    others = [name for name in files if not is_marker(name)]
+    if others:
+        raise InputError(
+            f"input {raw} holds no *.txt review files and no *.parquet files (it holds {others[0]}"
+            f"{f' and {len(others) - 1:,} more' if len(others) > 1 else ''}); point it at the reviews"
+        )
+
+
+def empty_day_schema(text_column: str, id_column: str) -> pa.Schema:
+    """The pass-through columns of a job that found no review file: the id and text columns the job
+    names (the columns the inputs would have brought are unknown), so a zero-row output still has them."""
+    return pa.schema([pa.field(name, pa.string()) for name in dict.fromkeys((id_column, text_column))])
 
 
 def parquet_footer(path: str, text_column: str) -> tuple[pa.Schema, int]:
@@ -211,7 +259,7 @@ class ReadReviewFile(beam.DoFn):
 
     def process(self, root_and_path: tuple[str, str]) -> Iterator[Review | Failure]:
         root, path = root_and_path
-        review_id = posixpath.relpath(path, root) if "://" not in path else path[len(root) :].lstrip("/")
+        review_id = relative_path(path, root)
         try:
             with FileSystems.open(path) as f:
                 data = f.read()
@@ -346,4 +394,6 @@ class ReadReviews(beam.PTransform):
                 | "SpreadRowGroups" >> beam.Reshuffle()
                 | "ReadRowGroups" >> beam.ParDo(ReadParquetRowGroup(self.text_column, self.id_column, self.batch_rows))
             )
+        if not reads:  # an empty day: nothing to read, and the rest of the graph runs on no records
+            return pipeline | "NoReviews" >> beam.Create([])
         return tuple(reads) | "AllReviews" >> beam.Flatten() if len(reads) > 1 else reads[0]

@@ -47,14 +47,9 @@ def offline_env(cloud_storage) -> dict[str, str]:
     return {**cloud_storage.env(), **proxies, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
-def test_flex_template_launch_writes_the_job_for_the_launcher(remote, cloud_storage, tmp_path):
-    """Every parameter of metadata.json, the launch environment's options and the launcher's own."""
-    parameters = template_parameters(
-        remote["input"], cloud_storage.path("launch", "scored", "2026-11-25"), remote["model"], "true"
-    )
-    staging = cloud_storage.path("dataflow-staging", "staging")
-    job_file = f"{staging}/template_launches/2026-11-25_03_00_07-1234567890/job_object"
-    launcher_options = [
+def launcher_options(cloud_storage, staging: str, job_file: str) -> list[str]:
+    """The options the launcher passes besides the template's parameters."""
+    return [
         "--runner=DataflowRunner",
         "--project=demo-project",
         "--region=europe-west1",
@@ -67,10 +62,27 @@ def test_flex_template_launch_writes_the_job_for_the_launcher(remote, cloud_stor
         "--max_num_workers=10",
         "--no_auth",  # the launcher VM's service account; see the module docstring
     ]
-    command = [sys.executable, str(FLEX_MAIN), *(f"--{k}={v}" for k, v in parameters.items()), *launcher_options]
 
-    env = offline_env(cloud_storage)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+
+def run_launcher(parameters: dict[str, str], cloud_storage, staging: str, job_file: str, cwd: Path):
+    """deploy/flex_main.py as the launcher runs it: the template's parameters, then the launcher's options."""
+    command = [
+        sys.executable,
+        str(FLEX_MAIN),
+        *(f"--{k}={v}" for k, v in parameters.items()),
+        *launcher_options(cloud_storage, staging, job_file),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd, env=offline_env(cloud_storage))
+
+
+def test_flex_template_launch_writes_the_job_for_the_launcher(remote, cloud_storage, tmp_path):
+    """Every parameter of metadata.json, the launch environment's options and the launcher's own."""
+    parameters = template_parameters(
+        remote["input"], cloud_storage.path("launch", "scored", "2026-11-25"), remote["model"], "true"
+    )
+    staging = cloud_storage.path("dataflow-staging", "staging")
+    job_file = f"{staging}/template_launches/2026-11-25_03_00_07-1234567890/job_object"
+    done = run_launcher(parameters, cloud_storage, staging, job_file, tmp_path)
 
     # The launcher submits the job only when the entry point exits 0.
     assert done.returncode == 0, done.stderr[-3000:]
@@ -99,3 +111,24 @@ def test_flex_template_launch_writes_the_job_for_the_launcher(remote, cloud_stor
 
     # The job has not run: nothing is written to the output folder (the write probe cleans up after itself).
     assert cloud_storage.files(parameters["output"]) == []
+
+
+def test_a_day_with_no_reviews_is_launched_not_refused(remote, cloud_storage, tmp_path):
+    """An input folder holding only the export's _SUCCESS marker: the launcher exits 0 and describes a job
+    whose graph reads nothing (it then writes a zero-row output and a passing summary: test_empty_day.py)."""
+    (tmp_path / "day").mkdir()
+    (tmp_path / "day" / "_SUCCESS").write_bytes(b"")
+    day = cloud_storage.upload(tmp_path / "day", cloud_storage.path("launch", "reviews", "empty-day"))
+    parameters = template_parameters(day, cloud_storage.path("launch", "scored", "empty-day"), remote["model"], "false")
+    staging = cloud_storage.path("dataflow-staging", "staging")
+    job_file = f"{staging}/template_launches/2026-11-26_03_00_07-1234567891/job_object"
+    done = run_launcher(parameters, cloud_storage, staging, job_file, tmp_path)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]).get("job_description") == job_file
+    options = json.loads(cloud_storage.read(job_file))["environment"]["sdkPipelineOptions"]["options"]
+    with FileSystems.open(options["pipelineUrl"]) as f:
+        pipeline = beam_runner_api_pb2.Pipeline.FromString(f.read())
+    steps = {t.unique_name for t in pipeline.components.transforms.values()}
+    assert "Read/NoReviews" in steps and not any(step.startswith("Read/MatchTextFiles") for step in steps)
+    assert any(step.startswith("WriteScored") for step in steps) and "WriteSummary" in steps

@@ -30,6 +30,8 @@ from schemas.output_names import REPORT_FILE
 from schemas.summary import ExplanationsSummary, Lineage, RunSummary
 
 log = logging.getLogger("reviewscore")
+NO_ENGINE = "none: no review was scored"
+"""Where explanations ran, in a run that scored nothing (a day with no reviews): no engine ran."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ def explanations_summary(tally: RunTally, context: RunContext, engine: str) -> E
         return None
     statistics = tally.explanations or ExplanationStatistics.empty(len(context.class_names))
     described = statistics.summary(context.class_names, context.explain)
-    return ExplanationsSummary.from_dict({**described, "engine": context.explain.runs_on(engine)})
+    runs_on = context.explain.runs_on(engine) if engine else NO_ENGINE
+    return ExplanationsSummary.from_dict({**described, "engine": runs_on})
 
 
 def report_page(summary: RunSummary, statistics: Statistics, context: RunContext) -> tuple[RunSummary, bytes | None]:
