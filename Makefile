@@ -90,8 +90,10 @@ lock: $(BIN)/.installed ## Re-pin dependencies after editing pyproject.toml: the
 	$(LOCK) --extra gcp -o requirements.lock
 	$(LOCK) --extra gcp --extra train -c requirements.lock -o requirements-tensorflow.lock
 	$(LOCK) --extra dev -c requirements-tensorflow.lock -o requirements-dev.lock
-	$(BIN)/uv pip compile deploy/airflow-requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-		--quiet -o deploy/airflow-requirements.txt
+	for pins in airflow-requirements airflow2-requirements; do \
+		$(BIN)/uv pip compile deploy/$$pins.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+			--quiet -o deploy/$$pins.txt || exit 1; \
+	done
 
 test: $(BIN)/.installed ## Run the test suite (fast; needs no data outside the repository).
 	$(BIN)/pytest -q
@@ -154,14 +156,16 @@ rehearse-dataflow: $(BIN)/.installed ## Rehearse a Dataflow launch here: storage
 	worker=$$($(WORKER_ENV)) && \
 		$(BIN)/python -m deploy.rehearsal --worker-python "$$worker" $(if $(REHEARSAL_REVIEWS),--reviews $(REHEARSAL_REVIEWS))
 
-check-dag: $(BIN)/.installed ## Check deploy/airflow_dag.py with the real Airflow 3 and Google provider (pinned, cached env).
+check-dag: $(BIN)/.installed ## Check the DAG with the real Airflow 2 and 3 and Google provider, deferrable or not (pinned, cached envs).
 	PYTHON=$(PYTHON) UV=$(BIN)/uv deploy/check_airflow_dag.sh
 
 DAGS ?= build/dags
-dag-files: ## The DAG and the summary reader it imports, as they go into Airflow's dags/ folder [DAGS=build/dags].
+dag-files: ## The DAG and the modules it imports, as they go into Airflow's dags/ folder [DAGS=build/dags].
 	mkdir -p $(DAGS)
 	cp deploy/airflow_dag.py $(DAGS)/reviewscore_nightly.py
 	cp schemas/summary.py $(DAGS)/reviewscore_summary.py
+	cp deploy/dag_policy.py $(DAGS)/reviewscore_policy.py
+	cp deploy/dag_launch.py $(DAGS)/reviewscore_launch.py
 
 # A target that works on the project and its bucket: $(call need-cloud,TARGET). The documentation's example
 # names are refused, so a forgotten edit fails here rather than after a build.
