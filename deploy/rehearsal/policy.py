@@ -69,7 +69,7 @@ def policy_checks(name: str, summary: RunSummary | None, inputs: Inputs) -> tupl
     outcome = "passes the day" if not problems else f"fails the day: {'; '.join(problems)}"
     statement = (
         f"the DAG's policy ({policy_label()}): {want.failed:,} of {want.records:,} records failed "
-        f"({want.rate:.2%}), drift {summary.drift.status}; the policy says the day "
+        f"({want.rate:.2%}), drift: {summary.drift.status}; the policy says the day "
         f"{'passes' if want.passes else 'fails'}; the gate {outcome}"
     )
     return [

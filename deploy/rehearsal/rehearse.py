@@ -23,10 +23,11 @@ machine allows:
 5. one closing line with the figures, and the exit code: 0 only if every check passed.
 
 What it cannot show: Dataflow's shuffle service and autoscaling, the real boot binary (its venv,
-its restarts of a crashed SDK process), and Dataflow's one SDK process per vCPU with its dynamic
-work distribution (job_service.py makes the local runner start `--sdk-processes` workers, one per
-core by default, but it splits each stage's input evenly among them). Every process it starts is
-ended when it stops, on success, failure or Ctrl-C.
+its restarts of a crashed SDK process), a real launcher VM, Dataflow's retries of a lost worker's
+work on the others (the kill here takes every worker, and the job with them), and Dataflow's one SDK
+process per vCPU with its dynamic work distribution (job_service.py makes the local runner start
+`--sdk-processes` workers, one per core by default, but it splits each stage's input evenly among
+them). Every process it starts is ended when it stops, on success, failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ JOB_SERVICE = Path(__file__).resolve().parent / "job_service.py"
 MODEL = REPO / "models" / "imdb-bilstm"
 OUTPUTS = {"flex": "rehearsal/out-flex", "cli": "rehearsal/out-cli"}
 CANNOT_SHOW = (
-    "Dataflow's shuffle, autoscaling, the real boot binary, one SDK process per vCPU with Dataflow's work "
+    "Dataflow's shuffle, autoscaling, the real boot binary, a real launcher VM, Dataflow's retries of a lost "
+    "worker's work (here every worker dies at once), one SDK process per vCPU with Dataflow's work "
     "distribution (here the job service splits each stage evenly over --sdk-processes)"
 )
 
