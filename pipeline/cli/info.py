@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from itertools import pairwise
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,14 +13,14 @@ from pipeline.cli.common import console, describe, fail
 
 
 def info(
-    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Model bundle directory.")],
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE", help="Model bundle folder (local or gs://).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON instead of a table.")] = False,
 ) -> None:
     """Describe a model bundle: architecture, vocabulary, preprocessing, metrics, data and checksums."""
-    from pipeline.bundle import Bundle, BundleError
+    from pipeline.bundle import BundleError, open_bundle
 
     try:
-        opened = Bundle.open(bundle)
+        opened = open_bundle(bundle)
     except BundleError as e:
         fail(str(e))
     manifest = opened.manifest
@@ -31,7 +30,7 @@ def info(
     table = Table(title=f"{manifest.name} {manifest.version}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("bundle", str(opened.path))
+    table.add_row("bundle", bundle if "://" in bundle else str(opened.path))
     table.add_row("format", f"version {manifest.format_version} (checksums verified)")
     table.add_row("created", manifest.created)
     table.add_row("architecture", describe(manifest.architecture))
