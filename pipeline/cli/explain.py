@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, fail, model_or_default, quiet_logging
-from pipeline.explain import COMPLETENESS_TOLERANCE, MOST_STEPS
+from pipeline.explain import COMPLETENESS_TOLERANCE, MOST_STEPS, STEPS
 from pipeline.explain import METHODS as EXPLAIN_METHODS
 
 # An Enum so --help lists the choices; pipeline.explain is cheap to import (no TensorFlow, no Beam).
@@ -26,7 +26,7 @@ STEPS_HELP = (
 def explain(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="The review to explain.")],
     model: Annotated[str, typer.Option(metavar="BUNDLE", help="Model bundle folder; local or gs://.")] = DEFAULT_MODEL,
-    steps: Annotated[int, typer.Option(min=2, help=STEPS_HELP)] = 64,
+    steps: Annotated[int, typer.Option(min=2, help=STEPS_HELP)] = STEPS,
     top: Annotated[int, typer.Option(min=1, help="Words to list.")] = 10,
     method: Annotated[
         ExplainMethod,

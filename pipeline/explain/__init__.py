@@ -15,7 +15,9 @@ TensorFlow): the CLI reads it for `--help`, as it reads pipeline.engines.registr
 METHODS = ("occlusion", "integrated-gradients")
 """The first is the default: measured cheaper at every review length (BENCHMARKS.md, "What explanations cost")."""
 STEPS = 32
-"""Integrated-gradients steps when not set."""
+"""Integrated-gradients steps when not set: a job's, and where `reviewscore explain` starts doubling
+from, so that one review gets the same weights from both unless it needs more steps to be complete
+(completeness and cost per number of steps: BENCHMARKS.md, "Integrated gradients in detail")."""
 COMPLETENESS_TOLERANCE = 0.05
 """A review whose attributions miss F(x) - F(x') by more than this share is counted as incomplete."""
 MOST_STEPS = 1024
