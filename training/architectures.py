@@ -6,17 +6,20 @@ An architecture is its layers up to the classifier; `build` adds the head for th
 (`output_layer`): Dense(1, sigmoid) for two, as the tutorials have it, Dense(K, softmax) for K.
 Each architecture also carries the preprocessing and training settings it was designed with, which
 `reviewscore train` uses unless told otherwise.
+
+Keras is imported where a model is built, not with this module: `reviewscore train --help` lists
+the architectures from ARCHITECTURES without loading TensorFlow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
-from keras import layers
-
-from pipeline.layers import MaskedConv1D, MaskedGlobalMaxPooling1D, MaskedMaxPooling1D
+if TYPE_CHECKING:
+    import keras
+    from keras import layers
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Architecture:
         """An uncompiled model for a vocabulary of `input_dim` ids (reserved ids included) and
         `num_classes` classes, its embedding started from `embeddings` (input_dim, dim) when given,
         else at random, and kept as it is during training when `train_embedding` is false."""
+        import keras
+        from keras import layers
+
         if embeddings is not None:
             embedding_dim = embeddings.shape[1]
         ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
@@ -58,6 +64,8 @@ class Architecture:
 def output_layer(num_classes: int) -> layers.Dense:
     """The classifier: one sigmoid unit for two classes (the tutorials' binary head, P(class 1)),
     a softmax over K units for K classes. The engines and the calibration read both the same way."""
+    from keras import layers
+
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least two classes, got {num_classes}")
     return (
@@ -74,20 +82,30 @@ def loss_for(num_classes: int, soft: bool = False) -> str:
 
 
 def _lstm(x):
+    from keras import layers
+
     return layers.LSTM(100)(x)
 
 
 def _lstm_dropout(x):
+    from keras import layers
+
     x = layers.Dropout(0.2)(x)
     x = layers.LSTM(100)(x)
     return layers.Dropout(0.2)(x)
 
 
 def _lstm_recurrent_dropout(x):
+    from keras import layers
+
     return layers.LSTM(100, dropout=0.2, recurrent_dropout=0.2)(x)
 
 
 def _cnn_lstm(x):
+    from keras import layers
+
+    from pipeline.layers import MaskedConv1D, MaskedMaxPooling1D
+
     x = MaskedConv1D(filters=32, kernel_size=3, activation="relu")(x)
     x = MaskedMaxPooling1D(pool_size=2)(x)
     return layers.LSTM(100)(x)
@@ -99,6 +117,10 @@ def _bilstm_pool(x):
     The last LSTM state of a 500-token review forgets its beginning; pooling over every step lets
     a strong phrase anywhere in the review decide, and the backward direction sees what follows.
     """
+    from keras import layers
+
+    from pipeline.layers import MaskedGlobalMaxPooling1D
+
     x = layers.Dropout(0.25)(x)
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)
     pooled = layers.Concatenate()([MaskedGlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x)])
@@ -108,6 +130,10 @@ def _bilstm_pool(x):
 def _bilstm_pool_short(x):
     """bilstm-pool for sentences and phrases: heavier dropout (0.5 before and after), as a short text
     gives the classifier few words to spread its trust over."""
+    from keras import layers
+
+    from pipeline.layers import MaskedGlobalMaxPooling1D
+
     x = layers.Dropout(0.5)(x)
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)
     pooled = layers.Concatenate()([MaskedGlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x)])

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.cli.common import Verbose, fail, quiet_logging
+from training.architectures import ARCHITECTURES
 from training.config import (
     PRETRAINED_EMBEDDING_DIM,
     REDUCE_LR_FACTOR,
@@ -35,7 +36,7 @@ Arch = Annotated[
     str,
     typer.Option(
         metavar="ARCH",
-        help="Architecture: lstm, lstm-dropout, lstm-recurrent-dropout, cnn-lstm, bilstm-pool, bilstm-pool-short.",
+        help=f"Architecture: {', '.join(ARCHITECTURES)}.",
     ),
 ]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs to train; early stopping may end sooner.")]
