@@ -27,4 +27,30 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # its logging reads that level; pipeline/native_log.py holds them to it.
 native_log.install()
 
-__version__ = "0.1.0"
+DISTRIBUTION = "reviewscore"
+"""The distribution's name in pyproject.toml, whose `version` is the one place the version is written."""
+
+
+def _version() -> str:
+    """The installed distribution's version; in a source tree run without installing, pyproject.toml's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def __getattr__(name: str) -> str:
+    """`pipeline.__version__`, read on first use: the metadata lookup is not paid by `--help`."""
+    if name == "__version__":
+        globals()["__version__"] = found = _version()
+        return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

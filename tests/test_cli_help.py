@@ -87,7 +87,8 @@ def test_version_names_reviewscore_beam_and_python():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == (
-        f"reviewscore 0.1.0 (apache-beam {version('apache-beam')}, Python {platform.python_version()})"
+        f"reviewscore {version('reviewscore')} (apache-beam {version('apache-beam')}, "
+        f"Python {platform.python_version()})"
     )
 
 
