@@ -26,8 +26,7 @@ import sys
 
 from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
 from pipeline.options import parse_template_args
-
-EXIT_CONFIG_ERROR = 2
+from schemas.exit_codes import EXIT_CONFIG_ERROR
 
 
 def main(argv: list[str]) -> None:

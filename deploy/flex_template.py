@@ -30,6 +30,8 @@ IMAGE_FILE = ROOT / "deploy" / "image.ref"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 METADATA = ROOT / "deploy" / "metadata.json"
 EXIT_CONFIG_ERROR = 2
+"""schemas/exit_codes.py's, written out: this script runs with any Python, outside the package's
+environment and before it is installed, so it imports nothing of the project."""
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 REFERENCE = re.compile(r"(?P<repository>[a-z0-9][a-z0-9._:/-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})")
 """REPOSITORY@sha256:DIGEST: the only form of reference a template or a launch may name."""

@@ -33,7 +33,7 @@ from pipeline.extras import MissingExtra
 from pipeline.graph import ReviewSource, ScoringModel, build_pipeline
 from pipeline.labels import Labels
 from pipeline.lineage import DEFAULT_RUNNER, environment_versions, manifest_sha256, utc_iso
-from pipeline.local_run import EXIT_JOB_FAILED, Interrupted, Stopped, WorkerDied, run_here
+from pipeline.local_run import Interrupted, Stopped, WorkerDied, run_here
 from pipeline.locations import (
     InputError,
     JobPaths,
@@ -49,6 +49,7 @@ from pipeline.progress import PROGRESS_EVERY_SECONDS, RunProgress, WorkerLines
 from pipeline.sinks import ScoredSink, prepare_output, read_summary
 from pipeline.sources import InputPlan, plan_inputs
 from pipeline.verdict import RunPolicy
+from schemas.exit_codes import EXIT_JOB_FAILED
 from schemas.output import REVIEW_ID, SUMMARY_FILE, TEXT, SchemaError, error_schema, scored_schema
 from schemas.summary import InputsLineage, Lineage, ModelLineage, RunSummary
 

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from schemas.exit_codes import exit_code_for_signal
+
 __all__ = [
-    "EXIT_JOB_FAILED",
     "STOP_SIGNALS",
     "Interrupted",
     "Stopped",
@@ -36,7 +37,6 @@ __all__ = [
     "run_here",
 ]
 
-EXIT_JOB_FAILED = 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 WORKER_EXITED = "Worker subprocess exited"
 """How Beam's DirectRunner words a worker process's death (local_job_service.SubprocessSdkWorker)."""
@@ -65,8 +65,8 @@ class Interrupted(BaseException):
 
     @property
     def exit_code(self) -> int:
-        """128 plus the signal's number, as shells report a command a signal ended: 130, 143."""
-        return 128 + self.signum
+        """As shells report a command the signal ended (schemas/exit_codes.py)."""
+        return exit_code_for_signal(self.signum)
 
 
 class Stopped(Exception):
@@ -91,7 +91,7 @@ def raise_on_stop_signals() -> None:
 
     def handler(signum: int, _frame) -> None:
         if handler.raised:  # a second signal while the first one's line is on its way: go now
-            os._exit(128 + signum)
+            os._exit(exit_code_for_signal(signum))
         handler.raised = True
         raise Interrupted(signum)
 

@@ -33,6 +33,7 @@ from pipeline.explain import STEPS as EXPLAIN_STEPS
 from pipeline.extras import CHECKOUT
 from pipeline.verdict import DRIFT_POLICIES
 from schemas.bundle import MANIFEST_FILE, ONNX_FILE, VOCABULARY_FILE
+from schemas.exit_codes import EXIT_CONFIG_ERROR
 from schemas.output_names import ERROR_FILES, REPORT_FILE, REVIEW_ID, SCORED_FILES, SUMMARY_FILE, TEXT
 
 
@@ -384,7 +385,7 @@ class _TemplateParser(argparse.ArgumentParser):
     the launcher shows as the job's failure reason, and the usage of every parameter would bury it."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message}\n")  # argparse's own status for a usage error, the CLI's too
+        self.exit(EXIT_CONFIG_ERROR, f"error: {message}\n")  # argparse's own status for a usage error too
 
 
 def _parser_type(option: JobOption):

@@ -24,11 +24,11 @@ import pytest
 from pipeline.bundle import Bundle
 from pipeline.lineage import manifest_sha256
 from schemas.bundle import MANIFEST_FILE, OCCLUSION_FILE, ONNX_FILE, PROFILE_FILE
+from schemas.exit_codes import EXIT_CONFIG_ERROR
 from tests.conftest import make_five_class_reviews, make_reviews
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ("imdb-bilstm", "rt-sentiment5")
-EXIT_CONFIG_ERROR = 2
 
 
 def reviewscore(*args) -> subprocess.CompletedProcess:

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 import pipeline
 from pipeline.options import DEFAULT_MODEL, default_model
+from schemas.exit_codes import EXIT_CONFIG_ERROR
 
 __all__ = [
     "CALLER_FLAGS",
@@ -39,7 +40,6 @@ __all__ = [
 
 console = Console()
 errors = Console(stderr=True)
-EXIT_CONFIG_ERROR = 2
 CALLER_FLAGS = "REVIEWSCORE_CALLER_FLAGS"
 """The environment variable through which a wrapper whose users set variables rather than flags (the
 Makefile's `make score OVERWRITE=1`) says how they spell each flag: space-separated FLAG=SPELLING

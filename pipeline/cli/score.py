@@ -18,6 +18,7 @@ from pipeline.cli.common import Verbose, console, errors, fail, link, model_or_d
 from pipeline.locations import EARLY_ERRORS, JobPaths, check_early
 from pipeline.options import JOB_OPTIONS, REQUIRED
 from pipeline.verdict import drifted_checks
+from schemas.exit_codes import EXIT_JOB_FAILED
 from schemas.output_names import ERROR_FILES, SCORED_FILES
 from schemas.summary import DRIFTED, INSUFFICIENT, OK, Drift, RunSummary
 
@@ -59,7 +60,7 @@ def score(ctx: typer.Context, verbose: bool, **values) -> None:
     if not verdict.passed:
         if drift.detected:
             errors.print(f"report: {summary.report}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_JOB_FAILED)
     if drift.detected:
         errors.print(
             f"[bold yellow]warning:[/] drift detected ({drifted_checks(drift)}); every record was scored{where}",
