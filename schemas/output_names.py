@@ -28,6 +28,10 @@ REVIEW_ID = "review_id"
 SOURCE = "source"
 TEXT = "text"
 
+# The column of labelled data (training, `reviewscore evaluate` and `profile`) that holds each review's
+# class, a name or an index, unless a command names another; its text is in TEXT.
+LABEL = "label"
+
 # Columns of an error row, besides REVIEW_ID and SOURCE.
 STAGE = "stage"
 """Where the record failed: one of STAGES."""
@@ -50,7 +54,7 @@ STAGES = (READ_STAGE, DECODE_STAGE, PREPROCESS_STAGE, INFERENCE_STAGE)
 PREDICTIONS_FILE = "predictions.parquet"
 EVALUATED_ID = "id"
 """The id column's value for Parquet inputs (FILE:ROW where it has none), the file's path for review folders."""
-TRUE_LABEL = "label"
+TRUE_LABEL = LABEL
 """The class the labelled data gives, by name."""
 CORRECT = "correct"
 # Its plots, SVG drawn by the run report's chart module (no plotting library needed to evaluate), and one

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.cache import DEFAULT_CACHE_DIR
 from schemas.bundle import BINARY_CLASS_NAMES
+from schemas.output_names import LABEL, TEXT
 
 __all__ = [
     "DEFAULT_ARCHITECTURE",
@@ -143,8 +144,8 @@ class TrainingConfig:
     name: str | None = None
     """The bundle's name; None: `default_bundle_name` of the data and architecture."""
     version: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
+    text_column: str = TEXT
+    label_column: str = LABEL
     verbose: int | str = "auto"
 
     def __post_init__(self) -> None:

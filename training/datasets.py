@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 
 from pipeline.preprocessing import as_string_array
 from schemas.bundle import BINARY_CLASS_NAMES
+from schemas.output_names import LABEL, TEXT
 
 
 class DatasetError(ValueError):
@@ -90,8 +91,8 @@ class LabelledReviews:
 
 def load_labelled(
     path: str | Path,
-    text_column: str = "text",
-    label_column: str = "label",
+    text_column: str = TEXT,
+    label_column: str = LABEL,
     split: str = "train",
     group_column: str | None = None,
     class_names: tuple[str, ...] = BINARY_CLASS_NAMES,
@@ -118,8 +119,8 @@ def load_labelled(
 
 def load_sources(
     paths: Sequence[str | Path],
-    text_column: str = "text",
-    label_column: str = "label",
+    text_column: str = TEXT,
+    label_column: str = LABEL,
     group_column: str | None = None,
     class_names: tuple[str, ...] = BINARY_CLASS_NAMES,
 ) -> LabelledReviews:
@@ -133,7 +134,7 @@ def load_sources(
     return data
 
 
-def load_texts(path: str | Path, text_column: str = "text") -> pa.Array:
+def load_texts(path: str | Path, text_column: str = TEXT) -> pa.Array:
     """Unlabelled review texts for pre-training: Parquet's text column, or aclImdb's train/unsup folder."""
     path = Path(path)
     if not path.exists():

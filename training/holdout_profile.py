@@ -21,12 +21,13 @@ from pipeline.engines.calibrated import bundle_scorer
 from pipeline.labels import Labels
 from pipeline.monitoring.training_profile import TrainingProfile
 from schemas.bundle import PROFILE_FILE
+from schemas.output_names import LABEL, TEXT
 from training.datasets import DatasetError, load_sources, load_texts
 from training.splits import holdout_split
 
 
 def profile_bundle(
-    bundle_path: Path, data: list[Path], text_column: str = "text", label_column: str = "label", force: bool = False
+    bundle_path: Path, data: list[Path], text_column: str = TEXT, label_column: str = LABEL, force: bool = False
 ):
     """Write profile.json into the bundle from `data`; returns the updated bundle. A bundle that has a
     profile is refused unless `force`, before any data is read (`check_can_write`)."""

@@ -9,6 +9,7 @@ import typer
 
 from pipeline.cli.common import Force, Verbose, console, fail, quiet_logging
 from schemas.bundle import PROFILE_FILE
+from schemas.output_names import LABEL, TEXT
 
 
 def profile(
@@ -21,8 +22,8 @@ def profile(
             "in-distribution reviews to profile whole (e.g. its separate validation file). Repeatable.",
         ),
     ],
-    text_column: Annotated[str, typer.Option(metavar="COLUMN", help="Text column, for Parquet data.")] = "text",
-    label_column: Annotated[str, typer.Option(metavar="COLUMN", help="Label column, for Parquet data.")] = "label",
+    text_column: Annotated[str, typer.Option(metavar="COLUMN", help="Text column, for Parquet data.")] = TEXT,
+    label_column: Annotated[str, typer.Option(metavar="COLUMN", help="Label column, for Parquet data.")] = LABEL,
     force: Force = False,
     verbose: Verbose = False,
 ) -> None:

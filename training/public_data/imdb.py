@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from schemas.output_names import LABEL, REVIEW_ID, TEXT
 from training.public_data.dataset import PublicDataError, PublicDataset
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def _first_group(match: re.Match | None) -> str | None:
 def _table(archive: Path, folders: dict[str, _Folder], split: str, parts: tuple[str, ...]) -> pa.Table:
     import pyarrow as pa
 
-    columns: dict[str, list] = {"review_id": [], "movie_id": [], "split": [], "rating": [], "label": [], "text": []}
+    columns: dict[str, list] = {REVIEW_ID: [], "movie_id": [], "split": [], "rating": [], LABEL: [], TEXT: []}
     for part in parts:
         folder = folders.get(part)
         if folder is None or not folder.reviews:
@@ -112,12 +113,12 @@ def _table(archive: Path, folders: dict[str, _Folder], split: str, parts: tuple[
             if number >= len(folder.movies):
                 raise PublicDataError(f"{archive}: urls_{kind}.txt of aclImdb/{part} has no line for review {number}")
             rating, text = folder.reviews[number]
-            columns["review_id"].append(f"{part}/{number}")
+            columns[REVIEW_ID].append(f"{part}/{number}")
             columns["movie_id"].append(folder.movies[number])
             columns["split"].append(split)
             columns["rating"].append(rating if kind in LABELS else None)
-            columns["label"].append(LABELS.get(kind))
-            columns["text"].append(text)
+            columns[LABEL].append(LABELS.get(kind))
+            columns[TEXT].append(text)
     return pa.table(columns, schema=_schema())
 
 
@@ -126,12 +127,12 @@ def _schema() -> pa.Schema:
 
     return pa.schema(
         [
-            ("review_id", pa.string()),
+            (REVIEW_ID, pa.string()),
             ("movie_id", pa.string()),
             ("split", pa.string()),
             ("rating", pa.int8()),
-            ("label", pa.int8()),
-            ("text", pa.string()),
+            (LABEL, pa.int8()),
+            (TEXT, pa.string()),
         ]
     )
 

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from schemas.output_names import LABEL, TEXT
 from training.public_data.dataset import PublicDataError, PublicDataset
 
 if TYPE_CHECKING:
@@ -112,8 +113,8 @@ def _table(rows: list[tuple[str, int]]) -> pa.Table:
     import pyarrow as pa
 
     return pa.table(
-        {"text": [text for text, _ in rows], "label": [label for _, label in rows]},
-        schema=pa.schema([("text", pa.string()), ("label", pa.int8())]),
+        {TEXT: [text for text, _ in rows], LABEL: [label for _, label in rows]},
+        schema=pa.schema([(TEXT, pa.string()), (LABEL, pa.int8())]),
     )
 
 
