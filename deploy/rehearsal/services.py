@@ -150,7 +150,7 @@ class MetadataServer:
     metadata server. Here GCE_METADATA_HOST and GCE_METADATA_IP point google-auth at this server, so
     the launcher and the workers find credentials at once, the way they do on Google Cloud. Without
     it google-auth would look for the real metadata server (a request off this machine), and Beam's
-    Cloud Storage client would retry for about 30 s in every worker process before going anonymous.
+    Cloud Storage client would spend its credential retries in every worker process before going anonymous.
     The emulator ignores the token.
     """
 

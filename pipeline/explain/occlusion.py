@@ -15,8 +15,8 @@ Two ways to the same numbers:
   xla): removing w, whose first and last occurrences are at p and q, leaves the forward direction's
   state before p and the backward direction's state after q unchanged, so each direction starts from
   the full pass's state there and reads only the rest of the review (for a word said once, half the
-  LSTM steps of re-scoring; 1.4x on whole reviews, where words said at both ends save little:
-  BENCHMARKS.md "Both directions in one operator"). The pooled readout's running max and sum start
+  LSTM steps of re-scoring; less on whole reviews, where words said at both ends save little; what it
+  gains: BENCHMARKS.md "Both directions in one operator"). The pooled readout's running max and sum start
   from the full pass's too. One row of work carries one forward and one backward job of similar
   length, and rows run in length order, so padding stays small (`_slices` cuts them into calls);
 - re-scoring every occluded review (`brute_force`, any engine): the definition, and what a test
