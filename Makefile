@@ -57,7 +57,7 @@ REHEARSAL_REVIEWS ?=
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-scoring lock test lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-record image-name image-docker \
+.PHONY: help install install-scoring lock test check lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-record image-name image-docker \
 	template metadata cli-reference docs clean
 
 help: ## List every target.
@@ -95,7 +95,17 @@ lock: $(BIN)/.installed ## Re-pin dependencies after editing pyproject.toml: the
 			--quiet -o deploy/$$pins.txt || exit 1; \
 	done
 
-test: $(BIN)/.installed ## Run the test suite (fast; needs no data outside the repository).
+test: $(BIN)/.installed ## The fast loop: every test not marked slow, one real DirectRunner run among them; needs no data outside the repository.
+	$(BIN)/pytest -q -m "not slow"
+
+# What CI runs (.ci/run), in this order: the benchmark's smoke run when BENCH_DATA is there, the DAG with real
+# Airflow, the rehearsal of a Dataflow launch, the documentation site, and last the whole test suite, slow
+# tests included, so its summary closes the log. BENCH_DATA=... REHEARSAL_REVIEWS=... reach the steps.
+check: $(BIN)/.installed ## Everything CI runs: bench-smoke (when BENCH_DATA is there), check-dag, rehearse-dataflow, docs, then every test.
+	$(if $(wildcard $(BENCH_DATA)),$(MAKE) bench-smoke,@echo "make check: no reviews at BENCH_DATA=$(BENCH_DATA), so no bench-smoke (make data, or BENCH_DATA=...)")
+	$(MAKE) check-dag
+	$(MAKE) rehearse-dataflow
+	$(MAKE) docs
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed ## Check style with ruff.

@@ -18,6 +18,18 @@ NEGATIVE = ["dreadful", "boring", "awful", "terrible", "dull", "tedious", "bad",
 NEUTRAL = ["the", "film", "plot", "actor", "scene", "story", "ending", "camera", "music", "it", "was", "and"]
 
 
+# Markers that follow from a fixture (pyproject.toml registers them): a test that asks for the Cloud Storage
+# emulator or the browser, directly or through another fixture, is marked so; no decorator to forget.
+FIXTURE_MARKERS = {"cloud_storage": "emulator", "gcs_connection": "emulator", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(items):
+    """Marks each test by the fixtures it uses, so `-m emulator` and `-m browser` find every such test."""
+    for item in items:
+        for fixture in set(FIXTURE_MARKERS) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(FIXTURE_MARKERS[fixture])
+
+
 def make_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
     """Synthetic reviews whose label is carried by a few sentiment words among filler words."""
     rng = random.Random(seed)

@@ -67,9 +67,16 @@ def _installed(distribution: str) -> bool:
 HAS_AIRFLOW = importlib.util.find_spec("airflow") is not None
 AIRFLOW_3 = HAS_AIRFLOW and int(importlib.metadata.version("apache-airflow").split(".")[0]) >= 3
 DEFERRABLE = os.environ.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False").lower() == "true"
-needs_airflow = pytest.mark.skipif(
+_skip_without_airflow = pytest.mark.skipif(
     not HAS_AIRFLOW, reason="needs Airflow: deploy/check_airflow_dag.sh runs it in the pinned Airflow environments"
 )
+
+
+def needs_airflow(test):
+    """Marked `airflow` (so `-m airflow` selects it) and skipped where Airflow is not installed."""
+    return pytest.mark.airflow(_skip_without_airflow(test))
+
+
 needs_reviewscore = pytest.mark.skipif(not _installed("reviewscore"), reason="needs reviewscore (make install)")
 if HAS_AIRFLOW:  # before Airflow is first imported: no ~/airflow, no example DAGs, the deployment's Variables
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-home-"))
@@ -229,6 +236,8 @@ def test_the_gate_fixtures_are_summaries_the_job_could_write():
 
 
 @needs_reviewscore
+@pytest.mark.emulator  # its Cloud Storage emulator is asked for inside the test, not as an argument
+@pytest.mark.slow
 def test_airflow_dag_parameters_launch_the_entry_point(request, tmp_path):
     """The DAG's launch request for one day, with a network and subnetwork, fed to the entry point the way
     Dataflow's launcher does (a dry run). The template's image comes as the launcher passes it on."""

@@ -11,6 +11,7 @@ from training.architectures import ARCHITECTURES, get_architecture
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.slow
 def test_padding_never_changes_the_score(name):
     keras.utils.set_random_seed(7)
     model = ARCHITECTURES[name].build(input_dim=300)

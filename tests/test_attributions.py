@@ -45,6 +45,7 @@ def test_gauss_legendre_integrates_polynomials_exactly():
     assert float(np.sum(weights * nodes**7)) == pytest.approx(1 / 8, rel=1e-6)  # exact up to degree 2n - 1
 
 
+@pytest.mark.slow
 def test_the_target_logit_is_the_engines_logit(explained, tiny_bundle):
     plan, rows, predicted, scorer = explained
     attributions = IntegratedGradients(plan, tiny_bundle.preprocessing.max_length, steps=8, batch_size=4)(
@@ -55,6 +56,7 @@ def test_the_target_logit_is_the_engines_logit(explained, tiny_bundle):
     assert [len(w) for w in attributions.weights] == [len(r) for r in rows]
 
 
+@pytest.mark.slow
 def test_completeness_error_shrinks_as_the_quadrature_gets_finer(explained, tiny_bundle):
     plan, rows, predicted, _ = explained
     width = tiny_bundle.preprocessing.max_length
@@ -64,6 +66,7 @@ def test_completeness_error_shrinks_as_the_quadrature_gets_finer(explained, tiny
     assert fine.max() < 0.05 and fine.mean() <= coarse.mean() + 1e-6
 
 
+@pytest.mark.slow
 def test_sentiment_words_push_towards_their_class(explained, tiny_bundle):
     plan, rows, predicted, _ = explained
     assert predicted[:2].tolist() == [1, 0]
@@ -77,6 +80,7 @@ def test_sentiment_words_push_towards_their_class(explained, tiny_bundle):
             assert w[tokens.index(word)] > 0, (word, dict(zip(tokens, w.round(3), strict=True)))
 
 
+@pytest.mark.slow
 def test_a_positive_word_inserted_into_a_neutral_review_is_among_its_top_words():
     """On the committed default: the attributions of a neutral sentence with "masterpiece" inserted."""
     bundle = open_bundle("models/imdb-bilstm")
@@ -94,6 +98,7 @@ def test_a_positive_word_inserted_into_a_neutral_review_is_among_its_top_words()
     assert attributions.completeness_error[0] < 0.05
 
 
+@pytest.mark.slow
 def test_explain_review_doubles_the_steps_until_the_attributions_are_complete():
     """On the committed default: 4 steps miss completeness on this review, 8 meet it."""
     bundle = open_bundle("models/imdb-bilstm")
@@ -118,6 +123,7 @@ def scored(out) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle, tmp_path):
     texts = ["the plot was wonderful and the music superb", "dreadful boring film", "the film", "superb superb"]
     pq.write_table(pa.table({"review_id": [f"r{i}" for i in range(4)], "text": texts}), tmp_path / "in.parquet")
@@ -182,6 +188,7 @@ def test_the_sample_is_chosen_by_review_id_whatever_the_batching():
     assert len(sampled_rows(ids, 1.0)) == 20_000 and len(sampled_rows(ids, 0.0)) == 0
 
 
+@pytest.mark.slow
 def test_a_run_explains_its_sample_for_the_summary_only(tiny_bundle, tmp_path):
     from pipeline.explain.explainer import sampled_rows
 
@@ -214,6 +221,7 @@ def test_explain_command_highlights_the_words(tiny_bundle):
 
 
 @pytest.mark.parametrize("bundle", ["tiny_bundle", "five_class_bundle"])
+@pytest.mark.slow
 def test_explain_prints_the_predicted_labels_probability_and_what_the_score_means(bundle, request):
     """A negative review reads "negative, probability 0.9..", not the positive class's probability beside it;
     the score a job would write is named with its meaning (binary: the probability of positive)."""
@@ -253,6 +261,7 @@ def test_occlusion_weights_are_the_logit_drop_without_each_word(explained, tiny_
             assert w[t] == pytest.approx((full - without) / occurrences.sum(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_explain_command_by_integrated_gradients_reports_completeness(tiny_bundle):
     result = CliRunner().invoke(
         app,
@@ -263,6 +272,7 @@ def test_explain_command_by_integrated_gradients_reports_completeness(tiny_bundl
     assert "completeness error" in result.output
 
 
+@pytest.mark.slow
 def test_five_class_bundles_are_explained_towards_their_predicted_class(five_class_bundle, tmp_path):
     texts = ["superb brilliant film", "awful dreadful film", "okay average film"]
     pq.write_table(pa.table({"review_id": ["a", "b", "c"], "text": texts}), tmp_path / "in.parquet")

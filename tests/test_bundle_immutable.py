@@ -27,6 +27,8 @@ from schemas.bundle import MANIFEST_FILE, OCCLUSION_FILE, ONNX_FILE, PROFILE_FIL
 from schemas.exit_codes import EXIT_CONFIG_ERROR
 from tests.conftest import make_five_class_reviews, make_reviews
 
+pytestmark = pytest.mark.slow  # each test runs commands on whole bundles
+
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ("imdb-bilstm", "rt-sentiment5")
 

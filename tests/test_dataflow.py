@@ -84,6 +84,7 @@ def template_parameters(input: str, output: str, model: str, overwrite: str) -> 
     return values
 
 
+@pytest.mark.slow
 def test_flex_template_entry_point_builds_the_job_graph_in_a_dry_run(remote, cloud_storage, tmp_path):
     """Every parameter of metadata.json is passed, so a parameter the entry point does not take fails here."""
     values = template_parameters(remote["input"], cloud_storage.path("scored", "launcher"), remote["model"], "false")
@@ -96,6 +97,7 @@ def test_flex_template_entry_point_builds_the_job_graph_in_a_dry_run(remote, clo
     assert cloud_storage.files(values["output"]) == []  # a dry run writes nothing, not even the write check
 
 
+@pytest.mark.slow
 def test_dataflow_job_graph_has_every_stage(remote, cloud_storage):
     outcome = run_scoring(
         ScoringJob(
@@ -110,6 +112,7 @@ def test_dataflow_job_graph_has_every_stage(remote, cloud_storage):
         assert any(step == stage or step.startswith(stage + "/") for step in outcome.steps), stage
 
 
+@pytest.mark.slow
 def test_dataflow_dry_run_through_the_cli(remote, cloud_storage):
     result = CliRunner().invoke(
         app,
@@ -121,6 +124,7 @@ def test_dataflow_dry_run_through_the_cli(remote, cloud_storage):
 
 
 @pytest.mark.parametrize("local", ["input", "output", "model"])
+@pytest.mark.slow
 def test_a_remote_runner_refuses_local_paths_before_launching(local, remote, cloud_storage, tiny_bundle, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "1.txt").write_text("a film", encoding="utf-8")
@@ -140,6 +144,7 @@ def test_a_remote_runner_refuses_local_paths_before_launching(local, remote, clo
     assert result.exit_code == 2 and f"local {local}" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_unreachable_storage_is_one_line_naming_the_path(tmp_path, cloud_storage):
     """Nothing listens on the storage endpoint: one line, exit 2, instead of minutes of retries."""
     import socket
@@ -153,12 +158,14 @@ def test_unreachable_storage_is_one_line_naming_the_path(tmp_path, cloud_storage
     assert_one_line_error(done, "input gs://b/in/", "cannot connect to Cloud Storage", "Connection refused")
 
 
+@pytest.mark.slow
 def test_a_missing_bucket_is_named(remote, cloud_storage, tmp_path):
     parameters = {"input": remote["input"], "output": "gs://no-such-bucket/out/", "model": remote["model"]}
     done = launch(parameters, DATAFLOW, cloud_storage.env(), tmp_path)
     assert_one_line_error(done, "output gs://no-such-bucket/out/", "bucket gs://no-such-bucket does not exist")
 
 
+@pytest.mark.slow
 def test_scoring_on_cloud_storage_publishes_like_local(remote, cloud_storage, tmp_path):
     """DirectRunner, every path on gs://: staged shards are published, then _SUMMARY.json; --overwrite
     deletes an earlier run's files and nothing else."""
@@ -251,6 +258,7 @@ def test_cli_template_and_metadata_share_one_set_of_job_options():
      ("max_error_rate=1.5", "from 0 to 1"), ("batch_size=0", "from 1 up"), ("explain_steps=1", "from 2 up"),
      ("threads=1e3", "in digits"), ("overwrite=yes", "expected true or false")],
 )  # fmt: skip
+@pytest.mark.slow
 def test_a_malformed_template_parameter_is_refused_before_launch(parameter, fragment, tmp_path):
     """What metadata.json's regexes refuse (tests/test_template_regexes.py), the entry point refuses in one line."""
     name = parameter.split("=")[0]
@@ -259,6 +267,7 @@ def test_a_malformed_template_parameter_is_refused_before_launch(parameter, frag
     assert_one_line_error(done, f"--{name}", fragment)
 
 
+@pytest.mark.slow
 def test_a_dataflow_launch_without_the_worker_image_is_refused(remote, cloud_storage, tmp_path):
     """Beam's stock image lacks reviewscore: every worker would fail after the VMs were paid for."""
     values = template_parameters(remote["input"], cloud_storage.path("scored", "no-image"), remote["model"], "false")
@@ -272,6 +281,7 @@ def test_a_dataflow_launch_without_the_worker_image_is_refused(remote, cloud_sto
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_auto_engine_is_left_to_remote_workers(remote, cloud_storage, monkeypatch):
     """A launcher with TensorFlow must not pick xla for workers that may not have it: 'auto' travels with the
     job's size and each worker resolves it (make rehearse-dataflow runs such a launch on TensorFlow-free workers)."""

@@ -123,6 +123,7 @@ def distil(data, unlabelled, out, cache, *extra):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_distilled_training_end_to_end_then_cached(tmp_path):
     data = write(tmp_path / "labelled.parquet", make_reviews(240, seed=1))
     unlabelled = write(tmp_path / "unlabelled.parquet", make_reviews(120, seed=2), labelled=False)
@@ -170,6 +171,7 @@ def test_review_sentences_cut_at_breaks_and_sentence_ends_and_sample_determinist
     assert len(sample) == 2 and sample == review_sentences(texts, 2, seed=3).to_pylist()
 
 
+@pytest.mark.slow
 def test_distilled_five_class_training_on_sentences(tmp_path):
     classes = "awful,poor,fine,good,superb"
     data = write(tmp_path / "five.parquet", make_five_class_reviews(300))

@@ -151,9 +151,11 @@ def test_readme_lists_every_command_and_links_only_existing_files():
             assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
 
 
-def test_readme_test_command_is_make_test():
-    """CI runs the README's test command."""
-    assert "```console\nmake test\n```" in README.read_text()
+def test_readme_names_the_fast_loop_and_what_ci_runs():
+    """The README's two test commands: `make test`, the fast loop, and `make check`, which CI runs."""
+    text = README.read_text()
+    assert "```console\nmake test\n```" in text and "```console\nmake check\n```" in text
+    assert re.search(r"^make check\b", (ROOT / ".ci" / "run").read_text(), re.MULTILINE), ".ci/run runs make check"
 
 
 # The documented examples: what the quick start prints and what the snippets print are a real run's
@@ -171,6 +173,7 @@ def doc_examples():
     return load_hook("doc_examples")
 
 
+@pytest.mark.slow
 def test_documented_examples_are_what_a_run_prints(doc_examples, tmp_path):
     """The committed default on examples/reviews/, run as the pages show it, prints what they show."""
     diff = doc_examples.differences(doc_examples.render_pages(tmp_path))
@@ -264,6 +267,7 @@ def test_the_reading_page_shows_every_reader():
 
 
 @pytest.mark.parametrize("reader", READERS)
+@pytest.mark.slow
 def test_each_reader_on_the_page_reads_the_scored_rows_only(
     reader, doc_examples, output_folder, expected_rows, monkeypatch
 ):

@@ -110,6 +110,7 @@ def test_a_folder_of_files_that_are_not_reviews_is_refused(tiny_bundle, tmp_path
     assert str(folder) in line and "notes.json" in line and "1 more" in line  # the first in order, and a count
 
 
+@pytest.mark.slow
 def test_an_empty_day_on_cloud_storage(remote, cloud_storage, tmp_path):
     """The same through Beam's GCS filesystem: the marker is listed, the empty shard published on gs://."""
     pytest.importorskip("apache_beam.io.gcp.gcsio", reason="needs apache-beam[gcp]")
@@ -125,6 +126,7 @@ def test_an_empty_day_on_cloud_storage(remote, cloud_storage, tmp_path):
     assert summary["records_read"] == 0 and summary["verdict"]["passed"]
 
 
+@pytest.mark.slow
 def test_an_empty_gs_prefix_is_refused(remote, cloud_storage):
     pytest.importorskip("apache_beam.io.gcp.gcsio", reason="needs apache-beam[gcp]")
     missing = cloud_storage.path("reviews", "no-such-day") + "/"

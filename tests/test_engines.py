@@ -54,6 +54,7 @@ main()
     [(["--help"], 0), (["--version"], 0), (["info", "models/imdb-bilstm"], 0), (["score", "reviews/"], 2)],
     ids=["help", "version", "info", "argument-error"],
 )
+@pytest.mark.slow
 def test_help_info_and_argument_errors_import_neither_tensorflow_nor_beam(args, code):
     probe = run_python(
         "import json, sys\n"
@@ -69,6 +70,7 @@ def test_help_info_and_argument_errors_import_neither_tensorflow_nor_beam(args, 
     assert report == {"code": code, "loaded": []}
 
 
+@pytest.mark.slow
 def test_a_job_scores_without_tensorflow_installed(tiny_bundle, tmp_path):
     texts = ["wonderful film, superb acting", "dreadful and boring", "the plot"]
     pq.write_table(pa.table({"review_id": ["a", "b", "c"], "text": texts}), tmp_path / "in.parquet")
@@ -161,6 +163,7 @@ tf.print("reviewscore-native-probe", output_stream=tf.compat.v1.logging.error)
     ],
     ids=["default", "verbose", "user's level"],
 )
+@pytest.mark.slow
 def test_tensorflow_native_error_lines_reach_stderr_only_when_asked(setup, user_level, shown):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     if user_level is not None:
@@ -185,6 +188,7 @@ def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 @pytest.mark.parametrize("args", [["explain", "a fine film"], ["info", "models/imdb-bilstm"]], ids=["explain", "info"])
+@pytest.mark.slow
 def test_commands_print_no_tensorflow_or_keras_lines(args):
     done = run_command(*args)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -192,12 +196,14 @@ def test_commands_print_no_tensorflow_or_keras_lines(args):
     assert done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_explain_by_occlusion_needs_no_tensorflow():
     done = run_python(WITHOUT_TENSORFLOW, "explain", "a fine film")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "fine" in done.stdout and "occlusion" in done.stdout
 
 
+@pytest.mark.slow
 def test_train_prints_no_tensorflow_or_keras_lines(labelled_parquet, tmp_path):
     done = run_command("train", "--data", labelled_parquet, "--out", str(tmp_path / "b"), "--arch", "lstm",
                        "--epochs", "1", "--batch-size", "16", "--vocab-size", "200", "--max-length", "40")  # fmt: skip
@@ -206,6 +212,7 @@ def test_train_prints_no_tensorflow_or_keras_lines(labelled_parquet, tmp_path):
     assert "bundle:" in done.stdout
 
 
+@pytest.mark.slow
 def test_tensorflow_load_lines_are_held_to_the_level_asked():
     absl = (
         "a line of our own\n"

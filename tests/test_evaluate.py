@@ -225,6 +225,7 @@ def test_integer_labels_that_do_not_fit_the_classes_exit_2_before_the_model_load
     assert folders.exit_code == 2 and "neg/ and pos/" in folders.output and not out.exists()
 
 
+@pytest.mark.slow
 def test_five_class_labels_are_indices_when_every_class_occurs_or_names_when_some_are_missing(tmp_path):
     texts = [text for text, _ in make_reviews(12, seed=36)]
     every = [i % 5 for i in range(12)]

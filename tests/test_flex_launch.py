@@ -30,6 +30,8 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from tests.test_dataflow import STAGES, template_parameters
 
+pytestmark = pytest.mark.slow  # each test launches the entry point as a program
+
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
 
 ROOT = Path(__file__).resolve().parent.parent

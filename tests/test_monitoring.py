@@ -287,6 +287,7 @@ def test_a_tampered_profile_is_refused(tiny_bundle, tmp_path):
         Bundle.open(copy)
 
 
+@pytest.mark.slow
 def test_profile_command_finds_the_held_out_movies_of_the_training_data(tiny_bundle, labelled_parquet, tmp_path):
     copy = shutil.copytree(tiny_bundle.path, tmp_path / "bundle")
     (copy / PROFILE_FILE).unlink()
@@ -343,6 +344,7 @@ def read_summary(out):
     return json.loads((out / SUMMARY_FILE).read_text())
 
 
+@pytest.mark.slow
 def test_a_clean_run_reports_no_drift(profiled, tmp_path):
     out = tmp_path / "out"
     result = score(profiled["clean"], "--output", out, "--model", profiled["bundle"], "--on-drift", "fail")
@@ -353,6 +355,7 @@ def test_a_clean_run_reports_no_drift(profiled, tmp_path):
     assert f"report: {(out / REPORT_FILE).resolve().as_uri()}" in result.output
 
 
+@pytest.mark.slow
 def test_drift_warns_by_default_and_scores_every_record(profiled, tmp_path):
     out = tmp_path / "out"
     result = score(profiled["drifted"], "--output", out, "--model", profiled["bundle"])
@@ -366,6 +369,7 @@ def test_drift_warns_by_default_and_scores_every_record(profiled, tmp_path):
     assert (out / REPORT_FILE).is_file()
 
 
+@pytest.mark.slow
 def test_on_drift_fail_exits_1_after_writing_everything(profiled, tmp_path):
     out = tmp_path / "out"
     result = score(profiled["drifted"], "--output", out, "--model", profiled["bundle"], "--on-drift", "fail")
@@ -377,6 +381,7 @@ def test_on_drift_fail_exits_1_after_writing_everything(profiled, tmp_path):
     assert scored == 600 and (out / REPORT_FILE).is_file()
 
 
+@pytest.mark.slow
 def test_small_input_is_insufficient_data_even_with_fail(profiled, tmp_path):
     out = tmp_path / "out"
     few = write_reviews(tmp_path / "few.parquet", ["qwzx vbnm plok"] * 12)  # drifted, but only 12
@@ -386,6 +391,7 @@ def test_small_input_is_insufficient_data_even_with_fail(profiled, tmp_path):
     assert "not judged: 12 reviews" in result.output
 
 
+@pytest.mark.slow
 def test_failures_are_counted_by_stage(profiled, tmp_path):
     out = tmp_path / "out"
     texts = ["a wonderful film", None, "...", "dreadful and boring"]
@@ -424,6 +430,7 @@ def browser(tmp_path):
     driver.quit()
 
 
+@pytest.mark.slow
 def test_the_report_renders_with_its_plots_in_a_browser(profiled, browser, tmp_path):
     out = tmp_path / "out"
     result = score(profiled["drifted"], "--output", out, "--model", profiled["bundle"])
@@ -461,6 +468,7 @@ def test_the_report_renders_with_its_plots_in_a_browser(profiled, browser, tmp_p
         assert (np.abs(pixels - colour).sum(axis=1) < 30).sum() > 500, f"no bars painted in {colour}"
 
 
+@pytest.mark.slow
 def test_the_top_words_of_every_class_line_up_in_a_browser(browser, tmp_path):
     """The "Why these labels" lists are one table: every row's cells start at the same x in every class,
     and each class's word, mean weight and reviews columns are as wide as every other's, however long its words."""

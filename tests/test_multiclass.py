@@ -57,6 +57,7 @@ def test_a_five_class_manifest(five_class_bundle):
 
 
 @pytest.mark.parametrize("engine", ["onnx", "xla", "keras"])
+@pytest.mark.slow
 def test_five_class_scores_through_the_pipeline_equal_keras(five_class_bundle, tmp_path, engine):
     """label_probs holds five classes in manifest order, summing to 1; predicted_label is the most
     probable; score is its probability; and the probabilities are the Keras model's, calibrated."""
@@ -154,6 +155,7 @@ def test_binary_bundles_are_the_two_class_case(tiny_bundle):
     np.testing.assert_array_equal(columns["score"], np.array([0.7, 0.5, 0.1], dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_training_on_two_sources_with_a_separate_validation_set(tmp_path):
     """Phrases and sentences together, validated on a dev set, as the five-class recipe trains."""
     for name, seed, n in (("phrases", 1, 150), ("sentences", 2, 100), ("dev", 3, 50)):

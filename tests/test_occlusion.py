@@ -49,6 +49,7 @@ def explain_both_ways(bundle, engine: str, texts=TEXTS):
 
 @pytest.mark.parametrize("engine", ["onnx", "xla"])
 @pytest.mark.parametrize("which", ["tiny_bundle", "five_class_bundle"])
+@pytest.mark.slow
 def test_reusing_states_gives_brute_forces_weights(which, engine, request):
     """Forward LSTM with its last state (tiny) and pooled BiLSTM with five classes, on both engines."""
     bundle = request.getfixturevalue(which)
@@ -59,6 +60,7 @@ def test_reusing_states_gives_brute_forces_weights(which, engine, request):
 
 
 @pytest.mark.parametrize("engine", ["onnx", "xla"])
+@pytest.mark.slow
 def test_reusing_states_on_the_committed_default(engine):
     from pipeline.options import DEFAULT_MODEL
 

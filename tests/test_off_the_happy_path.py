@@ -83,6 +83,7 @@ def interrupted_run(bundle, reviews: Path, out: Path, stop: signal.Signals) -> t
 
 
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.slow
 def test_an_interrupted_run_says_so_in_one_line_and_a_rerun_with_overwrite_completes(
     tiny_bundle, many_reviews, tmp_path, stop, code
 ):

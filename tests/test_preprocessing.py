@@ -145,6 +145,7 @@ def test_arrow_input_matches_python_input():
 VOCAB = Vocabulary(["the", "good", "bad", "film", "not", "é", "東"])
 
 
+@pytest.mark.slow
 def test_tokens_are_the_same_on_every_call():
     """pyarrow 25's utf8_split_whitespace gives a " " token for ': :' here in some calls and not others."""
     texts = [None, None, "0" * 43, "Ù", "000000000¸ÀË", ": :"]
@@ -162,6 +163,7 @@ def test_tokens_are_the_same_on_every_call():
     stopwords=st.booleans(),
     treebank=st.booleans(),
 )
+@pytest.mark.slow
 def test_encoding_never_raises_and_respects_bounds(texts, max_length, truncating, contractions, stopwords, treebank):
     config = PreprocessingConfig(
         max_length=max_length,
@@ -181,6 +183,7 @@ def test_encoding_never_raises_and_respects_bounds(texts, max_length, truncating
 
 @settings(max_examples=200, deadline=None)
 @given(st.text())
+@pytest.mark.slow
 def test_cleaning_is_idempotent_on_its_tokens(text):
     first = tokens(text)
     assert tokens(" ".join(first)) == first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.bundle import Bundle
@@ -21,6 +22,7 @@ def train_args(labelled, unlabelled, out, cache, *extra):
             "--embedding-dim", "16", *extra]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_pretrained_vectors_start_the_embedding_and_are_cached(tmp_path, labelled_parquet):
     unlabelled = tmp_path / "unsup.parquet"
     texts = [text for text, _ in make_reviews(300, seed=9)] + ["a word only the unlabelled reviews use: zyzzyva"] * 5

@@ -138,6 +138,7 @@ def runner_services(tmp_path):
         server.stop(0)
 
 
+@pytest.mark.slow
 def test_boot_sets_what_boot_go_sets_from_the_provision_info(runner_services, tmp_path):
     provision, endpoint = runner_services
     semi = tmp_path / "semi"

@@ -179,6 +179,7 @@ def test_bundle_faults_exit_2_before_any_output(tiny_bundle, tmp_path, fault):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_rerun_gives_the_same_rows_and_scores(tiny_bundle, tmp_path):
     from tests.conftest import make_reviews
 
@@ -193,6 +194,7 @@ def test_rerun_gives_the_same_rows_and_scores(tiny_bundle, tmp_path):
     assert (runs[0].score - runs[1].score).abs().max() <= 1e-6
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_leaves_nothing_that_looks_finished(tiny_bundle, tmp_path):
     from tests.conftest import make_reviews
 
@@ -224,6 +226,7 @@ def test_sigkill_mid_run_leaves_nothing_that_looks_finished(tiny_bundle, tmp_pat
     files=st.lists(st.binary(max_size=300), min_size=1, max_size=6),
     texts=st.lists(st.one_of(st.none(), st.text(max_size=200)), min_size=1, max_size=6),
 )
+@pytest.mark.slow
 def test_arbitrary_bytes_and_strings_never_break_the_job(tiny_bundle, tmp_path_factory, files, texts):
     root = tmp_path_factory.mktemp("fuzz")
     (root / "in").mkdir()
@@ -251,6 +254,7 @@ def is_worker(pid: int) -> bool:
     return "python" in Path(argv[0].decode()).name and b"apache_beam.runners.worker.sdk_worker_main" in argv
 
 
+@pytest.mark.slow
 def test_dead_worker_process_fails_the_job_instead_of_hanging(tiny_bundle, tmp_path):
     from tests.conftest import make_reviews
 

@@ -49,6 +49,7 @@ def keras_scores(model, rows) -> np.ndarray:
 
 @pytest.mark.parametrize("classes", [2, 5])
 @pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.slow
 def test_compiled_engine_reproduces_keras_scores(name, classes):
     model = random_model(name, classes)
     rows = reviews(37)
@@ -63,6 +64,7 @@ def test_compiled_engine_reproduces_keras_scores(name, classes):
 
 @pytest.mark.parametrize("classes", [2, 5])
 @pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.slow
 def test_onnx_export_reproduces_keras_scores(name, classes, tmp_path):
     """model.onnx on ONNX Runtime, no TensorFlow in the scoring path: Keras' logits within 1e-5."""
     model = random_model(name, classes)
@@ -79,6 +81,7 @@ def test_onnx_export_refuses_what_it_cannot_write(tmp_path):
     assert not (tmp_path / "model.onnx").exists()
 
 
+@pytest.mark.slow
 def test_results_follow_input_order_whatever_the_threads_and_batch_sizes():
     model = random_model("bilstm-pool", classes=5)
     graph = compile_plan(plan_model(model), WIDTH)
@@ -90,6 +93,7 @@ def test_results_follow_input_order_whatever_the_threads_and_batch_sizes():
     np.testing.assert_allclose(KerasScorer(model, 16)(rows), one, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_architecture_it_cannot_reproduce_falls_back_to_keras():
     model = random_model("cnn-lstm")
     with pytest.raises(UnsupportedModel, match="MaskedConv1D"):
@@ -102,6 +106,7 @@ def test_architecture_it_cannot_reproduce_falls_back_to_keras():
         make_scorer(model, WIDTH, ScorerSettings(engine="xla"))
 
 
+@pytest.mark.slow
 def test_keras_engine_on_request_and_each_engine_its_own_batch_size():
     keras_scorer = make_scorer(random_model("lstm"), WIDTH, ScorerSettings(engine="keras"))
     assert keras_scorer.engine == "keras" and keras_scorer.engine_scorer.batch_size == ENGINES["keras"].best_batch_size
@@ -117,6 +122,7 @@ def test_keras_engine_on_request_and_each_engine_its_own_batch_size():
         ("bilstm-pool", 5, Calibration("temperature", slope=0.6)),
     ],
 )
+@pytest.mark.slow
 def test_calibrated_scores_agree_across_engines(name, classes, calibration):
     """Each engine's logits go through the same calibration: scores agree to 1e-5, and equal the
     calibration applied to Keras' own logits of each review alone."""
@@ -141,6 +147,7 @@ def test_asking_for_xla_on_a_model_it_cannot_reproduce_is_a_configuration_error(
     check_compilable(random_model("bilstm-pool"))
 
 
+@pytest.mark.slow
 def test_probe_catches_a_graph_that_is_not_the_model():
     """The safety net: had the graph read the directions' weights crosswise, the probe refuses it."""
     model = random_model("bilstm-pool")

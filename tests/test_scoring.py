@@ -114,6 +114,7 @@ def test_score_folder_and_parquet_end_to_end(tiny_bundle, mixed_inputs, tmp_path
 
 
 @pytest.mark.parametrize("engine", ["onnx", "xla", "keras"])
+@pytest.mark.slow
 def test_pipeline_scores_equal_direct_keras_scores(tiny_bundle, tmp_path, engine):
     """Parity, with either engine: the pipeline's scores are the Keras model's on training's encoding,
     padded to max length."""
@@ -146,6 +147,7 @@ def test_pipeline_scores_equal_direct_keras_scores(tiny_bundle, tmp_path, engine
     np.testing.assert_allclose(pipeline_scores, direct, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_load_the_model_once_each(tiny_bundle, mixed_inputs, tmp_path):
     folder, parquet = mixed_inputs
     out = tmp_path / "out"

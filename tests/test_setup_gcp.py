@@ -279,6 +279,7 @@ def test_make_image_name_and_template_read_the_recorded_digest_or_refuse(tmp_pat
     assert f"--gcs-source-staging-dir gs://{BUCKET}/cloudbuild/source" in plan, "the source the build account may read"
 
 
+@pytest.mark.slow
 def test_the_template_spec_names_the_digest_for_the_launcher_and_the_workers(tmp_path):
     tool = flex_template()
     out = tmp_path / "template.json"

@@ -73,6 +73,7 @@ def check(option, text: str) -> None:
 @pytest.mark.parametrize("option", NUMBERS, ids=lambda option: option.name)
 @settings(max_examples=400, deadline=None)
 @given(number=st.integers(min_value=-(10**15), max_value=10**15) | st.integers(min_value=-3, max_value=12))
+@pytest.mark.slow
 def test_whole_numbers_inside_the_bounds_and_only_those(option, number):
     check(option, str(number))
 
@@ -86,6 +87,7 @@ def test_whole_numbers_inside_the_bounds_and_only_those(option, number):
 @example(number=1.0, places=3).via("the upper bound with zeros after the point")
 @example(number=1.0000001, places=7).via("just above the upper bound")
 @example(number=0.0, places=0).via("zero")
+@pytest.mark.slow
 def test_decimals_inside_the_bounds_and_only_those(option, number, places):
     check(option, repr(number))  # also 1e-05, inf, nan: refused by both
     if number == number and abs(number) != float("inf"):
@@ -101,6 +103,7 @@ def test_decimals_inside_the_bounds_and_only_those(option, number, places):
 @example(text="1.").via("a point with nothing after it")
 @example(text="1_000").via("Python's digit separators")
 @example(text=" 1").via("a space")
+@pytest.mark.slow
 def test_any_string_is_taken_exactly_when_it_is_a_plain_number_in_bounds(option, text):
     check(option, text)
 

@@ -36,6 +36,7 @@ def write_aclimdb(root, reviews, with_urls=True):
     (root / "test" / "pos" / "0_10.txt").write_text("test split text", encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_train_cli_on_aclimdb_layout_then_info(tmp_path):
     write_aclimdb(tmp_path / "aclImdb", make_reviews(160, seed=3))
     out = tmp_path / "bundle"
@@ -71,6 +72,7 @@ def test_trained_model_learns_the_synthetic_signal(tiny_bundle):
     assert positive > 0.5 > negative
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_with_a_seed(tmp_path, labelled_parquet):
     def run(out):
         result = runner.invoke(
@@ -168,6 +170,7 @@ def test_missing_or_empty_group_column_is_one_clear_error(tmp_path):
     assert result.exit_code == 2 and "urls_neg.txt is missing" in result.output
 
 
+@pytest.mark.slow
 def test_group_column_none_splits_review_by_review(tmp_path):
     reviews = make_reviews(60)
     table = {"text": [t for t, _ in reviews], "label": [label for _, label in reviews]}
