@@ -118,12 +118,12 @@ def check_input_exists(path: str) -> None:
         raise InputError(f"input {path} does not exist")
 
 
-def check_output(output: str, overwrite: bool) -> None:
+def check_output(output: str, overwrite: bool, ours: tuple[str, ...] = OUR_FILES, writer: str = "run") -> None:
     """Refuse an output that cannot be a folder, and a non-empty one without overwrite; write nothing.
 
-    The message counts what is there and says what --overwrite would do with it: it replaces what a
-    run wrote (OUR_FILES) and keeps anything else, so a folder of someone's own files is not called
-    an earlier run's output.
+    The message counts what is there and says what --overwrite would do with it: it replaces what the
+    command writes (`ours`: a scoring run's OUR_FILES, or `evaluate`'s files; `writer` names it) and
+    keeps anything else, so a folder of someone's own files is not called an earlier run's output.
     """
     if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
         raise OutputError(f"output {output} exists and is not a folder")
@@ -134,16 +134,17 @@ def check_output(output: str, overwrite: bool) -> None:
         if "://" not in output and os.path.isdir(output) and os.listdir(output):
             raise OutputError(f"output folder {output} is not empty: folders, no files; pass --overwrite to use it")
         return
-    theirs = [path for path in existing if not written_by_us(output, path)]
+    theirs = [path for path in existing if not written_by_us(output, path, ours)]
+    a_writer = f"{'an' if writer[0] in 'aeiou' else 'a'} {writer}"
     if not theirs:
         raise OutputError(
-            f"output folder {output} is not empty: {_files(existing)} of an earlier run; "
+            f"output folder {output} is not empty: {_files(existing)} of an earlier {writer}; "
             "pass --overwrite to replace them"
         )
-    mixed = f", {len(theirs):,} of them not a run's own" if len(theirs) < len(existing) else ""
+    mixed = f", {len(theirs):,} of them not {a_writer}'s own" if len(theirs) < len(existing) else ""
     raise OutputError(
         f"output folder {output} is not empty: {_files(existing)}{mixed}; choose an empty folder "
-        "(--overwrite replaces only what a run wrote and keeps the rest)"
+        f"(--overwrite replaces only what {a_writer} wrote and keeps the rest)"
     )
 
 
@@ -160,11 +161,11 @@ def files_under(output: str) -> list[str]:
     return [m.path for m in FileSystems.match([FileSystems.join(output, "**")])[0].metadata_list]
 
 
-def written_by_us(output: str, path: str) -> bool:
-    """Is this file one of the names a scoring run writes into its output folder?"""
+def written_by_us(output: str, path: str, ours: tuple[str, ...] = OUR_FILES) -> bool:
+    """Is this file one of the names a command writes into its output folder (`ours`: a scoring run's)?"""
     name = path.removeprefix(output.rstrip("/") + "/")
-    return name.startswith(STAGING_FOLDER + "/") or any(
-        fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/") for pattern in OUR_FILES
+    return (ours is OUR_FILES and name.startswith(STAGING_FOLDER + "/")) or any(
+        fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/") for pattern in ours
     )
 
 

@@ -28,6 +28,8 @@ import pyarrow.parquet as pq
 
 from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
 from pipeline.labels import Labels
+from pipeline.locations import OutputError
+from pipeline.locations import check_output as check_folder
 from pipeline.monitoring import charts
 from pipeline.monitoring.report import HISTOGRAM_BINS
 from schemas.bundle import METRICS_FILE
@@ -61,10 +63,6 @@ EVALUATION_FILES = (
 beside a five-class bundle's evaluation); other files in the folder are left alone."""
 ROC_POINTS = 400
 """Most points drawn of a ROC curve (it has one per distinct score): enough for a smooth staircase."""
-
-
-class OutputFolderError(ValueError):
-    """The output folder cannot take the evaluation's files."""
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -188,7 +186,7 @@ def evaluate_bundle(
     `inputs` as `score` takes them: files, folders and globs (`labelled_inputs`); an aclImdb root folder
     is read for its test/ part: evaluation is what the test split is for. Every check a user can fail
     runs first, in the order a user meets them: the inputs exist, the output folder can take the files
-    (OutputFolderError), the bundle opens (BundleError), the labels are the bundle's classes
+    (OutputError), the bundle opens (BundleError), the labels are the bundle's classes
     (DatasetError); only then is the model loaded. Nothing is written until everything is computed,
     so a failed evaluation leaves the output folder as it was.
     """
@@ -243,34 +241,17 @@ def score_in_chunks(score: Callable[[pa.Array], np.ndarray], texts: pa.Array, pr
 
 
 def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an output that is a file, a folder that cannot be written or created, and a non-empty
-    folder unless overwrite; creates nothing (the files are written at the end, `write_evaluation`)."""
-    if output.exists() and not output.is_dir():
-        raise OutputFolderError(f"output {output} exists and is not a folder; pass a folder to --output")
+    """Refuse an output that is a file, a non-empty folder unless overwrite (the job's own check, with
+    evaluate's file names as what --overwrite replaces), and a folder that cannot be written or
+    created; creates nothing (the files are written at the end, `write_evaluation`)."""
+    check_folder(str(output), overwrite, EVALUATION_FILES, "evaluation")
     if output.is_dir():
-        contents = _contents(output)
-        if contents and not overwrite:
-            raise OutputFolderError(
-                f"output folder {output} is not empty: {contents}; pass --overwrite to replace the evaluation's "
-                "files in it (other files are left alone), or choose another --output"
-            )
         if not os.access(output, os.W_OK | os.X_OK):
-            raise OutputFolderError(f"output folder {output} is not writable; choose another --output")
+            raise OutputError(f"output folder {output} is not writable; choose another --output")
         return
     parent = next(folder for folder in output.absolute().parents if folder.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputFolderError(f"cannot create output folder {output}: {parent} is not a writable folder")
-
-
-def _contents(folder: Path) -> str:
-    """'3 files', or '2 folders' when it holds only empty folders; '' when empty."""
-    entries = list(folder.iterdir())
-    if not entries:
-        return ""
-    files = sum(1 for path in folder.rglob("*") if not path.is_dir())
-    if files:
-        return f"{files:,} file{'s' if files != 1 else ''}"
-    return f"{len(entries):,} folder{'s' if len(entries) != 1 else ''}"
+        raise OutputError(f"cannot create output folder {output}: {parent} is not a writable folder")
 
 
 def write_evaluation(output: Path, files: dict[str, str], predictions: pa.Table, overwrite: bool) -> None:

@@ -72,16 +72,17 @@ def evaluate(
     quiet_logging(verbose)
     model = model_or_default(model)
     from pipeline.bundle import BundleError
+    from pipeline.locations import OutputError
     from pipeline.progress import report_progress
     from training.datasets import DatasetError
-    from training.evaluation import OutputFolderError, evaluate_bundle
+    from training.evaluation import evaluate_bundle
 
     try:
         with report_progress("evaluating") as progress:
             evaluation = evaluate_bundle(
                 model, inputs, output, text_column, label_column, id_column, overwrite, progress
             )
-    except (BundleError, DatasetError, OutputFolderError) as e:
+    except (BundleError, DatasetError, OutputError) as e:
         fail(str(e))
     metrics = evaluation.metrics
     console.print(per_class_table(metrics))
