@@ -213,8 +213,8 @@ template: ## Write the Flex Template spec to TEMPLATE, naming the image by diges
 		--network "$(NETWORK)" --subnetwork "$(SUBNETWORK)"
 	gcloud storage cp build/template.json $(TEMPLATE) --project $(PROJECT)
 
-metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/options.py).
-	$(BIN)/python -m pipeline.options > deploy/metadata.json
+metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/job/options.py).
+	$(BIN)/python -m pipeline.job.options > deploy/metadata.json
 
 cli-reference: $(BIN)/.installed ## Regenerate docs/reference/cli.md from every command's --help.
 	$(BIN)/python docs/hooks/cli_reference.py

@@ -20,14 +20,14 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline.bundle import open_bundle
-from pipeline.engines.base import ScorerSettings
-from pipeline.engines.calibrated import bundle_scorer
-from pipeline.engines.plan import plan_model
-from pipeline.explain.integrated_gradients import IntegratedGradients
-from pipeline.explain.occlusion import Occlusion
-from pipeline.labels import Labels
-from pipeline.options import DEFAULT_MODEL
+from pipeline.job.options import DEFAULT_MODEL
+from pipeline.model.bundle import open_bundle
+from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.engines.calibrated import bundle_scorer
+from pipeline.model.engines.plan import plan_model
+from pipeline.model.explain.integrated_gradients import IntegratedGradients
+from pipeline.model.explain.occlusion import Occlusion
+from pipeline.model.labels import Labels
 from schemas.output import TEXT
 
 

@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 
-from pipeline.calibration import logit
-from pipeline.options import DEFAULT_MODEL
+from pipeline.job.options import DEFAULT_MODEL
+from pipeline.model.calibration import logit
 from schemas.output import REVIEW_ID, SCORE, SCORED_PREFIX, TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +62,8 @@ def naive(data: Path, bundle_path: Path, scores_out: Path) -> None:
     import pandas as pd
 
     import pipeline  # noqa: F401
-    from pipeline.bundle import Bundle
-    from pipeline.labels import Labels
+    from pipeline.model.bundle import Bundle
+    from pipeline.model.labels import Labels
 
     bundle = Bundle.open(bundle_path)
     model = bundle.load_model()
@@ -77,8 +77,8 @@ def naive(data: Path, bundle_path: Path, scores_out: Path) -> None:
 
 def tutorial(data: Path, bundle_path: Path, result: Path) -> None:
     """The tutorials' `model.predict` alone, on ids padded to max_length: best of 2, nothing else timed."""
-    import pipeline.layers  # noqa: F401
-    from pipeline.bundle import Bundle
+    import pipeline.model.layers  # noqa: F401
+    from pipeline.model.bundle import Bundle
 
     bundle = Bundle.open(bundle_path)
     model = bundle.load_model()
@@ -94,9 +94,9 @@ def tutorial(data: Path, bundle_path: Path, result: Path) -> None:
 
 def engine_alone(data: Path, bundle_path: Path, engine: str, result: Path, logits_out: Path) -> None:
     """One engine on the encoded reviews: its load (imports included) and its scoring, timed apart."""
-    from pipeline.bundle import Bundle
-    from pipeline.engines.base import ScorerSettings
-    from pipeline.engines.calibrated import bundle_scorer
+    from pipeline.model.bundle import Bundle
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import bundle_scorer
 
     bundle = Bundle.open(bundle_path)
     rows = bundle.encoder.encode(pq.read_table(data, columns=[TEXT]).column(TEXT)).rows()
@@ -245,8 +245,8 @@ def flops_per_token(bundle_path: Path) -> tuple[float, dict[str, float]]:
     execute only the recurrent products; keras runs the input projection too. The model's count is
     the honest measure of work done for the user.
     """
-    import pipeline.layers  # noqa: F401
-    from pipeline.bundle import Bundle
+    import pipeline.model.layers  # noqa: F401
+    from pipeline.model.bundle import Bundle
 
     model = Bundle.open(bundle_path).load_model()
     inputs = recurrent_macs = 0
@@ -307,15 +307,15 @@ def compare(
 
 def engine_for(bundle_path: Path, reviews: int) -> str:
     """The engine `auto` chose for a job of this size (the pipeline runs ran with `auto`)."""
-    from pipeline.bundle import Bundle
-    from pipeline.engines.choice import choose_engine
+    from pipeline.model.bundle import Bundle
+    from pipeline.model.engines.choice import choose_engine
 
     return choose_engine("auto", Bundle.open(bundle_path).manifest.files, reviews)[0]
 
 
 def tokens_scored(path: Path, bundle_path: Path) -> tuple[int, int]:
     """Real tokens the pipeline feeds the model, and what padding everything to max_length costs."""
-    from pipeline.bundle import Bundle
+    from pipeline.model.bundle import Bundle
 
     bundle = Bundle.open(bundle_path)
     real = rows = 0

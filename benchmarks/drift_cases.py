@@ -77,12 +77,12 @@ def make_cases(unlabelled: Path, labelled: Path, out: Path, size: int, seeds: in
 
 
 def checks_in_process(bundle_path: str, paths: list[Path]) -> None:
-    from pipeline.bundle import open_bundle
-    from pipeline.engines.base import ScorerSettings
-    from pipeline.engines.calibrated import bundle_scorer
-    from pipeline.labels import Labels
-    from pipeline.monitoring.drift import check_drift
-    from pipeline.monitoring.statistics import Statistics
+    from pipeline.model.bundle import open_bundle
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import bundle_scorer
+    from pipeline.model.labels import Labels
+    from pipeline.model.monitoring.drift import check_drift
+    from pipeline.model.monitoring.statistics import Statistics
 
     bundle = open_bundle(bundle_path)
     scorer = bundle_scorer(bundle, ScorerSettings(engine="onnx"))

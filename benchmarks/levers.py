@@ -20,14 +20,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import typer
 
-import pipeline.layers  # noqa: F401
-from pipeline.bundle import Bundle
-from pipeline.calibration import UNCALIBRATED, class_probabilities
-from pipeline.engines.keras_engine import KerasScorer, compile_keras
-from pipeline.engines.plan import plan_model
-from pipeline.engines.xla import CompiledScorer, compile_plan
-from pipeline.options import DEFAULT_MODEL
-from pipeline.preprocessing import pad_rows
+import pipeline.model.layers  # noqa: F401
+from pipeline.job.options import DEFAULT_MODEL
+from pipeline.model.bundle import Bundle
+from pipeline.model.calibration import UNCALIBRATED, class_probabilities
+from pipeline.model.engines.keras_engine import KerasScorer, compile_keras
+from pipeline.model.engines.plan import plan_model
+from pipeline.model.engines.xla import CompiledScorer, compile_plan
+from pipeline.model.preprocessing import pad_rows
 from schemas.output import TEXT
 
 

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 
-from pipeline.bundle import Bundle
-from pipeline.engines.length_order import available_cores
-from pipeline.options import DEFAULT_MODEL
-from pipeline.preprocessing import tokenize
+from pipeline.job.options import DEFAULT_MODEL
+from pipeline.model.bundle import Bundle
+from pipeline.model.engines.length_order import available_cores
+from pipeline.model.preprocessing import tokenize
 from schemas.output import TEXT
 
 

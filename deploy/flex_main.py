@@ -9,7 +9,7 @@ stages the pipeline, writes the job description there and submits nothing; when 
 VM is not meant to live as long as the job), has no job id to report, and must leave runner,
 project, region, job_name and template_location as the launcher passed them (Google's "Troubleshoot
 Flex Templates", "Failed to read the job file"). The parameters, their types, defaults and help are
-`pipeline/options.py`'s, the same as `reviewscore score`'s, and so is the mapping into the job.
+`pipeline/job/options.py`'s, the same as `reviewscore score`'s, and so is the mapping into the job.
 The workers' image is the template spec's (its defaultEnvironment.sdkContainerImage, by digest),
 which the launcher passes on as `--sdk_container_image`; without one the launch is refused (exit 2).
 tests/test_flex_launch.py runs this file as the launcher does; `make rehearse-dataflow` launches it
@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import sys
 
-from pipeline.job import CONFIG_ERRORS, ScoringJob, run_scoring
-from pipeline.options import parse_template_args
+from pipeline.job.options import parse_template_args
+from pipeline.job.scoring import CONFIG_ERRORS, ScoringJob, run_scoring
 from schemas.exit_codes import EXIT_CONFIG_ERROR
 
 

@@ -53,6 +53,6 @@ if [ "$package" = 1 ]; then
     pip install --no-cache-dir --no-deps .
     pip check
     # From / so that the installed package is imported, not the source tree beside this script.
-    (cd / && python -c "import pipeline.job, apache_beam.io.gcp.gcsio")
+    (cd / && python -c "import pipeline.job.scoring, apache_beam.io.gcp.gcsio")
     python deploy/check_beam_extras.py
 fi

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import pipeline.layers  # noqa: F401  (registers custom layers, quiets TensorFlow)
+import pipeline.model.layers  # noqa: F401  (registers custom layers, quiets TensorFlow)
 
 POSITIVE = ["wonderful", "brilliant", "moving", "superb", "delightful", "charming", "great", "loved"]
 NEGATIVE = ["dreadful", "boring", "awful", "terrible", "dull", "tedious", "bad", "hated"]
@@ -133,7 +133,7 @@ def cloud_storage():
     import sys
     import time
 
-    from pipeline.locations import _use_anonymous_storage
+    from pipeline.job.locations import _use_anonymous_storage
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

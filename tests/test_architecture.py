@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import io
 import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
@@ -73,25 +75,41 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
-# Who may import whom (docs/architecture.md, "Which way data flows"): a module under the first prefix
-# never imports one under the second.
+# The layers (docs/architecture.md, "Layers"), lowest first: a module imports only modules of its own
+# layer or of layers below it. `training` stands beside the job, on the model library.
+LAYERS = {
+    "schemas": 0,
+    "pipeline": 1,  # the package itself: its version and start time, nothing else
+    "pipeline.model": 1,
+    "pipeline.job": 2,
+    "training": 2,
+    "pipeline.cli": 3,
+    "pipeline.__main__": 3,  # `python -m pipeline`: the CLI
+}
+SIDE_BY_SIDE = ("pipeline.job", "training")
+"""One layer, two families: neither imports the other (the CLI, above both, joins them)."""
+# Inside the model library, engines know nothing of what uses them.
 FORBIDDEN_IMPORTS = (
-    ("schemas", "pipeline"),
-    ("schemas", "training"),
-    ("pipeline.engines", "pipeline.graph"),
-    ("pipeline.engines", "pipeline.job"),
-    ("pipeline.engines", "pipeline.monitoring"),
-    ("pipeline.engines", "pipeline.explain"),
-    ("pipeline.monitoring", "pipeline.sinks"),
-    ("pipeline.monitoring", "pipeline.graph"),
-    ("pipeline.sinks", "pipeline.monitoring"),
-    ("pipeline.graph", "pipeline.cli"),
-    ("pipeline.job", "pipeline.cli"),
+    ("pipeline.model.engines", "pipeline.model.explain"),
+    ("pipeline.model.engines", "pipeline.model.monitoring"),
 )
+BEAM = "apache_beam"
+BEAMLESS = ("schemas", "pipeline.model", "training")
+"""What never imports Beam, at any depth: the model library scores and trains in a notebook."""
 
 
 def within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
+
+
+def layer_of(name: str) -> tuple[str, int]:
+    """The most specific layer a module belongs to."""
+    found = max((prefix for prefix in LAYERS if within(name, prefix)), key=len)
+    return found, LAYERS[found]
+
+
+def test_every_module_has_a_layer():
+    assert all(layer_of(module_name(path)) for path in sources())
 
 
 def test_data_flows_one_way():
@@ -99,15 +117,62 @@ def test_data_flows_one_way():
     known = set(modules)
     wrong = []
     for name, path in sorted(modules.items()):
+        layer, level = layer_of(name)
         for imported in sorted(imports_of(path, known)):
-            if within(imported, "training") and within(name, "pipeline") and not within(name, "pipeline.cli"):
-                wrong.append(f"{name} imports {imported}: scoring never needs training")
+            other, other_level = layer_of(imported)
+            if other_level > level or (other != layer and {layer, other} == set(SIDE_BY_SIDE)):
+                wrong.append(f"{name} ({layer}) imports {imported} ({other})")
             wrong += [
                 f"{name} imports {imported}"
                 for low, high in FORBIDDEN_IMPORTS
                 if within(name, low) and within(imported, high)
             ]
-    assert not wrong, "imports against the flow:\n" + "\n".join(wrong)
+    assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
+
+
+def beam_imports(path: Path) -> list[int]:
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        if any(within(name, BEAM) for name in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_model_library_and_training_import_no_beam():
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sources()
+        if any(within(module_name(path), prefix) for prefix in BEAMLESS)
+        for line in beam_imports(path)
+    ]
+    assert not found, "Beam imported below the job:\n" + "\n".join(found)
+
+
+BLOCK_BEAM = """
+import importlib.abc, sys
+class NoBeam(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "apache_beam" or name.startswith("apache_beam."):
+            raise ImportError("apache_beam is not installed here")
+sys.meta_path.insert(0, NoBeam())
+import importlib
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+"""
+
+
+def test_model_library_imports_without_beam():
+    """Every module of the model library imports where apache_beam cannot be imported at all."""
+    names = [module_name(path) for path in sources() if within(module_name(path), "pipeline.model")]
+    done = subprocess.run([sys.executable, "-c", BLOCK_BEAM, *names], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(names) > 20
 
 
 def test_no_function_longer_than_a_page():

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.layers import MaskedConv1D, MaskedGlobalMaxPooling1D, MaskedMaxPooling1D
+from pipeline.model.layers import MaskedConv1D, MaskedGlobalMaxPooling1D, MaskedMaxPooling1D
 from training.architectures import ARCHITECTURES, get_architecture
 
 

@@ -18,15 +18,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.bundle import open_bundle
 from pipeline.cli import app
-from pipeline.engines.base import ScorerSettings
-from pipeline.engines.calibrated import bundle_scorer
-from pipeline.engines.plan import plan_model
-from pipeline.explain import COMPLETENESS_TOLERANCE, SAMPLE
-from pipeline.explain.explainer import Explainer, ExplainSettings, explain_review, word_weights
-from pipeline.explain.integrated_gradients import IntegratedGradients, gauss_legendre
-from pipeline.labels import Labels
+from pipeline.model.bundle import open_bundle
+from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.engines.calibrated import bundle_scorer
+from pipeline.model.engines.plan import plan_model
+from pipeline.model.explain import COMPLETENESS_TOLERANCE, SAMPLE
+from pipeline.model.explain.explainer import Explainer, ExplainSettings, explain_review, word_weights
+from pipeline.model.explain.integrated_gradients import IntegratedGradients, gauss_legendre
+from pipeline.model.labels import Labels
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ def test_explain_adds_top_words_and_leaves_every_score_bit_identical(tiny_bundle
 
 
 def test_the_sample_is_chosen_by_review_id_whatever_the_batching():
-    from pipeline.explain.explainer import sampled_rows
+    from pipeline.model.explain.explainer import sampled_rows
 
     ids = pa.array([f"review-{i}" for i in range(20_000)])
     chosen = sampled_rows(ids, 0.01)
@@ -190,7 +190,7 @@ def test_the_sample_is_chosen_by_review_id_whatever_the_batching():
 
 @pytest.mark.slow
 def test_a_run_explains_its_sample_for_the_summary_only(tiny_bundle, tmp_path):
-    from pipeline.explain.explainer import sampled_rows
+    from pipeline.model.explain.explainer import sampled_rows
 
     words = ["wonderful", "superb", "dreadful", "boring", "the", "film", "plot", "music"]
     texts = [" ".join(words[(i + k) % len(words)] for k in range(3 + i % 4)) for i in range(300)]
@@ -248,7 +248,7 @@ def test_explain_prints_the_predicted_labels_probability_and_what_the_score_mean
 def test_occlusion_weights_are_the_logit_drop_without_each_word(explained, tiny_bundle):
     """By definition: weight(w) = F(x) - F(x without every occurrence of w), on the scoring engine's own
     logits, shared equally among w's occurrences (tests/test_occlusion.py checks the reuse of states)."""
-    from pipeline.explain.occlusion import Occlusion
+    from pipeline.model.explain.occlusion import Occlusion
 
     _, rows, predicted, scorer = explained
     weights = Occlusion(scorer.logits)(rows[:2], predicted[:2]).weights

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.bundle import Bundle, BundleError, check_can_write, replace_file
+from pipeline.model.bundle import Bundle, BundleError, check_can_write, replace_file
 from schemas.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,
@@ -118,7 +118,7 @@ def test_vocabulary_that_does_not_fit_the_model_is_rejected(bundle_copy):
     vocab["tokens"] = vocab["tokens"][:-3]
     (bundle_copy / VOCABULARY_FILE).write_text(json.dumps(vocab))
     manifest = json.loads((bundle_copy / MANIFEST_FILE).read_text())
-    from pipeline.bundle import sha256_file
+    from pipeline.model.bundle import sha256_file
 
     edit_manifest(bundle_copy, files={**manifest["files"], VOCABULARY_FILE: sha256_file(bundle_copy / VOCABULARY_FILE)})
     bundle = Bundle.open(bundle_copy)
@@ -137,7 +137,7 @@ def test_committed_default_is_calibrated_and_validated_by_movie():
     """The default that `make score` uses: intact, calibrated, its accuracy measured on unseen movies."""
     from pathlib import Path
 
-    from pipeline.options import DEFAULT_MODEL
+    from pipeline.job.options import DEFAULT_MODEL
 
     default = Bundle.open(Path(__file__).resolve().parent.parent / DEFAULT_MODEL)
     assert default.calibration.method in ("temperature", "platt")
@@ -154,8 +154,8 @@ def test_committed_five_class_model_reads_treebank_and_plain_text_alike():
 
     import numpy as np
 
-    from pipeline.engines.base import ScorerSettings
-    from pipeline.engines.calibrated import make_scorer
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import make_scorer
 
     bundle = Bundle.open(Path(__file__).resolve().parent.parent / "models" / "rt-sentiment5")
     manifest = bundle.manifest

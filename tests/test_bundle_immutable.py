@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.bundle import Bundle
-from pipeline.lineage import manifest_sha256
+from pipeline.job.lineage import manifest_sha256
+from pipeline.model.bundle import Bundle
 from schemas.bundle import MANIFEST_FILE, OCCLUSION_FILE, ONNX_FILE, PROFILE_FILE
 from schemas.exit_codes import EXIT_CONFIG_ERROR
 from tests.conftest import make_five_class_reviews, make_reviews

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.bundle import Bundle, BundleError
-from pipeline.calibration import Calibration, CalibrationError, logit
+from pipeline.model.bundle import Bundle, BundleError
+from pipeline.model.calibration import Calibration, CalibrationError, logit
 from schemas.bundle import CALIBRATION_FILE, MANIFEST_FILE
 from training.calibration_fit import (
     brier_score,
@@ -145,7 +145,7 @@ def test_bundle_with_altered_calibration_is_refused(calibrated_copy):
 
 
 def test_invalid_calibration_with_a_matching_checksum_is_refused(calibrated_copy):
-    from pipeline.bundle import sha256_file
+    from pipeline.model.bundle import sha256_file
 
     (calibrated_copy / CALIBRATION_FILE).write_text(json.dumps({"method": "platt", "slope": 0, "intercept": 0}))
     manifest = json.loads((calibrated_copy / MANIFEST_FILE).read_text())
@@ -157,8 +157,8 @@ def test_invalid_calibration_with_a_matching_checksum_is_refused(calibrated_copy
 
 def test_scores_are_the_calibration_of_the_model_logits(tiny_bundle):
     """What the bundle's scorer returns is its calibration applied to the bare model's logit."""
-    from pipeline.engines.base import ScorerSettings
-    from pipeline.engines.calibrated import make_scorer
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import make_scorer
 
     model = tiny_bundle.load_model()
     rows = tiny_bundle.encoder.encode(["wonderful superb film", "dreadful boring plot", "the camera"]).rows()

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from pipeline.monitoring.charts import Line, bar_chart, count, heat_map, line_chart, nice_ticks, svg_document
+from pipeline.model.monitoring.charts import Line, bar_chart, count, heat_map, line_chart, nice_ticks, svg_document
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.cli.help_style import METAVAR, metavar
-from pipeline.options import JOB_OPTIONS, OPTIONS
+from pipeline.job.options import JOB_OPTIONS, OPTIONS
 
 COLUMNS = 80
 COMMAND = typer.main.get_command(app)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import pipeline.progress
+import pipeline.model.progress
 from pipeline.cli.app import app
 from tests.test_progress import Lines
 from training.datasets import load_labelled, load_texts
@@ -151,7 +151,7 @@ def serve():
 @pytest.fixture
 def progress_lines(monkeypatch):
     """The plain progress lines (the test's stderr is no terminal), one per update: no interval."""
-    monkeypatch.setattr(pipeline.progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(pipeline.model.progress, "PROGRESS_EVERY_SECONDS", 0.0)
     handler = Lines()
     logger = logging.getLogger("reviewscore")
     logger.addHandler(handler)

@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.job import DryRun, ScoringJob, run_scoring
+from pipeline.job.scoring import DryRun, ScoringJob, run_scoring
 from schemas.output import ERROR_FILES, REPORT_FILE, SUMMARY_FILE
 
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
@@ -218,7 +218,7 @@ def test_scoring_on_cloud_storage_publishes_like_local(remote, cloud_storage, tm
 def test_threads_per_process_follow_the_runner(asked, beam_args, expected):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.job import threads_per_process
+    from pipeline.job.scoring import threads_per_process
 
     assert threads_per_process(asked, PipelineOptions(beam_args)) == expected
 
@@ -227,10 +227,10 @@ def test_cli_template_and_metadata_share_one_set_of_job_options():
     """Every job option is a `score` option and a template parameter, with the same type, default and help."""
     import typer
 
-    from pipeline.options import JOB_OPTIONS, parse_template_args, template_metadata
+    from pipeline.job.options import JOB_OPTIONS, parse_template_args, template_metadata
 
     assert json.loads((ROOT / "deploy" / "metadata.json").read_text()) == template_metadata(), (
-        "deploy/metadata.json is stale: python -m pipeline.options > deploy/metadata.json"
+        "deploy/metadata.json is stale: python -m pipeline.job.options > deploy/metadata.json"
     )
     score = typer.main.get_command(app).commands["score"]
     cli = {param.name: param for param in score.params}
@@ -243,7 +243,7 @@ def test_cli_template_and_metadata_share_one_set_of_job_options():
             assert cli[option.name].default == option.default_for_cli() == defaults[option.name], option.name
 
     # The two doors build the same job from the same values.
-    from pipeline.job import ScoringJob
+    from pipeline.job.scoring import ScoringJob
 
     argv = [f"--{k}={v}" for k, v in template_parameters("gs://b/in", "gs://b/out", "gs://b/m", "true").items()]
     values, _ = parse_template_args(argv)
@@ -285,8 +285,8 @@ def test_a_dataflow_launch_without_the_worker_image_is_refused(remote, cloud_sto
 def test_auto_engine_is_left_to_remote_workers(remote, cloud_storage, monkeypatch):
     """A launcher with TensorFlow must not pick xla for workers that may not have it: 'auto' travels with the
     job's size and each worker resolves it (make rehearse-dataflow runs such a launch on TensorFlow-free workers)."""
-    import pipeline.job as job_module
-    from pipeline.job import ScoringJob, run_scoring
+    import pipeline.job.scoring as job_module
+    from pipeline.job.scoring import ScoringJob, run_scoring
 
     checked = []
     check = job_module.check_model_loads

@@ -113,7 +113,7 @@ def test_the_image_installs_through_the_script_its_rehearsal_runs():
         'pip install --no-cache-dir -r "$lock"',
         "pip install --no-cache-dir --no-deps .",
         "pip check",
-        'python -c "import pipeline.job, apache_beam.io.gcp.gcsio"',
+        'python -c "import pipeline.job.scoring, apache_beam.io.gcp.gcsio"',
         "python deploy/check_beam_extras.py",
     ]
     commands = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))

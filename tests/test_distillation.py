@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.bundle import Bundle
 from pipeline.cli import app
-from pipeline.preprocessing import EncodedBatch, PreprocessingConfig, tokenize
+from pipeline.model.bundle import Bundle
+from pipeline.model.preprocessing import EncodedBatch, PreprocessingConfig, tokenize
 from tests.conftest import make_five_class_reviews, make_reviews
 from training.config import NgramSettings, TeacherSettings, TrainingConfig
 from training.distillation import distilled_targets, label_targets, one_hot

@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.engines import base
-from pipeline.engines.base import EngineUnavailable, ScorerSettings
-from pipeline.engines.calibrated import bundle_scorer
-from pipeline.engines.choice import auto_help, choose_engine
-from pipeline.engines.plan import UnsupportedModel
-from pipeline.engines.registry import ENGINES, engine_choices, register, unregister
+from pipeline.model.engines import base
+from pipeline.model.engines.base import EngineUnavailable, ScorerSettings
+from pipeline.model.engines.calibrated import bundle_scorer
+from pipeline.model.engines.choice import auto_help, choose_engine
+from pipeline.model.engines.plan import UnsupportedModel
+from pipeline.model.engines.registry import ENGINES, engine_choices, register, unregister
 from schemas.bundle import ONNX_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,11 +103,11 @@ def test_the_score_command_lists_a_registered_engine():
             "-c",
             "import json\n"
             "from typer.testing import CliRunner\n"
-            "from pipeline.engines.registry import register\n"
+            "from pipeline.model.engines.registry import register\n"
             "from tests.test_engine_registry import ToyEngine\n"
             "register(ToyEngine())\n"
             "from pipeline.cli import app\n"
-            "from pipeline.options import OPTIONS\n"
+            "from pipeline.job.options import OPTIONS\n"
             "result = CliRunner().invoke(app, ['score', '--help'], env={'COLUMNS': '200'})\n"
             "print(json.dumps({'help': result.output, 'choices': list(OPTIONS['engine'].choices),"
             " 'regex': OPTIONS['engine'].regex()}))",
@@ -126,7 +126,7 @@ def test_the_score_command_lists_a_registered_engine():
 
 
 def test_a_job_scores_with_a_registered_engine(toy_engine, tmp_path):
-    from pipeline.job import ScoringJob, run_scoring
+    from pipeline.job.scoring import ScoringJob, run_scoring
 
     texts = ["wonderful film", "a long and dreadful and boring film with a bad plot", "the plot"]
     pq.write_table(pa.table({"review_id": ["a", "b", "c"], "text": texts}), tmp_path / "in.parquet")
@@ -135,7 +135,7 @@ def test_a_job_scores_with_a_registered_engine(toy_engine, tmp_path):
     summary = json.loads((out / "_SUMMARY.json").read_text())
     assert summary["engines"] == {"toy": {"reviews": 3, "why": ["asked for"]}}
     scored = pd.concat(pd.read_parquet(f) for f in sorted(out.glob("scored-*.parquet"))).set_index("review_id")
-    from pipeline.bundle import open_bundle
+    from pipeline.model.bundle import open_bundle
 
     # the toy's rule on the bundle's own encoding: more than five tokens, positive
     lengths = [len(row) for row in open_bundle(BUNDLE).encoder.encode(texts).rows()]
@@ -145,7 +145,7 @@ def test_a_job_scores_with_a_registered_engine(toy_engine, tmp_path):
 
 
 def test_auto_falls_back_where_its_engine_cannot_reproduce_the_model(toy_engine):
-    from pipeline.bundle import open_bundle
+    from pipeline.model.bundle import open_bundle
 
     register(UnreproducibleEngine())
     try:

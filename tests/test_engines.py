@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import native_log
 from pipeline.cli import quiet_logging
-from pipeline.engines import base
-from pipeline.engines.base import EngineUnavailable
-from pipeline.engines.choice import choose_engine
-from pipeline.engines.xla import XLA_FROM_REVIEWS
+from pipeline.model import native_log
+from pipeline.model.engines import base
+from pipeline.model.engines.base import EngineUnavailable
+from pipeline.model.engines.choice import choose_engine
+from pipeline.model.engines.xla import XLA_FROM_REVIEWS
 from schemas.bundle import ONNX_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,8 +124,8 @@ def test_export_onnx_gives_an_older_bundle_its_model_onnx(tiny_bundle, tmp_path)
 
     from typer.testing import CliRunner
 
-    from pipeline.bundle import Bundle
     from pipeline.cli import app
+    from pipeline.model.bundle import Bundle
 
     older = tmp_path / "older"
     shutil.copytree(tiny_bundle.path, older)
@@ -157,11 +157,12 @@ tf.print("reviewscore-native-probe", output_stream=tf.compat.v1.logging.error)
 @pytest.mark.parametrize(
     ("setup", "user_level", "shown"),
     [
-        ("import pipeline.cli", None, False),  # every command: TensorFlow's native errors stay off stderr
+        ("import pipeline.cli as cli; cli.quiet_logging(verbose=False)", None, False),  # every command
         ("import pipeline.cli as cli; cli.quiet_logging(verbose=True)", None, True),  # --verbose shows them
-        ("import pipeline.cli", "0", True),  # a level the user set is kept
+        ("import pipeline.cli as cli; cli.quiet_logging(verbose=False)", "0", True),  # a user's level is kept
+        ("import pipeline.cli, pipeline.job.scoring, pipeline.model.layers", None, True),  # importing sets nothing
     ],
-    ids=["default", "verbose", "user's level"],
+    ids=["default", "verbose", "user's level", "import alone"],
 )
 @pytest.mark.slow
 def test_tensorflow_native_error_lines_reach_stderr_only_when_asked(setup, user_level, shown):
@@ -238,7 +239,7 @@ def test_keras_warnings_reach_the_terminal_only_with_verbose():
             warnings.simplefilter("always")
             quiet_logging(verbose=False)
             warnings.warn_explicit("hidden", UserWarning, "epoch_iterator.py", 1, module="keras.src.trainers")
-            warnings.warn_explicit("ours", UserWarning, "graph.py", 1, module="pipeline.graph")
+            warnings.warn_explicit("ours", UserWarning, "graph.py", 1, module="pipeline.job.graph")
             quiet_logging(verbose=True)
             warnings.warn_explicit("shown", UserWarning, "epoch_iterator.py", 1, module="keras.src.trainers")
     finally:

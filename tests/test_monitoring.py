@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.bundle import Bundle, BundleError
 from pipeline.cli import app
-from pipeline.labels import Labels
-from pipeline.monitoring.drift import (
+from pipeline.job.report import render_report
+from pipeline.model.bundle import Bundle, BundleError
+from pipeline.model.labels import Labels
+from pipeline.model.monitoring.drift import (
     MIN_REVIEWS,
     QUANTILE_BINS,
     check_drift,
@@ -37,10 +38,9 @@ from pipeline.monitoring.drift import (
     quantile_bins,
     two_proportion_z,
 )
-from pipeline.monitoring.report import render_report
-from pipeline.monitoring.statistics import TOP_TOKENS, Statistics
-from pipeline.monitoring.training_profile import TrainingProfile
-from pipeline.preprocessing import OOV_ID, EncodedBatch
+from pipeline.model.monitoring.statistics import TOP_TOKENS, Statistics
+from pipeline.model.monitoring.training_profile import TrainingProfile
+from pipeline.model.preprocessing import OOV_ID, EncodedBatch
 from schemas.bundle import PROFILE_FILE
 from schemas.output import REPORT_FILE, SUMMARY_FILE
 from schemas.summary import ClassWords, Drift, RunSummary, WordWeight

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.labels import Labels
+from pipeline.model.labels import Labels
 from tests.conftest import FIVE_CLASSES, make_five_class_reviews
 from training.evaluation import classification_metrics
 
@@ -61,7 +61,7 @@ def test_a_five_class_manifest(five_class_bundle):
 def test_five_class_scores_through_the_pipeline_equal_keras(five_class_bundle, tmp_path, engine):
     """label_probs holds five classes in manifest order, summing to 1; predicted_label is the most
     probable; score is its probability; and the probabilities are the Keras model's, calibrated."""
-    from pipeline.calibration import class_probabilities
+    from pipeline.model.calibration import class_probabilities
 
     reviews = make_five_class_reviews(60, seed=9)
     texts = [t for t, _ in reviews]
@@ -174,7 +174,7 @@ def test_training_on_two_sources_with_a_separate_validation_set(tmp_path):
          "--out", str(tmp_path / "bundle"), "--name", "two-sources"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    from pipeline.bundle import Bundle
+    from pipeline.model.bundle import Bundle
 
     bundle = Bundle.open(tmp_path / "bundle")
     assert bundle.manifest.training_data["rows"] == 250 and bundle.manifest.training_data["validation_rows"] == 50

@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.bundle import open_bundle
-from pipeline.engines.base import ScorerSettings
-from pipeline.engines.calibrated import bundle_scorer
-from pipeline.explain.explainer import word_weights
-from pipeline.explain.integrated_gradients import class_logit
-from pipeline.explain.occlusion import Occlusion, full_pass_logits
-from pipeline.labels import Labels
+from pipeline.model.bundle import open_bundle
+from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.engines.calibrated import bundle_scorer
+from pipeline.model.explain.explainer import word_weights
+from pipeline.model.explain.integrated_gradients import class_logit
+from pipeline.model.explain.occlusion import Occlusion, full_pass_logits
+from pipeline.model.labels import Labels
 from schemas.bundle import OCCLUSION_FILE
 
 TEXTS = [
@@ -62,7 +62,7 @@ def test_reusing_states_gives_brute_forces_weights(which, engine, request):
 @pytest.mark.parametrize("engine", ["onnx", "xla"])
 @pytest.mark.slow
 def test_reusing_states_on_the_committed_default(engine):
-    from pipeline.options import DEFAULT_MODEL
+    from pipeline.job.options import DEFAULT_MODEL
 
     bundle = open_bundle(DEFAULT_MODEL)
     texts = [*TEXTS, "An odd film. " * 20 + "The cast is superb but the script is a mess, and it drags."]
@@ -169,7 +169,7 @@ def test_a_single_reviews_jobs_are_shared_among_the_threads(five_class_bundle):
 def test_a_small_jobs_slices_cost_about_the_same():
     """Rows in length order, fewer than the threads take at once: the slices are contiguous, cover
     every row once, and none costs (rows x longest) much more than the others."""
-    from pipeline.explain.occlusion import _slices
+    from pipeline.model.explain.occlusion import _slices
 
     widths = np.sort(np.random.default_rng(0).integers(0, 230, 120))
     assert [len(s) for s in _slices(widths, 256, 1)] == [120]

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.cli.common import CALLER_FLAGS, EXIT_CONFIG_ERROR
-from pipeline.extras import GCP, TRAIN
-from pipeline.local_run import WORKER_EXITED, WorkerDied, run_here
+from pipeline.job.local_run import WORKER_EXITED, WorkerDied, run_here
+from pipeline.model.extras import GCP, TRAIN
 from schemas.output import REPORT_FILE, SUMMARY_FILE
 from tests.test_scoring import score, scored_frame
 
@@ -217,10 +217,10 @@ def test_the_default_model_is_found_from_any_folder_and_recorded_where_it_was(tm
 
 @pytest.mark.parametrize("command", [["score", "in.txt", "--output", "out"], ["explain", "a film"]])
 def test_without_the_default_model_one_line_says_where_bundles_come_from(tmp_path, monkeypatch, command):
-    import pipeline.options
+    import pipeline.job.options
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(pipeline.options, "CHECKOUT", tmp_path / "not-a-clone")  # an install without the repository
+    monkeypatch.setattr(pipeline.job.options, "CHECKOUT", tmp_path / "not-a-clone")  # an install without the repository
     (tmp_path / "in.txt").write_text(WORDS)
     result = runner.invoke(app, command)
     assert result.exit_code == EXIT_CONFIG_ERROR, result.output

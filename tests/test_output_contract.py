@@ -8,8 +8,8 @@ import sys
 
 import pyarrow as pa
 
-from pipeline.options import OPTIONS
-from pipeline.sources import Failure
+from pipeline.job.options import OPTIONS
+from pipeline.job.sources import Failure
 from schemas.output import (
     ERROR_FILES,
     ERROR_SCHEMA,
@@ -78,7 +78,7 @@ def test_parquet_inputs_default_to_the_columns_text_files_are_read_into():
 
 
 def test_the_option_table_names_output_files_without_importing_pyarrow():
-    probe = "import sys, pipeline.options; print('pyarrow' in sys.modules)"
+    probe = "import sys, pipeline.job.options; print('pyarrow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

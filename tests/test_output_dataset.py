@@ -18,9 +18,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.job import ScoringJob
-from pipeline.options import OPTIONS, parse_template_args
-from pipeline.sinks import PublishShards, ScoredSink
+from pipeline.job.options import OPTIONS, parse_template_args
+from pipeline.job.scoring import ScoringJob
+from pipeline.job.sinks import PublishShards, ScoredSink
 from schemas.bundle import MANIFEST_FILE
 from schemas.output import (
     ERROR_FILES,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.preprocessing import (
+from pipeline.model.preprocessing import (
     OOV_ID,
     PAD_ID,
     EncodedBatch,

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.bundle import Bundle
 from pipeline.cli import app
+from pipeline.model.bundle import Bundle
 from tests.conftest import make_reviews
 
 runner = CliRunner()

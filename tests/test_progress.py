@@ -1,4 +1,4 @@
-"""Progress with an end: one module (pipeline/progress.py) says how far every long step is, as a bar
+"""Progress with an end: one module (pipeline/model/progress.py) says how far every long step is, as a bar
 on a terminal or a plain line at most once per interval elsewhere, with the total, the percentage,
 the rate and the time left; a local run's workers add their counts to one channel the launcher sums.
 Every clock here is a fake one: nothing sleeps and nothing is timed."""
@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
-import pipeline.progress
-from pipeline.explain import occlusion
-from pipeline.explain.occlusion import Occlusion
-from pipeline.progress import (
+import pipeline.model.progress
+from pipeline.model.explain import occlusion
+from pipeline.model.explain.occlusion import Occlusion
+from pipeline.model.progress import (
     BYTES,
     EPOCHS,
     Display,
@@ -146,7 +146,7 @@ def test_on_a_terminal_a_bar_with_the_same_figures(lines):
 
 
 def test_report_progress_yields_the_callable_a_download_or_an_evaluation_reports_to(lines, monkeypatch):
-    monkeypatch.setattr(pipeline.progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(pipeline.model.progress, "PROGRESS_EVERY_SECONDS", 0.0)
     with report_progress("evaluating", terminal=False) as progress:
         progress(10, 30)
         progress(30, 30)
@@ -208,12 +208,12 @@ def test_occlusion_counts_the_reviews_it_explains_chunk_by_chunk(monkeypatch):
 def test_a_local_run_shows_the_jobs_totals_for_scoring_and_explanations(tiny_bundle, tmp_path, monkeypatch, lines):
     """With a zero interval every count the launcher reads logs a line. Scoring reaches the job's
     total (a review that fails counts as handled); explanations end with what they explained."""
-    import pipeline.job
-    from pipeline.engines.base import ScorerSettings
-    from pipeline.explain.explainer import ExplainSettings
-    from pipeline.job import ScoringJob, run_scoring
+    import pipeline.job.scoring
+    from pipeline.job.scoring import ScoringJob, run_scoring
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.explain.explainer import ExplainSettings
 
-    monkeypatch.setattr(pipeline.job, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(pipeline.job.scoring, "PROGRESS_EVERY_SECONDS", 0.0)
     texts = [t for t, _ in make_reviews(39, seed=41)] + ["   "]  # one review with no words fails
     pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet")
     job = ScoringJob(
@@ -241,7 +241,7 @@ def test_training_says_epoch_k_of_n_batches_within_it_and_the_time_left_by_the_m
     pytest.importorskip("keras")
     from training.train import EpochProgress
 
-    monkeypatch.setattr(pipeline.progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(pipeline.model.progress, "PROGRESS_EVERY_SECONDS", 0.0)
     clock = Clock()
     callback = EpochProgress(4, clock=clock, terminal=False)
     callback.set_params({"epochs": 4, "steps": 10})

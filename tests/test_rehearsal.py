@@ -43,7 +43,7 @@ from deploy.rehearsal.policy import policy_checks
 from deploy.rehearsal.rehearse import template_parameters
 from deploy.rehearsal.services import MetadataServer, Processes, loopback_env
 from deploy.rehearsal.storage import Bucket
-from pipeline.verdict import RunPolicy, judge
+from pipeline.job.verdict import RunPolicy, judge
 from schemas.output_names import ERROR_FILES, REPORT_FILE, SUMMARY_FILE
 from schemas.summary import Drift, DriftCheck, RunSummary
 

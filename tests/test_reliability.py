@@ -148,7 +148,7 @@ def break_format(bundle: Path):
 
 
 def break_vocabulary_fit(bundle: Path):
-    from pipeline.bundle import sha256_file
+    from pipeline.model.bundle import sha256_file
 
     vocab = json.loads((bundle / "vocab.json").read_text())
     (bundle / "vocab.json").write_text(json.dumps({**vocab, "tokens": vocab["tokens"][:-2]}))

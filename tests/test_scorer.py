@@ -9,14 +9,14 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.calibration import Calibration, class_probabilities, logit
-from pipeline.engines.base import ScorerSettings
-from pipeline.engines.calibrated import make_scorer
-from pipeline.engines.keras_engine import KerasScorer
-from pipeline.engines.onnx_engine import OnnxScorer
-from pipeline.engines.plan import UnsupportedModel, plan_model
-from pipeline.engines.registry import ENGINES
-from pipeline.engines.xla import CompiledScorer, check_against_keras, compile_plan
+from pipeline.model.calibration import Calibration, class_probabilities, logit
+from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.engines.calibrated import make_scorer
+from pipeline.model.engines.keras_engine import KerasScorer
+from pipeline.model.engines.onnx_engine import OnnxScorer
+from pipeline.model.engines.plan import UnsupportedModel, plan_model
+from pipeline.model.engines.registry import ENGINES
+from pipeline.model.engines.xla import CompiledScorer, check_against_keras, compile_plan
 from training.architectures import ARCHITECTURES
 from training.onnx_export import export_onnx
 
@@ -139,8 +139,8 @@ def test_calibrated_scores_agree_across_engines(name, classes, calibration):
 
 
 def test_asking_for_xla_on_a_model_it_cannot_reproduce_is_a_configuration_error():
-    from pipeline.bundle import BundleError
-    from pipeline.job import check_compilable
+    from pipeline.job.scoring import check_compilable
+    from pipeline.model.bundle import BundleError
 
     with pytest.raises(BundleError, match="--engine xla cannot score this model"):
         check_compilable(random_model("cnn-lstm"))

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.calibration import logit
 from pipeline.cli import app
+from pipeline.model.calibration import logit
 from schemas.output import ERROR_FILES, ERROR_SCHEMA, MANIFEST_METADATA_KEY, SUMMARY_FILE
 
 runner = CliRunner()

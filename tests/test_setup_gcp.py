@@ -361,7 +361,7 @@ def test_base_images_pinned_by_digest_pass_the_check_and_empty_digests_are_refus
 
 
 def test_a_dataflow_launch_names_its_image_whatever_the_environment_holds(monkeypatch):
-    from pipeline.job import LaunchError, with_worker_image
+    from pipeline.job.scoring import LaunchError, with_worker_image
 
     monkeypatch.setenv("REVIEWSCORE_IMAGE", f"{REPOSITORY}:old")
     with pytest.raises(LaunchError, match="--sdk_container_image=REPOSITORY@sha256"):

@@ -16,18 +16,18 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from pipeline.explain.explainer import ExplainSettings, ExplanationStatistics
-from pipeline.labels import Labels
-from pipeline.lineage import JOB_ID_VARIABLE
-from pipeline.monitoring import summarize as summary_step
-from pipeline.monitoring.report import render_report
-from pipeline.monitoring.statistics import Statistics
-from pipeline.monitoring.summarize import RunContext, Summarize
-from pipeline.monitoring.training_profile import TrainingProfile
-from pipeline.preprocessing import EncodedBatch
-from pipeline.sinks import ScoredSink, WriteSummary, read_summary
-from pipeline.tallies import RunTally, add_tallies, engine_tally_key, failed_tally
-from pipeline.verdict import RunPolicy, judge
+from pipeline.job import summarize as summary_step
+from pipeline.job.lineage import JOB_ID_VARIABLE
+from pipeline.job.report import render_report
+from pipeline.job.sinks import ScoredSink, WriteSummary, read_summary
+from pipeline.job.summarize import RunContext, Summarize
+from pipeline.job.tallies import RunTally, add_tallies, engine_tally_key, failed_tally
+from pipeline.job.verdict import RunPolicy, judge
+from pipeline.model.explain.explainer import ExplainSettings, ExplanationStatistics
+from pipeline.model.labels import Labels
+from pipeline.model.monitoring.statistics import Statistics
+from pipeline.model.monitoring.training_profile import TrainingProfile
+from pipeline.model.preprocessing import EncodedBatch
 from schemas.output import REPORT_FILE, SUMMARY_FILE
 from schemas.summary import (
     ClassWords,
@@ -130,9 +130,9 @@ def test_words_are_ranked_by_what_they_do_not_by_how_often_they_occur():
     """A word in few reviews with a strong weight ranks above a word in every review with a weak one (counting
     how often a word is among a review's strongest ranked "the" first); a word in too few reviews, or pulling
     against the label, is not ranked. The batches add up as the run's combine adds them."""
-    from pipeline.explain.explainer import Explained
-    from pipeline.explain.integrated_gradients import Attributions
-    from pipeline.tallies import EXPLANATIONS
+    from pipeline.job.tallies import EXPLANATIONS
+    from pipeline.model.explain.explainer import Explained
+    from pipeline.model.explain.integrated_gradients import Attributions
 
     def review(i: int) -> list[tuple[str, float]]:
         words = [("the", 0.3), ("film", 0.1), ("plot", -0.2)]

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.options import JOB_OPTIONS, OPTIONS, decimal_patterns, integer_patterns, parse_template_args
+from pipeline.job.options import JOB_OPTIONS, OPTIONS, decimal_patterns, integer_patterns, parse_template_args
 
 ROOT = Path(__file__).resolve().parent.parent
 NUMBERS = [option for option in JOB_OPTIONS if option.type in (int, float)]

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import train as train_command
-from pipeline.preprocessing import PreprocessingConfig, as_string_array, tokenize
+from pipeline.model.preprocessing import PreprocessingConfig, as_string_array, tokenize
 from training.calibration_fit import choose_and_fit, labels_for
 from training.config import TrainingConfig, default_bundle_name
 from training.datasets import LabelledReviews

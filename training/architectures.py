@@ -104,7 +104,7 @@ def _lstm_recurrent_dropout(x):
 def _cnn_lstm(x):
     from keras import layers
 
-    from pipeline.layers import MaskedConv1D, MaskedMaxPooling1D
+    from pipeline.model.layers import MaskedConv1D, MaskedMaxPooling1D
 
     x = MaskedConv1D(filters=32, kernel_size=3, activation="relu")(x)
     x = MaskedMaxPooling1D(pool_size=2)(x)
@@ -119,7 +119,7 @@ def _bilstm_pool(x):
     """
     from keras import layers
 
-    from pipeline.layers import MaskedGlobalMaxPooling1D
+    from pipeline.model.layers import MaskedGlobalMaxPooling1D
 
     x = layers.Dropout(0.25)(x)
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)
@@ -132,7 +132,7 @@ def _bilstm_pool_short(x):
     gives the classifier few words to spread its trust over."""
     from keras import layers
 
-    from pipeline.layers import MaskedGlobalMaxPooling1D
+    from pipeline.model.layers import MaskedGlobalMaxPooling1D
 
     x = layers.Dropout(0.5)(x)
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.calibration import Calibration, class_logits
-from pipeline.labels import Labels
+from pipeline.model.calibration import Calibration, class_logits
+from pipeline.model.labels import Labels
 from schemas.bundle import BINARY_CLASS_NAMES, default_score_label
 
 ECE_BINS = 15

@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-import pipeline.layers  # noqa: F401  (quiets TensorFlow, registers layers)
-from pipeline.bundle import Bundle, BundleError
+import pipeline.model.layers  # noqa: F401  (quiets TensorFlow, registers layers)
+from pipeline.model.bundle import Bundle, BundleError
 from schemas.bundle import METRICS_FILE
 from training.architectures import ARCHITECTURES
 from training.config import TrainingConfig

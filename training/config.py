@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.cache import DEFAULT_CACHE_DIR
+from pipeline.model.cache import DEFAULT_CACHE_DIR
 from schemas.bundle import BINARY_CLASS_NAMES
 from schemas.output_names import LABEL, TEXT
 

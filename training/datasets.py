@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pipeline.preprocessing import as_string_array
+from pipeline.model.preprocessing import as_string_array
 from schemas.bundle import BINARY_CLASS_NAMES
 from schemas.output_names import LABEL, TEXT
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.preprocessing import EncodedBatch
+from pipeline.model.preprocessing import EncodedBatch
 from training.teacher import Teacher
 
 __all__ = ["Targets", "distilled_targets", "label_targets", "one_hot"]

@@ -6,7 +6,7 @@ Everything takes (rows, classes) probabilities and the bundle's `Labels`: accura
 per-class precision and recall, the KxK confusion matrix; the mean absolute class error when the
 classes are ordered; ROC AUC when the score is one class's probability (binary bundles).
 
-`evaluate`'s plots are SVG from the run report's chart module (`pipeline/monitoring/charts.py`), so
+`evaluate`'s plots are SVG from the run report's chart module (`pipeline/model/monitoring/charts.py`), so
 evaluating needs no plotting library and runs in the scoring install; only training's own history
 plot uses matplotlib, which the `train` extra brings.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -26,12 +25,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.engines.length_order import DEFAULT_MAX_BATCH_SIZE
-from pipeline.labels import Labels
-from pipeline.locations import OutputError
-from pipeline.locations import check_output as check_folder
-from pipeline.monitoring import charts
-from pipeline.monitoring.report import HISTOGRAM_BINS
+from pipeline.model.engines.length_order import DEFAULT_MAX_BATCH_SIZE
+from pipeline.model.labels import Labels
+from pipeline.model.monitoring import charts
+from pipeline.model.monitoring.charts import HISTOGRAM_BINS
 from schemas.bundle import METRICS_FILE
 from schemas.output_names import (
     CONFUSION_PLOT_FILE,
@@ -180,22 +177,25 @@ def evaluate_bundle(
     id_column: str,
     overwrite: bool = False,
     progress: Progress | None = None,
+    check_output: Callable[[Path, bool], None] | None = None,
 ) -> Evaluation:
     """Score labelled reviews with a bundle (same encoder and engines as the pipeline) and report.
 
     `inputs` as `score` takes them: files, folders and globs (`labelled_inputs`); an aclImdb root folder
     is read for its test/ part: evaluation is what the test split is for. Every check a user can fail
     runs first, in the order a user meets them: the inputs exist, the output folder can take the files
-    (OutputError), the bundle opens (BundleError), the labels are the bundle's classes
+    (`check_output(output, overwrite)`, the caller's rule for folders: the CLI's is the job's), the
+    bundle opens (BundleError), the labels are the bundle's classes
     (DatasetError); only then is the model loaded. Nothing is written until everything is computed,
     so a failed evaluation leaves the output folder as it was.
     """
-    from pipeline.bundle import open_bundle
-    from pipeline.engines.base import ScorerSettings
-    from pipeline.engines.calibrated import bundle_scorer
+    from pipeline.model.bundle import open_bundle
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import bundle_scorer
 
     paths = labelled_inputs(inputs)
-    check_output(output, overwrite)
+    if check_output is not None:
+        check_output(output, overwrite)
     bundle = open_bundle(model)
     names = Labels.of(bundle.manifest)
     sources, ids = read_labelled(paths, text_column, label_column, id_column, names.class_names)
@@ -238,20 +238,6 @@ def score_in_chunks(score: Callable[[pa.Array], np.ndarray], texts: pa.Array, pr
         if progress is not None:
             progress(min(start + DEFAULT_MAX_BATCH_SIZE, total), total)
     return np.concatenate(parts)
-
-
-def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an output that is a file, a non-empty folder unless overwrite (the job's own check, with
-    evaluate's file names as what --overwrite replaces), and a folder that cannot be written or
-    created; creates nothing (the files are written at the end, `write_evaluation`)."""
-    check_folder(str(output), overwrite, EVALUATION_FILES, "evaluation")
-    if output.is_dir():
-        if not os.access(output, os.W_OK | os.X_OK):
-            raise OutputError(f"output folder {output} is not writable; choose another --output")
-        return
-    parent = next(folder for folder in output.absolute().parents if folder.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot create output folder {output}: {parent} is not a writable folder")
 
 
 def write_evaluation(output: Path, files: dict[str, str], predictions: pa.Table, overwrite: bool) -> None:

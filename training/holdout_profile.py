@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.bundle import Bundle, add_profile, check_can_write
-from pipeline.engines.base import ScorerSettings
-from pipeline.engines.calibrated import bundle_scorer
-from pipeline.labels import Labels
-from pipeline.monitoring.training_profile import TrainingProfile
+from pipeline.model.bundle import Bundle, add_profile, check_can_write
+from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.engines.calibrated import bundle_scorer
+from pipeline.model.labels import Labels
+from pipeline.model.monitoring.training_profile import TrainingProfile
 from schemas.bundle import PROFILE_FILE
 from schemas.output_names import LABEL, TEXT
 from training.datasets import DatasetError, load_sources, load_texts

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pipeline.preprocessing import EncodedBatch, pad_rows
+from pipeline.model.preprocessing import EncodedBatch, pad_rows
 
 POOL_BATCHES = 50
 

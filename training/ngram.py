@@ -6,7 +6,7 @@ name, "7/10"), and its mistakes are not the BiLSTM's: their combination is bette
 which is why the teacher has one. It is never deployed (scoring stays one network on compiled
 engines), so scikit-learn is a training dependency only.
 
-It reads the same tokens as the network (`pipeline.preprocessing.tokenize`), so the teacher and
+It reads the same tokens as the network (`pipeline.model.preprocessing.tokenize`), so the teacher and
 the student see one cleaning. With two classes each n-gram's presence is scaled by its log-count
 ratio between the classes (the "NB" of NB-LR) before a logistic regression; with more classes a
 multinomial logistic regression reads the plain presence features (the ratio is a two-class

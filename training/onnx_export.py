@@ -1,7 +1,7 @@
 """Writing a trained model as ONNX, so that scoring needs ONNX Runtime instead of TensorFlow.
 
 Done once, at training time (or by `reviewscore export-onnx` for an older bundle), from the same
-RecurrentPlan the XLA engine is built from, and with the same arithmetic (`pipeline/engines/xla.py`):
+RecurrentPlan the XLA engine is built from, and with the same arithmetic (`pipeline/model/engines/xla.py`):
 - each direction's input projection is folded into a lookup table, `embedding @ kernel + bias`,
   written as constant nodes that ONNX Runtime folds once when its InferenceSession loads, so the file
   holds only the embedding and every step only gathers a row of the table;
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.bundle import Bundle, BundleError, check_can_write, list_added_files, replace_file
-from pipeline.engines.onnx_engine import OnnxScorer
-from pipeline.engines.plan import RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
-from pipeline.layers import BELOW_ANY_VALUE
+from pipeline.model.bundle import Bundle, BundleError, check_can_write, list_added_files, replace_file
+from pipeline.model.engines.onnx_engine import OnnxScorer
+from pipeline.model.engines.plan import RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
+from pipeline.model.layers import BELOW_ANY_VALUE
 from schemas.bundle import OCCLUSION_FILE, ONNX_FILE, ONNX_FILES
 
 OPSET = 18
@@ -277,7 +277,7 @@ def _readout(plan: RecurrentPlan) -> list:
 
 def occlusion_model(plan: RecurrentPlan):
     """The plan's recurrence with its states open, as an onnx.ModelProto: what exact occlusion reuses
-    (pipeline/explain/occlusion.py).
+    (pipeline/model/explain/occlusion.py).
 
     Each row carries one job per direction, each from its own state: `ids{d}` (batch, time) int32,
     the tokens direction d reads, in the order it reads them, right-padded with 0; `h{d}`, `c{d}`
@@ -435,7 +435,7 @@ def export_onnx(model, path: Path, occlusion_path: Path | None = None) -> dict[s
 def occlusion_difference_to_scoring(scorer: OnnxScorer, vocabulary: int, seed: int = 0) -> float:
     """Largest |logit difference| between model.onnx and its occlusion graph on the probe reviews read
     whole from the zero state (their parts summed): the same model, or not."""
-    from pipeline.explain.occlusion import full_pass_logits
+    from pipeline.model.explain.occlusion import full_pass_logits
 
     rng = np.random.default_rng(seed)
     probe = [
@@ -446,7 +446,7 @@ def occlusion_difference_to_scoring(scorer: OnnxScorer, vocabulary: int, seed: i
 
 def write_onnx(model, folder: Path) -> dict[str, Any]:
     """Export model.onnx into a bundle folder; the manifest's `onnx` entry (why not, if it cannot).
-    `pipeline.bundle.write_bundle` is given this function: pipeline never imports training."""
+    `pipeline.model.bundle.write_bundle` is given this function: pipeline never imports training."""
     try:
         return export_onnx(model, folder / ONNX_FILE, folder / OCCLUSION_FILE)
     except UnsupportedModel as e:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.preprocessing import RESERVED_IDS, Vocabulary
+from pipeline.model.preprocessing import RESERVED_IDS, Vocabulary
 from training.config import WordVectorSettings
 
 

@@ -23,15 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import log_softmax
 
-from pipeline.bundle import Bundle, write_bundle
-from pipeline.calibration import Calibration
-from pipeline.engines.base import ScorerSettings
-from pipeline.engines.calibrated import make_scorer
-from pipeline.engines.length_order import available_cores
-from pipeline.labels import Labels
-from pipeline.monitoring.training_profile import TrainingProfile
-from pipeline.preprocessing import EncodedBatch, PreprocessingConfig, TextEncoder, Vocabulary, tokenize
-from pipeline.progress import EPOCHS, Display, Step
+from pipeline.model.bundle import Bundle, write_bundle
+from pipeline.model.calibration import Calibration
+from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.engines.calibrated import make_scorer
+from pipeline.model.engines.length_order import available_cores
+from pipeline.model.labels import Labels
+from pipeline.model.monitoring.training_profile import TrainingProfile
+from pipeline.model.preprocessing import EncodedBatch, PreprocessingConfig, TextEncoder, Vocabulary, tokenize
+from pipeline.model.progress import EPOCHS, Display, Step
 from schemas.bundle import CALIBRATION_FILE, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
 from training.architectures import Architecture, get_architecture, loss_for
 from training.calibration_fit import calibration_metrics, choose_and_fit, labels_for

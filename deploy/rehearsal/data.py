@@ -3,8 +3,8 @@
 The reviews are real text from `--reviews PARQUET` (its `text` column, cycled if it holds fewer)
 or deterministic synthetic ones, so that a fresh machine needs no data. They are written as a job
 finds them in a bucket: Parquet parts with several row groups each, and a folder of `*.txt` review
-files, all under one input folder. The bad records are the kinds pipeline/sources.py and
-pipeline/graph.py account for record by record, each a known number of times:
+files, all under one input folder. The bad records are the kinds pipeline/job/sources.py and
+pipeline/job/graph.py account for record by record, each a known number of times:
 
 - read: null texts; the rows of a Parquet row group whose page header is broken (the file's footer
   is intact, so the launch accepts it, and the workers fail that group's rows one by one);

@@ -209,7 +209,7 @@ def submit_flex(setup: Setup, name: str, parameters: dict[str, str]) -> Outcome:
     code, output, _ = run_to_exit(setup, name, flex_command(setup, parameters, f"reviewscore-{name}"), SUBMIT_SECONDS)
     submitted = time.monotonic() - started
     # flex_main prints {"submitted": true, "job_id": ...}; under PortableRunner its job_id is null
-    # (pipeline/job.py `launched` asks the result for job_id(), which Beam's portable result lacks).
+    # (pipeline/job/scoring.py `launched` asks the result for job_id(), which Beam's portable result lacks).
     job_id = (submitted_job_id(output) or setup.jobs.job_id(f"reviewscore-{name}")) if code == 0 else None
     if job_id is None:
         why = "did not return" if code is None else f"exited with code {code}"

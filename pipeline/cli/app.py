@@ -13,8 +13,8 @@ import pipeline
 from pipeline.cli import data, evaluate, explain, export_onnx, info, profile, score, train
 from pipeline.cli.common import exit_without_teardown, quiet_logging, say
 from pipeline.cli.help_style import HELP_OPTIONS, Command
-from pipeline.extras import MissingExtra, missing_extra
-from pipeline.local_run import Interrupted, Stopped, raise_on_stop_signals
+from pipeline.job.local_run import Interrupted, Stopped, raise_on_stop_signals
+from pipeline.model.extras import MissingExtra, missing_extra
 from schemas.exit_codes import EXIT_CONFIG_ERROR
 
 app = typer.Typer(

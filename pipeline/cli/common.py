@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-import pipeline
-from pipeline.options import DEFAULT_MODEL, default_model
+from pipeline.job.options import DEFAULT_MODEL, default_model
+from pipeline.model.native_log import quiet_tensorflow
 from schemas.exit_codes import EXIT_CONFIG_ERROR
 
 __all__ = [
@@ -72,7 +72,7 @@ def in_callers_words(message: str) -> str:
 
 
 def model_or_default(model: str) -> str:
-    """`--model` as given; the default bundle where this install has it (pipeline/options.py,
+    """`--model` as given; the default bundle where this install has it (pipeline/job/options.py,
     `default_model`), which the run's lineage then records; otherwise one line saying where it is."""
     if model != DEFAULT_MODEL:
         return model
@@ -106,12 +106,11 @@ def quiet_logging(verbose: bool) -> None:
 
     The app applies it (quiet) before every command, and a command with --verbose again with its
     value; both run before TensorFlow or Beam is imported, so TensorFlow's native log level
-    (pipeline/__init__.py, which also holds its load-time lines to it) takes effect, in this process
-    and in the worker processes that inherit its environment. Keras warns through Python's warnings
+    (`native_log.quiet_tensorflow`, which also holds its load-time lines to it) takes effect, in this
+    process and in the worker processes that inherit its environment. Keras warns through Python's warnings
     (e.g. that `shuffle` does nothing for a tf.data dataset), which are not a user's to act on.
     """
-    if not pipeline.TF_LOG_LEVEL_CHOSEN_BY_USER:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else pipeline.QUIET_TF_LOG_LEVEL
+    quiet_tensorflow(verbose)
     warnings.filterwarnings("default" if verbose else "ignore", module=r"(keras|tensorflow|absl)(\.|$)")
     logging.getLogger().setLevel(logging.INFO if verbose else logging.ERROR)
     progress = logging.getLogger("reviewscore")

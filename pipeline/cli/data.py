@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import console, errors, fail, link
-from pipeline.progress import BYTES, Display, Step
+from pipeline.model.progress import BYTES, Display, Step
 from training.public_data import DATASETS, DOWNLOADS, PublicDataError, prepare
 
 # An Enum so --help lists the datasets; the catalogue imports no pyarrow.
@@ -21,7 +21,7 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class DownloadReport:
-    """Download progress on stderr, as every long step shows it (pipeline/progress.py): a bar with the
+    """Download progress on stderr, as every long step shows it (pipeline/model/progress.py): a bar with the
     bytes of the total, rate and time left in a terminal; elsewhere (logs, CI) a plain line every few
     seconds, since a redrawn bar there is either invisible or a flood of lines."""
 

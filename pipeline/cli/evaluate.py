@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -71,16 +72,16 @@ def evaluate(
     warn when the reviews overlap the bundle's training data."""
     quiet_logging(verbose)
     model = model_or_default(model)
-    from pipeline.bundle import BundleError
-    from pipeline.locations import OutputError
-    from pipeline.progress import report_progress
+    from pipeline.job.locations import OutputError
+    from pipeline.model.bundle import BundleError
+    from pipeline.model.progress import report_progress
     from training.datasets import DatasetError
     from training.evaluation import evaluate_bundle
 
     try:
         with report_progress("evaluating") as progress:
             evaluation = evaluate_bundle(
-                model, inputs, output, text_column, label_column, id_column, overwrite, progress
+                model, inputs, output, text_column, label_column, id_column, overwrite, progress, check_output
             )
     except (BundleError, DatasetError, OutputError) as e:
         fail(str(e))
@@ -126,3 +127,21 @@ def confusion_table(metrics: dict) -> Table:
     for name, row in zip(names, metrics["confusion_matrix"]["values"], strict=True):
         table.add_row(name, *(f"[bold]{n:,}[/]" if i == names.index(name) else f"{n:,}" for i, n in enumerate(row)))
     return table
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, a non-empty folder unless overwrite (the job's own check, with
+    evaluate's file names as what --overwrite replaces), and a folder that cannot be written or
+    created; creates nothing (the files are written at the end)."""
+    from pipeline.job.locations import OutputError
+    from pipeline.job.locations import check_output as check_folder
+    from training.evaluation import EVALUATION_FILES
+
+    check_folder(str(output), overwrite, EVALUATION_FILES, "evaluation")
+    if output.is_dir():
+        if not os.access(output, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder {output} is not writable; choose another --output")
+        return
+    parent = next(folder for folder in output.absolute().parents if folder.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create output folder {output}: {parent} is not a writable folder")

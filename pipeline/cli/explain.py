@@ -11,10 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, fail, model_or_default, quiet_logging
-from pipeline.explain import COMPLETENESS_TOLERANCE, MOST_STEPS, STEPS
-from pipeline.explain import METHODS as EXPLAIN_METHODS
+from pipeline.model.explain import COMPLETENESS_TOLERANCE, MOST_STEPS, STEPS
+from pipeline.model.explain import METHODS as EXPLAIN_METHODS
 
-# An Enum so --help lists the choices; pipeline.explain is cheap to import (no TensorFlow, no Beam).
+# An Enum so --help lists the choices; pipeline.model.explain is cheap to import (no TensorFlow, no Beam).
 ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in EXPLAIN_METHODS])
 DEFAULT_EXPLAIN_METHOD = ExplainMethod(EXPLAIN_METHODS[0])
 STEPS_HELP = (
@@ -44,14 +44,21 @@ def explain(
     so occlusion needs no TensorFlow; integrated gradients load it."""
     quiet_logging(verbose)
     model = model_or_default(model)
-    from pipeline.bundle import BundleError, open_bundle
-    from pipeline.engines.base import ScorerSettings
-    from pipeline.engines.calibrated import bundle_scorer
-    from pipeline.explain.explainer import Explainer, ExplainSettings, ExplainUnavailable, explain_review, word_weights
-    from pipeline.labels import Labels
+    from pipeline.job.locations import read_file
+    from pipeline.model.bundle import BundleError, open_bundle
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import bundle_scorer
+    from pipeline.model.explain.explainer import (
+        Explainer,
+        ExplainSettings,
+        ExplainUnavailable,
+        explain_review,
+        word_weights,
+    )
+    from pipeline.model.labels import Labels
 
     try:
-        bundle = open_bundle(model)
+        bundle = open_bundle(model, read_file)
         encoded, words = bundle.encoder.encode_words([text])
         if not len(encoded.ids):
             fail("the text has no words left after cleaning")
@@ -108,7 +115,7 @@ def verdict(labels, probabilities: np.ndarray, predicted: int) -> str:
 def highlighted(words: list[str], weights: np.ndarray) -> Text:
     """The review's words coloured by the sign of their word's weight (summed over its occurrences),
     bolder the stronger."""
-    from pipeline.explain.explainer import word_weights
+    from pipeline.model.explain.explainer import word_weights
 
     totals = dict(word_weights(words, weights))
     strongest = max((abs(v) for v in totals.values()), default=0.0) or 1.0

@@ -24,7 +24,7 @@ def export_onnx(
     reuses them instead of re-scoring every occluded review. A bundle that has them is left as it
     is unless --force; the same weights always give the same bytes."""
     quiet_logging(verbose)
-    from pipeline.bundle import Bundle, BundleError, check_can_write
+    from pipeline.model.bundle import Bundle, BundleError, check_can_write
 
     try:
         opened = Bundle.open(bundle)

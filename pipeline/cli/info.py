@@ -17,10 +17,11 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON instead of a table.")] = False,
 ) -> None:
     """Describe a model bundle: architecture, vocabulary, preprocessing, metrics, data and checksums."""
-    from pipeline.bundle import BundleError, open_bundle
+    from pipeline.job.locations import read_file
+    from pipeline.model.bundle import BundleError, open_bundle
 
     try:
-        opened = open_bundle(bundle)
+        opened = open_bundle(bundle, read_file)
     except BundleError as e:
         fail(str(e))
     manifest = opened.manifest
@@ -75,8 +76,8 @@ def _describe_profile(profile) -> str:
 def _engine_for(bundle) -> str:
     """Which engines can score the bundle, from its manifest and the engine registry (no model is
     loaded: info stays instant)."""
-    from pipeline.engines.choice import auto_ladder
-    from pipeline.engines.registry import ENGINES
+    from pipeline.model.engines.choice import auto_ladder
+    from pipeline.model.engines.registry import ENGINES
 
     files = bundle.manifest.files
     ladder = auto_ladder()

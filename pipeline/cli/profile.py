@@ -31,7 +31,7 @@ def profile(
 
     A bundle that has a profile is left as it is unless --force; the same data always gives the same bytes."""
     quiet_logging(verbose)
-    from pipeline.bundle import BundleError
+    from pipeline.model.bundle import BundleError
     from training.datasets import DatasetError
     from training.holdout_profile import profile_bundle
 

@@ -1,6 +1,6 @@
-"""`reviewscore score`: launch a scoring job (pipeline/job.py) and print what it did.
+"""`reviewscore score`: launch a scoring job (pipeline/job/scoring.py) and print what it did.
 
-Its options are not declared here: they are pipeline/options.py's JOB_OPTIONS, the one table the
+Its options are not declared here: they are pipeline/job/options.py's JOB_OPTIONS, the one table the
 Flex Template reads too, turned into Typer parameters by `score_parameters`.
 """
 
@@ -15,9 +15,9 @@ from rich.table import Table
 
 import pipeline
 from pipeline.cli.common import Verbose, console, errors, fail, link, model_or_default, quiet_logging
-from pipeline.locations import EARLY_ERRORS, JobPaths, check_early
-from pipeline.options import JOB_OPTIONS, REQUIRED
-from pipeline.verdict import drifted_checks
+from pipeline.job.locations import EARLY_ERRORS, JobPaths, check_early
+from pipeline.job.options import JOB_OPTIONS, REQUIRED
+from pipeline.job.verdict import drifted_checks
 from schemas.exit_codes import EXIT_JOB_FAILED
 from schemas.output_names import ERROR_FILES, SCORED_FILES
 from schemas.summary import DRIFTED, INSUFFICIENT, OK, Drift, RunSummary
@@ -32,7 +32,7 @@ def score(ctx: typer.Context, verbose: bool, **values) -> None:
         check_early(JobPaths(values["input"], values["output"], values["model"]), values["overwrite"])
     except EARLY_ERRORS as e:
         fail(str(e))
-    from pipeline.job import CONFIG_ERRORS, DryRun, JobDescribed, JobSubmitted, ScoringJob, run_scoring
+    from pipeline.job.scoring import CONFIG_ERRORS, DryRun, JobDescribed, JobSubmitted, ScoringJob, run_scoring
 
     job = ScoringJob.from_options(values, (ctx.obj or {}).get("beam_args", []), started=pipeline.STARTED)
     try:
@@ -70,7 +70,7 @@ def score(ctx: typer.Context, verbose: bool, **values) -> None:
 
 
 def score_parameters() -> list[inspect.Parameter]:
-    """`score`'s Typer parameters, one per job option (pipeline/options.py), plus the terminal's own."""
+    """`score`'s Typer parameters, one per job option (pipeline/job/options.py), plus the terminal's own."""
     parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     for option in JOB_OPTIONS:
         annotation: Any = option.type

@@ -1,0 +1,178 @@
+"""The RunInference ModelHandler for reviewscore bundles.
+
+Like Beam's own handlers, it only knows how to load a model and run it on a batch; the pipeline
+never sees how. RunInference calls `load_model` once per worker process and shares the result
+between the process's threads (Beam's `shared.Shared`), so a worker holds one copy of the model.
+
+Each element is already a batch (EncodedReviews: up to `max_batch_size` reviews read together), so
+RunInference's own batching is set to one element per call; the scorer (`pipeline/model/engines/`)
+sorts the batch's reviews by length and runs the model on slices of `settings.batch_size`. Sorting
+here rather than in Beam: Beam 2.77's `batch_length_fn` only buckets on the stateful,
+streaming-oriented path (it needs `max_batch_duration_secs`), and SortAndBatchElements buffers a
+whole bundle in memory. With masking, padding never changes a score, so the result is the same as
+scoring every review alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from pipeline.job.metrics import NAMESPACE
+from pipeline.job.sources import ReviewBatch
+from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.explain.explainer import Explained, ExplainSettings
+from pipeline.model.labels import Labels
+from pipeline.model.preprocessing import EncodedBatch
+from pipeline.model.progress import WorkerCount
+
+if TYPE_CHECKING:
+    from pipeline.model.explain.explainer import Explainer
+
+log = logging.getLogger("reviewscore")
+
+
+def engine_metric(engine: str) -> str:
+    """Counter of the reviews `engine` scored, for the runner's live metrics (Dataflow's job page); the
+    summary counts engines in the pipeline itself (pipeline/job/tallies.py, ENGINE_PREFIX)."""
+    return f"reviews_scored_by_{engine}"
+
+
+class EncodedReviews(NamedTuple):
+    reviews: ReviewBatch
+    ids: EncodedBatch
+    """The rows' token ids, flat with offsets: Beam pickles elements to estimate their size, and two
+    arrays pickle far faster than thousands of small ones (BENCHMARKS.md, "Profile: 50,000 reviews end
+    to end")."""
+    words: list[list[str]] | None = None
+    """The word each id stands for, per review explained (top_words names them)."""
+    explain_rows: np.ndarray | None = None
+    """The rows explained, when a sample (`words` are theirs); None: every row, if `words` is set."""
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """RunInference's result for one element: (rows, classes) probabilities, and explanations if asked."""
+
+    probabilities: np.ndarray
+    explained: Explained | None = None
+    engine: str = ""
+    """The engine that scored the batch, and why it was chosen: decided where the model loaded (on a
+    remote runner, the worker), so the summary reports what actually ran."""
+    engine_reason: str = ""
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    score: Any
+    """CalibratedScorer: a sequence of int32 id arrays to float32 (rows, classes) calibrated probabilities."""
+    labels: Labels
+    explain: Explainer | None = None
+    top_k: int = 0
+
+
+def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSettings | None = None) -> LoadedModel:
+    """The bundle's calibrated scorer on the engine `settings` name, loaded once per process.
+
+    The launcher loads it first, to report a model that cannot load as a configuration error before
+    any work starts; on a local runner the pipeline then runs in the same process and reuses it
+    instead of loading and compiling the model a second time.
+    """
+    explain = explain or ExplainSettings()
+    key = (bundle_uri, settings, explain)
+    if key not in _LOADED:
+        from pipeline.job.locations import read_file
+        from pipeline.model.bundle import open_bundle
+        from pipeline.model.engines.calibrated import bundle_scorer
+
+        started = time.monotonic()
+        bundle = open_bundle(bundle_uri, read_file)
+        scorer = bundle_scorer(bundle, settings)
+        explainer = None
+        if explain.active:
+            from pipeline.model.explain.explainer import Explainer
+
+            explainer = Explainer(bundle, explain, scorer.logits, recurrence=scorer.recurrence)
+        log.info(
+            "model %s loaded in %.1f s; engine %s%s%s",
+            bundle.model_version,
+            time.monotonic() - started,
+            scorer.engine,
+            f" ({scorer.reason})" if scorer.reason else "",
+            f"; explaining by {explain.describe()['method']} on {explain.runs_on(scorer.engine)}"
+            if explain.active
+            else "",
+        )
+        _LOADED[key] = LoadedModel(
+            bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.words_per_review
+        )
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple[str, ScorerSettings, ExplainSettings], LoadedModel] = {}
+
+
+class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedModel]):
+    def __init__(
+        self,
+        bundle_uri: str,
+        *,
+        settings: ScorerSettings | None = None,
+        explain: ExplainSettings | None = None,
+        explained: WorkerCount | None = None,
+    ):
+        # One element per call: each element is a batch of reviews read together, already as large
+        # as the job's --batch-size.
+        super().__init__(min_batch_size=1, max_batch_size=1)
+        self.bundle_uri = bundle_uri
+        self.settings = settings or ScorerSettings()
+        self.explain = explain or ExplainSettings()
+        self.explained = explained
+        """Counts the reviews explained as they are (explaining one batch can take minutes)."""
+
+    def load_model(self) -> LoadedModel:
+        return load_scorer(self.bundle_uri, self.settings, self.explain)
+
+    def run_inference(
+        self,
+        batch: Sequence[EncodedReviews],
+        model: LoadedModel,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        """One PredictionResult per element: a ScoredBatch of its probabilities (and explanations).
+
+        Explanations are computed after, and apart from, the scores: they never change one."""
+        results = []
+        for item in batch:
+            rows = item.ids.rows()
+            probabilities, logits = model.score.with_logits(rows)
+            Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc(len(item.ids))
+            explained = None
+            if model.explain is not None and item.words is not None:
+                explained = self._explain(model, rows, probabilities, logits, item)
+            scored = ScoredBatch(probabilities, explained, model.score.engine, model.score.reason)
+            results.append(PredictionResult(item, scored, model.version))
+        return results
+
+    def _explain(self, model: LoadedModel, rows, probabilities, logits, item: EncodedReviews) -> Explained:
+        """The batch's explanations: of every review, or of its sampled rows (`item.explain_rows`)."""
+        predicted = model.labels.predicted(probabilities)
+        chosen = item.explain_rows
+        if chosen is not None:
+            rows, predicted, logits = [rows[i] for i in chosen], predicted[chosen], logits[chosen]
+        attributions = model.explain(rows, predicted, logits, self.explained, item.words)
+        return Explained.of(item.words, attributions, model.top_k, chosen)
+
+    def get_num_bytes(self, batch: Sequence[EncodedReviews]) -> int:
+        return sum(item.ids.ids.nbytes for item in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return NAMESPACE
