@@ -353,7 +353,7 @@ class InputsLineage:
 
     Text files are recorded as the patterns that matched them and their count, not one name each: a
     folder may hold millions of review files, which the workers find again from the same patterns
-    (`pipeline/sources.py`). Parquet files are named one by one: the launch opens every one of them
+    (`pipeline/job/sources.py`). Parquet files are named one by one: the launch opens every one of them
     to read its schema, so there are as few as a launch can afford.
     """
 
@@ -420,7 +420,7 @@ class ModelLineage:
 class Lineage:
     """Where a run's rows came from and what made them, so a result can be traced and the run repeated.
 
-    Built once at launch (`pipeline/job.py`), written into every output file's Parquet metadata as it
+    Built once at launch (`pipeline/job/scoring.py`), written into every output file's Parquet metadata as it
     stands then, and finished by the summary step: the finishing time, the engine libraries that
     scored (read where they ran) and, on a remote runner, the job's id.
     """
@@ -428,7 +428,7 @@ class Lineage:
     inputs: InputsLineage
     model: ModelLineage
     options: dict[str, Any]
-    """Every job option's value by its name (`pipeline/options.py`), defaults included."""
+    """Every job option's value by its name (`pipeline/job/options.py`), defaults included."""
     versions: dict[str, str]
     """reviewscore, apache-beam, python, pyarrow, and the library of each engine that scored (onnxruntime,
     tensorflow), by package name."""
