@@ -1,5 +1,5 @@
 """Integrated gradients on real reviews: reviews/s and completeness error per number of steps
-(BENCHMARKS.md, "What explanations cost").
+(BENCHMARKS.md#occlusion-vs-ig).
 
     python benchmarks/attribution_cost.py --reviews 64 --steps 8,16,32,64 [--batch-size 32] [--cut 0]
 
@@ -9,7 +9,7 @@ IntegratedGradients at each step count (after one warm-up call, which compiles) 
 rate and the completeness error's mean, 95th percentile and maximum (--steps "" skips them).
 --cut N keeps only each review's first N tokens. --occlusion also times leave-one-word-out on the
 onnx engine (--threads of them), both ways: re-scoring each word's review and reusing the full pass
-(BENCHMARKS.md, "Explanations that reuse the full pass"), in CPU seconds and reviews/s.
+(BENCHMARKS.md#occlusion-cost), in CPU seconds and reviews/s.
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ RecurrentPlan the XLA engine is built from, and with the same arithmetic (`pipel
   Sigmoid, Tanh, Mul, Add) on the batch, with the directions stacked on a leading axis (ids, states,
   weights and tables), so each operator runs once a step for both: fewer, larger operations than one
   set per direction, and per-operator overhead is what bounds a step at these sizes (what that saves in
-  scoring and explaining: BENCHMARKS.md, "Both directions in one operator");
+  scoring and explaining: BENCHMARKS.md#levers);
 - the backward direction reads each review reversed within its own length (ReverseSequence), so
   padding always comes last and only the readout (masked max and mean, or the last real state)
   looks at the mask.
 ONNX's own LSTM operator computes the same, but slower: it projects every input step with a GEMM
-instead of a table lookup (BENCHMARKS.md, "The TensorFlow-free engine: what was tried"). Gates are
+instead of a table lookup (BENCHMARKS.md#onnx-graph). Gates are
 reordered (i, f, o, c) so one Sigmoid covers three of them.
 
 Before the file is kept, ONNX Runtime scores a probe batch of ragged lengths and must agree with

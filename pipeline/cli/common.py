@@ -148,7 +148,7 @@ def exit_without_teardown(code: int | str | None) -> NoReturn:
     """Exit at once: by now every output file is closed and published (or the command failed).
 
     Python's normal exit tears down TensorFlow, XLA and Beam's runner state, a cost paid after all
-    the work is done and large beside a small job's wall time (BENCHMARKS.md, "End to end, 50,000 reviews").
+    the work is done and large beside a small job's wall time (BENCHMARKS.md#levers).
     """
     if isinstance(code, str):
         errors.print(code)

@@ -99,7 +99,7 @@ class EncodeReviews(beam.DoFn):
     """A batch of reviews to token ids with the bundle's own encoder, in vectorized calls.
 
     The batch is split across one thread per core: the encoder's pyarrow kernels release the GIL,
-    and while this step runs the model's threads are idle (BENCHMARKS.md, "Levers: what each gave").
+    and while this step runs the model's threads are idle (BENCHMARKS.md#levers).
     A null text or a review with no token left after cleaning (empty, whitespace, only markup or
     punctuation) cannot be scored meaningfully: it becomes a failure. A review whose tokens are all
     unknown words is scored: the model was trained to see unknown ids.

@@ -4,7 +4,7 @@ Two mistakes would otherwise surface late. A local input, output or model path g
 runner (Dataflow) is accepted by the launcher and fails on the workers, after the job is queued and
 VMs have started; it is refused here, before anything launches. A `gs://` path that cannot be
 reached (no network, no such bucket, no permission, no credentials) makes the storage client retry
-for minutes and end in a traceback (BENCHMARKS.md, "Storage checks at launch"); here one request per
+for minutes and end in a traceback (BENCHMARKS.md#storage-checks); here one request per
 path, without retries and under one deadline, turns it into one line naming the path and the cause.
 
 The probes read (list one object); only a real, non-dry run also writes and deletes one empty
@@ -277,8 +277,7 @@ def _gcs_client(options: PipelineOptions):
     """A storage client as Beam's GCS filesystem would build it, without Beam's credential retries.
 
     With --no_auth the client is anonymous, and Beam's filesystem in this process is made anonymous
-    too: otherwise it retries to find credentials before going anonymous anyway (BENCHMARKS.md,
-    "Storage checks at launch").
+    too: otherwise it retries to find credentials before going anonymous anyway (BENCHMARKS.md#storage-checks).
     """
     from apache_beam.io.gcp import gcsio
     from apache_beam.options.pipeline_options import GoogleCloudOptions

@@ -49,8 +49,7 @@ class EncodedReviews(NamedTuple):
     reviews: ReviewBatch
     ids: EncodedBatch
     """The rows' token ids, flat with offsets: Beam pickles elements to estimate their size, and two
-    arrays pickle far faster than thousands of small ones (BENCHMARKS.md, "Profile: 50,000 reviews end
-    to end")."""
+    arrays pickle far faster than thousands of small ones (BENCHMARKS.md#where-the-time-goes)."""
     words: list[list[str]] | None = None
     """The word each id stands for, per review explained (top_words names them)."""
     explain_rows: np.ndarray | None = None

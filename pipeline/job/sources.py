@@ -13,8 +13,8 @@ runs, to a zero-row output with a summary (docs/scoring.md, "A day with no revie
 nothing at all in it is refused, as a likely wrong path.
 
 Reviews travel as ReviewBatch elements (an Arrow table of a few thousand rows), not one element per
-review: Beam's per-element work at every step costs more than scoring a short review (BENCHMARKS.md,
-"Profile: 50,000 reviews end to end"). Every record read leaves in exactly one ReviewBatch row or as
+review: Beam's per-element work at every step costs more than scoring a short review
+(BENCHMARKS.md#where-the-time-goes). Every record read leaves in exactly one ReviewBatch row or as
 one Failure: nothing is dropped silently.
 """
 

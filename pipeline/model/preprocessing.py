@@ -44,7 +44,7 @@ _APOSTROPHES = r"[\x{2019}\x{2018}\x{02BC}`\x{00B4}]"
 _POSSESSIVE = r"'s\b"
 # Anything that is not a letter, digit, combining mark or apostrophe separates tokens. ASCII
 # whitespace already separates them, so it is left out: the regex then matches far fewer runs, and
-# the pass is several times faster (BENCHMARKS.md, "End to end, 50,000 reviews").
+# the pass is several times faster (BENCHMARKS.md#levers).
 _SEPARATORS = r"[^\pL\pN\pM'\s]+"
 # Apostrophes are kept only inside a word ("don't", "o'brien"), never at its edges ("'quoted'").
 # Two patterns, as one would miss the second apostrophe in "x' 'y" (matches cannot overlap).

@@ -119,7 +119,7 @@ class Engine(Protocol):
     bundle_file: BundleFile | None
     """The bundle file `load` reads beyond the bundle's own (None: none)."""
     best_batch_size: int
-    """Rows per model call when the job does not set them (BENCHMARKS.md, "Levers: what each gave")."""
+    """Rows per model call when the job does not set them (BENCHMARKS.md#levers)."""
     gradients: bool
     """Whether its library computes gradients, which integrated gradients need."""
     auto_from_reviews: int | None

@@ -1,7 +1,7 @@
 """Which engine scores a job: the one asked for if it can run here, else the 'auto' rule.
 
 The engines do the same arithmetic with different libraries and differ in what they cost to start
-and per review (BENCHMARKS.md, "Which engine: where the compile pays off"). 'auto' runs, of the
+and per review (BENCHMARKS.md#engine-choice). 'auto' runs, of the
 engines that can run here (their bundle file present, their Python module installed), the one with
 the highest `auto_from_reviews` the job reaches: the fastest per review whose start-up the job's
 size pays for. A job of unknown size counts as large; one that reaches none of them runs the

@@ -9,7 +9,7 @@ import numpy as np
 
 DEFAULT_MAX_BATCH_SIZE = 4096
 """Reviews scored together when the job does not say: one RunInference element, sorted by length
-here and cut into model calls (BENCHMARKS.md, "Levers: what each gave")."""
+here and cut into model calls (BENCHMARKS.md#levers)."""
 
 
 def available_cores() -> int:

@@ -1,11 +1,10 @@
 """Engine 'onnx': the bundle's model.onnx run by ONNX Runtime, without TensorFlow.
 
-ONNX Runtime imports in a fraction of TensorFlow's time and needs no compilation, so small jobs
-and worker images without TensorFlow score with it (BENCHMARKS.md, "An instant CLI, ... scoring
-without TensorFlow"). The file is written at training time (training/onnx_export.py). Each call
-runs on one thread and several Python threads call one InferenceSession at once (ONNX Runtime
-releases the GIL), which beats one call spread over the cores (BENCHMARKS.md, "The TensorFlow-free
-engine: what was tried")."""
+ONNX Runtime imports in a fraction of TensorFlow's time and needs no compilation, so small jobs and
+worker images without TensorFlow score with it (BENCHMARKS.md#model-load). The file is written at
+training time (training/onnx_export.py). Each call runs on one thread and several Python threads
+call one InferenceSession at once (ONNX Runtime releases the GIL), which beats one call spread over
+the cores (BENCHMARKS.md#levers)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,12 @@
 """Engine 'xla': the model rebuilt as one exact, XLA-compiled loop (needs TensorFlow).
 
 Why it exists: on CPU, Keras runs an LSTM as a TensorFlow loop of a dozen small kernels per time
-step, and per-kernel overhead, not arithmetic, bounds it (BENCHMARKS.md, "Efficiency: how far from
-the physical limit"). XLA compiles the whole loop into one native function, but only for static
-shapes, and recompiling for every batch shape costs more than it saves. So this graph takes ids at
-one static width (the bundle's maximum length) and the number of steps to run as a *value*: the
-loop stops at the longest review of the batch, and one compilation serves every batch of the same
-row count. XLA's compiled loop runs on one core, so threads, not TensorFlow's intra-op pool, fill
-the machine.
+step, and per-kernel overhead, not arithmetic, bounds it (BENCHMARKS.md#engines-alone). XLA compiles
+the whole loop into one native function, but only for static shapes, and recompiling for every batch
+shape costs more than it saves. So this graph takes ids at one static width (the bundle's maximum
+length) and the number of steps to run as a *value*: the loop stops at the longest review of the
+batch, and one compilation serves every batch of the same row count. XLA's compiled loop runs on one
+core, so threads, not TensorFlow's intra-op pool, fill the machine.
 
 The arithmetic is Keras' own, rearranged where that is exact at inference time:
 - the embedding and each direction's input projection fold into one lookup table,
@@ -33,7 +32,7 @@ from pipeline.model.engines.plan import Direction, RecurrentPlan, UnsupportedMod
 PROBE_TOLERANCE = 1e-5
 PROBE_LENGTH = 12
 # From this many reviews per job, 'auto' pays TensorFlow's import and XLA's compile for the faster
-# engine (break-even measured by `make bench`, BENCHMARKS.md "Which engine: where the compile pays off").
+# engine (break-even measured by `make bench`, BENCHMARKS.md#engine-choice).
 XLA_FROM_REVIEWS = 60_000
 
 
@@ -91,7 +90,7 @@ class CompiledScorer:
         """One compiled call, on ids padded to the full width and the full batch size.
 
         One shape means one XLA compilation per process; a short last slice padded with empty rows
-        costs at most one batch's worth of steps (BENCHMARKS.md, "Start-up").
+        costs at most one batch's worth of steps (BENCHMARKS.md#model-load).
         """
         from pipeline.model.preprocessing import pad_rows  # here: the registry imports this module for --help
 
@@ -309,7 +308,7 @@ def check_against_keras(scorer: CompiledScorer, model, vocabulary: int, seed: in
 
     The probe has the scorer's own batch size, so the compilation it triggers is the one the
     job uses next. Its reviews are 1 to PROBE_LENGTH tokens long: Keras runs the probe eagerly, a
-    time step at a time (BENCHMARKS.md, "Start-up"), and a dozen steps exercise masking, both
+    time step at a time (BENCHMARKS.md#model-load), and a dozen steps exercise masking, both
     directions and the readout as well as a hundred would.
     """
     longest = min(PROBE_LENGTH, scorer.width)

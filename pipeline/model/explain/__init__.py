@@ -13,11 +13,11 @@ TensorFlow): the CLI reads it for `--help`, as it reads pipeline.model.engines.r
 """
 
 METHODS = ("occlusion", "integrated-gradients")
-"""The first is the default: measured cheaper at every review length (BENCHMARKS.md, "What explanations cost")."""
+"""The first is the default: measured cheaper at every review length (BENCHMARKS.md#occlusion-vs-ig)."""
 STEPS = 32
 """Integrated-gradients steps when not set: a job's, and where `reviewscore explain` starts doubling
 from, so that one review gets the same weights from both unless it needs more steps to be complete
-(completeness and cost per number of steps: BENCHMARKS.md, "Integrated gradients in detail")."""
+(completeness and cost per number of steps: BENCHMARKS.md#ig-steps)."""
 COMPLETENESS_TOLERANCE = 0.05
 """A review whose attributions miss F(x) - F(x') by more than this share is counted as incomplete."""
 MOST_STEPS = 1024
@@ -25,7 +25,7 @@ MOST_STEPS = 1024
 SAMPLE = 50
 """Reviews a run explains by default for its summary and report ("why these labels") when it does not
 explain every review: chosen by review id, so the same input explains the same reviews
-(BENCHMARKS.md, "Explanations that reuse the full pass": what they cost a run)."""
+(what they cost a run: BENCHMARKS.md#sampled-why)."""
 SAMPLE_WORDS = 5
 """Words per sampled review in its (unwritten) top_words; the summary ranks every word of the review."""
 WORD_MIN_REVIEWS = 3

@@ -56,7 +56,7 @@ class ExplainSettings:
     """Integrated-gradients steps (occlusion has none)."""
     method: str = METHODS[0]
     """Occlusion by default: exact, on the scoring engine, and measured cheaper than integrated
-    gradients at every review length (BENCHMARKS.md, "What explanations cost")."""
+    gradients at every review length (BENCHMARKS.md#occlusion-vs-ig)."""
     sample: int = SAMPLE
     """Without top_k: about this many reviews explained, for the summary and report only (no column)."""
 

@@ -16,7 +16,7 @@ Two ways to the same numbers:
   state before p and the backward direction's state after q unchanged, so each direction starts from
   the full pass's state there and reads only the rest of the review (for a word said once, half the
   LSTM steps of re-scoring; less on whole reviews, where words said at both ends save little; what it
-  gains: BENCHMARKS.md "Both directions in one operator"). The pooled readout's running max and sum start
+  gains: BENCHMARKS.md#occlusion-cost). The pooled readout's running max and sum start
   from the full pass's too. One row of work carries one forward and one backward job of similar
   length, and rows run in length order, so padding stays small (`_slices` cuts them into calls);
 - re-scoring every occluded review (`brute_force`, any engine): the definition, and what a test
@@ -41,7 +41,7 @@ step before or after it, as a review of two words or more keeps one when one is 
 
 REUSE_FROM_TOKENS = 20
 """Below this mean length (tokens per review of a chunk) re-scoring is as cheap as reusing states or
-cheaper (BENCHMARKS.md, "Explanations that reuse the full pass"), and a job of short texts never
+cheaper (BENCHMARKS.md#occlusion-cost), and a job of short texts never
 opens the recurrence."""
 
 __all__ = ["ROWS_PER_CALL", "Occlusion", "Recurrence", "brute_force", "full_pass_logits", "word_groups"]

@@ -3,7 +3,7 @@ curve, reliability diagram and score histogram. One module, one look, one way to
 
 Written here rather than drawn with matplotlib: the report is made at the end of every run, the
 quick start's included, where matplotlib's import and four figures would be a large share of the
-run's time (BENCHMARKS.md, "What watching every run costs"), and matplotlib, fonttools and friends
+run's time (BENCHMARKS.md#monitoring-cost), and matplotlib, fonttools and friends
 would join the TensorFlow-free worker image and the scoring install, where `evaluate` runs too.
 Bars, lines and a heat map need none of that: plain SVG renders in every browser, offline, and
 stays sharp when zoomed.
