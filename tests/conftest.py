@@ -133,7 +133,7 @@ def cloud_storage():
     import sys
     import time
 
-    from pipeline.job.locations import _use_anonymous_storage
+    from pipeline.job.beam_internals import use_anonymous_storage
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -166,7 +166,7 @@ def cloud_storage():
     url = f"http://127.0.0.1:{port}"
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = url
-    _use_anonymous_storage()  # as --no_auth does: no credential search against the real Google endpoints
+    use_anonymous_storage()  # as --no_auth does: no credential search against the real Google endpoints
     try:
         yield CloudStorage(url, bucket)
     finally:

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.cli.common import CALLER_FLAGS, EXIT_CONFIG_ERROR
-from pipeline.job.local_run import WORKER_EXITED, WorkerDied, run_here
+from pipeline.job.beam_internals import WORKER_EXITED
+from pipeline.job.local_run import WorkerDied, run_here
 from pipeline.model.extras import GCP, TRAIN
 from schemas.output import REPORT_FILE, SUMMARY_FILE
 from tests.test_scoring import score, scored_frame
@@ -116,7 +117,7 @@ def worker_death(completed: bool):
         stuck.wait(30)
 
     try:
-        return run_here(run, lambda: completed)
+        return run_here(run, lambda: completed, worker_processes=True)
     finally:
         stuck.set()
 
@@ -125,6 +126,30 @@ def test_a_worker_dying_after_the_summary_was_written_leaves_a_complete_run():
     assert worker_death(completed=True) is None  # the caller reads the summary and exits per its verdict
     with pytest.raises(WorkerDied, match=WORKER_EXITED):
         worker_death(completed=False)
+
+
+EXIT_WITH_A_JOB_THREAD = """
+import atexit, sys, threading
+from pipeline.job.local_run import JOB_THREAD, exit_process
+atexit.register(lambda: print("torn down"))
+if sys.argv[1] == "left running":  # as a stopped run leaves Beam's threads: blocked, not joinable
+    threading.Thread(target=threading.Event().wait, name=JOB_THREAD, daemon=False).start()
+exit_process(7)
+"""
+
+
+@pytest.mark.parametrize("job", ["none", "left running"])
+def test_a_process_exits_normally_unless_a_stopped_run_left_its_thread(job):
+    done = subprocess.run([sys.executable, "-c", EXIT_WITH_A_JOB_THREAD, job], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)  # fmt: skip
+    assert done.returncode == 7, done.stderr
+    # the normal exit runs Python's teardown (atexit); the hard one cannot wait for the blocked thread
+    assert ("torn down" in done.stdout) is (job == "none")
+
+
+def test_a_thread_exception_is_left_to_python_when_a_run_has_no_worker_processes():
+    before = threading.excepthook
+    assert run_here(lambda: threading.excepthook is before, lambda: False) is True
 
 
 def test_a_non_empty_output_is_refused_before_the_model_is_read(tmp_path):

@@ -11,9 +11,9 @@ import typer
 
 import pipeline
 from pipeline.cli import data, evaluate, explain, export_onnx, info, profile, score, train
-from pipeline.cli.common import exit_without_teardown, quiet_logging, say
+from pipeline.cli.common import quiet_logging, say
 from pipeline.cli.help_style import HELP_OPTIONS, Command
-from pipeline.job.local_run import Interrupted, Stopped, raise_on_stop_signals
+from pipeline.job.local_run import Interrupted, Stopped, exit_process, raise_on_stop_signals
 from pipeline.model.extras import MissingExtra, missing_extra
 from schemas.exit_codes import EXIT_CONFIG_ERROR
 
@@ -98,4 +98,4 @@ def main() -> None:
             raise
         say("error", str(missing))
         code = EXIT_CONFIG_ERROR
-    exit_without_teardown(code)
+    exit_process(code)

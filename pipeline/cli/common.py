@@ -29,7 +29,6 @@ __all__ = [
     "console",
     "describe",
     "errors",
-    "exit_without_teardown",
     "fail",
     "in_callers_words",
     "link",
@@ -142,18 +141,3 @@ def describe(values: dict, prefix: str = "") -> str:
         else:
             lines.append(f"{prefix}{key}: {round(value, 4) if isinstance(value, float) else value}")
     return "\n".join(line for line in lines if line)
-
-
-def exit_without_teardown(code: int | str | None) -> NoReturn:
-    """Exit at once: by now every output file is closed and published (or the command failed).
-
-    Python's normal exit tears down TensorFlow, XLA and Beam's runner state, a cost paid after all
-    the work is done and large beside a small job's wall time (BENCHMARKS.md#levers).
-    """
-    if isinstance(code, str):
-        errors.print(code)
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code or 0)

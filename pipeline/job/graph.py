@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
+from apache_beam.utils import shared
 
 from pipeline.job.metrics import NAMESPACE
 from pipeline.job.model_handler import EncodedReviews, ReviewModelHandler, ScoredBatch
@@ -75,9 +76,17 @@ class ScoringModel:
     """The bundle's manifest, shown in the run's report."""
     profile: TrainingProfile | None = None
     """The bundle's training profile, for the run's drift checks and report."""
+    shared_model: shared.Shared = field(default_factory=shared.Shared, compare=False)
+    """The handle every handler of this model loads through: one copy per process (ReviewModelHandler)."""
 
     def handler(self, explained: WorkerCount | None = None) -> ReviewModelHandler:
-        return ReviewModelHandler(self.bundle_uri, settings=self.scorer, explain=self.explain, explained=explained)
+        return ReviewModelHandler(
+            self.bundle_uri,
+            settings=self.scorer,
+            explain=self.explain,
+            explained=explained,
+            shared_model=self.shared_model,
+        )
 
 
 class CountRead(beam.DoFn):

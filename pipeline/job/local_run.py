@@ -9,8 +9,15 @@ So the pipeline runs in a thread of its own, and the main thread, which Python h
 to, only waits (`run_here`). Whatever ends the wait (the run returning, SIGINT or SIGTERM, a dead
 worker) the main thread decides what it means: it ends the run's worker processes with SIGKILL,
 which leaves them nothing to print, then returns the result or raises with one line for the user.
-The process exits at once after that (pipeline/cli/common.py, exit_without_teardown), taking
-Beam's threads with it.
+
+Threads that cannot be joined. A run stopped that way leaves Beam's threads behind, busy inside the
+runner with work that will never finish; nothing can join them, and Python's normal exit could wait
+on them. This module is the one place that deals with that: `exit_process` exits normally
+(`sys.exit`, with Python's whole teardown) unless the job's thread is still running, and only then
+ends the process at once (`_exit_now`), as the second of two signals does. Beam reports a dead
+worker process only as an exception in one of its threads, so only while a run has worker processes
+(`--direct_running_mode multi_processing`) does `run_here` watch threads' exceptions
+(`threading.excepthook`), for that one message.
 
 Cheap to import (the standard library only): the console entry point installs the signal handlers.
 """
@@ -18,14 +25,17 @@ Cheap to import (the standard library only): the console entry point installs th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
+from pipeline.job.beam_internals import WORKER_COMMAND, WORKER_EXITED
 from schemas.exit_codes import exit_code_for_signal
 
 __all__ = [
@@ -33,16 +43,14 @@ __all__ = [
     "Interrupted",
     "Stopped",
     "WorkerDied",
+    "exit_process",
     "raise_on_stop_signals",
     "run_here",
 ]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-WORKER_EXITED = "Worker subprocess exited"
-"""How Beam's DirectRunner words a worker process's death (local_job_service.SubprocessSdkWorker)."""
-WORKER_COMMAND = "apache_beam.runners.worker.sdk_worker_main"
-"""What the command line of a DirectRunner worker process runs."""
 _WAKE_SECONDS = 0.5
+JOB_THREAD = "reviewscore-job"
 
 R = TypeVar("R")
 
@@ -91,7 +99,7 @@ def raise_on_stop_signals() -> None:
 
     def handler(signum: int, _frame) -> None:
         if handler.raised:  # a second signal while the first one's line is on its way: go now
-            os._exit(exit_code_for_signal(signum))
+            _exit_now(exit_code_for_signal(signum))
         handler.raised = True
         raise Interrupted(signum)
 
@@ -101,18 +109,35 @@ def raise_on_stop_signals() -> None:
         signal.signal(stop, handler)
 
 
-def run_here(run: Callable[[], R], completed: Callable[[], bool]) -> R | None:
+def exit_process(code: int) -> NoReturn:
+    """End the process with `code`: normally, unless a stopped run left its threads running."""
+    if any(thread.name == JOB_THREAD and thread.is_alive() for thread in threading.enumerate()):
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """The one hard exit: Beam's threads of a stopped run cannot be joined (the module's docstring)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def run_here(run: Callable[[], R], completed: Callable[[], bool], worker_processes: bool = False) -> R | None:
     """`run()` in a thread of its own, waited for by this (the main) thread: its result, or None
     where the run's output was complete (`completed()`) when a signal or a dead worker stopped it.
 
     Raises Interrupted (SIGINT or SIGTERM; a KeyboardInterrupt as well, where no handler was
     installed) or WorkerDied when the output was not complete, after ending the worker processes;
-    and whatever `run()` raised, as it would have raised here.
+    and whatever `run()` raised, as it would have raised here. With `worker_processes`, a worker's
+    death, which Beam reports only in one of its threads, ends the wait too.
     """
     watch = _Watch()
-    thread = threading.Thread(target=watch.run, args=(run,), name="reviewscore-job", daemon=True)
+    thread = threading.Thread(target=watch.run, args=(run,), name=JOB_THREAD, daemon=True)
     previous_hook = threading.excepthook
-    threading.excepthook = watch.hook
+    if worker_processes:
+        threading.excepthook = watch.hook
     try:
         thread.start()
         while not watch.ended.wait(_WAKE_SECONDS):

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline.job.beam_internals import use_anonymous_storage
 from pipeline.model.extras import GCP, MissingExtra, require
 from schemas.output_names import (
     ERROR_FILES,
@@ -283,7 +284,7 @@ def _gcs_client(options: PipelineOptions):
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
     if options.view_as(GoogleCloudOptions).no_auth:
-        _use_anonymous_storage()
+        use_anonymous_storage()
         return gcsio.create_storage_client(options, use_credentials=False)
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
@@ -296,15 +297,6 @@ def _gcs_client(options: PipelineOptions):
             "or set GOOGLE_APPLICATION_CREDENTIALS"
         ) from None
     return gcsio.create_storage_client(options)
-
-
-def _use_anonymous_storage() -> None:
-    from apache_beam.internal.gcp import auth
-
-    credentials = getattr(auth, "_Credentials", None)
-    if credentials is not None and hasattr(credentials, "_credentials_init"):
-        with credentials._credentials_lock:
-            credentials._credentials, credentials._credentials_init = None, True
 
 
 def _connection_cause(error: Exception) -> str:

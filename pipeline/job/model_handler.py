@@ -3,6 +3,10 @@
 Like Beam's own handlers, it only knows how to load a model and run it on a batch; the pipeline
 never sees how. RunInference calls `load_model` once per worker process and shares the result
 between the process's threads (Beam's `shared.Shared`), so a worker holds one copy of the model.
+The handler loads through a `shared.Shared` handle of its own, which the job's `ScoringModel` holds:
+the launcher loads the model first, through the same handle, to report a model that cannot load
+before any work starts, and a local run's workers, in the launcher's process, then acquire that
+copy instead of loading and compiling the model again.
 
 Each element is already a batch (EncodedReviews: up to `max_batch_size` reviews read together), so
 RunInference's own batching is set to one element per call; the scorer (`pipeline/model/engines/`)
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.utils import shared
 
 from pipeline.job.metrics import NAMESPACE
 from pipeline.job.sources import ReviewBatch
@@ -79,44 +84,31 @@ class LoadedModel:
 
 
 def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSettings | None = None) -> LoadedModel:
-    """The bundle's calibrated scorer on the engine `settings` name, loaded once per process.
+    """The bundle's calibrated scorer on the engine `settings` name, and its explainer if asked."""
+    from pipeline.job.locations import read_file
+    from pipeline.model.bundle import open_bundle
+    from pipeline.model.engines.calibrated import bundle_scorer
+    from pipeline.model.native_log import quiet_tensorflow
 
-    The launcher loads it first, to report a model that cannot load as a configuration error before
-    any work starts; on a local runner the pipeline then runs in the same process and reuses it
-    instead of loading and compiling the model a second time.
-    """
+    quiet_tensorflow(verbose=log.isEnabledFor(logging.DEBUG))  # a worker's own process, before TensorFlow loads
     explain = explain or ExplainSettings()
-    key = (bundle_uri, settings, explain)
-    if key not in _LOADED:
-        from pipeline.job.locations import read_file
-        from pipeline.model.bundle import open_bundle
-        from pipeline.model.engines.calibrated import bundle_scorer
+    started = time.monotonic()
+    bundle = open_bundle(bundle_uri, read_file)
+    scorer = bundle_scorer(bundle, settings)
+    explainer = None
+    if explain.active:
+        from pipeline.model.explain.explainer import Explainer
 
-        started = time.monotonic()
-        bundle = open_bundle(bundle_uri, read_file)
-        scorer = bundle_scorer(bundle, settings)
-        explainer = None
-        if explain.active:
-            from pipeline.model.explain.explainer import Explainer
-
-            explainer = Explainer(bundle, explain, scorer.logits, recurrence=scorer.recurrence)
-        log.info(
-            "model %s loaded in %.1f s; engine %s%s%s",
-            bundle.model_version,
-            time.monotonic() - started,
-            scorer.engine,
-            f" ({scorer.reason})" if scorer.reason else "",
-            f"; explaining by {explain.describe()['method']} on {explain.runs_on(scorer.engine)}"
-            if explain.active
-            else "",
-        )
-        _LOADED[key] = LoadedModel(
-            bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.words_per_review
-        )
-    return _LOADED[key]
-
-
-_LOADED: dict[tuple[str, ScorerSettings, ExplainSettings], LoadedModel] = {}
+        explainer = Explainer(bundle, explain, scorer.logits, recurrence=scorer.recurrence)
+    log.info(
+        "model %s loaded in %.1f s; engine %s%s%s",
+        bundle.model_version,
+        time.monotonic() - started,
+        scorer.engine,
+        f" ({scorer.reason})" if scorer.reason else "",
+        f"; explaining by {explain.describe()['method']} on {explain.runs_on(scorer.engine)}" if explain.active else "",
+    )
+    return LoadedModel(bundle.model_version, scorer, Labels.of(bundle.manifest), explainer, explain.words_per_review)
 
 
 class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedModel]):
@@ -127,6 +119,7 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         settings: ScorerSettings | None = None,
         explain: ExplainSettings | None = None,
         explained: WorkerCount | None = None,
+        shared_model: shared.Shared | None = None,
     ):
         # One element per call: each element is a batch of reviews read together, already as large
         # as the job's --batch-size.
@@ -136,9 +129,15 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         self.explain = explain or ExplainSettings()
         self.explained = explained
         """Counts the reviews explained as they are (explaining one batch can take minutes)."""
+        self.shared_model = shared_model or shared.Shared()
+        """One loaded model per process for every handler that holds this handle (and its pickled copies)."""
 
     def load_model(self) -> LoadedModel:
-        return load_scorer(self.bundle_uri, self.settings, self.explain)
+        """The process's copy of the model for these settings: loaded on first use, then shared.
+
+        Beam's Shared holds it weakly: it stays while a worker (or the launcher) holds it."""
+        key = (self.bundle_uri, self.settings, self.explain)
+        return self.shared_model.acquire(lambda: load_scorer(*key), tag=key)
 
     def run_inference(
         self,

@@ -23,6 +23,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions, WorkerOptions
 
+from pipeline.job.beam_internals import LOAD_LATENCY_METRIC, described_only, graph_steps, submitted_job_id
 from pipeline.job.graph import ReviewSource, ScoringModel, build_pipeline
 from pipeline.job.lineage import DEFAULT_RUNNER, environment_versions, manifest_sha256, utc_iso
 from pipeline.job.local_run import Interrupted, Stopped, WorkerDied, run_here
@@ -37,7 +38,7 @@ from pipeline.job.locations import (
     read_file,
 )
 from pipeline.job.metrics import NAMESPACE
-from pipeline.job.model_handler import load_scorer
+from pipeline.job.model_handler import LoadedModel, load_scorer
 from pipeline.job.sinks import ScoredSink, prepare_output, read_summary
 from pipeline.job.sources import InputPlan, plan_inputs
 from pipeline.job.verdict import RunPolicy
@@ -190,9 +191,19 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         settings = replace(job.scorer, engine=engine, threads=threads, reason=why)
     else:
         settings = replace(job.scorer, threads=threads, reviews=plan.reviews)
-    check_model_loads(job, bundle, settings, local)
     manifest = bundle.manifest.to_dict()
     labels = Labels.of(bundle.manifest)
+    model = ScoringModel(
+        job.model,
+        bundle.model_version,
+        labels,
+        job.max_batch_size,
+        settings,
+        explain=job.explain,
+        manifest=manifest,
+        profile=bundle.profile,
+    )
+    loaded = check_model_loads(job, bundle, model, local)  # held to the end: a local run's workers share it
     explaining = job.explain.every_review
     lineage = launch_lineage(job, bundle, plan, options, settings.engine)
     sink = ScoredSink(
@@ -212,16 +223,7 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         pipeline,
         ReviewSource(plan, job.text_column, job.id_column),
         sink,
-        ScoringModel(
-            job.model,
-            bundle.model_version,
-            labels,
-            job.max_batch_size,
-            settings,
-            explain=job.explain,
-            manifest=manifest,
-            profile=bundle.profile,
-        ),
+        model,
         started=job.started,
         progress=progress,
         policy=job.policy,
@@ -229,14 +231,15 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     )
     with progress:
         result = run_locally(pipeline, job, progress.so_far) if local else pipeline.run()
+    del loaded
     if result is None:  # stopped, but after its output was complete
         return read_summary(job.output)
     if dry_run:
-        return DryRun(job_steps(result))
+        return DryRun(graph_steps(result))
     if not job.wait or options.get_all_options().get("template_location"):
         return launched(result, options)
     result.wait_until_finish()
-    return replace(read_summary(job.output), model_loads=model_loads(result))
+    return read_summary(job.output).model_copy(update={"model_loads": model_loads(result)})
 
 
 def launch_lineage(job: ScoringJob, bundle: Bundle, plan: InputPlan, options: PipelineOptions, engine: str) -> Lineage:
@@ -253,7 +256,12 @@ def launch_lineage(job: ScoringJob, bundle: Bundle, plan: InputPlan, options: Pi
             parquet_files=tuple(plan.parquet_files),
             records=plan.reviews,
         ),
-        model=ModelLineage(job.model, bundle.manifest.name, bundle.model_version, manifest_sha256(bundle.path)),
+        model=ModelLineage(
+            location=job.model,
+            name=bundle.manifest.name,
+            version=bundle.model_version,
+            manifest_sha256=manifest_sha256(bundle.path),
+        ),
         options=job.option_values(),
         versions=environment_versions([] if engine == AUTO else [engine]),
         runner=options.view_as(StandardOptions).runner or DEFAULT_RUNNER,
@@ -282,40 +290,46 @@ def with_worker_image(beam_args: list[str]) -> list[str]:
     )
 
 
-def check_model_loads(job: ScoringJob, bundle, settings: ScorerSettings, local: bool) -> None:
+def check_model_loads(job: ScoringJob, bundle: Bundle, model: ScoringModel, local: bool) -> LoadedModel | None:
     """Load the model before any worker starts, so a bad one is a configuration error.
 
-    A local run then reuses what this loaded. A remote run checks the bundle on the cheapest engine
-    this machine has for it; an engine asked for by name that this machine lacks (TensorFlow) is
-    left to the workers, whose image may have it.
+    A local run loads it through the handle its workers load through (`model.shared_model`), and
+    returns it: while the caller holds it, the workers reuse it. A remote run checks the bundle on
+    the cheapest engine this machine has for it; an engine asked for by name that this machine lacks
+    (TensorFlow) is left to the workers, whose image may have it.
     """
+    settings = model.scorer
     if settings.engine == "xla" and job.scorer.engine == "xla" and (local or TENSORFLOW.installed()):
         check_compilable(bundle.load_model())
-    check = settings
-    if not local:
-        if needs_module(job.scorer.engine) is TENSORFLOW:
-            log.warning(
-                "--engine %s runs on the workers: their image must have TensorFlow "
-                "(built with LOCK=requirements-tensorflow.lock); the default image scores with onnx",
-                job.scorer.engine,
-            )
-        cheapest = cheapest_engine(bundle.manifest.files)
-        check = replace(
-            settings,
-            engine=cheapest if settings.engine == "auto" else settings.engine,
-            reason="checked here; each worker chooses the engine it scores with",
-        )
+    if local:
         try:
-            choose_engine(check.engine, bundle.manifest.files, check.reviews)
-        except EngineUnavailable as e:
-            if bundle.has_onnx or job.scorer.engine == "auto":
-                raise
-            log.warning("cannot check --engine %s here (%s); the workers will", job.scorer.engine, e)
-            return
+            return model.handler().load_model()
+        except ExplainUnavailable as e:
+            raise BundleError(str(e)) from None
+    if needs_module(job.scorer.engine) is TENSORFLOW:
+        log.warning(
+            "--engine %s runs on the workers: their image must have TensorFlow "
+            "(built with LOCK=requirements-tensorflow.lock); the default image scores with onnx",
+            job.scorer.engine,
+        )
+    cheapest = cheapest_engine(bundle.manifest.files)
+    check = replace(
+        settings,
+        engine=cheapest if settings.engine == "auto" else settings.engine,
+        reason="checked here; each worker chooses the engine it scores with",
+    )
+    try:
+        choose_engine(check.engine, bundle.manifest.files, check.reviews)
+    except EngineUnavailable as e:
+        if bundle.has_onnx or job.scorer.engine == "auto":
+            raise
+        log.warning("cannot check --engine %s here (%s); the workers will", job.scorer.engine, e)
+        return None
     try:
         load_scorer(job.model, check, job.explain)
     except ExplainUnavailable as e:
         raise BundleError(str(e)) from None
+    return None
 
 
 def launched(result, options: PipelineOptions) -> JobDescribed | JobSubmitted:
@@ -325,10 +339,9 @@ def launched(result, options: PipelineOptions) -> JobDescribed | JobSubmitted:
     DataflowRunner writes the job description there and submits nothing: its result has no job, and
     `job_id()` would raise. The launcher creates the job from that file once the entry point exits 0.
     """
-    if getattr(result, "has_job", True) is False:
+    if described_only(result):
         return JobDescribed(options.get_all_options().get("template_location"))
-    job_id = getattr(result, "job_id", None)  # DataflowPipelineResult; a portable runner's keeps `_job_id`
-    return JobSubmitted(job_id() if job_id else getattr(result, "_job_id", None))
+    return JobSubmitted(submitted_job_id(result))
 
 
 def check_compilable(model) -> None:
@@ -366,7 +379,7 @@ def run_locally(pipeline: beam.Pipeline, job: ScoringJob, so_far: Callable[[], s
     """
     unfinished = f"nothing in {job.output} is marked finished (no {SUMMARY_FILE}); rerun with --overwrite"
     try:
-        return run_here(pipeline.run, lambda: is_complete(job.output))
+        return run_here(pipeline.run, lambda: is_complete(job.output), worker_processes(pipeline.options))
     except Interrupted as e:
         seconds = time.time() - job.started
         raise Stopped(
@@ -380,6 +393,11 @@ def run_locally(pipeline: beam.Pipeline, job: ScoringJob, so_far: Callable[[], s
         ) from None
 
 
+def worker_processes(options: PipelineOptions) -> bool:
+    """Does this local run start worker processes (which can die) rather than run in this one?"""
+    return options.get_all_options().get("direct_running_mode") == "multi_processing"
+
+
 def is_complete(output: str) -> bool:
     """Does the output folder hold a complete run: a _SUMMARY.json that reads as one?"""
     try:
@@ -389,20 +407,12 @@ def is_complete(output: str) -> bool:
     return True
 
 
-def job_steps(result) -> list[str]:
-    """Names of every step of the job graph a runner built (DataflowRunner keeps it on a dry run)."""
-    job = getattr(result, "job", None)
-    if job is None:
-        return []
-    return sorted(t.unique_name for t in job.proto_pipeline.components.transforms.values() if t.unique_name)
-
-
 def model_loads(result) -> int | None:
     """How many times workers loaded the model: RunInference records one load-latency sample per load."""
     loads = [
         d.committed.count
         for d in _metrics(result).get("distributions", [])
-        if d.key.metric.name == "load_model_latency_milli_secs"
+        if d.key.metric.name.endswith(LOAD_LATENCY_METRIC)
     ]
     return sum(loads) if loads else None
 
