@@ -56,9 +56,11 @@ per missed day; re-run one on purpose with a backfill (`airflow backfill create`
 relaunched day replaces its output (overwrite=true); the operator appends a unique suffix to the job name.
 
 Beside this file in dags/ (`make dag-files`): reviewscore_summary (schemas/summary.py, the job's own
-summary reader), reviewscore_policy (deploy/dag_policy.py, the launch policy and the gate's rules) and
-reviewscore_launch (deploy/dag_launch.py, the settings and the launch request); standard library only,
-so Airflow's environment needs no reviewscore. Airflow puts the dags/ folder on the import path.
+summary models, which the gate parses the day's summary with; imported by that task only, not when the
+file is parsed), reviewscore_policy (deploy/dag_policy.py, the launch policy and the gate's rules) and
+reviewscore_launch (deploy/dag_launch.py, the settings and the launch request); the standard library
+and pydantic (one of Airflow's own dependencies) only, so Airflow's environment needs no reviewscore.
+Airflow puts the dags/ folder on the import path.
 tests/test_airflow_dag.py checks this file in the pinned Airflow environments
 (deploy/check_airflow_dag.sh), and feeds the launch request to the template's entry point.
 """
@@ -78,7 +80,6 @@ from google.api_core.exceptions import NotFound
 from googleapiclient.errors import HttpError
 from reviewscore_launch import SettingsError, day_locations, launch_request, read_settings
 from reviewscore_policy import MAX_ERROR_RATE, gate_problems, launch_parameters
-from reviewscore_summary import SummaryError, summary_from_json
 
 try:  # Airflow 3: the task SDK
     from airflow.sdk import DAG, CronDataIntervalTimetable, Variable
@@ -176,6 +177,10 @@ class DataflowJobDone(DataflowJobStatusSensor):
 
 def check_run(day: str) -> None:
     """Fail the day unless its job passed by its own verdict, with the policy this DAG gave it."""
+    # Imported here, not when the file is parsed: the summary's pydantic models cost the scheduler's
+    # every parse, and only this task reads a summary.
+    from reviewscore_summary import SummaryError, summary_from_json
+
     bucket = SETTINGS.bucket
     summary_object = f"scored/{day}/_SUMMARY.json"
     where = f"gs://{bucket}/{summary_object}"

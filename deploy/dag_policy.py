@@ -9,6 +9,11 @@ which has no Airflow and launches and judges a day exactly as the DAG does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the job's summary model, as shipped beside this module (schemas/summary.py)
+    from reviewscore_summary import RunSummary
+
 ON_DRIFT = "fail"
 """Drift from the training profile fails the day; every record is still scored and written."""
 MAX_ERROR_RATE = "0.01"
@@ -30,7 +35,7 @@ def launch_parameters(input: str, output: str, model: str) -> dict[str, str]:
     }
 
 
-def gate_problems(summary) -> list[str]:
+def gate_problems(summary: RunSummary) -> list[str]:
     """Why a day's run summary (reviewscore_summary's RunSummary) fails the day; empty when it passes.
 
     The job's own verdict decides (a template launch submits and returns, so nobody else sees the

@@ -138,11 +138,11 @@ def manifest_metadata(manifest: dict[str, Any], lineage: Lineage | None = None) 
     and the run's lineage where there is one."""
     metadata = {MANIFEST_METADATA_KEY: json.dumps(manifest, ensure_ascii=False).encode()}
     if lineage is not None:
-        metadata[LINEAGE_METADATA_KEY] = json.dumps(lineage.to_dict(), ensure_ascii=False).encode()
+        metadata[LINEAGE_METADATA_KEY] = json.dumps(lineage.model_dump(mode="json"), ensure_ascii=False).encode()
     return metadata
 
 
 def lineage_from_metadata(metadata: dict[bytes, bytes] | None) -> Lineage | None:
     """The lineage an output file's key-value metadata carries (`pq.read_schema(path).metadata`), if any."""
     text = (metadata or {}).get(LINEAGE_METADATA_KEY)
-    return None if text is None else Lineage.from_dict(json.loads(text))
+    return None if text is None else Lineage.model_validate_json(text)

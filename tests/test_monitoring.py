@@ -12,7 +12,6 @@ import random
 import re
 import shutil
 import string
-from dataclasses import replace
 from html import escape
 
 import numpy as np
@@ -262,7 +261,7 @@ def test_small_runs_report_insufficient_data_not_false_alarms(reference):
 
 
 def test_without_a_profile_nothing_is_checked():
-    report = check_drift(None, synthetic(1000, seed=5)).to_dict()
+    report = check_drift(None, synthetic(1000, seed=5)).model_dump(mode="json")
     assert report == {"detected": False, "status": "no_profile", "reason": report["reason"], "checks": []}
 
 
@@ -362,7 +361,7 @@ def test_drift_warns_by_default_and_scores_every_record(profiled, tmp_path):
     assert result.exit_code == 0, result.output
     summary = read_summary(out)
     assert summary["drift"]["detected"]
-    assert {"vocabulary", "unknown_word_rate"} <= drifted_checks(Drift.from_dict(summary["drift"]))
+    assert {"vocabulary", "unknown_word_rate"} <= drifted_checks(Drift.model_validate(summary["drift"]))
     assert summary["records_scored"] == 600 and summary["accounting_ok"]
     warnings = [line for line in result.stderr.splitlines() if "drift detected" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning:")
@@ -476,18 +475,26 @@ def test_the_top_words_of_every_class_line_up_in_a_browser(browser, tmp_path):
 
     summary = a_summary()
     words = {
-        "negative": ClassWords(40, 3, (WordWeight("dull", 2.5, 12), WordWeight("boring", 1.0, 3))),
+        "negative": ClassWords(
+            reviews=40,
+            min_reviews=3,
+            words=(
+                WordWeight(word="dull", mean_weight=2.5, reviews=12),
+                WordWeight(word="boring", mean_weight=1.0, reviews=3),
+            ),
+        ),
         "positive": ClassWords(
-            2_000,
-            20,
-            (
-                WordWeight("superb", 3.25, 1_200),
-                WordWeight("a remarkably long phrase of a word", 1.5, 20),
-                WordWeight("fine", 0.5, 21),
+            reviews=2_000,
+            min_reviews=20,
+            words=(
+                WordWeight(word="superb", mean_weight=3.25, reviews=1_200),
+                WordWeight(word="a remarkably long phrase of a word", mean_weight=1.5, reviews=20),
+                WordWeight(word="fine", mean_weight=0.5, reviews=21),
             ),
         ),
     }
-    summary = replace(summary, explanations=replace(summary.explanations, words_by_class=words))
+    explanations = summary.explanations.model_copy(update={"words_by_class": words})
+    summary = summary.model_copy(update={"explanations": explanations})
     page = tmp_path / "page.html"
     page.write_text(render_report(summary, Statistics.empty(2), None, {"name": "m"}))
     browser.get(page.resolve().as_uri())

@@ -56,7 +56,7 @@ def test_the_launchs_lineage_rides_in_the_metadata_beside_the_manifest():
         == [MANIFEST_METADATA_KEY, LINEAGE_METADATA_KEY]
         == [b"reviewscore.manifest", b"reviewscore.lineage"]
     )
-    assert json.loads(metadata[LINEAGE_METADATA_KEY]) == lineage.to_dict()
+    assert json.loads(metadata[LINEAGE_METADATA_KEY]) == lineage.model_dump(mode="json")
     assert lineage_from_metadata(metadata) == lineage
     assert lineage_from_metadata(manifest_metadata({"name": "m"})) is None and lineage_from_metadata(None) is None
     scored = scored_schema(pa.schema([pa.field(TEXT, pa.string())]), {"name": "m"}, lineage=lineage)

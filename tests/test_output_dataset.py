@@ -8,7 +8,6 @@ _SUMMARY.json and in the scored files' Parquet metadata. The names are schemas/o
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import datetime
 
 import duckdb
@@ -137,7 +136,7 @@ def test_lineage_is_in_the_summary_and_every_scored_files_metadata(clean, tiny_b
     assert started < finished and started.utcoffset().total_seconds() == 0
 
     for path in out.glob(SCORED_FILES):  # the launch's part: everything but the finishing time
-        assert lineage_from_metadata(pq.read_schema(path).metadata) == replace(lineage, finished=None)
+        assert lineage_from_metadata(pq.read_schema(path).metadata) == lineage.model_copy(update={"finished": None})
     page = (out / REPORT_FILE).read_text()
     assert lineage.model.manifest_sha256[:12] in page and "DirectRunner" in page and lineage.finished in page
 

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from concurrent import futures
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -288,7 +287,7 @@ def test_counts_are_checked_on_the_summary_as_the_job_wrote_it(tmp_path):
         "local: Parquet rows scored + errors = input records",
         "local: failures by stage",
     ]
-    unlisted = checks.Output(out.names, replace(out.summary, error_files=()), out.scored, out.errors)
+    unlisted = checks.Output(out.names, out.summary.model_copy(update={"error_files": ()}), out.scored, out.errors)
     failed = [check.name for check in checks.check_counts("local", unlisted, inputs) if not check.ok]
     assert failed == [f"local: {ERROR_FILES} only where records failed, as the summary lists them"]
 
@@ -351,7 +350,8 @@ def test_the_rehearsal_launches_with_the_dags_own_parameters():
 
 def judged(read: int, failed: int, drifted: bool = False, policy: RunPolicy | None = None) -> RunSummary:
     """A summary with the verdict the job's own judge gives it (by the DAG's policy unless `policy`)."""
-    check = DriftCheck("predicted_labels", "labels", "psi", 0.4 if drifted else 0.01, 0.2, drifted, "drifted")
+    check = DriftCheck(name="predicted_labels", what="labels", statistic="psi", value=0.4 if drifted else 0.01,
+                       threshold=0.2, drifted=drifted, verdict="drifted")  # fmt: skip
     summary = RunSummary(
         records_read=read, records_scored=read - failed, records_failed=failed, failed_by_stage={"read": failed},
         accounting_ok=True, label_counts={}, model_version="1.0.0", engine="onnx", engines={}, wall_seconds=1.0,
@@ -359,7 +359,7 @@ def judged(read: int, failed: int, drifted: bool = False, policy: RunPolicy | No
         drift=Drift(detected=drifted, status="drifted" if drifted else "ok", checks=(check,)),
     )  # fmt: skip
     dags = RunPolicy(float(dag_policy.MAX_ERROR_RATE), dag_policy.ON_DRIFT)
-    return replace(summary, verdict=judge(summary, policy or dags))
+    return summary.model_copy(update={"verdict": judge(summary, policy or dags)})
 
 
 @pytest.mark.parametrize(

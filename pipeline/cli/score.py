@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,7 +20,9 @@ from pipeline.job.options import JOB_OPTIONS, REQUIRED
 from pipeline.job.verdict import drifted_checks
 from schemas.exit_codes import EXIT_JOB_FAILED
 from schemas.output_names import ERROR_FILES, SCORED_FILES
-from schemas.summary import DRIFTED, INSUFFICIENT, OK, Drift, RunSummary
+
+if TYPE_CHECKING:  # the summary's models load pydantic, which --help does not need
+    from schemas.summary import Drift, RunSummary
 
 
 def score(ctx: typer.Context, verbose: bool, **values) -> None:
@@ -127,6 +129,8 @@ def _print_summary(summary: RunSummary, output: str) -> None:
 
 
 def _describe_drift(drift: Drift) -> str:
+    from schemas.summary import DRIFTED, INSUFFICIENT, OK
+
     if drift.status == DRIFTED:
         return "detected: " + drifted_checks(drift)
     if drift.status == OK:

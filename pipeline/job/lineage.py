@@ -17,7 +17,6 @@ import os
 import platform
 import sys
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,4 +92,4 @@ def finished_lineage(lineage: Lineage, engines: Iterable[str], finished: float) 
     if job_id is None and lineage.runner not in LOCAL_RUNNERS:
         job_id = os.environ.get(JOB_ID_VARIABLE) or None
     versions = {**lineage.versions, **environment_versions(engines)}
-    return replace(lineage, versions=versions, job_id=job_id, finished=utc_iso(finished))
+    return lineage.model_copy(update={"versions": versions, "job_id": job_id, "finished": utc_iso(finished)})

@@ -27,7 +27,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -180,7 +180,7 @@ class WriteSummary(beam.DoFn):
         if page is not None:
             with FileSystems.create(self.sink.path(REPORT_FILE)) as f:
                 f.write(page)
-            summary = replace(summary, report=self.sink.path(REPORT_FILE))
+            summary = summary.model_copy(update={"report": self.sink.path(REPORT_FILE)})
         write_summary(self.sink.output, summary)
         with contextlib.suppress(Exception):  # only Beam's emptied temp folders are left; harmless
             FileSystems.delete([self.sink.path(STAGING_FOLDER)])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -82,7 +82,7 @@ def summarize(
         explanations=explanations_summary(tally, context, engine),
         lineage=None if context.lineage is None else finished_lineage(context.lineage, tally.engines, finished),
     )
-    return replace(summary, verdict=judge(summary, context.policy))
+    return summary.model_copy(update={"verdict": judge(summary, context.policy)})
 
 
 def explanations_summary(tally: RunTally, context: RunContext, engine: str) -> ExplanationsSummary | None:
@@ -92,7 +92,7 @@ def explanations_summary(tally: RunTally, context: RunContext, engine: str) -> E
     statistics = tally.explanations or ExplanationStatistics.empty(len(context.class_names))
     described = statistics.summary(context.class_names, context.explain)
     runs_on = context.explain.runs_on(engine) if engine else NO_ENGINE
-    return ExplanationsSummary.from_dict({**described, "engine": runs_on})
+    return ExplanationsSummary(**described, engine=runs_on)
 
 
 def report_page(summary: RunSummary, statistics: Statistics, context: RunContext) -> tuple[RunSummary, bytes | None]:
@@ -102,7 +102,7 @@ def report_page(summary: RunSummary, statistics: Statistics, context: RunContext
         return summary, render_report(summary, statistics, context.profile, context.manifest).encode()
     except Exception as e:
         log.warning("%s not written: %r", REPORT_FILE, e)
-        return replace(summary, report_error=repr(e)), None
+        return summary.model_copy(update={"report_error": repr(e)}), None
 
 
 class Summarize(beam.DoFn):

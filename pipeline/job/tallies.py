@@ -113,4 +113,4 @@ def engines_that_ran(total: dict[str, Any]) -> dict[str, EngineUse]:
             why.setdefault(engine, [])
             if reason:
                 why[engine].append(reason)
-    return {engine: EngineUse(n, tuple(why[engine])) for engine, n in reviews.items()}
+    return {engine: EngineUse(reviews=n, why=tuple(why[engine])) for engine, n in reviews.items()}

@@ -12,8 +12,10 @@ Cheap to import (no Beam): the CLI's option table reads DRIFT_POLICIES.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from schemas.summary import Drift, RunSummary, Verdict
+if TYPE_CHECKING:  # the summary's models load pydantic, which the CLI's option table does not need
+    from schemas.summary import Drift, RunSummary, Verdict
 
 DRIFT_POLICIES = ("warn", "fail")
 """The first is the default: drift is reported, the run still passes."""
@@ -34,6 +36,8 @@ def drifted_checks(drift: Drift) -> str:
 def judge(summary: RunSummary, policy: RunPolicy) -> Verdict:
     """The run's verdict from its summary (whose own verdict is not read): passed, the problems that
     failed it, and the policy it was judged by."""
+    from schemas.summary import Verdict
+
     read, scored, failed = summary.records_read, summary.records_scored, summary.records_failed
     rate = failed / read if read else 0.0
     problems = []

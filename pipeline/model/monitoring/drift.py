@@ -23,7 +23,7 @@ or for the unknown-word rate both z and h; the report shows them all, so a verdi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,7 @@ def measured(
 
 def insufficient(check: DriftCheck) -> DriftCheck:
     """The check of a run below MIN_REVIEWS: reported, never drifted."""
-    return replace(check, drifted=False, verdict=INSUFFICIENT)
+    return check.model_copy(update={"drifted": False, "verdict": INSUFFICIENT})
 
 
 def check_drift(reference: Statistics | None, run: Statistics) -> Drift:
