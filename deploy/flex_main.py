@@ -26,10 +26,12 @@ import sys
 
 from pipeline.job.options import parse_template_args
 from pipeline.job.scoring import CONFIG_ERRORS, ScoringJob, run_scoring
+from pipeline.model.native_log import quiet_tensorflow
 from schemas.exit_codes import EXIT_CONFIG_ERROR
 
 
 def main(argv: list[str]) -> None:
+    quiet_tensorflow()  # this process owns its logging, as the CLI does for its own
     values, beam_args = parse_template_args(argv)
     try:
         outcome = run_scoring(ScoringJob.from_options(values, beam_args, wait=False))
