@@ -4,8 +4,8 @@ Three layers, each importing only those below it: `pipeline.cli` (every command)
 (the Beam job) on `pipeline.model` (the model library, no Beam), which `training` uses too.
 Importing any of them is cheap and changes nothing in the process: TensorFlow and Beam load only
 where a command needs them, so `reviewscore --help` and `reviewscore info` answer at once.
-`import pipeline.model.layers` registers the project's custom Keras layers, after which any tool can
-load a bundle's bare model with `keras.saving.load_model("BUNDLE/model.keras", safe_mode=True)`.
+`import pipeline.model.layers` registers the project's custom Keras layers, which Keras needs to
+rebuild a bundle's bare model (`pipeline.model.bundle.Bundle.open("BUNDLE").load_model()`).
 """
 
 import time

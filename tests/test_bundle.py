@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 
 import keras
 import numpy as np
 import pytest
 
-from pipeline.model.bundle import Bundle, BundleError, check_can_write, replace_file
+from pipeline.model.bundle import Bundle, BundleError, check_can_write, replace_file, sha256_file
 from schemas.bundle import (
     FORMAT_VERSION,
+    KERAS_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    OCCLUSION_FILE,
+    ONNX_FILE,
     PREPROCESSING_FILE,
     PROFILE_FILE,
     VOCABULARY_FILE,
+    WEIGHTS_FILE,
 )
 
 REVIEWS = ["A wonderful, moving film. Loved it!", "Dreadful and boring.", "", "the plot was fine"]
@@ -44,20 +47,58 @@ def test_round_trip_gives_identical_predictions(tiny_bundle, bundle_copy):
     np.testing.assert_array_equal(scores(original, original.load_model()), scores(reopened, reopened.load_model()))
 
 
-def test_bare_model_loads_in_safe_mode_after_importing_pipeline(tiny_bundle):
-    import pipeline  # noqa: F401
+def test_each_weight_is_stored_once_for_keras_and_both_graphs(tiny_bundle):
+    """weights.bin holds the Keras model's weights and nothing twice: the graphs point into it, and the
+    LSTM kernels the graphs stack and reorder are the ones the Keras model reads back."""
+    model = tiny_bundle.load_model()
+    keras_bytes = sum(np.asarray(w).nbytes for w in model.get_weights())
+    stored = (tiny_bundle.path / WEIGHTS_FILE).stat().st_size
+    assert MODEL_FILE not in tiny_bundle.manifest.files and not (tiny_bundle.path / MODEL_FILE).exists()
+    assert keras_bytes <= stored < keras_bytes + 4096 * 8  # the graphs' constants are the Keras weights
+    for graph in (ONNX_FILE, OCCLUSION_FILE):
+        assert (tiny_bundle.path / graph).stat().st_size < 64 * 1024, f"{graph} holds weights of its own"
+    spec = json.loads((tiny_bundle.path / KERAS_FILE).read_text())
+    assert any("blocks" in entry for entry in spec["weights"])  # read from the graphs' reordered kernels
+    assert [e["path"] for e in spec["weights"]] == [w.path for w in model.weights]
 
-    model = keras.saving.load_model(tiny_bundle.path / MODEL_FILE, safe_mode=True)
-    assert model.output_shape == (None, 1)
+
+def test_format_1_bundle_still_loads_scores_the_same_and_converts_to_the_same_bytes(tiny_bundle, tmp_path):
+    """A bundle of format 1 (model.keras, each graph with its weights inside) opens and scores as the
+    same model does in the current format; export-onnx --force turns it into exactly the current files."""
+    import onnx
+
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import bundle_scorer
+    from training.onnx_export import add_onnx
+
+    old = tmp_path / "format1"
+    shutil.copytree(tiny_bundle.path, old)
+    tiny_bundle.load_model().save(old / MODEL_FILE)
+    for graph in (ONNX_FILE, OCCLUSION_FILE):
+        onnx.save(onnx.load(old / graph), old / graph)  # external data read in: weights inside again
+    (old / KERAS_FILE).unlink()
+    (old / WEIGHTS_FILE).unlink()
+    manifest = json.loads((old / MANIFEST_FILE).read_text())
+    files = {k: v for k, v in manifest["files"].items() if k not in (KERAS_FILE, WEIGHTS_FILE)}
+    files.update({name: sha256_file(old / name) for name in (MODEL_FILE, ONNX_FILE, OCCLUSION_FILE)})
+    edit_manifest(old, format_version=1, files=files)
+
+    opened = Bundle.open(old)
+    assert opened.manifest.format_version == 1
+    rows = opened.encoder.encode(REVIEWS).rows()
+    for engine in ("onnx", "keras"):
+        expected = bundle_scorer(tiny_bundle, ScorerSettings(engine=engine)).logits(rows)
+        np.testing.assert_array_equal(bundle_scorer(opened, ScorerSettings(engine=engine)).logits(rows), expected)
+
+    converted = add_onnx(opened, force=True)
+    assert converted.manifest.format_version == FORMAT_VERSION and not (old / MODEL_FILE).exists()
+    for name in (WEIGHTS_FILE, KERAS_FILE, ONNX_FILE, OCCLUSION_FILE):
+        assert converted.manifest.files[name] == tiny_bundle.manifest.files[name], name
 
 
 def test_bundle_holds_no_pickle(tiny_bundle):
     for file in tiny_bundle.path.iterdir():
         data = file.read_bytes()
-        if file.suffix == ".keras":
-            with zipfile.ZipFile(file) as archive:
-                assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
-                data = archive.read("config.json")
         assert b"__reduce__" not in data and not data.startswith(b"\x80\x04")
 
 
@@ -68,7 +109,7 @@ def test_manifest_describes_the_bundle(tiny_bundle):
     assert manifest.architecture["name"] == "lstm"
     assert manifest.training_data["fingerprint"].startswith("sha256:")
     assert 0.0 <= manifest.metrics["validation_accuracy"] <= 1.0
-    assert set(manifest.files) >= {MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE, "metrics.json"}
+    assert set(manifest.files) >= {KERAS_FILE, WEIGHTS_FILE, VOCABULARY_FILE, PREPROCESSING_FILE, "metrics.json"}
 
 
 def test_tampered_vocabulary_is_rejected(bundle_copy):
@@ -79,10 +120,10 @@ def test_tampered_vocabulary_is_rejected(bundle_copy):
         Bundle.open(bundle_copy)
 
 
-def test_tampered_model_is_rejected(bundle_copy):
-    with (bundle_copy / MODEL_FILE).open("ab") as f:
+def test_tampered_weights_are_rejected(bundle_copy):
+    with (bundle_copy / WEIGHTS_FILE).open("ab") as f:
         f.write(b"\0")
-    with pytest.raises(BundleError, match=f"checksum mismatch for {MODEL_FILE}"):
+    with pytest.raises(BundleError, match=f"checksum mismatch for {WEIGHTS_FILE}"):
         Bundle.open(bundle_copy)
 
 

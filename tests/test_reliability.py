@@ -158,7 +158,7 @@ def break_vocabulary_fit(bundle: Path):
 
 
 BUNDLE_FAULTS = {
-    "missing_file": (lambda b: (b / "model.keras").unlink(), "missing model.keras"),
+    "missing_file": (lambda b: (b / "weights.bin").unlink(), "missing weights.bin"),
     "checksum": (break_checksum, "checksum mismatch for vocab.json"),
     "format_version": (break_format, "unknown bundle format version 7"),
     "vocabulary_fit": (break_vocabulary_fit, "does not belong to this model"),

@@ -17,6 +17,10 @@ ONNX's own LSTM operator computes the same, but slower: it projects every input 
 instead of a table lookup (BENCHMARKS.md#onnx-graph). Gates are
 reordered (i, f, o, c) so one Sigmoid covers three of them.
 
+The weights live once, in the bundle's weights.bin: both graphs read their larger initializers from
+it as ONNX external data, and the Keras model's keras.json points into it too (the LSTM's kernels where
+the graphs stacked and reordered them; `pipeline.model.bundle.WeightsFile`).
+
 Before the file is kept, ONNX Runtime scores a probe batch of ragged lengths and must agree with
 Keras within EXPORT_TOLERANCE; the measured difference goes into the manifest. Build-time code:
 needs the `onnx` package (the `train` extra); scoring needs only `onnxruntime`.
@@ -30,16 +34,26 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.model.bundle import Bundle, BundleError, check_can_write, list_added_files, replace_file
+from pipeline.model.bundle import (
+    Bundle,
+    BundleError,
+    WeightsFile,
+    check_can_write,
+    list_added_files,
+    replace_file,
+    write_keras_model,
+)
 from pipeline.model.engines.onnx_engine import OnnxScorer
 from pipeline.model.engines.plan import RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
 from pipeline.model.layers import BELOW_ANY_VALUE
-from schemas.bundle import OCCLUSION_FILE, ONNX_FILE, ONNX_FILES
+from schemas.bundle import FORMAT_VERSION, KERAS_FILE, MODEL_FILE, OCCLUSION_FILE, ONNX_FILE, ONNX_FILES, WEIGHTS_FILE
 
 OPSET = 18
 EXPORT_TOLERANCE = 1e-5
 PROBE_ROWS = 128
 PROBE_LONGEST = 60
+EXTERNAL_FROM_BYTES = 1024
+"""Initializers this large or larger are read from weights.bin; smaller constants stay in the graph."""
 
 
 def sigmoid_gates_first(weights: np.ndarray, units: int) -> np.ndarray:
@@ -398,21 +412,52 @@ def _checked_model(nodes: list, name: str, inputs: list, outputs: list, constant
     return model
 
 
-def export_onnx(model, path: Path, occlusion_path: Path | None = None) -> dict[str, Any]:
-    """Write `model` (Keras) as ONNX to `path`, checked against Keras, and its occlusion graph to
-    `occlusion_path`, checked against the model.onnx just written; returns what the manifest records.
+def export_onnx(model, folder: Path, occlusion: bool = True) -> dict[str, Any]:
+    """Write `model` (Keras) into `folder`: model.onnx, checked against Keras, and (with `occlusion`) its
+    occlusion graph, checked against model.onnx, with weights.bin and keras.json, which hold every
+    weight once for the graphs and the Keras model; returns what the manifest records.
 
-    Raises UnsupportedModel for an architecture the plan cannot read (nothing is written).
+    Raises UnsupportedModel for an architecture the plan cannot read (nothing is written), ValueError
+    if a check fails (what was written is removed).
     """
     plan = plan_model(model)
-    path.write_bytes(onnx_model(plan).SerializeToString())
-    scorer = OnnxScorer.from_file(path, PROBE_ROWS, threads=1)
+    graphs = {ONNX_FILE: onnx_model(plan), **({OCCLUSION_FILE: occlusion_model(plan)} if occlusion else {})}
+    weights = WeightsFile()
+    for graph in graphs.values():  # first: the Keras weights are then found among the graphs'
+        _read_from_weights_file(graph, weights)
+    write_keras_model(folder, model, weights)
+    for name, graph in graphs.items():
+        replace_file(folder, name, graph.SerializeToString())
+    try:
+        return _checked(model, plan, folder, occlusion)
+    except ValueError:
+        for name in (*graphs, WEIGHTS_FILE, KERAS_FILE):
+            (folder / name).unlink(missing_ok=True)
+        raise
+
+
+def _read_from_weights_file(graph, weights: WeightsFile) -> None:
+    """Move the graph's larger initializers into `weights`, the graph keeping where each lies."""
+    from onnx import TensorProto, numpy_helper
+    from onnx.external_data_helper import set_external_data
+
+    for tensor in graph.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if array.nbytes < EXTERNAL_FROM_BYTES:
+            continue
+        set_external_data(tensor, WEIGHTS_FILE, weights.place(array), array.nbytes)
+        tensor.ClearField("raw_data")
+        tensor.data_location = TensorProto.EXTERNAL
+
+
+def _checked(model, plan: RecurrentPlan, folder: Path, occlusion: bool) -> dict[str, Any]:
+    """The written graphs' checks (ValueError past EXPORT_TOLERANCE): the manifest's `onnx` entry."""
+    scorer = OnnxScorer.from_file(folder / ONNX_FILE, PROBE_ROWS, threads=1)
     difference = difference_to_keras(scorer, model, plan.vocabulary, PROBE_ROWS, PROBE_LONGEST)
     if not difference <= EXPORT_TOLERANCE:
-        path.unlink()
         raise ValueError(f"the ONNX export differs from Keras by {difference:.1e} on the probe batch")
     written = {
-        "file": path.name,
+        "file": ONNX_FILE,
         "opset": OPSET,
         "embedding_rows": plan.vocabulary,
         "checked_against_keras": {
@@ -421,14 +466,12 @@ def export_onnx(model, path: Path, occlusion_path: Path | None = None) -> dict[s
             "max_abs_probability_difference": difference,
         },
     }
-    if occlusion_path is not None:
-        occlusion_path.write_bytes(occlusion_model(plan).SerializeToString())
-        scorer.occlusion_path = occlusion_path
+    if occlusion:
+        scorer.occlusion_path = folder / OCCLUSION_FILE
         occlusion_difference = occlusion_difference_to_scoring(scorer, plan.vocabulary)
         if not occlusion_difference <= EXPORT_TOLERANCE:
-            occlusion_path.unlink()
             raise ValueError(f"the occlusion graph differs from model.onnx by {occlusion_difference:.1e}")
-        written["occlusion"] = {"file": occlusion_path.name, "max_abs_logit_difference": occlusion_difference}
+        written["occlusion"] = {"file": OCCLUSION_FILE, "max_abs_logit_difference": occlusion_difference}
     return written
 
 
@@ -445,16 +488,21 @@ def occlusion_difference_to_scoring(scorer: OnnxScorer, vocabulary: int, seed: i
 
 
 def write_onnx(model, folder: Path) -> dict[str, Any]:
-    """Export model.onnx into a bundle folder; the manifest's `onnx` entry (why not, if it cannot).
-    `pipeline.model.bundle.write_bundle` is given this function: pipeline never imports training."""
+    """Export model.onnx, occlusion.onnx, weights.bin and keras.json into a bundle folder; the manifest's
+    `onnx` entry (why not, if it cannot: then nothing is written). `pipeline.model.bundle.write_bundle`
+    is given this function: pipeline never imports training."""
     try:
-        return export_onnx(model, folder / ONNX_FILE, folder / OCCLUSION_FILE)
+        return export_onnx(model, folder)
     except UnsupportedModel as e:
         return {"unsupported": str(e)}
 
 
 def add_onnx(bundle: Bundle, force: bool = False) -> Bundle:
     """Give an existing bundle its model.onnx and occlusion.onnx: export, then rewrite the manifest's checksums.
+
+    The graphs read their weights from weights.bin, which keras.json reads too, so a bundle of format
+    1 comes out in the current format: its model.keras is replaced by keras.json and weights.bin (the
+    same weights, so the same scores) and dropped once the manifest no longer lists it.
 
     A bundle that has them already is refused unless `force` (`check_can_write`). The files are
     exported into a staging folder and moved in only once both passed their checks, so a failed export
@@ -472,7 +520,8 @@ def add_onnx(bundle: Bundle, force: bool = False) -> Bundle:
             raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {e}") from None
         if "file" not in onnx:
             raise BundleError(f"model bundle {bundle.path}: cannot export ONNX: {onnx['unsupported']}")
-        written = [name for name in ONNX_FILES if (Path(staging) / name).is_file()]
+        written = [name for name in (*ONNX_FILES, WEIGHTS_FILE, KERAS_FILE) if (Path(staging) / name).is_file()]
         for name in written:
             replace_file(bundle.path, name, (Path(staging) / name).read_bytes())
-    return list_added_files(bundle, *written, onnx=onnx)
+    replaced = [name for name in [MODEL_FILE] if name in bundle.manifest.files]
+    return list_added_files(bundle, *written, removed=replaced, onnx=onnx, format_version=FORMAT_VERSION)

@@ -2,10 +2,13 @@
 
 `Bundle.open` verifies the manifest (format version, file list) and the sha256 of every file, then
 parses the preprocessing settings and the vocabulary; the Keras model itself is loaded only on
-demand (`load_model`), in Keras safe mode, and checked against the vocabulary. Any problem raises a
-BundleError whose message names the bundle and what is wrong. Nothing here unpickles, and nothing
-imports TensorFlow until a Keras model is loaded or written: `reviewscore info` and ONNX scoring
-never need it.
+demand (`load_model`), in Keras safe mode, and checked against the vocabulary. A bundle holds each
+weight once, in weights.bin (`WeightsFile`): the Keras model is rebuilt from its config in
+keras.json and given its weights from there, and the ONNX graphs read theirs from the same file as
+external data; a bundle of format 1 (model.keras, and ONNX graphs with their own copies) still loads.
+Any problem raises a BundleError whose message names the bundle and what is wrong. Nothing here
+unpickles, and nothing imports TensorFlow until a Keras model is loaded or written: `reviewscore info`
+and ONNX scoring never need it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 import pipeline
 from pipeline.model.calibration import UNCALIBRATED, Calibration, CalibrationError
 from pipeline.model.extras import MissingExtra
@@ -28,6 +33,7 @@ from pipeline.model.preprocessing import PreprocessingConfig, TextEncoder, Vocab
 from schemas.bundle import (
     CALIBRATION_FILE,
     FORMAT_VERSION,
+    KERAS_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     OCCLUSION_FILE,
@@ -35,11 +41,12 @@ from schemas.bundle import (
     PREPROCESSING_FILE,
     PROFILE_FILE,
     VOCABULARY_FILE,
-    Manifest,
+    WEIGHTS_FILE,
     ManifestError,
     check_bundle_relative,
     default_score_label,
 )
+from schemas.manifest import Manifest, read_manifest
 
 if TYPE_CHECKING:
     import keras
@@ -142,13 +149,120 @@ class Bundle:
 
         import pipeline.model.layers  # noqa: F401  (registers the custom layers safe mode may rebuild)
 
-        try:
-            model = keras.saving.load_model(self.path / MODEL_FILE, compile=False, safe_mode=True)
-        except Exception as e:  # Keras raises many types for a bad archive; all mean the same here.
-            raise BundleError(f"model bundle {self.path}: cannot load {MODEL_FILE}: {e}") from None
+        if KERAS_FILE in self.manifest.files:
+            model = self._rebuild_model()
+        else:
+            try:
+                model = keras.saving.load_model(self.path / MODEL_FILE, compile=False, safe_mode=True)
+            except Exception as e:  # Keras raises many types for a bad archive; all mean the same here.
+                raise BundleError(f"model bundle {self.path}: cannot load {MODEL_FILE}: {e}") from None
         self.check_embedding_fits(_embedding_rows(model, self.path))
         self.check_outputs_fit(_output_units(model, self.path))
         return model
+
+    def _rebuild_model(self) -> keras.Model:
+        """The Keras model from keras.json's config (safe mode) with its weights read from weights.bin."""
+        import keras
+
+        spec = _read_json(self.path / KERAS_FILE)
+        try:
+            config = {**spec["config"], "compile_config": None}
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+            weights = WeightsFile((self.path / WEIGHTS_FILE).read_bytes())
+            arrays = [weights.tensor(entry) for entry in spec["weights"]]
+            paths = [entry["path"] for entry in spec["weights"]]
+            if paths != [variable.path for variable in model.weights]:
+                raise ValueError("its weights are not the model's")
+            model.set_weights(arrays)
+        except Exception as e:  # Keras raises many types for a bad config; all mean the same here.
+            raise BundleError(f"model bundle {self.path}: cannot load {KERAS_FILE}: {e}") from None
+        return model
+
+
+COLUMN_BLOCKS = 4
+"""An LSTM's gates are four blocks of columns; an ONNX graph may hold them in another order."""
+GATE_ORDERS = ((0, 1, 3, 2),)
+"""The block orders a Keras weight may be found in among the graphs' weights (training/onnx_export.py
+reorders Keras' (i, f, c, o) to (i, f, o, c)). Each is its own inverse, and a pure re-indexing: exact."""
+SHARED_FROM_BYTES = 64
+"""Smaller tensors are never looked for inside the stored ones (a few bytes match by chance)."""
+PAGE = 4096
+"""Large tensors start on a page boundary, so a runtime may map them straight from the file."""
+
+
+class WeightsFile:
+    """weights.bin: tensors' raw bytes (little-endian, C order), each distinct block once.
+
+    `place` returns where a tensor's bytes lie, appending them only if no stored tensor holds them
+    already (as a whole or as a contiguous part: a stacked tensor's slice, a matrix's rows), so the
+    ONNX graphs and the Keras model read one copy. What reads it records offset, shape and dtype."""
+
+    def __init__(self, data: bytes = b""):
+        self.data = bytearray(data)
+
+    def place(self, array: np.ndarray) -> int:
+        """The byte offset of `array`'s bytes, stored now if they were not."""
+        raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        found = self.find(raw, array.dtype.itemsize) if len(raw) >= SHARED_FROM_BYTES else -1
+        if found >= 0:
+            return found
+        alignment = PAGE if len(raw) >= PAGE else 64
+        self.data.extend(b"\0" * (-len(self.data) % alignment))
+        offset = len(self.data)
+        self.data.extend(raw)
+        return offset
+
+    def find(self, raw: bytes, itemsize: int) -> int:
+        position = self.data.find(raw)
+        while position >= 0 and position % itemsize:
+            position = self.data.find(raw, position + 1)
+        return position
+
+    def place_keras(self, model: keras.Model) -> list[dict[str, Any]]:
+        """keras.json's `weights`: each of the model's weights, by path, where it lies (and in which
+        block order, if a graph stored it reordered)."""
+        entries = []
+        for variable in model.weights:
+            array = np.asarray(variable.numpy())
+            entry: dict[str, Any] = {"path": variable.path, "dtype": array.dtype.str, "shape": list(array.shape)}
+            found = self.find(array.tobytes(), array.dtype.itemsize) if array.nbytes >= SHARED_FROM_BYTES else -1
+            reorderable = found < 0 and array.nbytes >= SHARED_FROM_BYTES and array.ndim > 0
+            for order in GATE_ORDERS if reorderable and array.shape[-1] % COLUMN_BLOCKS == 0 else ():
+                found = self.find(_blocks(array, order).tobytes(), array.dtype.itemsize)
+                if found >= 0:
+                    entry["blocks"] = list(order)
+                    break
+            entry["offset"] = found if found >= 0 else self.place(array)
+            entries.append(entry)
+        return entries
+
+    def tensor(self, entry: dict[str, Any]) -> np.ndarray:
+        """The tensor an entry of keras.json names (a copy: the model owns it)."""
+        dtype, shape = np.dtype(entry["dtype"]), tuple(entry["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        if entry["offset"] < 0 or entry["offset"] + count * dtype.itemsize > len(self.data):
+            raise ValueError(f"{entry['path']} lies outside {WEIGHTS_FILE}")
+        array = np.frombuffer(self.data, dtype, count, entry["offset"]).reshape(shape)
+        return _blocks(array, entry["blocks"]).copy() if "blocks" in entry else array.copy()
+
+    def write(self, folder: Path) -> None:
+        replace_file(folder, WEIGHTS_FILE, bytes(self.data))
+
+
+def _blocks(array: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """`array`'s last axis cut into COLUMN_BLOCKS equal blocks, put in `order`."""
+    return np.concatenate([np.split(array, COLUMN_BLOCKS, axis=-1)[k] for k in order], axis=-1)
+
+
+def write_keras_model(folder: Path, model: keras.Model, weights: WeightsFile | None = None) -> None:
+    """Write keras.json and weights.bin: the model's weights placed into `weights` (where a graph may
+    have stored them already) and its config. Same model, same bytes: nothing timed or random inside."""
+    import keras
+
+    weights = weights or WeightsFile()
+    spec = {"config": keras.saving.serialize_keras_object(model), "weights": weights.place_keras(model)}
+    weights.write(folder)
+    replace_file(folder, KERAS_FILE, json.dumps(spec, indent=1, sort_keys=True).encode("utf-8"))
 
 
 def open_bundle(uri: str | Path, read_file: Callable[[str], bytes] | None = None) -> Bundle:
@@ -214,7 +328,7 @@ def _read_manifest(path: Path) -> Manifest:
     if not (path / MANIFEST_FILE).is_file():
         raise BundleError(f"model bundle {path} has no {MANIFEST_FILE}")
     try:
-        return Manifest.from_dict(_read_json(path / MANIFEST_FILE))
+        return read_manifest(_read_json(path / MANIFEST_FILE))
     except (ManifestError, TypeError) as e:
         raise BundleError(f"model bundle {path}: {e}") from None
 
@@ -251,10 +365,9 @@ def write_bundle(
     # inference never reads and which would make the bundle several times larger.
     inference_model = keras.Model.from_config(model.get_config())
     inference_model.set_weights(model.get_weights())
-    inference_model.save(path / MODEL_FILE)
     (path / VOCABULARY_FILE).write_text(vocabulary.to_json(), encoding="utf-8")
     (path / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2), encoding="utf-8")
-    written = [MODEL_FILE, VOCABULARY_FILE, PREPROCESSING_FILE]
+    written = [KERAS_FILE, WEIGHTS_FILE, VOCABULARY_FILE, PREPROCESSING_FILE]
     if calibration is not None:
         (path / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2), encoding="utf-8")
         written.append(CALIBRATION_FILE)
@@ -262,16 +375,18 @@ def write_bundle(
         replace_file(path, PROFILE_FILE, _profile_bytes(profile))
         written.append(PROFILE_FILE)
     onnx = write_onnx(inference_model, path) if write_onnx else None
-    if onnx and "file" in onnx:
+    if onnx and "file" in onnx:  # the export wrote keras.json and weights.bin with its graphs
         written.append(ONNX_FILE)
         if "occlusion" in onnx:
             written.append(OCCLUSION_FILE)
+    else:
+        write_keras_model(path, inference_model)
     files = {f: sha256_file(path / f) for f in (*written, *extra_files)}
     created = datetime.now(UTC)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         name=name,
-        version=version or f"{created:%Y.%m.%d}-{files[MODEL_FILE][:8]}",
+        version=version or f"{created:%Y.%m.%d}-{files[WEIGHTS_FILE][:8]}",
         created=created.isoformat(timespec="seconds"),
         architecture=architecture,
         class_names=class_names,
@@ -283,7 +398,6 @@ def write_bundle(
         ordinal=ordinal,
         onnx=onnx,
     )
-    manifest.validate()
     _write_manifest(path, manifest)
     return Bundle.open(path)
 
@@ -326,18 +440,23 @@ def add_profile(path: str | Path, profile: TrainingProfile) -> Bundle:
     return list_added_files(bundle, PROFILE_FILE)
 
 
-def list_added_files(bundle: Bundle, *names: str, **manifest_updates: Any) -> Bundle:
-    """Checksum files just written into the bundle and rewrite the manifest to list them."""
-    files = {**bundle.manifest.files, **{name: sha256_file(bundle.path / name) for name in names}}
-    manifest = Manifest.from_dict({**bundle.manifest.to_dict(), "files": files, **manifest_updates})
+def list_added_files(bundle: Bundle, *names: str, removed: Sequence[str] = (), **manifest_updates: Any) -> Bundle:
+    """Checksum files just written into the bundle and rewrite the manifest to list them; then delete
+    `removed` (files the new ones replace, so the bundle never lists a file it lacks)."""
+    kept = {name: digest for name, digest in bundle.manifest.files.items() if name not in removed}
+    files = {**kept, **{name: sha256_file(bundle.path / name) for name in names}}
+    manifest = read_manifest({**bundle.manifest.model_dump(), "files": files, **manifest_updates})
     _write_manifest(bundle.path, manifest)
+    for name in removed:
+        (bundle.path / name).unlink(missing_ok=True)
     return Bundle.open(bundle.path)
 
 
 def _write_manifest(folder: Path, manifest: Manifest) -> None:
     """manifest.json's bytes are a function of its fields alone (their order, two-space indent, floats as
     Python writes them), so the same fields always give the same checksum."""
-    replace_file(folder, MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False).encode("utf-8"))
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False)
+    replace_file(folder, MANIFEST_FILE, text.encode("utf-8"))
 
 
 def _profile_bytes(profile: TrainingProfile) -> bytes:
