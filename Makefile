@@ -57,7 +57,7 @@ REHEARSAL_REVIEWS ?=
 LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-scoring lock test check lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-record image-name image-docker \
+.PHONY: schemas help install install-scoring lock test check lint data train train-default train-rt info score bench bench-smoke beam-image-pins worker-env rehearse-dataflow check-dag dag-files image image-record image-name image-docker \
 	template metadata cli-reference docs clean
 
 help: ## List every target.
@@ -215,6 +215,9 @@ template: ## Write the Flex Template spec to TEMPLATE, naming the image by diges
 
 metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/job/options.py).
 	$(BIN)/python -m pipeline.job.options > deploy/metadata.json
+
+schemas: $(BIN)/.installed ## Regenerate the JSON Schemas of _SUMMARY.json and manifest.json (schemas/*.schema.json) from their models.
+	$(BIN)/python -m schemas.json_schemas
 
 cli-reference: $(BIN)/.installed ## Regenerate docs/reference/cli.md from every command's --help.
 	$(BIN)/python docs/hooks/cli_reference.py

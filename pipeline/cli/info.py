@@ -26,7 +26,7 @@ def info(
         fail(str(e))
     manifest = opened.manifest
     if as_json:
-        print(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return
     table = Table(title=f"{manifest.name} {manifest.version}", show_header=False, title_justify="left")
     table.add_column(style="bold")

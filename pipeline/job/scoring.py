@@ -191,7 +191,7 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         settings = replace(job.scorer, engine=engine, threads=threads, reason=why)
     else:
         settings = replace(job.scorer, threads=threads, reviews=plan.reviews)
-    manifest = bundle.manifest.to_dict()
+    manifest = bundle.manifest.model_dump(mode="json")
     labels = Labels.of(bundle.manifest)
     model = ScoringModel(
         job.model,

@@ -1,0 +1,71 @@
+"""The published JSON Schemas of _SUMMARY.json and manifest.json (schemas/*.schema.json): generated from
+the pydantic models every reader and writer goes through, committed, and describing what a real run and
+every committed bundle write.
+
+`jsonschema` is not among the dev dependencies, so a file is checked against a committed schema through
+the model the schema is generated from: the model accepts the file, and the committed schema is exactly
+the model's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from schemas.bundle import MANIFEST_FILE
+from schemas.json_schemas import HERE, REGENERATE, SCHEMA_FILES, render, stale
+from schemas.manifest import read_manifest
+from schemas.output import SUMMARY_FILE
+from schemas.summary import RunSummary, summary_from_json, summary_to_json
+from tests.test_scoring import score
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED_BUNDLES = sorted(path.parent for path in (ROOT / "models").glob(f"*/{MANIFEST_FILE}"))
+
+
+def test_the_committed_schemas_are_what_the_models_generate():
+    """Change a model without `make schemas` and this fails, naming the command."""
+    assert stale() == [], f"stale JSON Schema: run `{REGENERATE}`"
+    for name in SCHEMA_FILES:
+        schema = json.loads((HERE / name).read_text())
+        assert schema["$schema"].startswith("https://json-schema.org/") and schema["type"] == "object"
+
+
+def test_a_model_change_shows_as_a_stale_schema(monkeypatch):
+    """The staleness check compares bytes: a field added to the summary's model changes its schema."""
+    name = "run_summary.schema.json"
+    before = render(name)
+    monkeypatch.setattr(RunSummary, "model_json_schema", classmethod(lambda cls, mode: {"type": "object"}))
+    assert render(name) != before and name in stale()
+
+
+@pytest.mark.slow
+def test_the_summary_of_a_real_run_is_what_the_committed_schema_describes(tmp_path):
+    """A DirectRunner run through the CLI, on reviews written here: its _SUMMARY.json reads with the model the
+    committed schema is generated from, and writes back byte for byte (nothing in it the schema leaves out)."""
+    reviews = tmp_path / "reviews"
+    reviews.mkdir()
+    for i, text in enumerate(["A wonderful, moving film.", "Dull and far too long.", "Fine acting, weak plot."]):
+        (reviews / f"{i}.txt").write_text(text)
+    result = score(reviews, "--output", tmp_path / "out", "--model", ROOT / "models" / "imdb-bilstm")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out" / SUMMARY_FILE).read_text()
+    summary = summary_from_json(text)
+    assert summary.records_scored == 3 and summary.lineage is not None
+    assert summary_to_json(summary) == text
+    assert (HERE / "run_summary.schema.json").read_text() == render("run_summary.schema.json")
+    schema = json.loads((HERE / "run_summary.schema.json").read_text())
+    assert set(schema["required"]) <= set(json.loads(text))
+
+
+@pytest.mark.parametrize("bundle", COMMITTED_BUNDLES, ids=lambda path: path.name)
+def test_every_committed_manifest_is_what_the_committed_schema_describes(bundle):
+    """Each committed bundle's manifest.json reads with the model and writes back to its very bytes, so
+    its sha256 (which every run's lineage records) is unchanged."""
+    text = (bundle / MANIFEST_FILE).read_text()
+    manifest = read_manifest(json.loads(text))
+    assert json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) == text.rstrip("\n")
+    schema = json.loads((HERE / "manifest.schema.json").read_text())
+    assert set(schema["required"]) <= set(json.loads(text))
