@@ -5,6 +5,9 @@ option that takes a value with its default (or marked required), no line wider t
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -144,3 +147,26 @@ def test_score_help_names_options_as_flags_and_points_nowhere_else():
     assert "README" not in shown and "see the" not in shown.lower()
     assert "--explain-method" in OPTIONS["explain"].cli_help
     assert "explain_method" in OPTIONS["explain"].template_help
+
+
+LOADED_FOR_HELP = """
+import sys
+from pipeline.cli import main
+sys.argv = ["reviewscore", "--help"]
+try:
+    main()
+except SystemExit:
+    pass
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+NOT_FOR_HELP = ("numpy", "pyarrow", "pydantic", "apache_beam", "tensorflow", "keras", "onnxruntime")
+"""What `--help` must not pay for: it lists commands and options, and starts no work."""
+
+
+def test_help_loads_no_numerical_library_beam_or_contracts():
+    done = subprocess.run([sys.executable, "-c", LOADED_FOR_HELP], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.strip().splitlines()[-1].split())
+    assert "typer" in loaded  # the probe saw the modules
+    assert not loaded & set(NOT_FOR_HELP), sorted(loaded & set(NOT_FOR_HELP))

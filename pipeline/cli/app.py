@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
@@ -32,6 +31,8 @@ app = typer.Typer(
 
 def versions() -> str:
     """reviewscore's version with Beam's and Python's, read from package metadata (no Beam import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         beam = version("apache-beam")
     except PackageNotFoundError:

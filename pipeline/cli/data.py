@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import console, errors, fail, link
-from pipeline.model.progress import BYTES, Display, Step
 from training.public_data import DATASETS, DOWNLOADS, PublicDataError, prepare
 
 # An Enum so --help lists the datasets; the catalogue imports no pyarrow.
@@ -26,6 +25,8 @@ class DownloadReport:
     seconds, since a redrawn bar there is either invisible or a flood of lines."""
 
     def __init__(self, name: str):
+        from pipeline.model.progress import BYTES, Display, Step
+
         self.step = Step(f"downloading {name}", BYTES)
         self.display = Display([self.step])
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -13,6 +13,9 @@ from rich.text import Text
 from pipeline.cli.common import DEFAULT_MODEL, Verbose, console, fail, model_or_default, quiet_logging
 from pipeline.model.explain import COMPLETENESS_TOLERANCE, MOST_STEPS, STEPS
 from pipeline.model.explain import METHODS as EXPLAIN_METHODS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # An Enum so --help lists the choices; pipeline.model.explain is cheap to import (no TensorFlow, no Beam).
 ExplainMethod = StrEnum("ExplainMethod", [(m, m) for m in EXPLAIN_METHODS])
@@ -88,7 +91,7 @@ def explain(
         table.add_row(word, f"[{'green' if weight > 0 else 'red'}]{weight:+.3f}[/]")
     console.print(table)
     error = float(attributions.completeness_error[0])
-    if np.isnan(error):
+    if math.isnan(error):
         console.print(
             "occlusion: each weight is how much the predicted class's logit "
             f"({float(attributions.target_logit[0]):+.3f}) drops when that word is left out"
@@ -102,6 +105,8 @@ def explain(
 
 
 def verdict(labels, probabilities: np.ndarray, predicted: int) -> str:
+    import numpy as np
+
     """The label with its own probability, and the score a job would write with what it means: for a
     binary bundle the score is the probability of its positive class, whichever label was predicted."""
     label = labels.class_names[predicted]

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from training.public_data.dataset import PublicDataError
+
+if TYPE_CHECKING:
+    import http.client
 
 __all__ = ["ATTEMPTS", "Archive", "DownloadProgress", "fetch_archive", "sha256_of"]
 
@@ -70,7 +71,9 @@ def fetch_archive(
     if parts.scheme in ("http", "https"):
         return _download(source, cache, name, sha256, progress)
     if parts.scheme == "file":
-        local = Path(urllib.request.url2pathname(parts.path))
+        from urllib.request import url2pathname
+
+        local = Path(url2pathname(parts.path))
     elif len(parts.scheme) <= 1:  # a plain path (a one-letter scheme is a Windows drive)
         local = Path(source)
     else:
@@ -133,6 +136,8 @@ def _transfer_with_retries(url: str, part: Path, progress: DownloadProgress | No
 
 def _transfer(url: str, part: Path, progress: DownloadProgress | None) -> None:
     """One request: resume `part` when the server honours the range, else write it from the start."""
+    import http.client
+
     have = part.stat().st_size if part.is_file() else 0
     response = _open(url, have)
     if response is None or (response.status == 206 and _range_start(response) != have):
@@ -161,7 +166,13 @@ def _transfer(url: str, part: Path, progress: DownloadProgress | None) -> None:
 
 
 def _open(url: str, start: int) -> http.client.HTTPResponse | None:
-    """The response to GET `url` from byte `start`; None when the server answers 416 (range not satisfiable)."""
+    """The response to GET `url` from byte `start`; None when the server answers 416 (range not satisfiable).
+
+    urllib and http.client load here, not with the module: `reviewscore --help` lists this module's datasets."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
     headers = {"User-Agent": USER_AGENT}
     if start:
         headers["Range"] = f"bytes={start}-"

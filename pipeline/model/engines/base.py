@@ -14,11 +14,12 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.model.extras import TRAIN
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "ONNX_RUNTIME",

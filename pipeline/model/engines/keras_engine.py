@@ -8,11 +8,13 @@ engines do not reproduce (the Conv1D front, for one) and is the reference they a
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pipeline.model.engines.base import TENSORFLOW, ScorerSettings
 from pipeline.model.engines.length_order import score_in_length_order
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class KerasEngine:
@@ -42,6 +44,8 @@ class KerasScorer:
         self.reason = reason
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        import numpy as np
+
         from pipeline.model.preprocessing import pad_rows  # here: the registry imports this module for --help
 
         return score_in_length_order(

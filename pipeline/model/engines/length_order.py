@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 DEFAULT_MAX_BATCH_SIZE = 4096
 """Reviews scored together when the job does not say: one RunInference element, sorted by length
@@ -28,6 +31,8 @@ def score_in_length_order(
     Sorting first keeps each slice's padding small; with masking, padding never changes a score,
     so the order of work is invisible in the results.
     """
+    import numpy as np
+
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     order = np.argsort(lengths, kind="stable")
     slices = [order[start : start + batch_size] for start in range(0, len(rows), batch_size)]

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pipeline.model.engines.base import ONNX_RUNTIME, TENSORFLOW, BundleFile, ScorerSettings
 from pipeline.model.engines.length_order import available_cores, score_in_length_order
 from schemas.bundle import OCCLUSION_FILE, ONNX_FILE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ONNX_MODEL = BundleFile(ONNX_FILE, "`reviewscore export-onnx BUNDLE`", writer_needs=TENSORFLOW)
 
@@ -100,6 +102,8 @@ class OnnxRecurrence:
         self.units = int(inputs["h0"].shape[1])
 
     def run(self, feeds: list[dict[str, np.ndarray]], states: bool) -> list[dict[str, np.ndarray]]:
+        import numpy as np
+
         names = [f"part{d}" for d in range(self.directions)]
         if states:
             names += [f"{n}{d}_steps" for d in range(self.directions) for n in ("h", "c")]

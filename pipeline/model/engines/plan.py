@@ -11,9 +11,10 @@ model in one place means the two engines cannot disagree about what the model is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class UnsupportedModel(ValueError):
@@ -60,6 +61,7 @@ class RecurrentPlan:
 def plan_model(model) -> RecurrentPlan:
     """Read a supported Keras model's weights into a RecurrentPlan, or raise UnsupportedModel."""
     import keras
+    import numpy as np
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer | keras.layers.Dropout)]
     kinds = [type(layer).__name__ for layer in layers]
@@ -122,6 +124,8 @@ def _check_lstm(layer) -> None:
 
 
 def _direction(layer, embedding: np.ndarray) -> Direction:
+    import numpy as np
+
     cell = layer.cell
     kernel = _numpy(cell.kernel)
     bias = _numpy(cell.bias) if cell.use_bias else np.zeros(kernel.shape[1], np.float32)
@@ -140,6 +144,7 @@ def _concatenated(layer) -> list[Any]:
 
 def _numpy(variable) -> np.ndarray:
     import keras
+    import numpy as np
 
     return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
 
@@ -148,6 +153,8 @@ def difference_to_keras(scorer, model, vocabulary: int, rows: int, longest: int,
     """Largest |probability difference| between an engine and the Keras model it was built from,
     on a seeded probe batch of `rows` reviews of 1 to `longest` random known-word ids: how both the
     compiled graph and the ONNX export prove they are the model."""
+    import numpy as np
+
     from pipeline.model.calibration import UNCALIBRATED, class_probabilities
     from pipeline.model.preprocessing import pad_rows
 

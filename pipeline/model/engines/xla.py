@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pipeline.model.engines.base import TENSORFLOW, ScorerSettings
 from pipeline.model.engines.length_order import available_cores, score_in_length_order
 from pipeline.model.engines.plan import Direction, RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Largest |probability difference| to Keras allowed on the probe batch before the compiled graph is used.
 PROBE_TOLERANCE = 1e-5
@@ -92,6 +94,8 @@ class CompiledScorer:
         One shape means one XLA compilation per process; a short last slice padded with empty rows
         costs at most one batch's worth of steps (BENCHMARKS.md#model-load).
         """
+        import numpy as np
+
         from pipeline.model.preprocessing import pad_rows  # here: the registry imports this module for --help
 
         count = len(members)
@@ -110,6 +114,8 @@ def compiled_scorer(model, plan: RecurrentPlan, width: int, batch_size: int, thr
 
 def folded_table(embedding: np.ndarray, direction: Direction) -> np.ndarray:
     """(vocabulary, 4 * units): embedding @ kernel + bias, the direction's input projection of every id."""
+    import numpy as np
+
     return (embedding @ direction.kernel + direction.bias).astype(np.float32)
 
 
@@ -228,6 +234,8 @@ class CompiledRecurrence:
         self._compiled: dict[bool, tuple[list[str], object]] = {}
 
     def run(self, feeds: list[dict[str, np.ndarray]], states: bool) -> list[dict[str, np.ndarray]]:
+        import numpy as np
+
         if states not in self._compiled:
             self._compiled[states] = compile_recurrence(self.plan, self.width, states)
         names, function = self._compiled[states]
