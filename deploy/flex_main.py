@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
         sys.exit(EXIT_CONFIG_ERROR)
     # The launcher's log: where the job description was written (the job's id when run without
     # --template_location), or the steps of a dry run.
-    print(json.dumps(outcome.to_dict()), flush=True)
+    print(json.dumps(outcome.model_dump()), flush=True)
 
 
 if __name__ == "__main__":

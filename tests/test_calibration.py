@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.model.bundle import Bundle, BundleError
-from pipeline.model.calibration import Calibration, CalibrationError, logit
+from pipeline.model.calibration import Calibration, CalibrationError, logit, read_calibration
 from schemas.bundle import CALIBRATION_FILE, MANIFEST_FILE
 from training.calibration_fit import (
     brier_score,
@@ -101,7 +101,7 @@ def test_multiclass_ece_on_a_small_example():
 
 
 def test_probabilities_are_stable_in_the_tails():
-    calibration = Calibration("temperature", slope=0.5)
+    calibration = Calibration(method="temperature", slope=0.5)
     scores = calibration.probabilities(np.array([-200.0, -40.0, 0.0, 40.0, 200.0]))[:, 1]
     assert scores.dtype == np.float32 and np.all(np.isfinite(scores))
     assert scores[2] == 0.5 and scores[0] < 1e-40 and scores[-1] == 1.0
@@ -119,7 +119,7 @@ def test_probabilities_are_stable_in_the_tails():
 )
 def test_invalid_calibration_is_refused(data, message):
     with pytest.raises(CalibrationError, match=message):
-        Calibration.from_dict(data)
+        read_calibration(data)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from pipeline.model.monitoring.drift import (
     quantile_bins,
     two_proportion_z,
 )
-from pipeline.model.monitoring.statistics import TOP_TOKENS, Statistics
+from pipeline.model.monitoring.statistics import TOP_TOKENS, Statistics, StatisticsFile
 from pipeline.model.monitoring.training_profile import TrainingProfile
 from pipeline.model.preprocessing import OOV_ID, EncodedBatch
 from schemas.bundle import PROFILE_FILE
@@ -78,8 +78,9 @@ def test_statistics_add_up_to_the_statistics_of_the_whole():
         Statistics.of_batch(EncodedBatch.from_rows(rows[i : i + 7]), probabilities[i : i + 7], BINARY)
         for i in range(0, 50, 7)
     )
-    assert parts.to_dict() == whole.to_dict()
-    assert Statistics.from_dict(json.loads(json.dumps(whole.to_dict()))).to_dict() == whole.to_dict()
+    assert StatisticsFile.of(parts) == StatisticsFile.of(whole)
+    written = StatisticsFile.of(whole).model_dump_json()
+    assert StatisticsFile.of(StatisticsFile.model_validate_json(written).statistics()) == StatisticsFile.of(whole)
 
 
 # --- the statistics behind the checks ----------------------------------------------------------------
@@ -211,7 +212,7 @@ def test_the_report_shows_each_checks_conditions_with_one_format_per_column(refe
         drift=drift,
     )  # fmt: skip
     source = {"part": "held out", "data": "../data/imdb/train.parquet + rt/sst5_dev.parquet"}
-    page = render_report(summary, run, TrainingProfile(reference, source), {"name": "m"})
+    page = render_report(summary, run, TrainingProfile(statistics=reference, source=source), {"name": "m"})
     assert f'title="{source["data"]}">held out: train.parquet + sst5_dev.parquet</span>' in page  # file names shown
     table = page.split('<table id="drift">')[1].split("</table>")[0]
     rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("<tr>")[2:]]
@@ -241,7 +242,9 @@ def test_a_run_too_small_to_judge_shows_its_checks_as_not_judged_plainly(referen
         engine="onnx", engines={}, wall_seconds=1.0, reviews_per_second=120.0, scored_files=(), error_files=(),
         drift=drift,
     )  # fmt: skip
-    page = render_report(summary, run, TrainingProfile(reference, {"part": "held out", "data": "t.parquet"}), {})
+    page = render_report(
+        summary, run, TrainingProfile(statistics=reference, source={"part": "held out", "data": "t.parquet"}), {}
+    )
     notice = page.split('id="not-judged">')[1].split("</p>")[0]
     assert "Not judged" in notice and "120 reviews" in notice and f"{MIN_REVIEWS:,}" in notice
     table = page.split('<table id="drift">')[1].split("</table>")[0]
@@ -298,7 +301,7 @@ def test_profile_command_finds_the_held_out_movies_of_the_training_data(tiny_bun
     result = runner.invoke(app, ["profile", str(copy), "--data", labelled_parquet])
     assert result.exit_code == 0, result.output
     profiled = Bundle.open(copy)
-    assert profiled.profile.statistics.to_dict() == tiny_bundle.profile.statistics.to_dict()
+    assert StatisticsFile.of(profiled.profile.statistics) == StatisticsFile.of(tiny_bundle.profile.statistics)
     assert "found again from the manifest" in profiled.profile.source["part"]
     assert profiled.model_version == tiny_bundle.model_version
 

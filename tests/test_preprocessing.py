@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -13,10 +15,12 @@ from pipeline.model.preprocessing import (
     PAD_ID,
     EncodedBatch,
     PreprocessingConfig,
+    PreprocessingError,
     TextEncoder,
     Vocabulary,
     clean,
     pad_rows,
+    read_preprocessing,
     tokenize,
 )
 
@@ -122,11 +126,13 @@ def test_vocabulary_json_round_trip():
 
 
 def test_config_rejects_unknown_settings_and_versions():
-    with pytest.raises(ValueError, match="unknown preprocessing settings: colour"):
-        PreprocessingConfig.from_dict({**DEFAULT.to_dict(), "colour": "blue"})
-    with pytest.raises(ValueError, match="version 99"):
-        PreprocessingConfig.from_dict({**DEFAULT.to_dict(), "version": 99})
-    assert PreprocessingConfig.from_dict(DEFAULT.to_dict()) == DEFAULT
+    with pytest.raises(PreprocessingError, match="unknown setting 'colour'"):
+        read_preprocessing({**DEFAULT.model_dump(), "colour": "blue"})
+    with pytest.raises(PreprocessingError, match="version 99"):
+        read_preprocessing({**DEFAULT.model_dump(), "version": 99})
+    with pytest.raises(PreprocessingError, match="'lowercase'"):
+        read_preprocessing({**DEFAULT.model_dump(), "lowercase": "yes"})
+    assert read_preprocessing(json.loads(json.dumps(DEFAULT.model_dump()))) == DEFAULT
 
 
 def test_padding_and_take():

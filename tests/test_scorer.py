@@ -117,9 +117,9 @@ def test_keras_engine_on_request_and_each_engine_its_own_batch_size():
 @pytest.mark.parametrize(
     ("name", "classes", "calibration"),
     [
-        ("lstm", 2, Calibration("platt", slope=0.6, intercept=-0.4)),
-        ("bilstm-pool", 2, Calibration("platt", slope=0.6, intercept=-0.4)),
-        ("bilstm-pool", 5, Calibration("temperature", slope=0.6)),
+        ("lstm", 2, Calibration(method="platt", slope=0.6, intercept=-0.4)),
+        ("bilstm-pool", 2, Calibration(method="platt", slope=0.6, intercept=-0.4)),
+        ("bilstm-pool", 5, Calibration(method="temperature", slope=0.6)),
     ],
 )
 @pytest.mark.slow

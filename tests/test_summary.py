@@ -243,7 +243,7 @@ def test_the_tally_is_read_into_counts_stages_and_engines():
 
 def test_the_summary_step_computes_the_summary_and_report_from_plain_data():
     run, reference = statistics(600, seed=1), statistics(800, seed=2)
-    profile = TrainingProfile(reference, {"part": "held out", "data": "train.parquet"})
+    profile = TrainingProfile(statistics=reference, source={"part": "held out", "data": "train.parquet"})
     context = RunContext("2.0.0", BINARY.class_names, {"name": "tiny"}, profile, policy=RunPolicy(0.001), started=0)
     published = (["out/scored-1.parquet", "out/scored-0.parquet"], ["out/_errors/errors-0.parquet"])
     summary, page = next(Summarize(context).process(published, a_tally(run)))

@@ -97,7 +97,7 @@ def fit(method: str, logits: np.ndarray, labels: np.ndarray, details: dict[str, 
     z = class_logits(logits)
     y = np.asarray(labels, dtype=np.int64)
     if method == "temperature":
-        return Calibration(method, max(_temperature_slope(z, y), MIN_SLOPE), 0.0, details or {})
+        return Calibration(method=method, slope=max(_temperature_slope(z, y), MIN_SLOPE), details=details or {})
     if z.shape[1] != 2:
         raise ValueError(f"Platt scaling applies to two classes, not {z.shape[1]}")
     margin, positive = z[:, 1] - z[:, 0], y.astype(np.float64)
@@ -105,7 +105,7 @@ def fit(method: str, logits: np.ndarray, labels: np.ndarray, details: dict[str, 
     slope, intercept = _newton(np.stack([margin, ones], axis=1), positive, np.zeros_like(margin), np.array([1.0, 0.0]))
     if slope < MIN_SLOPE:
         slope, (intercept,) = MIN_SLOPE, _newton(ones[:, None], positive, MIN_SLOPE * margin, np.zeros(1))
-    return Calibration(method, float(slope), float(intercept), details or {})
+    return Calibration(method=method, slope=float(slope), intercept=float(intercept), details=details or {})
 
 
 def _temperature_slope(z: np.ndarray, y: np.ndarray) -> float:
@@ -200,7 +200,7 @@ def choose_and_fit(
         "after": calibration_metrics(labels, calibrated, names),
         "after_cross_fitted": calibration_metrics(labels, held_out[best], names),
     }
-    return Calibration(calibration.method, calibration.slope, calibration.intercept, details)
+    return calibration.model_copy(update={"details": details})
 
 
 def calibration_metrics(labels: np.ndarray, probabilities: np.ndarray, names: Labels = BINARY) -> dict[str, float]:

@@ -214,7 +214,7 @@ def evaluate_bundle(
             MODEL_VERSION: bundle.model_version,
             "model_name": bundle.manifest.name,
             "data": labelled.source,
-            "training_overlap": overlap.to_dict(),
+            "training_overlap": overlap.model_dump(),
         }
     )
     title = f"{bundle.manifest.name} {bundle.model_version}"

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
 
 from schemas.bundle import TRAINING_HASHES_FILE
 from training.datasets import LabelledReviews
+
+if TYPE_CHECKING:
+    from pipeline.model.bundle import Bundle
 
 __all__ = ["PARTS", "TrainingOverlap", "text_hashes", "training_overlap", "write_training_hashes"]
 
@@ -60,13 +63,19 @@ def write_training_hashes(parts: Mapping[str, pa.Array], folder: Path) -> str:
     return TRAINING_HASHES_FILE
 
 
-@dataclass(frozen=True)
-class TrainingOverlap:
-    """How many evaluated reviews the bundle's training saw; `seen` None: unknown."""
+class TrainingOverlap(BaseModel):
+    """How many evaluated reviews the bundle's training saw; `seen` None: unknown.
+
+    A pydantic model: it is a result `evaluate` writes into its JSON as is (`model_dump`), fields in order.
+    """
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     reviews: int
+    """The evaluated reviews."""
     seen: int | None
-    by_part: dict[str, int] = field(default_factory=dict)
+    """How many of them were in the training data; None: unknown."""
+    by_part: dict[str, int] = {}
     """Per part of the training data (PARTS), the evaluated reviews it held (a text in two parts counts in both)."""
     hashes: int | None = None
     """The review hashes the count rests on; None: the bundle records none."""
@@ -94,25 +103,16 @@ class TrainingOverlap:
             )
         return f"overlap with the training data: none of {self.reviews:,} reviews ({self.hashes:,} hashes checked)"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reviews": self.reviews,
-            "seen": self.seen,
-            "by_part": self.by_part,
-            "hashes": self.hashes,
-            "same_as_training": self.same_as_training,
-        }
 
-
-def training_overlap(bundle, sources: Sequence[LabelledReviews], data: LabelledReviews) -> TrainingOverlap:
+def training_overlap(bundle: Bundle, sources: Sequence[LabelledReviews], data: LabelledReviews) -> TrainingOverlap:
     """The overlap of `data` (all `sources` together, in order) with the bundle's training data."""
     if TRAINING_HASHES_FILE in bundle.manifest.files:
         return _by_hashes(bundle.path / TRAINING_HASHES_FILE, data)
     fingerprint = bundle.manifest.training_data.get("fingerprint")
     same = [part for part in (data, *sources) if part.fingerprint() == fingerprint]
     if same:
-        return TrainingOverlap(len(data), len(same[0]), same_as_training=same[0].source)
-    return TrainingOverlap(len(data), None)
+        return TrainingOverlap(reviews=len(data), seen=len(same[0]), same_as_training=same[0].source)
+    return TrainingOverlap(reviews=len(data), seen=None)
 
 
 def _by_hashes(path: Path, data: LabelledReviews) -> TrainingOverlap:
@@ -121,4 +121,5 @@ def _by_hashes(path: Path, data: LabelledReviews) -> TrainingOverlap:
     parts = np.asarray(table.column(PART_COLUMN).to_pylist(), dtype=object)
     evaluated = text_hashes(data.texts)
     by_part = {part: int(np.isin(evaluated, trained[parts == part]).sum()) for part in PARTS if (parts == part).any()}
-    return TrainingOverlap(len(data), int(np.isin(evaluated, trained).sum()), by_part, len(trained))
+    seen = int(np.isin(evaluated, trained).sum())
+    return TrainingOverlap(reviews=len(data), seen=seen, by_part=by_part, hashes=len(trained))

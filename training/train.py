@@ -267,7 +267,7 @@ def pretrain_word_vectors(
         pa.concat_arrays([train_tokens, unlabelled_tokens]),
         settings,
         config.cache_dir,
-        f"{fingerprint}:{json.dumps(preprocessing.to_dict(), sort_keys=True)}",
+        f"{fingerprint}:{json.dumps(preprocessing.model_dump(mode='json'), sort_keys=True)}",
         workers=available_cores(),
     )
     print(

@@ -37,7 +37,7 @@ def info(
     table.add_row("architecture", describe(manifest.architecture))
     table.add_row("classes", ", ".join(manifest.class_names))
     table.add_row("vocabulary", f"{len(opened.vocabulary.tokens)} words + padding and unknown ids")
-    table.add_row("preprocessing", describe(opened.preprocessing.to_dict()))
+    table.add_row("preprocessing", describe(opened.preprocessing.model_dump()))
     table.add_row("calibration", _describe_calibration(opened.calibration, len(manifest.class_names)))
     table.add_row("scoring engine", _engine_for(opened))
     table.add_row("training profile", _describe_profile(opened.profile))

@@ -18,10 +18,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions, WorkerOptions
+from pydantic import BaseModel, ConfigDict
 
 from pipeline.job.beam_internals import LOAD_LATENCY_METRIC, described_only, graph_steps, submitted_job_id
 from pipeline.job.graph import ReviewSource, ScoringModel, build_pipeline
@@ -74,34 +75,33 @@ CONFIG_ERRORS = (
 )
 
 
-@dataclass(frozen=True)
-class DryRun:
-    """A dry run (--dry_run): the runner built the job graph and ran nothing."""
+class DryRun(BaseModel):
+    """A dry run (--dry_run): the runner built the job graph and ran nothing.
 
+    The outcomes are pydantic models, as the Flex Template entry point prints them as JSON (`model_dump`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dry_run: Literal[True] = True
     steps: list[str]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dry_run": True, "steps": self.steps}
 
-
-@dataclass(frozen=True)
-class JobDescribed:
+class JobDescribed(BaseModel):
     """--template_location: DataflowRunner wrote the job's description there and submitted nothing."""
+
+    model_config = ConfigDict(frozen=True)
 
     job_description: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"job_description": self.job_description}
 
-
-@dataclass(frozen=True)
-class JobSubmitted:
+class JobSubmitted(BaseModel):
     """A remote job that was submitted and not waited for."""
 
-    job_id: str | None
+    model_config = ConfigDict(frozen=True)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"submitted": True, "job_id": self.job_id}
+    submitted: Literal[True] = True
+    job_id: str | None
 
 
 NotRun = DryRun | JobDescribed | JobSubmitted
@@ -235,7 +235,7 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     if result is None:  # stopped, but after its output was complete
         return read_summary(job.output)
     if dry_run:
-        return DryRun(graph_steps(result))
+        return DryRun(steps=graph_steps(result))
     if not job.wait or options.get_all_options().get("template_location"):
         return launched(result, options)
     result.wait_until_finish()
@@ -340,8 +340,8 @@ def launched(result, options: PipelineOptions) -> JobDescribed | JobSubmitted:
     `job_id()` would raise. The launcher creates the job from that file once the entry point exits 0.
     """
     if described_only(result):
-        return JobDescribed(options.get_all_options().get("template_location"))
-    return JobSubmitted(submitted_job_id(result))
+        return JobDescribed(job_description=options.get_all_options().get("template_location"))
+    return JobSubmitted(job_id=submitted_job_id(result))
 
 
 def check_compilable(model) -> None:

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import pipeline
-from pipeline.model.calibration import UNCALIBRATED, Calibration, CalibrationError
+from pipeline.model.calibration import UNCALIBRATED, Calibration, CalibrationError, read_calibration
 from pipeline.model.extras import MissingExtra
-from pipeline.model.monitoring.training_profile import ProfileError, TrainingProfile
-from pipeline.model.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary
+from pipeline.model.monitoring.training_profile import ProfileError, TrainingProfile, read_profile
+from pipeline.model.preprocessing import PreprocessingConfig, TextEncoder, Vocabulary, read_preprocessing
 from schemas.bundle import (
     CALIBRATION_FILE,
     FORMAT_VERSION,
@@ -86,7 +86,7 @@ class Bundle:
             if sha256_file(file) != expected:
                 raise BundleError(f"model bundle {path}: checksum mismatch for {name} (file changed after export)")
         try:
-            preprocessing = PreprocessingConfig.from_dict(_read_json(path / PREPROCESSING_FILE))
+            preprocessing = read_preprocessing(_read_json(path / PREPROCESSING_FILE))
         except (ValueError, TypeError) as e:
             raise BundleError(f"model bundle {path}: invalid {PREPROCESSING_FILE}: {e}") from None
         try:
@@ -101,7 +101,7 @@ class Bundle:
         calibration = UNCALIBRATED
         if CALIBRATION_FILE in manifest.files:
             try:
-                calibration = Calibration.from_dict(_read_json(path / CALIBRATION_FILE))
+                calibration = read_calibration(_read_json(path / CALIBRATION_FILE))
             except CalibrationError as e:
                 raise BundleError(f"model bundle {path}: invalid {CALIBRATION_FILE}: {e}") from None
             if calibration.intercept and len(manifest.class_names) != 2:
@@ -109,7 +109,7 @@ class Bundle:
         profile = None
         if PROFILE_FILE in manifest.files:
             try:
-                profile = TrainingProfile.from_dict(_read_json(path / PROFILE_FILE), len(manifest.class_names))
+                profile = read_profile(_read_json(path / PROFILE_FILE), len(manifest.class_names))
             except ProfileError as e:
                 raise BundleError(f"model bundle {path}: invalid {PROFILE_FILE}: {e}") from None
         return cls(path, manifest, preprocessing, vocabulary, calibration, profile)
@@ -366,10 +366,14 @@ def write_bundle(
     inference_model = keras.Model.from_config(model.get_config())
     inference_model.set_weights(model.get_weights())
     (path / VOCABULARY_FILE).write_text(vocabulary.to_json(), encoding="utf-8")
-    (path / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2), encoding="utf-8")
+    (path / PREPROCESSING_FILE).write_text(
+        json.dumps(preprocessing.model_dump(mode="json"), indent=2), encoding="utf-8"
+    )
     written = [KERAS_FILE, WEIGHTS_FILE, VOCABULARY_FILE, PREPROCESSING_FILE]
     if calibration is not None:
-        (path / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2), encoding="utf-8")
+        (path / CALIBRATION_FILE).write_text(
+            json.dumps(calibration.model_dump(mode="json"), indent=2), encoding="utf-8"
+        )
         written.append(CALIBRATION_FILE)
     if profile is not None:
         replace_file(path, PROFILE_FILE, _profile_bytes(profile))
@@ -461,4 +465,4 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
 
 def _profile_bytes(profile: TrainingProfile) -> bytes:
     """profile.json's bytes, likewise a function of the profile alone."""
-    return json.dumps(profile.to_dict(), indent=1).encode("utf-8")
+    return json.dumps(profile.model_dump(mode="json"), indent=1).encode("utf-8")

@@ -22,12 +22,22 @@ slope 1, intercept 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    StrictFloat,
+    StrictStr,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from schemas.bundle import CALIBRATION_FILE
+from schemas.validation import refusal
 
 METHODS = ("none", "temperature", "platt")
 
@@ -36,20 +46,34 @@ class CalibrationError(ValueError):
     """calibration.json is not a calibration this version of reviewscore can apply."""
 
 
-@dataclass(frozen=True)
-class Calibration:
-    method: str = "none"
-    slope: float = 1.0
-    intercept: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
+class Calibration(BaseModel):
+    """calibration.json, and the one map from logits to probabilities it defines.
+
+    A pydantic model, not a computational object with a file form beside it: its fields are the
+    file's keys and all it computes (`probabilities`) reads them, so the file is read and written
+    through the model itself (`read_calibration`; bundle.py writes `model_dump`). The file's
+    `temperature` key, 1 / slope, is written for temperature scaling and ignored when read.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+
+    method: StrictStr = "none"
+    """One of METHODS: none, temperature, platt."""
+    slope: StrictFloat = 1.0
+    """Multiplies every class logit; positive, so it never flips the predicted class."""
+    intercept: StrictFloat = 0.0
+    """Added to the last class's logit (Platt scaling, two classes); 0 for temperature scaling."""
+    details: dict[str, Any] = {}
     """How it was fitted and what it measured (fold, sizes, ECE before and after); informational."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _applicable(self) -> Calibration:
+        """A known method, with a finite positive slope and the intercept its method allows."""
         if self.method not in METHODS:
             raise CalibrationError(f"unknown calibration method {self.method!r}; known: {', '.join(METHODS)}")
         for name in ("slope", "intercept"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if not math.isfinite(value):
                 raise CalibrationError(f"calibration {name} must be a finite number, got {value!r}")
         if self.slope <= 0:
             raise CalibrationError(
@@ -57,6 +81,16 @@ class Calibration:
             )
         if self.method == "temperature" and self.intercept != 0:
             raise CalibrationError("temperature scaling has no intercept")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _with_temperature(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The file's keys in its order: temperature scaling's temperature before the details."""
+        data = handler(self)
+        if self.method != "temperature":
+            return data
+        details = data.pop("details")
+        return {**data, "temperature": self.temperature, "details": details}
 
     @property
     def temperature(self) -> float:
@@ -73,20 +107,22 @@ class Calibration:
         p = np.exp(z)
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {"method": self.method, "slope": self.slope, "intercept": self.intercept}
-        if self.method == "temperature":
-            data["temperature"] = self.temperature
-        return {**data, "details": self.details}
 
-    @classmethod
-    def from_dict(cls, data: Any) -> Calibration:
-        if not isinstance(data, dict):
-            raise CalibrationError(f"{CALIBRATION_FILE} must hold a JSON object")
-        try:
-            return cls(data["method"], data["slope"], data["intercept"], dict(data.get("details") or {}))
-        except KeyError as e:
-            raise CalibrationError(f"{CALIBRATION_FILE} lacks {e.args[0]!r}") from None
+FILE_KEYS = ("method", "slope", "intercept")
+"""The keys calibration.json must hold (a Calibration built in code may leave them to their defaults)."""
+
+
+def read_calibration(data: Any) -> Calibration:
+    """calibration.json's parsed JSON as a Calibration; CalibrationError, one line, when it cannot be applied."""
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{CALIBRATION_FILE} must hold a JSON object")
+    missing = [key for key in FILE_KEYS if key not in data]
+    if missing:
+        raise CalibrationError(f"{CALIBRATION_FILE} lacks {missing[0]!r}")
+    try:
+        return Calibration.model_validate({**data, "details": data.get("details") or {}})
+    except ValidationError as e:
+        raise refusal(e, CalibrationError, CALIBRATION_FILE) from None
 
 
 UNCALIBRATED = Calibration()

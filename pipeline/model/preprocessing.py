@@ -15,16 +15,19 @@ import json
 import unicodedata
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError, model_validator
 
 from pipeline.model.contractions import CONTRACTION_RULES
 from pipeline.model.stopwords import STOP_WORDS
 from pipeline.model.treebank import TREEBANK_RULES
+from schemas.bundle import PREPROCESSING_FILE
+from schemas.validation import refusal
 
 # Bump when the meaning of a setting or of the tokenizer changes, so an old bundle is refused
 # instead of being silently fed differently encoded text.
@@ -54,51 +57,66 @@ _TRAILING_APOSTROPHES = r"'+(\s|$)"
 Truncating = Literal["pre", "post"]
 
 
-@dataclass(frozen=True)
-class PreprocessingConfig:
-    """Every cleaning and encoding setting; serialized verbatim as the bundle's preprocessing.json."""
+class PreprocessingError(ValueError):
+    """preprocessing.json holds settings this version of reviewscore does not implement."""
 
-    vocab_size: int = 5000
+
+class PreprocessingConfig(BaseModel):
+    """Every cleaning and encoding setting: the bundle's preprocessing.json, key for key.
+
+    A pydantic model: it is nothing but settings, so the file is read (`read_preprocessing`) and written
+    (`model_dump`) through the model itself. A setting the file holds and this version does not know is
+    refused, not ignored: it would change how text is encoded.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    vocab_size: StrictInt = 5000
     """Number of most frequent training words kept; ids 0 and 1 are reserved for padding and unknown."""
-    max_length: int = 500
+    max_length: StrictInt = 500
     """Reviews longer than this many tokens are truncated."""
     truncating: Truncating = "pre"
     """'pre' keeps the last max_length tokens (Keras pad_sequences' default, as in the tutorials);
     'post' keeps the first."""
-    strip_html: bool = True
-    normalize_unicode: bool = True
+    strip_html: StrictBool = True
+    """HTML tags ("<br />") become spaces."""
+    normalize_unicode: StrictBool = True
     """NFKC: full-width letters, ligatures and composed accents map to their plain forms."""
-    lowercase: bool = True
-    expand_contractions: bool = False
-    remove_stopwords: bool = False
-    treebank: bool = False
+    lowercase: StrictBool = True
+    """Unicode case folding."""
+    expand_contractions: StrictBool = False
+    """"don't" becomes "do not"."""
+    remove_stopwords: StrictBool = False
+    """Common English function words are dropped."""
+    treebank: StrictBool = False
     """Undo Penn-Treebank tokenization first ("does n't" -> "doesn't", -LRB- -> "("): for models trained
     on treebank text (SST, the Rotten Tomatoes phrases), so users' ordinary text encodes the same way."""
-    version: int = PREPROCESSING_VERSION
+    version: StrictInt = PREPROCESSING_VERSION
+    """The tokenizer's version (PREPROCESSING_VERSION); a bundle of another version is refused."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _implemented(self) -> PreprocessingConfig:
+        """Sizes of at least one, and the version this reviewscore implements."""
         if self.vocab_size < 1:
-            raise ValueError(f"vocab_size must be at least 1, got {self.vocab_size}")
+            raise PreprocessingError(f"vocab_size must be at least 1, got {self.vocab_size}")
         if self.max_length < 1:
-            raise ValueError(f"max_length must be at least 1, got {self.max_length}")
-        if self.truncating not in ("pre", "post"):
-            raise ValueError(f"truncating must be 'pre' or 'post', got {self.truncating!r}")
+            raise PreprocessingError(f"max_length must be at least 1, got {self.max_length}")
         if self.version != PREPROCESSING_VERSION:
-            raise ValueError(
+            raise PreprocessingError(
                 f"preprocessing version {self.version} is not supported by this reviewscore "
                 f"(it implements version {PREPROCESSING_VERSION})"
             )
+        return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PreprocessingConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown preprocessing settings: {', '.join(unknown)}")
-        return cls(**data)
+def read_preprocessing(data: Any) -> PreprocessingConfig:
+    """preprocessing.json's parsed JSON as settings; PreprocessingError, one line, when they cannot be used."""
+    if not isinstance(data, dict):
+        raise PreprocessingError(f"{PREPROCESSING_FILE} must hold a JSON object")
+    try:
+        return PreprocessingConfig.model_validate(data)
+    except ValidationError as e:
+        raise refusal(e, PreprocessingError, PREPROCESSING_FILE) from None
 
 
 def as_string_array(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:

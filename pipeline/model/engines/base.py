@@ -14,12 +14,15 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.model.extras import TRAIN
 
 if TYPE_CHECKING:
+    import keras
     import numpy as np
+
+    from pipeline.model.bundle import Bundle
 
 __all__ = [
     "ONNX_RUNTIME",
@@ -129,7 +132,7 @@ class Engine(Protocol):
     fallback: str | None
     """The engine that scores, when 'auto' chose this one, a model this one cannot reproduce."""
 
-    def load(self, bundle: Any, settings: ScorerSettings) -> LogitScorer:
+    def load(self, bundle: Bundle, settings: ScorerSettings) -> LogitScorer:
         """The bundle's model on this engine, its scorer's reason `settings.reason`; raises
         UnsupportedModel (pipeline/model/engines/plan.py) for a model this engine cannot reproduce."""
         ...
@@ -138,4 +141,4 @@ class Engine(Protocol):
 class ModelEngine(Engine, Protocol):
     """An engine that also runs a Keras model held in memory (training's checks, before any bundle)."""
 
-    def from_model(self, model: Any, width: int, settings: ScorerSettings) -> LogitScorer: ...
+    def from_model(self, model: keras.Model, width: int, settings: ScorerSettings) -> LogitScorer: ...

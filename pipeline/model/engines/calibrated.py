@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from pipeline.model.engines.base import Engine, LogitScorer, ScorerSettings
 from pipeline.model.engines.choice import choose_engine
 from pipeline.model.engines.plan import UnsupportedModel
 from pipeline.model.engines.registry import AUTO, ENGINES, registered
+
+if TYPE_CHECKING:
+    from pipeline.model.bundle import Bundle
 
 log = logging.getLogger("reviewscore")
 
@@ -57,7 +61,7 @@ class CalibratedScorer:
         return self.calibration.probabilities(logits), logits
 
 
-def bundle_scorer(bundle, settings: ScorerSettings, reviews: int | None = None) -> CalibratedScorer:
+def bundle_scorer(bundle: Bundle, settings: ScorerSettings, reviews: int | None = None) -> CalibratedScorer:
     """The bundle's model on the engine `choose_engine` picks, calibrated; `reviews` overrides the
     job size in `settings`."""
     name, why = choose_engine(settings.engine, bundle.manifest.files, settings.reviews if reviews is None else reviews)

@@ -16,6 +16,8 @@ from pipeline.model.engines.length_order import score_in_length_order
 if TYPE_CHECKING:
     import numpy as np
 
+    from pipeline.model.bundle import Bundle
+
 
 class KerasEngine:
     name = "keras"
@@ -28,7 +30,7 @@ class KerasEngine:
     auto_from_reviews = None
     fallback = None
 
-    def load(self, bundle, settings: ScorerSettings) -> KerasScorer:
+    def load(self, bundle: Bundle, settings: ScorerSettings) -> KerasScorer:
         return self.from_model(bundle.load_model(), bundle.preprocessing.max_length, settings)
 
     def from_model(self, model, width: int, settings: ScorerSettings) -> KerasScorer:

@@ -20,6 +20,8 @@ from schemas.bundle import OCCLUSION_FILE, ONNX_FILE
 if TYPE_CHECKING:
     import numpy as np
 
+    from pipeline.model.bundle import Bundle
+
 ONNX_MODEL = BundleFile(ONNX_FILE, "`reviewscore export-onnx BUNDLE`", writer_needs=TENSORFLOW)
 
 
@@ -34,7 +36,7 @@ class OnnxEngine:
     auto_from_reviews = 0
     fallback = None
 
-    def load(self, bundle, settings: ScorerSettings) -> OnnxScorer:
+    def load(self, bundle: Bundle, settings: ScorerSettings) -> OnnxScorer:
         scorer = OnnxScorer.from_file(
             bundle.path / ONNX_FILE,
             settings.batch_size_for(self),

@@ -30,6 +30,8 @@ from pipeline.model.engines.plan import Direction, RecurrentPlan, UnsupportedMod
 if TYPE_CHECKING:
     import numpy as np
 
+    from pipeline.model.bundle import Bundle
+
 # Largest |probability difference| to Keras allowed on the probe batch before the compiled graph is used.
 PROBE_TOLERANCE = 1e-5
 PROBE_LENGTH = 12
@@ -49,7 +51,7 @@ class XlaEngine:
     auto_from_reviews = XLA_FROM_REVIEWS
     fallback = "keras"
 
-    def load(self, bundle, settings: ScorerSettings) -> CompiledScorer:
+    def load(self, bundle: Bundle, settings: ScorerSettings) -> CompiledScorer:
         return self.from_model(bundle.load_model(), bundle.preprocessing.max_length, settings)
 
     def from_model(self, model, width: int, settings: ScorerSettings) -> CompiledScorer:

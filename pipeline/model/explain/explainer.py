@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +40,9 @@ from pipeline.model.explain.integrated_gradients import BASELINE, Attributions, 
 from pipeline.model.explain.occlusion import Occlusion
 from pipeline.model.progress import WorkerCount
 from schemas.output import TOP_WORD_TYPE
+
+if TYPE_CHECKING:
+    from pipeline.model.bundle import Bundle
 
 
 class ExplainUnavailable(ValueError):
@@ -112,7 +116,7 @@ class Explainer:
     """Attributions for a batch: occlusion on the scoring engine's logits, or integrated gradients on
     TensorFlow from the model's RecurrentPlan."""
 
-    def __init__(self, bundle, settings: ExplainSettings, logits, batch_size: int = 32, recurrence=None):
+    def __init__(self, bundle: Bundle, settings: ExplainSettings, logits, batch_size: int = 32, recurrence=None):
         """`logits`: the scoring engine's; `recurrence`: opens its recurrence (CalibratedScorer.recurrence),
         which occlusion reuses on long reviews when there is one."""
         if settings.method not in METHODS:

@@ -8,14 +8,21 @@ are their sum (Beam's CombineGlobally adds them; no review travels to one machin
 
 Histograms are fine and fixed (scores in 100 equal bins, lengths by exact token count): the drift
 checks coarsen both sides to the reference's own quantile bins when they compare.
+
+`Statistics` stays a plain dataclass, not a pydantic model: it is a computational object (NumPy
+histograms that batches build and Beam adds up), and pydantic would validate every sum. Its file form
+(a training profile's `statistics`) is one pydantic model, `StatisticsFile`, with the same fields as
+JSON lists; a pydantic model with a `Statistics` field reads and writes it through that model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, StrictInt
+from pydantic_core import core_schema
 
 from pipeline.model.labels import Labels
 from pipeline.model.preprocessing import OOV_ID, RESERVED_IDS, EncodedBatch
@@ -97,21 +104,55 @@ class Statistics:
     def unknown_tokens(self) -> int:
         return int(self.tokens[0])
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"reviews": self.reviews, **{name: getattr(self, name).tolist() for name in _HISTOGRAMS}}
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Statistics:
-        missing = [name for name in ("reviews", *_HISTOGRAMS) if name not in data]
-        if missing:
-            raise ValueError(f"statistics lack {', '.join(missing)}")
-        histograms = {name: np.asarray(data[name], dtype=np.int64) for name in _HISTOGRAMS}
-        if any(h.ndim != 1 or (h < 0).any() for h in histograms.values()):
-            raise ValueError("statistics histograms must be lists of non-negative counts")
-        return cls(reviews=int(data["reviews"]), **histograms)
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        """As a pydantic model's field: read from StatisticsFile's JSON (or taken as is), written as it."""
+        file_schema = handler.generate_schema(StatisticsFile)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.no_info_after_validator_function(StatisticsFile.statistics, file_schema),
+            python_schema=core_schema.union_schema(
+                [
+                    core_schema.is_instance_schema(cls),
+                    core_schema.no_info_after_validator_function(StatisticsFile.statistics, file_schema),
+                ]
+            ),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                StatisticsFile.of, return_schema=file_schema
+            ),
+        )
 
 
 _HISTOGRAMS = tuple(f.name for f in fields(Statistics) if f.name != "reviews")
+
+Count = Annotated[StrictInt, Field(ge=0)]
+
+
+class StatisticsFile(BaseModel):
+    """Statistics as a file holds them: the same fields, each histogram a JSON list of counts."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+
+    reviews: Count
+    """Reviews counted."""
+    lengths: list[Count]
+    """Reviews by tokens the model saw (after truncation): lengths[n] reviews had n tokens."""
+    tokens: list[Count]
+    """Token counts: [unknown, the most frequent words in vocabulary order, other known words]."""
+    oov_shares: list[Count]
+    """Reviews by their share of unknown tokens, in equal bins over [0, 1]."""
+    scores: list[Count]
+    """Reviews by their `score` column, in equal bins over [0, 1]."""
+    labels: list[Count]
+    """Reviews by predicted class, in the manifest's class_names order."""
+
+    @classmethod
+    def of(cls, statistics: Statistics) -> StatisticsFile:
+        return cls(reviews=statistics.reviews, **{name: getattr(statistics, name).tolist() for name in _HISTOGRAMS})
+
+    def statistics(self) -> Statistics:
+        return Statistics(
+            reviews=self.reviews, **{name: np.asarray(getattr(self, name), dtype=np.int64) for name in _HISTOGRAMS}
+        )
 
 
 def _histogram(values: np.ndarray, bins: int) -> np.ndarray:
