@@ -22,6 +22,7 @@ from schemas.bundle import (
     check_bundle_relative,
     default_score_label,
 )
+from schemas.validation import refusal
 
 
 class Manifest(BaseModel):
@@ -96,9 +97,4 @@ def read_manifest(data: Any) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as e:
-        problem = e.errors(include_url=False)[0]
-        error = problem.get("ctx", {}).get("error")
-        if isinstance(error, ManifestError):
-            raise error from None
-        where = ".".join(str(part) for part in problem["loc"])
-        raise ManifestError(f"manifest '{where}' is {problem['input']!r}: {problem['msg']}") from None
+        raise refusal(e, ManifestError, "manifest") from None
