@@ -216,7 +216,7 @@ template: ## Write the Flex Template spec to TEMPLATE, naming the image by diges
 metadata: $(BIN)/.installed ## Regenerate deploy/metadata.json from the job's options (pipeline/job/options.py).
 	$(BIN)/python -m pipeline.job.options > deploy/metadata.json
 
-schemas: $(BIN)/.installed ## Regenerate the JSON Schemas of _SUMMARY.json and manifest.json (schemas/*.schema.json) from their models.
+schemas: $(BIN)/.installed ## Regenerate the JSON Schemas of _SUMMARY.json and manifest.json (schemas/*.schema.json) and their page (docs/reference/schemas.md) from their models.
 	$(BIN)/python -m schemas.json_schemas
 
 cli-reference: $(BIN)/.installed ## Regenerate docs/reference/cli.md from every command's --help.

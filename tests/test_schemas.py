@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.model.bundle import Bundle
 from schemas.bundle import CALIBRATION_FILE, MANIFEST_FILE, PREPROCESSING_FILE, PROFILE_FILE
-from schemas.json_schemas import HERE, REGENERATE, SCHEMA_FILES, render, stale
+from schemas.json_schemas import HERE, PAGE, REGENERATE, SCHEMA_FILES, model_for, render, render_page, stale
 from schemas.manifest import read_manifest
 from schemas.output import SUMMARY_FILE
 from schemas.summary import RunSummary, summary_from_json, summary_to_json
@@ -27,8 +27,8 @@ COMMITTED_BUNDLES = sorted(path.parent for path in (ROOT / "models").glob(f"*/{M
 
 
 def test_the_committed_schemas_are_what_the_models_generate():
-    """Change a model without `make schemas` and this fails, naming the command."""
-    assert stale() == [], f"stale JSON Schema: run `{REGENERATE}`"
+    """Change a model without `make schemas` and this fails, naming the command (the schemas and their page)."""
+    assert stale() == [], f"stale JSON Schema or docs/reference/schemas.md: run `{REGENERATE}`"
     for name in SCHEMA_FILES:
         schema = json.loads((HERE / name).read_text())
         assert schema["$schema"].startswith("https://json-schema.org/") and schema["type"] == "object"
@@ -40,6 +40,26 @@ def test_a_model_change_shows_as_a_stale_schema(monkeypatch):
     before = render(name)
     monkeypatch.setattr(RunSummary, "model_json_schema", classmethod(lambda cls, mode: {"type": "object"}))
     assert render(name) != before and name in stale()
+
+
+def test_the_schema_page_shows_every_field_with_its_description():
+    """docs/reference/schemas.md has a row for each field of both files, with the description the model gives
+    it; a field added to a model without regenerating leaves the page stale."""
+    page = PAGE.read_text()
+    for name, described in SCHEMA_FILES.items():
+        assert f"## {described}" in page and f"`schemas/{name}`" in page
+        section = page.split(f"\n## {described}\n")[1].splitlines()  # its own table comes first
+        for field, info in model_for(name).model_fields.items():
+            row = next(line for line in section if line.startswith(f"| `{field}` |"))
+            assert " ".join((info.description or "").split()) in row
+    assert "| `score_label` |" in page and "| `lineage` | [Lineage](#lineage) or null |" in page
+
+
+def test_a_model_change_shows_as_a_stale_page(monkeypatch):
+    schema = {"type": "object", "properties": {"new_field": {"type": "string", "description": "New."}}}
+    monkeypatch.setattr(RunSummary, "model_json_schema", classmethod(lambda cls, mode: schema))
+    assert "| `new_field` | string |  | New. |" in render_page()
+    assert PAGE.name in stale()
 
 
 @pytest.mark.slow
