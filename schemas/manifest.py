@@ -31,7 +31,11 @@ class Manifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
 
     format_version: StrictInt
+    """The bundle's layout: 2, what this reviewscore writes (every weight once, in weights.bin), or 1
+    (model.keras holds the whole model); a version this reviewscore does not read is refused."""
     name: StrictStr
+    """The model's name, as training gave it (by default made from its data and architecture); with
+    `version`, what `reviewscore info` and every run's lineage call the model."""
     version: StrictStr
     """Flows into every scored row as `model_version`."""
     created: StrictStr
@@ -43,9 +47,13 @@ class Manifest(BaseModel):
     training_data: dict[str, Any]
     """fingerprint (sha256 over the training texts and labels in order), rows, source."""
     metrics: dict[str, Any]
+    """Training's headline figures: validation accuracy, macro F1 and loss (ROC AUC where measured), how the
+    validation part was held out, epochs and wall seconds; for a calibrated model, `heldout`: accuracy,
+    ECE before and after calibration and Brier score on the reviews its `split` names."""
     files: dict[StrictStr, StrictStr] = {}
     """Bundle-relative file name to sha256 hex digest, for every file but the manifest itself."""
     reviewscore_version: StrictStr = ""
+    """The reviewscore that wrote the bundle; empty where the manifest does not say (format 1 may not)."""
     score_label: StrictStr | None = None
     """The class whose probability is the `score` column; null: the predicted class's. Missing: the default
     for the classes (two classes: the second's, see default_score_label)."""

@@ -98,7 +98,10 @@ class EngineUse(_Part):
     """The reviews one engine scored, and why it was chosen where the model loaded (each worker may say)."""
 
     reviews: int
+    """Reviews this engine scored."""
     why: Strings
+    """Every distinct reason it was chosen, as the workers that loaded it gave them ("asked for" where
+    --engine named it), sorted; empty where none was given."""
 
 
 class DriftCheck(_Part):
@@ -111,11 +114,20 @@ class DriftCheck(_Part):
     model_config = ConfigDict(extra="allow")
 
     name: str
+    """The check's key: predicted_labels, scores, length, vocabulary or unknown_word_rate."""
     what: str
+    """What it compares, in words ("share of each predicted class")."""
     statistic: str
+    """How it compares them ("population stability index"); for scores and length, over how many of the
+    profile's quantile bins."""
     value: Number
+    """The statistic of this run against the profile, to 6 decimals (unknown_word_rate: the z statistic,
+    its effect size in `effect_size`)."""
     threshold: Number
+    """The value beyond which the check drifts (unknown_word_rate: |z| above it, and |h| at least its
+    effect size's own threshold)."""
     drifted: bool
+    """The value crossed the threshold (unknown_word_rate: both conditions held); false under INSUFFICIENT."""
     verdict: str
     """OK, DRIFTED or INSUFFICIENT (too few reviews: then never drifted)."""
 
@@ -143,15 +155,22 @@ class Drift(_Part):
     left_out_when_none = ("reason", "reviews", "reference_reviews", "min_reviews")
 
     detected: bool
+    """Some check drifted in a run of at least `min_reviews` scored reviews; false under INSUFFICIENT and
+    NO_PROFILE."""
     status: str
     """DRIFTED, OK, INSUFFICIENT or NO_PROFILE."""
     reason: str | None = None
     """Why nothing was checked (NO_PROFILE); left out otherwise."""
     reviews: int | None = None
-    """This run's reviews, the profile's, and the fewest that are judged; left out when nothing was checked."""
+    """The scored reviews this run's checks measured; left out when nothing was checked (NO_PROFILE)."""
     reference_reviews: int | None = None
+    """The reviews the training profile was measured on; left out when nothing was checked."""
     min_reviews: int | None = None
+    """The fewest scored reviews whose checks are judged (fewer: INSUFFICIENT); left out when nothing was
+    checked."""
     checks: Annotated[tuple[DriftCheck, ...], Strict(False)] = ()
+    """Every check, in a fixed order, each with its verdict (all INSUFFICIENT below `min_reviews`); empty
+    under NO_PROFILE."""
 
     def drifted_checks(self) -> tuple[str, ...]:
         """The titles of the checks that drifted, for messages."""
@@ -162,9 +181,14 @@ class CompletenessError(_Part):
     """How far integrated gradients' attributions miss the logit's difference; all None for occlusion."""
 
     mean: Number | None
+    """The mean over the reviews explained by integrated gradients of |sum of the weights - (F(x) -
+    F(baseline))| / |F(x) - F(baseline)|, to 6 decimals; null when none was (occlusion)."""
     max: Number | None
+    """The largest of those errors; null when no review was explained by integrated gradients."""
     share_above_tolerance: Number | None
+    """The share (0 to 1) of those reviews whose error exceeds `tolerance`; null as `mean`."""
     tolerance: Number
+    """The relative error above which a review's attributions count as incomplete."""
 
 
 class WordWeight(_Part):
@@ -172,8 +196,12 @@ class WordWeight(_Part):
     reviews of that class that contain it, and how many those are."""
 
     word: str
+    """A distinct token of the reviews, as the preprocessing saw it."""
     mean_weight: Number
+    """Its weight towards the class (in the units of the explanations' `target`, a logit), averaged over
+    the explained reviews of the class that contain it, to 4 decimals."""
     reviews: int
+    """The explained reviews of the class that contain it: at least the class's `min_reviews`."""
 
 
 class ClassWords(_Part):
@@ -185,6 +213,8 @@ class ClassWords(_Part):
     min_reviews: int
     """The fewest of them a word is in to be listed."""
     words: Annotated[tuple[WordWeight, ...], Strict(False)]
+    """At most 15, strongest mean weight first, only words that pushed towards the class; empty when no
+    word is in enough of its reviews (or none was explained with this label)."""
 
 
 class ExplanationsSummary(_Part):
@@ -193,16 +223,25 @@ class ExplanationsSummary(_Part):
     left_out_when_none = ("steps", "quadrature", "baseline", "reviews_explained")
 
     method: str
+    """The attribution method (--explain-method), in words: "occlusion (leave one word out)" or
+    "integrated gradients"."""
     steps: int | None = None
-    """Integrated gradients only: its steps, quadrature and baseline; left out for occlusion."""
+    """Integrated gradients only: its steps (--explain-steps); left out for occlusion."""
     quadrature: str | None = None
+    """Integrated gradients only: how its path integral is computed (Gauss-Legendre); left out for occlusion."""
     baseline: str | None = None
+    """Integrated gradients only: the input its weights are measured from; left out for occlusion."""
     target: str
+    """What the weights explain, in words: the predicted class's logit (binary: its log-odds)."""
     top_k: int
+    """Words per review in the top_words column: K of --explain K. A run that explains only a sample
+    writes no column; this is then the sample's default."""
     reviews_explained: str | None = None
     """Which reviews: "all" (--explain K), or "a sample of about N, by review id" (--explain-sample N)."""
     reviews: int
+    """The reviews explained: every scored review with --explain K, else those of the sample."""
     completeness_error: CompletenessError
+    """How far integrated gradients' weights miss the logit's difference; its figures null for occlusion."""
     words_by_class: dict[str, ClassWords]
     """Per predicted class, the words that pushed its reviews towards it most on average (not the words most
     often among a review's strongest, which favours the most frequent words: "and", "the")."""
@@ -214,10 +253,17 @@ class Verdict(_Part):
     """Whether the run passed the job's policy, the problems that failed it, and that policy."""
 
     passed: bool
+    """No problem failed the run (`problems` is empty); when false, `reviewscore score` exits with code 1
+    and the nightly gate fails the run."""
     problems: Strings
+    """What failed the run, one sentence each: records read that differ from scored + failed, an
+    `error_rate` above `max_error_rate`, drift under `on_drift` fail; empty when it passed."""
     error_rate: Number
+    """records_failed / records_read, a share from 0 to 1, to 6 decimals; 0 when nothing was read."""
     max_error_rate: Number | None
+    """The highest `error_rate` the job allowed (--max-error-rate, a share); null: no limit."""
     on_drift: str
+    """What drift does to the verdict (--on-drift): "warn" (reported, the run still passes) or "fail"."""
 
 
 class InputsLineage(_Part):
@@ -234,7 +280,9 @@ class InputsLineage(_Part):
     patterns: Strings
     """What each was matched with: a folder's recursive `**.txt` and `**.parquet`, a file or glob itself."""
     text_files: int
+    """The review text files the patterns matched at launch, counted, not named."""
     parquet_files: Strings
+    """Every Parquet file the patterns matched at launch, by name, sorted."""
     records: int
     """Records the inputs held at launch (review files plus Parquet rows): the job's size."""
 
@@ -245,7 +293,9 @@ class ModelLineage(_Part):
     location: str
     """As the job was given it (a folder or gs:// prefix)."""
     name: str
+    """The bundle's name, from its manifest."""
     version: str
+    """The bundle's version, from its manifest: the summary's `model_version`."""
     manifest_sha256: str
     """sha256 of the bundle's manifest.json bytes. The manifest holds every other file's sha256, so this
     one value pins the whole bundle: model, vocabulary, calibration, profile."""
@@ -260,13 +310,16 @@ class Lineage(_Part):
     """
 
     inputs: InputsLineage
+    """The inputs as given, and the files and records they matched at launch."""
     model: ModelLineage
+    """The bundle that scored, pinned by its manifest's checksum."""
     options: dict[str, Any]
     """Every job option's value by its name (`pipeline/job/options.py`), defaults included."""
     versions: dict[str, str]
     """reviewscore, apache-beam, python, pyarrow, and the library of each engine that scored (onnxruntime,
     tensorflow), by package name."""
     runner: str
+    """Beam's runner as the job named it (DataflowRunner, ...); DirectRunner when it named none."""
     job_id: str | None = None
     """The runner's id for the job, where it has one (Dataflow); null on local runners."""
     started: str
@@ -281,26 +334,43 @@ class RunSummary(_Part):
     left_out_when_none = ("lineage", "explanations", "verdict", "report_error", "model_loads")
 
     records_read: int
+    """Records the job read: each review (a review file or a Parquet row), and each file or row group that
+    could not be read, as one record."""
     records_scored: int
+    """Records scored: one row each in `scored_files`."""
     records_failed: int
+    """Records that could not be scored: one row each in `error_files`, which says at what stage and why."""
     failed_by_stage: dict[str, int]
+    """`records_failed` by the stage they failed at (read, decode, preprocess, inference), sorted by stage
+    name; only stages where a record failed, so empty when none did."""
     accounting_ok: bool
     """Every record read was scored or failed: read == scored + failed."""
     label_counts: dict[str, int]
     """Scored reviews per predicted class, in the manifest's class order."""
     model_version: str
+    """The version of the bundle that scored (its manifest's `version`), as every scored row's
+    `model_version` column holds it."""
     engine: str
     """The engines that scored, joined with ' + '."""
     engines: dict[str, EngineUse]
+    """By engine name (onnx, xla, keras): the reviews each engine scored and why it was chosen; empty
+    when nothing was scored."""
     wall_seconds: Number
     """From the user's start (start-up included) until the outputs were published."""
     reviews_per_second: Number | None
+    """records_scored / wall_seconds, to one decimal; null when no time passed."""
     scored_files: Strings
+    """Every published scored Parquet shard, as its path in the output folder, sorted; an empty shard
+    included, so a run that scored nothing still has one."""
     error_files: Strings
+    """The error Parquet shards, in the output folder's _errors/, that hold rows, sorted; empty when
+    nothing failed."""
     lineage: Lineage | None = None
     """What made the run: inputs, model, options, versions, runner, times. Written by every run; None
     only when reading a summary that has none."""
     drift: Drift
+    """The run's drift checks against the bundle's training profile; status NO_PROFILE, and no checks, for a
+    bundle without one."""
     explanations: ExplanationsSummary | None = None
     """Set when the run explained its labels (--explain)."""
     verdict: Verdict | None = None

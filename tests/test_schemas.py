@@ -34,6 +34,30 @@ def test_the_committed_schemas_are_what_the_models_generate():
         assert schema["$schema"].startswith("https://json-schema.org/") and schema["type"] == "object"
 
 
+def _undescribed(schema: dict, where: str) -> list[str]:
+    """Every property, in this schema object and in any object nested in it ($defs included), that has no
+    description, as where.name."""
+    found = []
+    for field, part in schema.get("properties", {}).items():
+        if not str(part.get("description", "")).strip():
+            found.append(f"{where}.{field}")
+    for key, value in schema.items():
+        if key != "properties" and isinstance(value, dict):
+            found += _undescribed(value, f"{where}/{key}")
+    for part in schema.get("properties", {}).values():
+        found += _undescribed(part, where)
+    return found
+
+
+def test_every_field_of_the_committed_schemas_has_a_description():
+    """A reader of _SUMMARY.json or manifest.json learns what each field holds from its schema (and the
+    page made from it): a field added without a docstring under it fails here."""
+    undescribed = [
+        field for name in SCHEMA_FILES for field in _undescribed(json.loads((HERE / name).read_text()), name)
+    ]
+    assert undescribed == [], f"give each a docstring under it in its model, then run `{REGENERATE}`"
+
+
 def test_a_model_change_shows_as_a_stale_schema(monkeypatch):
     """The staleness check compares bytes: a field added to the summary's model changes its schema."""
     name = "run_summary.schema.json"
