@@ -12,6 +12,8 @@ tests/test_schemas.py fails while a committed schema or the page is stale.
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,49 @@ def model_for(name: str) -> type:
     return Manifest
 
 
+def json_schema(name: str) -> dict[str, Any]:
+    """The model's JSON Schema (what a reader accepts), each field described by its docstring."""
+    model = model_for(name)
+    return described(model.model_json_schema(mode="validation"), Path(inspect.getfile(model)))
+
+
+def described(schema: dict[str, Any], source: Path) -> dict[str, Any]:
+    """`schema` with the docstring under each field of its models as the field's description.
+
+    The models do not ask pydantic for that (`use_attribute_docstrings`): it reads and parses their
+    source each time the module is imported, a cost every run would pay for what only these files need.
+    """
+    docstrings = attribute_docstrings(source)
+    for title, part in [(schema.get("title", ""), schema), *schema.get("$defs", {}).items()]:
+        properties = part.get("properties", {})
+        for field, definition in properties.items():
+            if "description" not in definition and field in docstrings.get(title, {}):
+                # in the place pydantic gives it: its schemas' keys are sorted
+                properties[field] = dict(sorted({**definition, "description": docstrings[title][field]}.items()))
+    return schema
+
+
+def attribute_docstrings(source: Path) -> dict[str, dict[str, str]]:
+    """{class: {field: docstring}} for each string right under an annotated field, as pydantic reads them."""
+    found: dict[str, dict[str, str]] = {}
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for field, after in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                found.setdefault(node.name, {})[field.target.id] = inspect.cleandoc(after.value.value)
+    return found
+
+
 def render(name: str) -> str:
-    """A schema's text: the model's JSON Schema (what a reader accepts), with its dialect, as committed."""
-    schema = {"$schema": DIALECT, **model_for(name).model_json_schema(mode="validation")}
+    """A schema's text, with its dialect, as committed."""
+    schema = {"$schema": DIALECT, **json_schema(name)}
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -61,7 +103,7 @@ def render_page() -> str:
     """docs/reference/schemas.md: the introduction, then each schema's objects as tables of their fields."""
     lines = [PAGE_INTRO]
     for name, described in SCHEMA_FILES.items():
-        schema = model_for(name).model_json_schema(mode="validation")
+        schema = json_schema(name)
         lines += [f"## {described}", "", f"`schemas/{name}`: {_cell(schema.get('description', ''))}", ""]
         lines += _object_table(schema)
         for definition, part in sorted(schema.get("$defs", {}).items()):

@@ -28,7 +28,7 @@ from schemas.validation import refusal
 class Manifest(BaseModel):
     """manifest.json: its keys in the order the file holds them."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     format_version: StrictInt
     """The bundle's layout: 2, what this reviewscore writes (every weight once, in weights.bin), or 1

@@ -80,9 +80,7 @@ class _Part(BaseModel):
     """A part of the summary: frozen, strict, unknown keys ignored; the fields named in `left_out_when_none`
     are not written when None."""
 
-    model_config = ConfigDict(
-        frozen=True, strict=True, extra="ignore", ser_json_inf_nan="constants", use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore", ser_json_inf_nan="constants")
     left_out_when_none: ClassVar[tuple[str, ...]] = ()
 
     @model_serializer(mode="wrap")

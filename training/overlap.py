@@ -69,7 +69,7 @@ class TrainingOverlap(BaseModel):
     A pydantic model: it is a result `evaluate` writes into its JSON as is (`model_dump`), fields in order.
     """
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True)
 
     reviews: int
     """The evaluated reviews."""

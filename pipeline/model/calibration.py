@@ -55,7 +55,7 @@ class Calibration(BaseModel):
     `temperature` key, 1 / slope, is written for temperature scaling and ignored when read.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     method: StrictStr = "none"
     """One of METHODS: none, temperature, platt."""

@@ -69,7 +69,7 @@ class PreprocessingConfig(BaseModel):
     refused, not ignored: it would change how text is encoded.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     vocab_size: StrictInt = 5000
     """Number of most frequent training words kept; ids 0 and 1 are reserved for padding and unknown."""

@@ -130,7 +130,7 @@ Count = Annotated[StrictInt, Field(ge=0)]
 class StatisticsFile(BaseModel):
     """Statistics as a file holds them: the same fields, each histogram a JSON list of counts."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     reviews: Count
     """Reviews counted."""

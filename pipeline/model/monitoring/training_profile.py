@@ -34,7 +34,7 @@ class TrainingProfile(BaseModel):
     (the computational object the drift checks use), read and written through its file form.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     format_version: StrictInt = PROFILE_FORMAT
     """The file's layout; this reviewscore reads PROFILE_FORMAT only."""
