@@ -288,3 +288,65 @@ def test_five_class_bundles_are_explained_towards_their_predicted_class(five_cla
         assert len(top) == 1 and top[0]["word"] in text.split(), (label, top)
     summary = json.loads((tmp_path / "out" / "_SUMMARY.json").read_text())["explanations"]
     assert len(summary["words_by_class"]) == 5
+
+
+@pytest.fixture
+def scored_sample(tiny_bundle):
+    """A batch of three reviews scored by the job's handler, rows 0 and 2 sampled to explain, and the
+    explanation step ready on the same handler."""
+    from pipeline.job.graph import ExplainReviews
+    from pipeline.job.model_handler import EncodedReviews, ReviewModelHandler
+    from pipeline.job.sources import Review, batch_of_reviews
+
+    handler = ReviewModelHandler(
+        str(tiny_bundle.path), settings=ScorerSettings(engine="onnx"), explain=ExplainSettings(sample=50)
+    )
+    model = handler.load_model()
+    step = ExplainReviews(handler)
+    step.setup()
+    texts = ["the plot was wonderful and the music superb", "dreadful boring film", "awful film and awful acting"]
+    reviews = batch_of_reviews([Review(f"r{i}", "in.txt", text) for i, text in enumerate(texts)])
+    ids, words = tiny_bundle.encoder.encode_words(reviews.table.column("text"))
+    chosen = np.array([0, 2])
+    item = EncodedReviews(reviews, ids, [words[i] for i in chosen], chosen)
+    [result] = handler.run_inference([item], model)
+    return model, step, item, result
+
+
+def test_the_explanation_step_explains_the_sample_with_the_model_that_scored_it(scored_sample):
+    """It acquires the handler's copy of the model (never a second load) and explains the sampled rows
+    with the logits RunInference handed it: what the explainer says of those rows on its own."""
+    model, step, item, result = scored_sample
+    assert step.model is model
+    assert result.inference.explained is None and len(result.inference.logits) == 2  # scoring only scores
+    [out] = step.process(result)
+    explained = out.inference.explained
+    assert out.inference.logits is None and explained.rows.tolist() == [0, 2]
+    assert out.inference.probabilities is result.inference.probabilities  # explaining changes no score
+    rows = [item.ids.row(i) for i in item.explain_rows]
+    predicted = model.labels.predicted(result.inference.probabilities)[item.explain_rows]
+    alone = model.explain(rows, predicted, words=item.words)  # occlusion scores the rows itself
+    ranked = [dict(word_weights(w, a)) for w, a in zip(item.words, alone.weights, strict=True)]
+    for mine, theirs in zip(explained.word_weights, ranked, strict=True):
+        assert mine.keys() == theirs.keys()
+        assert list(mine.values()) == pytest.approx(list(theirs.values()), abs=1e-5)
+
+
+def test_a_batch_that_cannot_be_explained_fails_whole_at_the_inference_stage(scored_sample):
+    from dataclasses import replace
+
+    from apache_beam.pvalue import TaggedOutput
+
+    from pipeline.job.sources import FAILED
+    from schemas.output import INFERENCE_STAGE
+
+    model, step, _, result = scored_sample
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("no room for the occluded variants")
+
+    step.model = replace(model, explain=out_of_memory)
+    out = list(step.process(result))
+    assert all(isinstance(o, TaggedOutput) and o.tag == FAILED for o in out)
+    assert [(o.value.review_id, o.value.stage) for o in out] == [(f"r{i}", INFERENCE_STAGE) for i in range(3)]
+    assert "no room" in out[0].value.error

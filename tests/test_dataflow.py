@@ -37,8 +37,8 @@ DATAFLOW = [
 ]  # fmt: skip
 STAGES = (
     "Read/MatchTextFiles", "Read/ReadTextFiles", "CountRead", "Encode",
-    "Score/BeamML_RunInference", "ToScoredBatch", "WriteScored", "WriteErrors", "PublishShards", "Summarize",
-    "WriteSummary",
+    "Score/BeamML_RunInference", "Explain", "ToScoredBatch", "WriteScored", "WriteErrors", "PublishShards",
+    "Summarize", "WriteSummary",
 )  # fmt: skip
 
 
@@ -107,7 +107,7 @@ def test_dataflow_job_graph_has_every_stage(remote, cloud_storage):
             beam_args=DATAFLOW,
         )
     )
-    assert isinstance(outcome, DryRun) and outcome.to_dict()["dry_run"] is True
+    assert isinstance(outcome, DryRun) and outcome.model_dump()["dry_run"] is True
     for stage in STAGES:
         assert any(step == stage or step.startswith(stage + "/") for step in outcome.steps), stage
 

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
@@ -30,7 +30,7 @@ from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
 from pipeline.job.metrics import NAMESPACE
-from pipeline.job.model_handler import EncodedReviews, ReviewModelHandler, ScoredBatch
+from pipeline.job.model_handler import EncodedReviews, LoadedModel, ReviewModelHandler, ScoredBatch
 from pipeline.job.sinks import PublishShards, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.job.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
 from pipeline.job.summarize import RunContext, Summarize
@@ -38,7 +38,7 @@ from pipeline.job.tallies import add_tallies, failed_tally, read_tally, scored_t
 from pipeline.job.verdict import RunPolicy
 from pipeline.model.engines.base import ScorerSettings
 from pipeline.model.engines.length_order import DEFAULT_MAX_BATCH_SIZE
-from pipeline.model.explain.explainer import ExplainSettings, sampled_rows
+from pipeline.model.explain.explainer import Explained, ExplainSettings, sampled_rows
 from pipeline.model.labels import Labels
 from pipeline.model.monitoring.training_profile import TrainingProfile
 from pipeline.model.preprocessing import EncodedBatch
@@ -77,15 +77,12 @@ class ScoringModel:
     profile: TrainingProfile | None = None
     """The bundle's training profile, for the run's drift checks and report."""
     shared_model: shared.Shared = field(default_factory=shared.Shared, compare=False)
-    """The handle every handler of this model loads through: one copy per process (ReviewModelHandler)."""
+    """The handle every handler of this model loads through: one copy per process (ReviewModelHandler),
+    which the explanation step (ExplainReviews) acquires too."""
 
-    def handler(self, explained: WorkerCount | None = None) -> ReviewModelHandler:
+    def handler(self) -> ReviewModelHandler:
         return ReviewModelHandler(
-            self.bundle_uri,
-            settings=self.scorer,
-            explain=self.explain,
-            explained=explained,
-            shared_model=self.shared_model,
+            self.bundle_uri, settings=self.scorer, explain=self.explain, shared_model=self.shared_model
         )
 
 
@@ -200,6 +197,61 @@ class EncodeReviews(beam.DoFn):
             yield EncodedReviews(
                 batch.filter(pa.array(keep)), encoded.take(kept), None if words is None else [words[i] for i in kept]
             )
+
+
+class ExplainReviews(beam.DoFn):
+    """Explains each scored batch's sampled or requested rows (`EncodedReviews.words`, `explain_rows`),
+    after RunInference and apart from it: explanations never change a score.
+
+    It explains with the process's copy of the model, the one RunInference scored with, acquired
+    through the same `shared.Shared` handle and key (`ReviewModelHandler.load_model`): never a
+    second load. RunInference hands it the logits of those rows (`ScoredBatch.logits`), so occlusion
+    scores only the occluded variants. A batch that cannot be explained fails as a whole, at the
+    inference stage, as its scoring would have."""
+
+    def __init__(self, handler: ReviewModelHandler, progress: WorkerCount | None = None):
+        self.handler = handler
+        self.progress = progress
+        """Counts the reviews explained as they are (explaining one batch can take minutes)."""
+        self.model: LoadedModel | None = None
+
+    def setup(self):
+        self.model = self.handler.load_model()
+
+    def process(self, result: PredictionResult) -> Iterator[Any]:
+        scored: ScoredBatch = result.inference
+        if scored.logits is None or self.model.explain is None:
+            yield result
+            return
+        item: EncodedReviews = result.example
+        try:
+            explained = self._explained(item, scored)
+        except Exception as e:
+            for failure in item.reviews.failures(range(len(item.reviews)), INFERENCE_STAGE, str(e)[:2000]):
+                yield TaggedOutput(FAILED, failure)
+            return
+        yield result._replace(inference=replace(scored, explained=explained, logits=None))
+
+    def _explained(self, item: EncodedReviews, scored: ScoredBatch) -> Explained:
+        """The batch's explanations: of every review, or of its sampled rows (`item.explain_rows`)."""
+        predicted = self.model.labels.predicted(scored.probabilities)
+        chosen = item.explain_rows
+        if chosen is None:
+            rows = item.ids.rows()
+        else:
+            rows, predicted = [item.ids.row(i) for i in chosen], predicted[chosen]
+        attributions = self.model.explain(rows, predicted, scored.logits, self.progress, item.words)
+        return Explained.of(item.words, attributions, self.model.top_k, chosen)
+
+
+def explain_step(predictions, model: ScoringModel, handler: ReviewModelHandler, progress: WorkerCount | None):
+    """(the scored batches, with their explanations if the run explains; the failures explaining)."""
+    if not model.explain.active:
+        return predictions, ()
+    explained, failures = predictions | "Explain" >> beam.ParDo(ExplainReviews(handler, progress)).with_outputs(
+        FAILED, main="explained"
+    )
+    return explained, (failures,)
 
 
 class ToScoredBatch(beam.DoFn):
@@ -320,12 +372,15 @@ def build_pipeline(
             model.bundle_uri, source.text_column, model.scorer.threads, model.explain.share(source.plan.reviews)
         )
     ).with_outputs(FAILED, main="encoded")
-    handler = model.handler(explained_count)
+    handler = model.handler()
     predictions, dead_letters = encoded | "Score" >> RunInference(handler).with_exception_handling()
+    predictions, explain_failures = explain_step(predictions, model, handler, explained_count)
     scored = predictions | "ToScoredBatch" >> beam.ParDo(ToScoredBatch(model.labels, sink.schema, scored_count))
 
     failures = (
-        (read_failures, encode_failures) | "AllFailures" >> beam.Flatten() | "FailureRows" >> beam.Map(failure_row)
+        (read_failures, encode_failures, *explain_failures)
+        | "AllFailures" >> beam.Flatten()
+        | "FailureRows" >> beam.Map(failure_row)
     )
     inference_failures = dead_letters.failed_inferences | "InferenceFailureRows" >> beam.FlatMap(failed_batch_rows)
     errors = (failures, inference_failures) | "ErrorRows" >> beam.Flatten()

@@ -6,7 +6,10 @@ between the process's threads (Beam's `shared.Shared`), so a worker holds one co
 The handler loads through a `shared.Shared` handle of its own, which the job's `ScoringModel` holds:
 the launcher loads the model first, through the same handle, to report a model that cannot load
 before any work starts, and a local run's workers, in the launcher's process, then acquire that
-copy instead of loading and compiling the model again.
+copy instead of loading and compiling the model again. The explanation step after RunInference
+(`ExplainReviews`, pipeline/job/graph.py) acquires that same copy the same way: the handler only
+scores, and hands it the logits of the rows it will explain, so that occlusion scores only the
+occluded variants.
 
 Each element is already a batch (EncodedReviews: up to `max_batch_size` reviews read together), so
 RunInference's own batching is set to one element per call; the scorer (`pipeline/model/engines/`)
@@ -36,7 +39,6 @@ from pipeline.model.engines.base import ScorerSettings
 from pipeline.model.explain.explainer import Explained, ExplainSettings
 from pipeline.model.labels import Labels
 from pipeline.model.preprocessing import EncodedBatch
-from pipeline.model.progress import WorkerCount
 
 if TYPE_CHECKING:
     from pipeline.model.explain.explainer import Explainer
@@ -63,7 +65,8 @@ class EncodedReviews(NamedTuple):
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """RunInference's result for one element: (rows, classes) probabilities, and explanations if asked."""
+    """RunInference's result for one element: (rows, classes) probabilities; the explanation step
+    adds the explanations of the rows it explains."""
 
     probabilities: np.ndarray
     explained: Explained | None = None
@@ -71,6 +74,9 @@ class ScoredBatch:
     """The engine that scored the batch, and why it was chosen: decided where the model loaded (on a
     remote runner, the worker), so the summary reports what actually ran."""
     engine_reason: str = ""
+    logits: np.ndarray | None = None
+    """The engine's logits of the rows to explain (every row, or `EncodedReviews.explain_rows`), in
+    that order; None when none is to be explained, and once they are."""
 
 
 @dataclass
@@ -118,7 +124,6 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         *,
         settings: ScorerSettings | None = None,
         explain: ExplainSettings | None = None,
-        explained: WorkerCount | None = None,
         shared_model: shared.Shared | None = None,
     ):
         # One element per call: each element is a batch of reviews read together, already as large
@@ -127,8 +132,6 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         self.bundle_uri = bundle_uri
         self.settings = settings or ScorerSettings()
         self.explain = explain or ExplainSettings()
-        self.explained = explained
-        """Counts the reviews explained as they are (explaining one batch can take minutes)."""
         self.shared_model = shared_model or shared.Shared()
         """One loaded model per process for every handler that holds this handle (and its pickled copies)."""
 
@@ -145,29 +148,20 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
         model: LoadedModel,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        """One PredictionResult per element: a ScoredBatch of its probabilities (and explanations).
-
-        Explanations are computed after, and apart from, the scores: they never change one."""
+        """One PredictionResult per element: a ScoredBatch of its probabilities, with the logits of the
+        rows the explanation step will explain (it explains after, and apart from, the scores: they
+        never change one)."""
         results = []
         for item in batch:
-            rows = item.ids.rows()
-            probabilities, logits = model.score.with_logits(rows)
+            probabilities, logits = model.score.with_logits(item.ids.rows())
             Metrics.counter(self.get_metrics_namespace(), engine_metric(model.score.engine)).inc(len(item.ids))
-            explained = None
-            if model.explain is not None and item.words is not None:
-                explained = self._explain(model, rows, probabilities, logits, item)
-            scored = ScoredBatch(probabilities, explained, model.score.engine, model.score.reason)
+            if model.explain is None or item.words is None:
+                logits = None
+            elif item.explain_rows is not None:
+                logits = logits[item.explain_rows]
+            scored = ScoredBatch(probabilities, None, model.score.engine, model.score.reason, logits)
             results.append(PredictionResult(item, scored, model.version))
         return results
-
-    def _explain(self, model: LoadedModel, rows, probabilities, logits, item: EncodedReviews) -> Explained:
-        """The batch's explanations: of every review, or of its sampled rows (`item.explain_rows`)."""
-        predicted = model.labels.predicted(probabilities)
-        chosen = item.explain_rows
-        if chosen is not None:
-            rows, predicted, logits = [rows[i] for i in chosen], predicted[chosen], logits[chosen]
-        attributions = model.explain(rows, predicted, logits, self.explained, item.words)
-        return Explained.of(item.words, attributions, model.top_k, chosen)
 
     def get_num_bytes(self, batch: Sequence[EncodedReviews]) -> int:
         return sum(item.ids.ids.nbytes for item in batch)
