@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -36,6 +36,7 @@ from apache_beam.utils import shared
 from pipeline.job.metrics import NAMESPACE
 from pipeline.job.sources import ReviewBatch
 from pipeline.model.engines.base import ScorerSettings
+from pipeline.model.explain import OCCLUSION
 from pipeline.model.explain.explainer import Explained, ExplainSettings
 from pipeline.model.labels import Labels
 from pipeline.model.preprocessing import EncodedBatch
@@ -100,7 +101,8 @@ def load_scorer(bundle_uri: str, settings: ScorerSettings, explain: ExplainSetti
     explain = explain or ExplainSettings()
     started = time.monotonic()
     bundle = open_bundle(bundle_uri, read_file)
-    scorer = bundle_scorer(bundle, settings)
+    by_occlusion = explain.active and explain.method == OCCLUSION
+    scorer = bundle_scorer(bundle, replace(settings, with_recurrence=by_occlusion))
     explainer = None
     if explain.active:
         from pipeline.model.explain.explainer import Explainer

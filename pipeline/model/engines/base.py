@@ -88,6 +88,9 @@ class ScorerSettings:
     """Why `engine` was chosen, when the launcher chose it; for the log."""
     reviews: int | None = None
     """The job's size, for resolving 'auto' where the reviews are scored (a remote runner's worker)."""
+    with_recurrence: bool = False
+    """Open the engine's recurrence (for explanations by occlusion) with the model, side by side, rather
+    than on first use: both take a while to open, and an explaining job needs both."""
 
     def batch_size_for(self, engine: Engine) -> int:
         return self.batch_size or engine.best_batch_size

@@ -9,7 +9,7 @@ the cores (BENCHMARKS.md#levers)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,14 +37,17 @@ class OnnxEngine:
     fallback = None
 
     def load(self, bundle: Bundle, settings: ScorerSettings) -> OnnxScorer:
+        occlusion = bundle.path / OCCLUSION_FILE if OCCLUSION_FILE in bundle.manifest.files else None
+        opening = None
+        if settings.with_recurrence and occlusion is not None:
+            opening = ThreadPoolExecutor(max_workers=1).submit(_session, occlusion)  # beside the model's own
         scorer = OnnxScorer.from_file(
             bundle.path / ONNX_FILE,
             settings.batch_size_for(self),
             settings.threads or available_cores(),
             settings.reason,
         )
-        if OCCLUSION_FILE in bundle.manifest.files:
-            scorer.occlusion_path = bundle.path / OCCLUSION_FILE
+        scorer.occlusion_path, scorer.opening = occlusion, opening
         bundle.check_outputs_fit(scorer.outputs)
         bundle.check_embedding_fits((bundle.manifest.onnx or {}).get("embedding_rows", len(bundle.vocabulary)))
         return scorer
@@ -54,6 +57,8 @@ class OnnxScorer:
     engine = OnnxEngine.name
     occlusion_path: Path | None = None
     """The bundle's occlusion.onnx, if it has one: what `recurrence` loads."""
+    opening: Future | None = None
+    """Its session, being opened since the model loaded (ScorerSettings.with_recurrence)."""
 
     def __init__(self, session, outputs: int, batch_size: int, threads: int, reason: str = ""):
         self.session = session
@@ -74,7 +79,8 @@ class OnnxScorer:
         """The bundle's occlusion.onnx on ONNX Runtime (pipeline/model/explain/occlusion.py's Recurrence),
         loaded on first use (it holds its own copy of the folded tables); None without one."""
         if self._recurrence is None and self.occlusion_path is not None:
-            self._recurrence = OnnxRecurrence(_session(self.occlusion_path), self.batch_size, self.pool, self.threads)
+            session = self.opening.result() if self.opening is not None else _session(self.occlusion_path)
+            self._recurrence = OnnxRecurrence(session, self.batch_size, self.pool, self.threads)
         return self._recurrence
 
     def __call__(self, rows: Sequence[np.ndarray]) -> np.ndarray:

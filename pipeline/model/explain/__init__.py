@@ -12,7 +12,7 @@ This module names the methods and their settings, and is cheap to import (no Num
 TensorFlow): the CLI reads it for `--help`, as it reads pipeline.model.engines.registry.
 """
 
-METHODS = ("occlusion", "integrated-gradients")
+OCCLUSION, INTEGRATED_GRADIENTS = METHODS = ("occlusion", "integrated-gradients")
 """The first is the default: measured cheaper at every review length (BENCHMARKS.md#occlusion-vs-ig)."""
 STEPS = 32
 """Integrated-gradients steps when not set: a job's, and where `reviewscore explain` starts doubling

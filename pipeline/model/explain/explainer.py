@@ -29,6 +29,7 @@ from pipeline.model.explain import (
     COMPLETENESS_TOLERANCE,
     METHODS,
     MOST_STEPS,
+    OCCLUSION,
     SAMPLE,
     SAMPLE_WORDS,
     STEPS,
@@ -85,7 +86,7 @@ class ExplainSettings:
 
     def runs_on(self, engine: str) -> str:
         """Where explanations run, given the scoring engine: occlusion on it, integrated gradients on TensorFlow."""
-        if self.method == "occlusion":
+        if self.method == OCCLUSION:
             return engine
         gradients = engine not in ENGINES or ENGINES[engine].gradients
         return f"{TENSORFLOW.title} (XLA-compiled)" + (
@@ -94,7 +95,7 @@ class ExplainSettings:
 
     def describe(self) -> dict:
         chosen = {"reviews_explained": "all" if self.every_review else f"a sample of about {self.sample}, by review id"}
-        if self.method == "occlusion":
+        if self.method == OCCLUSION:
             return {
                 "method": "occlusion (leave one word out)",
                 "target": TARGET,
@@ -122,7 +123,7 @@ class Explainer:
         if settings.method not in METHODS:
             raise ExplainUnavailable(f"unknown explanation method {settings.method!r}; choose one of {METHODS}")
         self.settings = settings
-        if settings.method == "occlusion":
+        if settings.method == OCCLUSION:
             self.attribute = Occlusion(logits, recurrence)
             return
         if not TENSORFLOW.installed():

@@ -31,6 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.model.explain import OCCLUSION
 from pipeline.model.explain.integrated_gradients import Attributions, class_logit
 from pipeline.model.preprocessing import EncodedBatch, offsets_of
 from pipeline.model.progress import WorkerCount
@@ -105,7 +106,7 @@ class _Jobs:
 
 
 class Occlusion:
-    method = "occlusion"
+    method = OCCLUSION
 
     def __init__(
         self,
