@@ -22,6 +22,15 @@ TOP_WORDS = "top_words"
 """With --explain K: the K words of the review that moved it most towards (positive weight) or
 against (negative) its predicted label, by occlusion or integrated gradients; docs/explanations.md."""
 
+# Columns a run with --shadow-model adds: the shadow bundle's own prediction of the same review, as the
+# columns above without the prefix hold the run's model's. Null where the shadow could not score it.
+SHADOW_PREFIX = "shadow_"
+SHADOW_PREDICTED_LABEL = SHADOW_PREFIX + PREDICTED_LABEL
+SHADOW_SCORE = SHADOW_PREFIX + SCORE
+SHADOW_LABEL_PROBS = SHADOW_PREFIX + LABEL_PROBS
+SHADOW_MODEL_VERSION = SHADOW_PREFIX + MODEL_VERSION
+SHADOW_COLUMNS = (SHADOW_PREDICTED_LABEL, SHADOW_SCORE, SHADOW_LABEL_PROBS, SHADOW_MODEL_VERSION)
+
 # Columns of a review read from a text file; also the columns a Parquet input's text and id are read
 # from unless the job names others, so that text files and Parquet files score alike by default.
 REVIEW_ID = "review_id"

@@ -34,12 +34,14 @@ from pydantic import (
 )
 
 __all__ = [
+    "DISAGREEMENTS_SHOWN",
     "DRIFTED",
     "INSUFFICIENT",
     "NO_PROFILE",
     "OK",
     "ClassWords",
     "CompletenessError",
+    "Disagreement",
     "Drift",
     "DriftCheck",
     "EngineUse",
@@ -48,6 +50,7 @@ __all__ = [
     "Lineage",
     "ModelLineage",
     "RunSummary",
+    "ShadowSummary",
     "SummaryError",
     "Verdict",
     "WordWeight",
@@ -250,6 +253,8 @@ class ExplanationsSummary(_Part):
 class Verdict(_Part):
     """Whether the run passed the job's policy, the problems that failed it, and that policy."""
 
+    left_out_when_none = ("max_disagreement",)
+
     passed: bool
     """No problem failed the run (`problems` is empty); when false, `reviewscore score` exits with code 1
     and the nightly gate fails the run."""
@@ -262,6 +267,73 @@ class Verdict(_Part):
     """The highest `error_rate` the job allowed (--max-error-rate, a share); null: no limit."""
     on_drift: str
     """What drift does to the verdict (--on-drift): "warn" (reported, the run still passes) or "fail"."""
+    max_disagreement: Number | None = None
+    """The largest share of compared reviews the shadow model may label differently (--max-disagreement);
+    left out when the job set no limit."""
+
+
+class Disagreement(_Part):
+    """One review the two models labelled differently, among those whose scores differ most."""
+
+    left_out_when_none = ("champion_words", "shadow_words")
+
+    review_id: str
+    """The review's id, as in the scored rows."""
+    snippet: str
+    """The review's first words, as read (before cleaning), cut at about 200 characters."""
+    champion_label: str
+    """The label the run's model gave it (its `predicted_label` column)."""
+    champion_score: Number
+    """The run's model's `score` for it."""
+    shadow_label: str
+    """The label the shadow model gave it (its `shadow_predicted_label` column)."""
+    shadow_score: Number
+    """The shadow model's `shadow_score` for it."""
+    champion_words: Annotated[tuple[WordWeight, ...], Strict(False)] | None = None
+    """The words that moved the run's model most, where the review was explained; left out otherwise."""
+    shadow_words: Annotated[tuple[WordWeight, ...], Strict(False)] | None = None
+    """The words that moved the shadow model most, where the review was explained; left out otherwise."""
+
+
+DISAGREEMENTS_SHOWN = 10
+"""The most disagreements a summary lists (ShadowSummary.disagreements) and the report shows."""
+
+
+class ShadowSummary(_Part):
+    """A challenger bundle that scored the same records beside the run's model (--shadow-model), and how
+    the two compare on them: the evidence for promoting it, on the data the job actually scores."""
+
+    left_out_when_none = ("agreement", "mean_abs_score_difference", "max_abs_score_difference", "score_correlation")
+
+    model: ModelLineage
+    """The shadow bundle: where it was read from, its name, version and manifest checksum."""
+    reviews_compared: int
+    """Reviews both models scored: the run's scored reviews less `records_failed`."""
+    records_failed: int
+    """Scored reviews the shadow model could not score (its encoding or model call failed): their rows
+    carry null shadow columns; they never fail the run's own row."""
+    agreement: Number | None = None
+    """The share of `reviews_compared` both models gave the same label, 0 to 1, to 6 decimals; left out
+    when none was compared."""
+    labels: dict[str, dict[str, int]]
+    """The label table: reviews by the run's model's label, then by the shadow model's label (every class
+    of both, zeros included)."""
+    mean_abs_score_difference: Number | None = None
+    """Mean of |score - shadow_score| over the reviews compared, to 6 decimals; left out when none was."""
+    max_abs_score_difference: Number | None = None
+    """The largest |score - shadow_score|, to 6 decimals; left out when none was compared."""
+    score_correlation: Number | None = None
+    """Pearson's correlation of `score` and `shadow_score`, to 6 decimals; left out when it is undefined
+    (fewer than two reviews, or a score that never varies)."""
+    champion_label_shares: dict[str, Number]
+    """Each class's share of the compared reviews by the run's model, 0 to 1, to 6 decimals."""
+    shadow_label_shares: dict[str, Number]
+    """Each class's share of the compared reviews by the shadow model, 0 to 1, to 6 decimals."""
+    drift: Drift
+    """The shadow model's own drift checks, of its scores against its own training profile."""
+    disagreements: Annotated[tuple[Disagreement, ...], Strict(False)] = ()
+    """The reviews labelled differently whose scores differ most, largest difference first (at most ten,
+    DISAGREEMENTS_SHOWN)."""
 
 
 class InputsLineage(_Part):
@@ -329,7 +401,7 @@ class Lineage(_Part):
 class RunSummary(_Part):
     """A finished run: its counts, where its files are, how it scored, its drift checks and verdict."""
 
-    left_out_when_none = ("lineage", "explanations", "verdict", "report_error", "model_loads")
+    left_out_when_none = ("lineage", "explanations", "verdict", "report_error", "model_loads", "shadow")
 
     records_read: int
     """Records the job read: each review (a review file or a Parquet row), and each file or row group that
@@ -379,6 +451,8 @@ class RunSummary(_Part):
     """Where _report.html was written; null when it could not be drawn (report_error says why)."""
     model_loads: int | None = None
     """How often workers loaded the model, from the runner's metrics: set by the launcher, never in the file."""
+    shadow: ShadowSummary | None = None
+    """The shadow model's comparison with the run's model (--shadow-model); left out without one."""
 
 
 def summary_to_json(summary: RunSummary) -> str:
