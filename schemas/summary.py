@@ -39,6 +39,7 @@ __all__ = [
     "INSUFFICIENT",
     "NO_PROFILE",
     "OK",
+    "SCORE_DIFFERENCE_BINS",
     "ClassWords",
     "CompletenessError",
     "Disagreement",
@@ -297,6 +298,8 @@ class Disagreement(_Part):
 
 DISAGREEMENTS_SHOWN = 10
 """The most disagreements a summary lists (ShadowSummary.disagreements) and the report shows."""
+SCORE_DIFFERENCE_BINS = 40
+"""Bins of ShadowSummary.score_differences, each 0.05 wide, from -1 to 1."""
 
 
 class ShadowSummary(_Part):
@@ -322,6 +325,9 @@ class ShadowSummary(_Part):
     """Mean of |score - shadow_score| over the reviews compared, to 6 decimals; left out when none was."""
     max_abs_score_difference: Number | None = None
     """The largest |score - shadow_score|, to 6 decimals; left out when none was compared."""
+    score_differences: Annotated[tuple[int, ...], Strict(False)] = ()
+    """A histogram of shadow_score - score over the reviews compared: SCORE_DIFFERENCE_BINS equal bins
+    from -1 to 1 (the last includes 1), counts of reviews; empty when none was compared."""
     score_correlation: Number | None = None
     """Pearson's correlation of `score` and `shadow_score`, to 6 decimals; left out when it is undefined
     (fewer than two reviews, or a score that never varies)."""
