@@ -79,7 +79,7 @@ from airflow.providers.google.cloud.sensors.gcs import GCSObjectExistenceSensor
 from google.api_core.exceptions import NotFound
 from googleapiclient.errors import HttpError
 from reviewscore_launch import SettingsError, day_locations, launch_request, read_settings
-from reviewscore_policy import MAX_ERROR_RATE, gate_problems, launch_parameters
+from reviewscore_policy import MAX_ERROR_RATE, gate_problems, launch_parameters, shadow_line
 
 try:  # Airflow 3: the task SDK
     from airflow.sdk import DAG, CronDataIntervalTimetable, Variable
@@ -192,7 +192,7 @@ def check_run(day: str) -> None:
         summary = summary_from_json(text)
     except SummaryError as e:
         raise AirflowFailException(f"{where} is not a run summary: {e}") from None
-    problems = gate_problems(summary)
+    problems = gate_problems(summary, SETTINGS.max_disagreement)
     verdict = summary.verdict
     if problems or verdict is None:
         report = f"; see {summary.report}" if summary.report else ""
@@ -203,7 +203,7 @@ def check_run(day: str) -> None:
         return
     log.info(
         f"{day} passed: {scored:,} reviews scored, {failed:,} failed ({verdict.error_rate:.2%}, "
-        f"at most {float(MAX_ERROR_RATE):.2%} allowed); drift: {summary.drift.status}"
+        f"at most {float(MAX_ERROR_RATE):.2%} allowed); drift: {summary.drift.status}{shadow_line(summary)}"
     )
 
 
@@ -228,7 +228,7 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=10), "execution_timeout": timedelta(minutes=15)},
     tags=["reviewscore"],
 ) as dag:
-    parameters = launch_parameters(*day_locations(SETTINGS, DAY))
+    parameters = launch_parameters(*day_locations(SETTINGS, DAY), SETTINGS.shadow_model, SETTINGS.max_disagreement)
     wait = GCSObjectExistenceSensor(
         task_id="wait_for_reviews",
         bucket=SETTINGS.bucket,

@@ -26,6 +26,9 @@ VARIABLES = {
     "temp_location": "the job's temporary files (default gs://BUCKET/tmp)",
     "network": "the VPC network of the launcher VM and the workers (default: Dataflow's, the network named default)",
     "subnetwork": "their subnetwork, regions/REGION/subnetworks/NAME or its URL (default: Dataflow's choice)",
+    "shadow_model": "a challenger bundle's gs:// folder, scored beside the model every night (default: none)",
+    "max_disagreement": "the largest share of reviews the challenger may label differently before the day fails "
+    "(default: no limit; needs shadow_model)",
 }
 """Each setting and what it is; its Airflow Variable is VARIABLE_PREFIX + the name."""
 REQUIRED = ("project", "region", "bucket")
@@ -41,6 +44,8 @@ FORMATS = {
     "network": (r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", "a VPC network name"),
     "subnetwork": (r"(https://www\.googleapis\.com/compute/v1/projects/[a-z0-9-]+/)?regions/[a-z0-9-]+/subnetworks/\S+",
                    "regions/REGION/subnetworks/NAME or its full URL"),
+    "shadow_model": (r"gs://[^/\s]+/\S*", "a bundle's gs:// folder"),
+    "max_disagreement": (r"0(\.[0-9]+)?|1(\.0+)?|\.[0-9]+", "a share from 0 to 1, such as 0.02"),
 }  # fmt: skip
 MACHINE_TYPE = "n2-standard-4"
 """One model per SDK process, one process per vCPU: enough memory per vCPU (docs/production.md, Workers)."""
@@ -61,6 +66,8 @@ class Settings:
     temp_location: str
     network: str | None
     subnetwork: str | None
+    shadow_model: str | None = None
+    max_disagreement: str | None = None
 
     @property
     def template(self) -> str:
@@ -90,6 +97,9 @@ def read_settings(variable: Callable[[str], str | None]) -> Settings:
         if value is not None and not re.fullmatch(pattern, value):
             raise SettingsError(f"the Airflow Variable {key} is '{value}', not {form}")
         values[name] = value
+    if values["max_disagreement"] is not None and values["shadow_model"] is None:
+        key = VARIABLE_PREFIX + "max_disagreement"
+        raise SettingsError(f"the Airflow Variable {key} needs {VARIABLE_PREFIX}shadow_model: set both, or neither")
     project, bucket = values["project"], values["bucket"]
     return Settings(
         project=project,
@@ -100,6 +110,8 @@ def read_settings(variable: Callable[[str], str | None]) -> Settings:
         temp_location=values["temp_location"] or f"gs://{bucket}/tmp",
         network=values["network"],
         subnetwork=values["subnetwork"],
+        shadow_model=values["shadow_model"],
+        max_disagreement=values["max_disagreement"],
     )
 
 

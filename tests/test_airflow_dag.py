@@ -105,7 +105,9 @@ def day_request(day: str, **variables: str) -> dict:
     launch, policy = shipped_modules()
     values = {f"reviewscore_{name}": value for name, value in {**VARIABLES, **variables}.items()}
     settings = launch.read_settings(values.get)
-    parameters = policy.launch_parameters(*launch.day_locations(settings, day))
+    parameters = policy.launch_parameters(
+        *launch.day_locations(settings, day), settings.shadow_model, settings.max_disagreement
+    )
     return launch.launch_request(settings, f"reviewscore-{day.replace('-', '')}", parameters)
 
 
@@ -172,6 +174,13 @@ def test_the_dag_passes_template_parameters_the_template_accepts():
         ({"bucket": "gs://demo-bucket"}, "reviewscore_bucket", "without gs://"),
         ({"temp_location": "/tmp/x"}, "reviewscore_temp_location", "gs://"),
         ({"subnetwork": "reviewscore"}, "reviewscore_subnetwork", "regions/REGION/subnetworks/NAME"),
+        ({"shadow_model": "models/imdb-bilstm"}, "reviewscore_shadow_model", "gs://"),
+        ({"max_disagreement": "0.02"}, "reviewscore_max_disagreement", "reviewscore_shadow_model"),
+        (
+            {"shadow_model": f"gs://{BUCKET}/models/next/", "max_disagreement": "2"},
+            "reviewscore_max_disagreement",
+            "a share from 0 to 1",
+        ),
     ],
 )
 def test_settings_left_at_a_placeholder_or_malformed_are_refused_naming_the_variable(variables, refused, fix):
@@ -632,6 +641,57 @@ def judged_leniently(summary):
 
 def not_a_summary(summary):
     del summary["records_read"]
+
+
+def shadowed(summary: dict, agreement: float, max_disagreement: float | None) -> dict:
+    """`summary` with a challenger that agreed on `agreement` of the reviews, judged with `max_disagreement`."""
+    compared = summary["records_scored"]
+    same = round(compared * agreement)
+    summary["shadow"] = {
+        "model": {"location": f"gs://{BUCKET}/models/next/", "name": "imdb-bilstm", "version": "3.0.0",
+                  "manifest_sha256": "1" * 64},
+        "reviews_compared": compared, "records_failed": 0, "agreement": agreement,
+        "labels": {"negative": {"negative": same // 2, "positive": (compared - same) // 2},
+                   "positive": {"negative": compared - same - (compared - same) // 2, "positive": same - same // 2}},
+        "champion_label_shares": {"negative": 0.5, "positive": 0.5},
+        "shadow_label_shares": {"negative": 0.5, "positive": 0.5},
+        "drift": {"detected": False, "status": "no_profile", "reason": "no profile", "checks": []},
+    }  # fmt: skip
+    if max_disagreement is not None:
+        summary["verdict"]["max_disagreement"] = max_disagreement
+        if 1 - agreement > max_disagreement:
+            problems = [f"the models disagree on {1 - agreement:.2%} of reviews, above --max-disagreement"]
+            summary["verdict"].update(passed=False, problems=problems)
+    return summary
+
+
+def gate_problems_of(summary: dict, max_disagreement: str | None) -> list[str]:
+    """The gate's judgement of a summary as the DAG shipped beside it reads it, without Airflow."""
+    from schemas.summary import summary_from_json
+
+    _, policy = shipped_modules()
+    return policy.gate_problems(summary_from_json(json.dumps(summary)), max_disagreement)
+
+
+def test_a_challenger_is_launched_with_the_disagreement_the_day_allows():
+    parameters = day_request(DAY, shadow_model=f"gs://{BUCKET}/models/next/", max_disagreement="0.02")[
+        "launchParameter"
+    ]["parameters"]
+    assert (parameters["shadow_model"], parameters["max_disagreement"]) == (f"gs://{BUCKET}/models/next/", "0.02")
+    assert "shadow_model" not in day_request(DAY)["launchParameter"]["parameters"]
+
+
+def test_the_gate_judges_a_challenger_by_the_dags_policy():
+    assert gate_problems_of(shadowed(passing_summary(), 0.99, 0.02), "0.02") == []
+    problems = gate_problems_of(shadowed(passing_summary(), 0.95, 0.02), "0.02")
+    assert problems and "disagree on 5.00%" in problems[0]
+    # a day judged without the limit this DAG set fails, as a lenient error rate does
+    assert any("max_disagreement=None" in p for p in gate_problems_of(shadowed(passing_summary(), 0.95, None), "0.02"))
+    _, policy = shipped_modules()
+    from schemas.summary import summary_from_json
+
+    line = policy.shadow_line(summary_from_json(json.dumps(shadowed(passing_summary(), 0.99, 0.02))))
+    assert "imdb-bilstm 3.0.0" in line and "99.00% agreement" in line and "990 reviews" in line
 
 
 GATE_FAILURES = [
