@@ -510,3 +510,34 @@ def test_the_top_words_of_every_class_line_up_in_a_browser(browser, tmp_path):
     assert all(len({round(top) for _, top, _ in row}) == 1 for row in rows)  # and across it
     widths = [round(width) for _, _, width in rows[0]]
     assert widths[:3] == widths[3:], widths  # every class's columns alike
+
+
+@pytest.mark.slow
+def test_the_champion_and_challenger_section_renders_in_a_browser(browser, tmp_path):
+    """A report with a shadow model's comparison: no console error, the section shown with its tables, its
+    diagonal shaded and its chart painted."""
+    from tests.test_report_shadow import a_shadow
+    from tests.test_summary import a_summary
+
+    page = tmp_path / "page.html"
+    page.write_text(render_report(a_summary(shadow=a_shadow()), Statistics.empty(2), None, {"name": "m"}))
+    browser.get(page.resolve().as_uri())
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+    section = browser.find_element("id", "shadow")
+    assert section.is_displayed() and section.find_element("tag name", "h2").text == "Champion and challenger"
+    assert "88.4% agreement" in browser.find_element("id", "agreement").text
+    shaded = browser.execute_script(
+        "return [...document.querySelectorAll('#shadow-labels td.agree')].map(td => "
+        "  [td.innerText, getComputedStyle(td).backgroundColor, td.getBoundingClientRect().height])"
+    )
+    assert [text for text, _, _ in shaded] == ["40", "44"]
+    assert all(colour != "rgba(0, 0, 0, 0)" and height > 0 for _, colour, height in shaded), shaded
+    chart = browser.execute_script(
+        "const svg = document.querySelector('#shadow svg.chart'); return {title: svg.getAttribute('aria-label'),"
+        "  width: svg.getBoundingClientRect().width,"
+        "  painted: [...svg.querySelectorAll('rect.bar')].filter(r => r.getBoundingClientRect().height > 0).length}"
+    )
+    assert chart["title"] == "Score differences" and chart["width"] > 400 and chart["painted"] == 4, chart
+    rows = browser.find_elements("css selector", "#disagreements tr")
+    assert len(rows) == 3 and "Not <b>bad</b> & not good either" in rows[1].text  # the snippet as text, escaped
+    assert all(row.is_displayed() for row in rows)

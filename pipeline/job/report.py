@@ -4,8 +4,9 @@ The run's lineage (inputs, model and its checksum, options, versions, runner, ti
 scored, failed by stage), the drift verdict and every check with the conditions that decide it (in
 words too, and a run too small to judge said plainly), the words that drive each label,
 throughput and engine, the run's label, score, length and unknown-word distributions against the
-training profile, and the model's manifest. Plots are inline SVG (`charts.py`), styles inline, no
-script and no network: the page opens from a bucket, an e-mail attachment or a laptop offline.
+training profile, a challenger model's comparison with the run's where one shadow-scored the run
+(--shadow-model), and the model's manifest. Plots are inline SVG (`charts.py`), styles inline, no script
+and no network: the page opens from a bucket, an e-mail attachment or a laptop offline.
 
 One format per kind of number: counts with thousands separators, statistics to 4 decimals,
 thresholds to 2, shares as percentages to 1 decimal.
@@ -32,18 +33,24 @@ from pipeline.model.monitoring.drift import (
 from pipeline.model.monitoring.statistics import OOV_SHARE_BINS, SCORE_BINS, Statistics, padded
 from pipeline.model.monitoring.training_profile import TrainingProfile
 from schemas.summary import (
+    DISAGREEMENTS_SHOWN,
     DRIFTED,
     INSUFFICIENT,
     NO_PROFILE,
     OK,
+    SCORE_DIFFERENCE_BINS,
     ClassWords,
+    Disagreement,
     Drift,
     DriftCheck,
     EngineUse,
     ExplanationsSummary,
     Lineage,
+    ModelLineage,
     RunSummary,
+    ShadowSummary,
     Verdict,
+    WordWeight,
 )
 
 CHECKSUM_SHOWN = 12
@@ -77,6 +84,13 @@ pre{background:#f9fafb;padding:10px;overflow:auto;font-size:12px}
 """
     + CHART_STYLE
 )
+SHADOW_STYLE = (
+    "h3{font-size:15px;margin:18px 0 6px}.side-by-side{display:flex;flex-wrap:wrap;gap:8px 32px;align-items:start}"
+    "#shadow-labels td.agree{background:#dcfce7;font-weight:600}#disagreements td.snippet{max-width:420px}"
+    "#disagreements .words{font-size:12px;color:#4b5563}"
+)
+"""Styles only the champion and challenger section uses: in the page only when it has that section."""
+CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def render_report(
@@ -115,13 +129,15 @@ def render_report(
         "<h2>This run against training</h2>",
         f'<div class="charts">{"".join(_charts(run, reference, class_names))}</div>',
         *_explanations(summary.explanations),
+        *_shadow(summary, manifest),
         "<h2>Model</h2>",
         f"<details><summary>manifest.json of {escape(str(manifest.get('name', '')))}</summary>"
         f"<pre>{escape(json.dumps(manifest, indent=2, ensure_ascii=False))}</pre></details>",
     ]
+    style = STYLE + (SHADOW_STYLE if summary.shadow else "")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+        f"<title>{escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
     )
 
 
@@ -264,6 +280,193 @@ def _top_words_table(by_class: dict[str, ClassWords]) -> str:
         rows.append(f"<tr>{''.join(cells)}</tr>")
     body = f"<colgroup>{columns}</colgroup><tr>{header}</tr><tr>{heads}</tr>{''.join(rows)}"
     return f'<table id="top-words" class="top-words">{body}</table>'
+
+
+def _shadow(summary: RunSummary, manifest: dict[str, Any]) -> list[str]:
+    """Champion and challenger: a second bundle scored the same reviews beside the run's model (--shadow-model),
+    and how far it would change the run's labels and scores, on the data the job actually scores."""
+    shadow = summary.shadow
+    if shadow is None:
+        return []
+    champion = summary.lineage.model if summary.lineage else None
+    models = [
+        (f"{CHAMPION} (this run's labels)", champion.name if champion else str(manifest.get("name", "model")),
+         summary.model_version, champion),
+        (f"{CHALLENGER} (shadow model)", shadow.model.name, shadow.model.version, shadow.model),
+    ]  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{role}</td><td>{escape(name)} {escape(version)}</td><td>{_model_source(lineage)}</td></tr>"
+        for role, name, version, lineage in models
+    )
+    parts = [
+        "<h2>Champion and challenger</h2>",
+        "<p>The challenger (a shadow model) scored the same reviews as the champion, the model whose labels this "
+        "run wrote; its labels and scores are beside them in the shadow columns. Where the two differ is what "
+        "switching to the challenger would change on these reviews.</p>",
+        f'<table id="shadow-models"><tr><th>model</th><th>name and version</th><th>read from</th></tr>{rows}</table>',
+        _agreement(shadow, summary.verdict),
+    ]
+    if shadow.reviews_compared:
+        parts += [
+            "<h3>Labels</h3>",
+            f'<div class="side-by-side">{_label_table(shadow.labels)}{_label_shares(shadow)}</div>',
+            "<h3>Scores</h3>",
+            f'<div class="side-by-side">{_score_figures(shadow)}{_score_difference_chart(shadow)}</div>',
+        ]
+    parts += [_shadow_drift(shadow.drift), *_disagreements(shadow.disagreements)]
+    return [f'<section id="shadow">{"".join(parts)}</section>']
+
+
+def _model_source(model: ModelLineage | None) -> str:
+    """Where a bundle was read from and its manifest's checksum (short, the whole on hover)."""
+    if model is None:
+        return ""
+    checksum = escape(model.manifest_sha256)
+    return (
+        f'<code>{escape(model.location)}</code>; manifest sha256 <code title="{checksum}">'
+        f"{checksum[:CHECKSUM_SHOWN]}</code>"
+    )
+
+
+def _agreement(shadow: ShadowSummary, verdict: Verdict | None) -> str:
+    """The agreement in words and figures: how many reviews both models labelled alike, of how many, and
+    the limit the job set on the rest where it set one."""
+    if not shadow.reviews_compared or shadow.agreement is None:
+        return (
+            f'<p class="notice" id="agreement">No review was compared: the challenger could not score any of '
+            f"the {_reviews(shadow.records_failed)} this run scored.</p>"
+        )
+    alike = sum(shadow.labels.get(name, {}).get(name, 0) for name in shadow.labels)
+    differ = shadow.reviews_compared - alike
+    limit = (
+        f" The job allows them to disagree on at most {verdict.max_disagreement:.1%} of the reviews."
+        if verdict is not None and verdict.max_disagreement is not None
+        else ""
+    )
+    failed = (
+        f" The challenger could not score {_reviews(shadow.records_failed)}: they are not compared."
+        if shadow.records_failed
+        else ""
+    )
+    return (
+        f'<p id="agreement"><b>{shadow.agreement:.1%} agreement</b>: both models gave the same label to '
+        f"{alike:,} of the {_reviews(shadow.reviews_compared)} compared, and different labels to {differ:,} "
+        f"({1 - shadow.agreement:.1%}).{limit}{failed}</p>"
+    )
+
+
+def _label_table(labels: dict[str, dict[str, int]]) -> str:
+    """Reviews by the champion's label (rows) and the challenger's (columns); the diagonal, where they agree,
+    shaded."""
+    columns = list(dict.fromkeys(name for row in labels.values() for name in row))
+    head = "".join(f"<th>{escape(name)}</th>" for name in columns)
+    rows = []
+    for champion, row in labels.items():
+        cells = "".join(
+            f'<td class="n agree" title="both models: {escape(name)}">{row.get(name, 0):,}</td>'
+            if name == champion
+            else f'<td class="n" title="{CHAMPION}: {escape(champion)}, {CHALLENGER}: {escape(name)}">'
+            f"{row.get(name, 0):,}</td>"
+            for name in columns
+        )
+        rows.append(f'<tr><th>{escape(champion)}</th>{cells}<td class="n">{sum(row.values()):,}</td></tr>')
+    totals = "".join(f'<td class="n">{sum(row.get(name, 0) for row in labels.values()):,}</td>' for name in columns)
+    return (
+        '<div><table id="shadow-labels">'
+        f"<tr><th>{CHAMPION} ↓ {CHALLENGER} →</th>{head}<th>all</th></tr>{''.join(rows)}"
+        f"<tr><th>all</th>{totals}<td></td></tr></table>"
+        '<p class="meta">Reviews by the label each model gave; shaded: both gave the same.</p></div>'
+    )
+
+
+def _label_shares(shadow: ShadowSummary) -> str:
+    """Each class's share of the compared reviews by either model, side by side."""
+    names = list(dict.fromkeys([*shadow.champion_label_shares, *shadow.shadow_label_shares]))
+    rows = "".join(
+        f'<tr><td>{escape(name)}</td><td class="n">{shadow.champion_label_shares.get(name, 0):.1%}</td>'
+        f'<td class="n">{shadow.shadow_label_shares.get(name, 0):.1%}</td></tr>'
+        for name in names
+    )
+    return f'<table id="shadow-shares"><tr><th>label</th><th>{CHAMPION}</th><th>{CHALLENGER}</th></tr>{rows}</table>'
+
+
+def _score_figures(shadow: ShadowSummary) -> str:
+    """How far the scores move: the mean and largest difference, and how closely they follow each other."""
+
+    def stat(value: float | None) -> str:
+        return "–" if value is None else f"{value:.4f}"
+
+    rows = [
+        ("mean |score difference|", stat(shadow.mean_abs_score_difference)),
+        ("largest |score difference|", stat(shadow.max_abs_score_difference)),
+        ("correlation of the scores (Pearson)", stat(shadow.score_correlation)),
+    ]
+    return _table(rows).replace("<table>", '<table id="shadow-scores">', 1)
+
+
+def _score_difference_chart(shadow: ShadowSummary) -> str:
+    """The histogram of the challenger's score less the champion's, from -1 to 1: a spike at 0 is two models
+    that score alike; a shift to one side, one that scores higher or lower throughout."""
+    if not shadow.score_differences:
+        return ""
+    width = 2 / SCORE_DIFFERENCE_BINS
+    starts = [round(-1 + i * width, 2) + 0.0 for i in range(SCORE_DIFFERENCE_BINS)]  # + 0.0: no "-0.00"
+    return bar_chart(
+        "Score differences",
+        [f"{start:.2f}" for start in starts],
+        {"reviews compared": proportions(np.asarray(shadow.score_differences))},
+        f"{CHALLENGER}'s score − {CHAMPION}'s (bins of {width:.2f})",
+        max_category_labels=8,
+        hover=[f"{start:.2f} to {start + width + 0.0:.2f}" for start in starts],
+    )
+
+
+def _shadow_drift(drift: Drift) -> str:
+    """The challenger's own drift checks, against its own training profile, in one line as the page's badge
+    words the champion's."""
+    verdict, tone = VERDICTS.get(drift.status, VERDICTS[NO_PROFILE])
+    if drift.status == DRIFTED:
+        detail = f" ({escape(', '.join(drift.drifted_checks()))})"
+    elif drift.status == INSUFFICIENT:
+        detail = f" ({_reviews(drift.reviews or 0)}; drift is judged from {drift.min_reviews or 0:,} on)"
+    else:
+        detail = ""
+    return (
+        f'<p id="shadow-drift">The {CHALLENGER} against its own training profile: '
+        f'<span class="badge {tone}">{escape(verdict)}</span>{detail}</p>'
+    )
+
+
+def _disagreements(disagreements: tuple[Disagreement, ...]) -> list[str]:
+    """The reviews the models labelled differently whose scores differ most, with each model's label and
+    score and, where the review was explained, the words that moved each."""
+    if not disagreements:
+        return []
+    explained = any(d.champion_words or d.shadow_words for d in disagreements)
+    words_head = f"<th>{CHAMPION}'s words</th><th>{CHALLENGER}'s words</th>" if explained else ""
+    rows = []
+    for d in disagreements:
+        words = f"<td>{_words(d.champion_words)}</td><td>{_words(d.shadow_words)}</td>" if explained else ""
+        rows.append(
+            f'<tr><td class="snippet">{escape(d.snippet)}<div class="meta">{escape(d.review_id)}</div></td>'
+            f'<td>{escape(d.champion_label)}</td><td class="n">{d.champion_score:.4f}</td>'
+            f'<td>{escape(d.shadow_label)}</td><td class="n">{d.shadow_score:.4f}</td>'
+            f'<td class="n">{d.shadow_score - d.champion_score:+.4f}</td>{words}</tr>'
+        )
+    return [
+        "<h3>Where they disagree most</h3>",
+        f'<p class="meta">The reviews labelled differently whose scores differ most, largest difference first '
+        f"(at most {DISAGREEMENTS_SHOWN}). A word's weight is how much it raised its model's label there.</p>",
+        f'<table id="disagreements"><tr><th>review</th><th>{CHAMPION}</th><th>score</th><th>{CHALLENGER}</th>'
+        f"<th>score</th><th>difference</th>{words_head}</tr>{''.join(rows)}</table>",
+    ]
+
+
+def _words(words: tuple[WordWeight, ...] | None) -> str:
+    if not words:
+        return ""
+    shown = ", ".join(f"{escape(w.word)} {w.mean_weight:+.3f}" for w in words)
+    return f'<span class="words">{shown}</span>'
 
 
 def _drift_table(drift: Drift, profile: TrainingProfile | None) -> str:

@@ -88,9 +88,12 @@ def bar_chart(
     y_label: str = "share of reviews",
     max_category_labels: int = 12,
     value_format: Callable[[float], str] = percent,
+    hover: Sequence[str] | None = None,
 ) -> str:
     """Grouped bars, one group per category, one bar per series: shares of each series' total (the
-    default), or counts with `value_format=count`."""
+    default), or counts with `value_format=count`. `hover` names each category in its bars' hover text
+    where its axis label is shorter (a bin's range, labelled by its start)."""
+    hover = categories if hover is None else hover
     names = list(series)
     values = {name: np.asarray(v, dtype=np.float64) for name, v in series.items()}
     ticks = nice_ticks(
@@ -110,7 +113,7 @@ def bar_chart(
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{MARGIN["top"] + plot_h - h:.1f}" width="{bar_w:.1f}" '
                 f'height="{h:.1f}" fill="{COLOURS[s % len(COLOURS)]}"><title>{escape(name)}, '
-                f"{escape(categories[i])}: {value_format(value)}</title></rect>"
+                f"{escape(hover[i])}: {value_format(value)}</title></rect>"
             )
     step = max(1, -(-len(categories) // max_category_labels))
     for i in range(0, len(categories), step):
