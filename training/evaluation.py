@@ -6,6 +6,10 @@ Everything takes (rows, classes) probabilities and the bundle's `Labels`: accura
 per-class precision and recall, the KxK confusion matrix; the mean absolute class error when the
 classes are ordered; ROC AUC when the score is one class's probability (binary bundles).
 
+With a shadow bundle, `evaluate` scores the same reviews with both and compares them: each model's
+metrics side by side and McNemar's test on the reviews exactly one of them labels right
+(`mcnemar_test`, standard library only).
+
 `evaluate`'s plots are SVG from the run report's chart module (`pipeline/model/monitoring/charts.py`), so
 evaluating needs no plotting library and runs in the scoring install; only training's own history
 plot uses matplotlib, which the `train` extra brings.
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,15 +41,22 @@ from schemas.output_names import (
     EVALUATED_ID,
     EVALUATION_PAGE_FILE,
     MODEL_VERSION,
+    PREDICTED_LABEL,
     PREDICTIONS_FILE,
     RELIABILITY_PLOT_FILE,
     ROC_PLOT_FILE,
+    SCORE,
     SCORE_HISTOGRAM_FILE,
+    SHADOW_PREDICTED_LABEL,
+    SHADOW_SCORE,
     TRUE_LABEL,
 )
 from training.calibration_fit import ECE_BINS, binned, binned_error, calibration_metrics, log_loss, score_events
 from training.datasets import DatasetError, LabelledReviews, index_fit_error, load_labelled
 from training.overlap import TrainingOverlap, training_overlap
+
+if TYPE_CHECKING:
+    from pipeline.model.bundle import Bundle
 
 EVALUATION_FILES = (
     # What `reviewscore evaluate --output` writes.
@@ -60,6 +72,12 @@ EVALUATION_FILES = (
 beside a five-class bundle's evaluation); other files in the folder are left alone."""
 ROC_POINTS = 400
 """Most points drawn of a ROC curve (it has one per distinct score): enough for a smooth staircase."""
+MCNEMAR_EXACT_LIMIT = 1000
+"""Up to this many reviews on which exactly one model is right, McNemar's test is the exact binomial test
+(a sum of that many binomial coefficients, cheap and exact); beyond it, the chi-square approximation,
+which is close to the exact test at that size."""
+SIGNIFICANCE_LEVEL = 0.05
+"""The p-value under which `evaluate` calls one model better than the other on the sample."""
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -156,12 +174,14 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What `reviewscore evaluate` reports: the metrics (also in metrics.json), where the predictions
-    went, and how much of the data the bundle was trained on."""
+    """What `reviewscore evaluate` reports: the metrics (also in metrics.json; with a shadow bundle,
+    its own under "shadow" and the test of the two under "comparison"), where the predictions went,
+    and how much of the data each bundle was trained on."""
 
     metrics: dict[str, Any]
     predictions: Path
     overlap: TrainingOverlap
+    shadow_overlap: TrainingOverlap | None = None
 
 
 Progress = Callable[[int, int], None]
@@ -178,35 +198,103 @@ def evaluate_bundle(
     overwrite: bool = False,
     progress: Progress | None = None,
     check_output: Callable[[Path, bool], None] | None = None,
+    shadow_model: str | None = None,
 ) -> Evaluation:
-    """Score labelled reviews with a bundle (same encoder and engines as the pipeline) and report.
+    """Score labelled reviews with a bundle (same encoder and engines as the pipeline) and report;
+    with `shadow_model`, score them with that bundle too (its own encoder and engine) and compare.
 
     `inputs` as `score` takes them: files, folders and globs (`labelled_inputs`); an aclImdb root folder
     is read for its test/ part: evaluation is what the test split is for. Every check a user can fail
     runs first, in the order a user meets them: the inputs exist, the output folder can take the files
     (`check_output(output, overwrite)`, the caller's rule for folders: the CLI's is the job's), the
-    bundle opens (BundleError), the labels are the bundle's classes
-    (DatasetError); only then is the model loaded. Nothing is written until everything is computed,
-    so a failed evaluation leaves the output folder as it was.
+    bundles open (BundleError), the shadow has the model's class names (BundleError), the labels are
+    the bundle's classes (DatasetError); only then are the models loaded, both before either scores.
+    Nothing is written until everything is computed, so a failed evaluation leaves the output folder
+    as it was.
     """
     from pipeline.model.bundle import open_bundle
-    from pipeline.model.engines.base import ScorerSettings
-    from pipeline.model.engines.calibrated import bundle_scorer
 
     paths = labelled_inputs(inputs)
     if check_output is not None:
         check_output(output, overwrite)
     bundle = open_bundle(model)
+    bundles = [bundle] if shadow_model is None else [bundle, open_shadow(shadow_model, bundle)]
     names = Labels.of(bundle.manifest)
     sources, ids = read_labelled(paths, text_column, label_column, id_column, names.class_names)
     labelled = sources[0]
     for source in sources[1:]:
         labelled = labelled.concatenated(source)
-    score = bundle_scorer(bundle, ScorerSettings(), reviews=len(labelled.texts))
-    probabilities = score_in_chunks(lambda texts: score(bundle.encoder.encode(texts).rows()), labelled.texts, progress)
+    scorers = [load_scorer(b, len(labelled.texts)) for b in bundles]
+    probabilities = [
+        score_in_chunks(score, labelled.texts, share_of(progress, part, len(scorers)))
+        for part, score in enumerate(scorers)
+    ]
+    overlaps = [training_overlap(b, sources, labelled) for b in bundles]
+    metrics = bundle_metrics(bundle, labelled, probabilities[0], overlaps[0])
+    title = f"{bundle.manifest.name} {bundle.model_version}"
+    plots = evaluation_charts(labelled.labels, probabilities[0], names, metrics, title)
+    shadow_columns = None
+    if len(bundles) == 2:
+        shadow = bundles[1]
+        metrics["shadow"] = bundle_metrics(shadow, labelled, probabilities[1], overlaps[1])
+        del metrics["shadow"]["data"]  # the same reviews as the model's
+        metrics["comparison"] = compare(labelled.labels, probabilities, names, model_names(bundle, shadow), metrics)
+        shadow_columns = Labels.of(shadow.manifest).columns(probabilities[1])
+    notes = [overlaps[0].warning() or overlaps[0].note()]
+    if len(overlaps) == 2:
+        notes.append(f"shadow: {overlaps[1].warning() or overlaps[1].note()}")
+    files = {
+        METRICS_FILE: json.dumps(metrics, indent=2),
+        **{name: charts.svg_document(chart) for name, chart in plots.items()},
+        EVALUATION_PAGE_FILE: evaluation_page(metrics, plots, title, "\n".join(notes)),
+    }
+    table = predictions_table(ids, labelled.labels, probabilities[0], names, shadow_columns)
+    write_evaluation(output, files, table, overwrite)
+    return Evaluation(metrics, output / PREDICTIONS_FILE, overlaps[0], overlaps[1] if len(overlaps) == 2 else None)
+
+
+def open_shadow(shadow_model: str, bundle: Bundle) -> Bundle:
+    """The shadow bundle, opened (no model loaded) and refused unless it has the model's class names in
+    the model's order: both models' labels are then the same classes, compared review by review."""
+    from pipeline.model.bundle import BundleError, open_bundle
+
+    try:
+        shadow = open_bundle(shadow_model)
+    except BundleError as e:
+        raise BundleError(f"--shadow-model: {e}") from None
+    theirs, ours = shadow.manifest.class_names, bundle.manifest.class_names
+    if tuple(theirs) != tuple(ours):
+        raise BundleError(
+            f"the shadow model {shadow_model} has the classes {', '.join(theirs)}, the model {bundle.path} has "
+            f"{', '.join(ours)}: pass a --shadow-model bundle with the model's class names, in order"
+        )
+    return shadow
+
+
+def load_scorer(bundle: Bundle, reviews: int) -> Callable[[pa.Array], np.ndarray]:
+    """The bundle's calibrated model on the engine the pipeline would pick for `reviews` reviews, as a
+    function from texts to (rows, classes) probabilities, encoding with the bundle's own encoder."""
+    from pipeline.model.engines.base import ScorerSettings
+    from pipeline.model.engines.calibrated import bundle_scorer
+
+    score, encoder = bundle_scorer(bundle, ScorerSettings(), reviews=reviews), bundle.encoder
+    return lambda texts: score(encoder.encode(texts).rows())
+
+
+def share_of(progress: Progress | None, part: int, parts: int) -> Progress | None:
+    """`progress` for the `part`-th of `parts` equal passes over the reviews: one count to the end."""
+    if progress is None or parts == 1:
+        return progress
+    return lambda done, total: progress(part * total + done, parts * total)
+
+
+def bundle_metrics(
+    bundle: Bundle, labelled: LabelledReviews, probabilities: np.ndarray, overlap: TrainingOverlap
+) -> dict[str, Any]:
+    """One bundle's metrics.json figures on the labelled reviews."""
+    names = Labels.of(bundle.manifest)
     metrics = classification_metrics(labelled.labels, probabilities, names, bundle.manifest.ordinal)
     metrics.update(calibration_metrics(labelled.labels, probabilities, names))
-    overlap = training_overlap(bundle, sources, labelled)
     metrics.update(
         {
             "ece_bins": ECE_BINS,
@@ -217,16 +305,96 @@ def evaluate_bundle(
             "training_overlap": overlap.model_dump(),
         }
     )
-    title = f"{bundle.manifest.name} {bundle.model_version}"
-    plots = evaluation_charts(labelled.labels, probabilities, names, metrics, title)
-    files = {
-        METRICS_FILE: json.dumps(metrics, indent=2),
-        **{name: charts.svg_document(chart) for name, chart in plots.items()},
-        EVALUATION_PAGE_FILE: evaluation_page(metrics, plots, title, overlap.warning() or overlap.note()),
+    return metrics
+
+
+def model_names(bundle: Bundle, shadow: Bundle) -> tuple[str, str]:
+    """How the comparison names the two models: their versions, with their names where the versions are
+    equal, and "model" and "shadow" before them where those are equal too."""
+    ours, theirs = bundle.model_version, shadow.model_version
+    if ours != theirs:
+        return ours, theirs
+    ours, theirs = f"{bundle.manifest.name} {ours}", f"{shadow.manifest.name} {theirs}"
+    return (ours, theirs) if ours != theirs else (f"model {ours}", f"shadow {theirs}")
+
+
+def mcnemar_test(b: int, c: int) -> tuple[float, str]:
+    """McNemar's two-sided p-value and the test's name, from the reviews only the model labels right
+    (`b`) and only the shadow labels right (`c`); reviews both label right, or both wrong, say nothing
+    of which model is better.
+
+    Under the hypothesis that the models are equally good, each of the n = b + c discordant reviews
+    is equally likely to favour either, so b follows Binomial(n, 1/2). Up to MCNEMAR_EXACT_LIMIT
+    discordant reviews the p-value is the exact binomial test's: twice the smaller tail,
+    2 * sum(C(n, i) for i <= min(b, c)) / 2**n, at most 1 (Python's integers keep it exact; the
+    division rounds once). Beyond, the chi-square test with continuity correction,
+    (|b - c| - 1)**2 / n on one degree of freedom (0 when b = c: the correction cannot overshoot
+    an exact tie), whose upper tail is erfc(sqrt(statistic / 2)).
+    Standard library only: the scoring install, where `evaluate` runs, has no SciPy.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"McNemar's test counts reviews: got b={b}, c={c}")
+    n = b + c
+    if n <= MCNEMAR_EXACT_LIMIT:
+        tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+        return min(1.0, 2 * tail / 2**n), "exact binomial"
+    statistic = max(abs(b - c) - 1, 0) ** 2 / n
+    return math.erfc(math.sqrt(statistic / 2)), "chi-square with continuity correction"
+
+
+def p_value_text(p: float) -> str:
+    """A p-value as a sentence quotes it: two significant figures, "p < 0.001" below that."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def compare(
+    labels: np.ndarray, probabilities: Sequence[np.ndarray], names: Labels, called: tuple[str, str], metrics: dict
+) -> dict[str, Any]:
+    """metrics.json's "comparison": how many reviews each model alone labels right, McNemar's test on
+    them, and the sentence `evaluate` prints. `metrics` holds the model's, its "shadow" the shadow's."""
+    truth = np.asarray(labels).astype(np.int64)
+    right = [names.predicted(p) == truth for p in probabilities]
+    b, c = int((right[0] & ~right[1]).sum()), int((~right[0] & right[1]).sum())
+    p_value, test = mcnemar_test(b, c)
+    accuracies = (metrics["accuracy"], metrics["shadow"]["accuracy"])
+    if p_value < SIGNIFICANCE_LEVEL and b != c:
+        better, worse = (0, 1) if b > c else (1, 0)
+        sentence = (
+            f"{called[better]} is better on this sample (accuracy {accuracies[better]:.4f} against "
+            f"{accuracies[worse]:.4f}), {p_value_text(p_value)}"
+        )
+    else:
+        sentence = f"no significant difference between {called[0]} and {called[1]} on this sample, " + p_value_text(
+            p_value
+        )
+    return {
+        "reviews": len(truth),
+        "both_right": int((right[0] & right[1]).sum()),
+        "both_wrong": int((~right[0] & ~right[1]).sum()),
+        "only_model_right": b,
+        "only_shadow_right": c,
+        "same_label": int((names.predicted(probabilities[0]) == names.predicted(probabilities[1])).sum()),
+        "test": f"McNemar ({test})",
+        "p_value": p_value,
+        "significance_level": SIGNIFICANCE_LEVEL,
+        "better": None if p_value >= SIGNIFICANCE_LEVEL or b == c else called[0 if b > c else 1],
+        "sentence": sentence,
     }
-    table = predictions_table(ids, labelled.labels, probabilities, names)
-    write_evaluation(output, files, table, overwrite)
-    return Evaluation(metrics, output / PREDICTIONS_FILE, overlap)
+
+
+def comparison_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(metric, model, shadow) rows that the command and the page show side by side."""
+    shadow, comparison = metrics["shadow"], metrics["comparison"]
+    rows = [("accuracy", f"{metrics['accuracy']:.4f}", f"{shadow['accuracy']:.4f}"),
+            ("macro-F1", f"{metrics['macro_f1']:.4f}", f"{shadow['macro_f1']:.4f}")]  # fmt: skip
+    if "roc_auc" in metrics:
+        rows.append(("ROC AUC", *("n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}" for m in (metrics, shadow))))
+    rows += [
+        (f"ECE ({metrics['ece_bins']} bins)", f"{metrics['ece']:.4f}", f"{shadow['ece']:.4f}"),
+        ("Brier", f"{metrics['brier']:.4f}", f"{shadow['brier']:.4f}"),
+        ("right where the other is wrong", *(f"{comparison[k]:,}" for k in ("only_model_right", "only_shadow_right"))),
+    ]
+    return rows
 
 
 def score_in_chunks(score: Callable[[pa.Array], np.ndarray], texts: pa.Array, progress: Progress | None) -> np.ndarray:
@@ -329,17 +497,26 @@ def _review_ids(path: Path, source: LabelledReviews, id_column: str) -> list[str
     return [given if given is not None else fallback for given, fallback in zip(column, positional, strict=True)]
 
 
-def predictions_table(ids: Sequence[str], labels: np.ndarray, probabilities: np.ndarray, names: Labels) -> pa.Table:
+def predictions_table(
+    ids: Sequence[str],
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    names: Labels,
+    shadow: dict[str, pa.Array] | None = None,
+) -> pa.Table:
     """One row per review: its id and true label, the label columns as scoring writes them, and whether
-    the predicted label is the true one."""
+    the predicted label is the true one; with the `shadow` bundle's label columns, its predicted label
+    and score under the names a shadowed scoring run gives them."""
     columns = names.columns(probabilities)
     truth = np.asarray(labels).astype(np.int64)
+    extra = {} if shadow is None else {SHADOW_PREDICTED_LABEL: shadow[PREDICTED_LABEL], SHADOW_SCORE: shadow[SCORE]}
     return pa.table(
         {
             EVALUATED_ID: pa.array(list(ids), pa.string()),
             TRUE_LABEL: pa.array(names.class_names, pa.string()).take(pa.array(truth)),
             **columns,
             CORRECT: pa.array(names.predicted(probabilities) == truth),
+            **extra,
         }
     )
 
@@ -441,7 +618,8 @@ PAGE_STYLE = (
 
 def evaluation_page(metrics: dict[str, Any], plots: dict[str, str], title: str, overlap: str) -> str:
     """evaluation.html: the headline metrics, per-class figures and every plot on one self-contained
-    page (styles inline, no script, no network), like the run report."""
+    page (styles inline, no script, no network), like the run report; with a shadow bundle, both
+    models' metrics side by side and McNemar's test. `overlap`: a line per bundle."""
     headline = [("reviews", f"{metrics['examples']:,}"), ("accuracy", f"{metrics['accuracy']:.4f}"),
                 ("macro-F1", f"{metrics['macro_f1']:.4f}")]  # fmt: skip
     if "roc_auc" in metrics:
@@ -458,10 +636,12 @@ def evaluation_page(metrics: dict[str, Any], plots: dict[str, str], title: str, 
         f'<td class="n">{row["f1"]:.3f}</td><td class="n">{row["support"]:,}</td></tr>'
         for name, row in metrics["per_class"].items()
     )
+    meta = "<br>".join(escape(line) for line in [str(metrics["data"]), *overlap.splitlines()])
     body = (
         f"<h1>{escape(title)}: evaluation</h1>"
-        f'<div class="meta">{escape(str(metrics["data"]))}<br>{escape(overlap)}</div>'
+        f'<div class="meta">{meta}</div>'
         f"<h2>Metrics</h2><table>{rows}</table>"
+        f"{comparison_section(metrics) if 'comparison' in metrics else ''}"
         "<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>reviews</th></tr>"
         f"{per_class}</table>"
         f'<h2>Plots</h2><div class="charts">{"".join(plots.values())}</div>'
@@ -470,4 +650,25 @@ def evaluation_page(metrics: dict[str, Any], plots: dict[str, str], title: str, 
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}: evaluation</title><style>{PAGE_STYLE}{charts.CHART_STYLE}</style></head>"
         f"<body>{body}</body></html>\n"
+    )
+
+
+def comparison_section(metrics: dict[str, Any]) -> str:
+    """The page's "Model and shadow" section: `comparison_rows` as a table, the test and its sentence."""
+    shadow, comparison = metrics["shadow"], metrics["comparison"]
+    header = (
+        f"<tr><th>metric</th><th>model {escape(metrics[MODEL_VERSION])}</th>"
+        f"<th>shadow {escape(shadow[MODEL_VERSION])} ({escape(str(shadow['model_name']))})</th></tr>"
+    )
+    rows = "".join(
+        f'<tr><td>{escape(name)}</td><td class="n">{escape(ours)}</td><td class="n">{escape(theirs)}</td></tr>'
+        for name, ours, theirs in comparison_rows(metrics)
+    )
+    test = (
+        f"{comparison['test']} on the {comparison['only_model_right'] + comparison['only_shadow_right']:,} reviews "
+        f"exactly one model labels right: p = {comparison['p_value']:.4g}"
+    )
+    return (
+        f"<h2>Model and shadow</h2><table>{header}{rows}</table>"
+        f'<p><b>{escape(comparison["sentence"])}</b></p><div class="meta">{escape(test)}</div>'
     )

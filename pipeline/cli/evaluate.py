@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,9 +20,14 @@ from schemas.output_names import (
     REVIEW_ID,
     ROC_PLOT_FILE,
     SCORE_HISTOGRAM_FILE,
+    SHADOW_PREDICTED_LABEL,
+    SHADOW_SCORE,
     TEXT,
 )
 from training.config import TrainingConfig
+
+if TYPE_CHECKING:
+    from training.evaluation import Evaluation
 
 
 def evaluate(
@@ -45,6 +50,18 @@ def evaluate(
         ),
     ],
     model: Annotated[str, typer.Option(metavar="BUNDLE", help="Model bundle folder; local or gs://.")] = DEFAULT_MODEL,
+    shadow_model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="BUNDLE",
+            show_default=False,
+            help=f"A second bundle with the model's class names that scores the same reviews, with its own "
+            f"preprocessing and vocabulary: {METRICS_FILE} gains its metrics (shadow) and McNemar's test on the "
+            f"reviews exactly one of the two labels right (comparison), {PREDICTIONS_FILE} its "
+            f"{SHADOW_PREDICTED_LABEL} and {SHADOW_SCORE}; both models' metrics are printed side by side "
+            "[default: none].",
+        ),
+    ] = None,
     text_column: Annotated[str, typer.Option(metavar="COLUMN", help="Text column of Parquet inputs.")] = TEXT,
     label_column: Annotated[
         str,
@@ -69,7 +86,8 @@ def evaluate(
 ) -> None:
     """Score labelled reviews and report accuracy, macro-F1, per-class precision and recall, the confusion
     matrix, calibration (ECE, Brier), ROC AUC for binary bundles and the mean class error for ordinal ones;
-    warn when the reviews overlap the bundle's training data."""
+    warn when the reviews overlap the bundle's training data. With --shadow-model, compare a second bundle
+    on the same reviews: both models' metrics side by side and McNemar's test of the difference."""
     quiet_logging(verbose)
     model = model_or_default(model)
     from pipeline.job.locations import OutputError
@@ -81,10 +99,17 @@ def evaluate(
     try:
         with report_progress("evaluating") as progress:
             evaluation = evaluate_bundle(
-                model, inputs, output, text_column, label_column, id_column, overwrite, progress, check_output
-            )
+                model, inputs, output, text_column, label_column, id_column, overwrite, progress, check_output,
+                shadow_model,
+            )  # fmt: skip
     except (BundleError, DatasetError, OutputError) as e:
         fail(str(e))
+    show(evaluation, output)
+
+
+def show(evaluation: Evaluation, output: Path) -> None:
+    """What the command prints: the model's tables and headline figures, the shadow beside it with
+    McNemar's sentence, and each bundle's overlap with its training data (stderr)."""
     metrics = evaluation.metrics
     console.print(per_class_table(metrics))
     console.print(confusion_table(metrics))
@@ -99,11 +124,32 @@ def evaluate(
         f"output: {output} ({EVALUATION_PAGE_FILE}: metrics and plots; {PREDICTIONS_FILE}: one row per review)",
         soft_wrap=True,
     )
-    warning = evaluation.overlap.warning()
-    if warning:
-        errors.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    else:
-        errors.print(evaluation.overlap.note(), highlight=False, soft_wrap=True)
+    if "comparison" in metrics:
+        console.print(side_by_side_table(metrics))
+        console.print(metrics["comparison"]["sentence"], soft_wrap=True, highlight=False)
+    overlaps = [("", evaluation.overlap)]
+    if evaluation.shadow_overlap is not None:
+        overlaps.append(("shadow: ", evaluation.shadow_overlap))
+    for which, overlap in overlaps:
+        warning = overlap.warning()
+        if warning:
+            errors.print(f"[bold yellow]warning:[/] {which}{warning}", highlight=False, soft_wrap=True)
+        else:
+            errors.print(f"{which}{overlap.note()}", highlight=False, soft_wrap=True)
+
+
+def side_by_side_table(metrics: dict) -> Table:
+    """The model's and the shadow's metrics in two columns, as the evaluation page shows them."""
+    from training.evaluation import comparison_rows
+
+    shadow = metrics["shadow"]
+    table = Table(title=f"model and shadow, {metrics['examples']:,} reviews", title_justify="left")
+    table.add_column("metric")
+    table.add_column(f"model {metrics[MODEL_VERSION]}", justify="right")
+    table.add_column(f"shadow {shadow[MODEL_VERSION]}", justify="right")
+    for row in comparison_rows(metrics):
+        table.add_row(*row)
+    return table
 
 
 def per_class_table(metrics: dict) -> Table:
