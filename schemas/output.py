@@ -1,9 +1,10 @@
 """The scored-output and error Parquet contracts that downstream jobs read.
 
 Scored files carry every input column unchanged plus the four score columns (and top_words when
-explaining); error files carry one row per record that could not be read, decoded, preprocessed or
-scored. The bundle manifest rides along in the Parquet key-value metadata under MANIFEST_METADATA_KEY,
-and the run's lineage as known at launch under LINEAGE_METADATA_KEY.
+explaining, and the shadow model's four when a shadow model scores beside the run's); error files
+carry one row per record that could not be read, decoded, preprocessed or scored. The bundle manifest
+rides along in the Parquet key-value metadata under MANIFEST_METADATA_KEY, and the run's lineage as
+known at launch under LINEAGE_METADATA_KEY.
 The names themselves are in `schemas/output_names.py`; this module gives them their Arrow types.
 """
 
@@ -34,6 +35,10 @@ from schemas.output_names import (
     SCORE,
     SCORED_FILES,
     SCORED_PREFIX,
+    SHADOW_LABEL_PROBS,
+    SHADOW_MODEL_VERSION,
+    SHADOW_PREDICTED_LABEL,
+    SHADOW_SCORE,
     SOURCE,
     STAGE,
     STAGES,
@@ -68,6 +73,7 @@ __all__ = [
     "SCORED_FILES",
     "SCORED_PREFIX",
     "SCORE_FIELDS",
+    "SHADOW_FIELDS",
     "SOURCE",
     "STAGE",
     "STAGES",
@@ -93,6 +99,14 @@ SCORE_FIELDS = (
     pa.field(LABEL_PROBS, pa.list_(pa.field("item", LABEL_PROB_TYPE, nullable=False)), nullable=False),
     pa.field(MODEL_VERSION, pa.string(), nullable=False),
 )
+SHADOW_FIELDS = (
+    pa.field(SHADOW_PREDICTED_LABEL, pa.string()),
+    pa.field(SHADOW_SCORE, pa.float32()),
+    pa.field(SHADOW_LABEL_PROBS, pa.list_(pa.field("item", LABEL_PROB_TYPE, nullable=False))),
+    pa.field(SHADOW_MODEL_VERSION, pa.string()),
+)
+"""The shadow model's columns (--shadow-model): the score columns' types, nullable, as a review the shadow
+model could not score keeps its row with these null."""
 
 TOP_WORD_TYPE = pa.struct(
     [pa.field("word", pa.string(), nullable=False), pa.field("weight", pa.float32(), nullable=False)]
@@ -117,11 +131,17 @@ class SchemaError(ValueError):
 
 
 def scored_schema(
-    input_schema: pa.Schema, manifest: dict[str, Any], explain: bool = False, lineage: Lineage | None = None
+    input_schema: pa.Schema,
+    manifest: dict[str, Any],
+    explain: bool = False,
+    lineage: Lineage | None = None,
+    *,
+    shadow: bool = False,
 ) -> pa.Schema:
-    """The input columns followed by the score columns (and top_words when explaining), with the
-    manifest and the launch's lineage in the metadata."""
+    """The input columns followed by the score columns (then top_words when explaining, then the
+    shadow model's columns when one scores), with the manifest and the launch's lineage in the metadata."""
     added = [*SCORE_FIELDS, TOP_WORDS_FIELD] if explain else list(SCORE_FIELDS)
+    added += list(SHADOW_FIELDS) if shadow else []
     clashes = [f.name for f in added if f.name in input_schema.names]
     if clashes:
         raise SchemaError(f"input already has column(s) {', '.join(clashes)}; reviewscore would overwrite them")

@@ -22,7 +22,7 @@ from schemas.exit_codes import EXIT_JOB_FAILED
 from schemas.output_names import ERROR_FILES, SCORED_FILES
 
 if TYPE_CHECKING:  # the summary's models load pydantic, which --help does not need
-    from schemas.summary import Drift, RunSummary
+    from schemas.summary import Drift, RunSummary, ShadowSummary
 
 
 def score(ctx: typer.Context, verbose: bool, **values) -> None:
@@ -31,7 +31,8 @@ def score(ctx: typer.Context, verbose: bool, **values) -> None:
     values = {name: value.value if isinstance(value, StrEnum) else value for name, value in values.items()}
     values["model"] = model_or_default(values["model"])
     try:  # the checks that need neither Beam nor the model, before Beam's import, which takes longer
-        check_early(JobPaths(values["input"], values["output"], values["model"]), values["overwrite"])
+        paths = JobPaths(values["input"], values["output"], values["model"], values["shadow_model"])
+        check_early(paths, values["overwrite"])
     except EARLY_ERRORS as e:
         fail(str(e))
     from pipeline.job.scoring import CONFIG_ERRORS, DryRun, JobDescribed, JobSubmitted, ScoringJob, run_scoring
@@ -120,12 +121,21 @@ def _print_summary(summary: RunSummary, output: str) -> None:
     if summary.engines:  # why each was chosen: in the log line above (local runs), the summary and the report
         table.add_row("engine", ", ".join(f"{name} ({use.reviews:,} reviews)" for name, use in summary.engines.items()))
     table.add_row("drift", _describe_drift(summary.drift))
+    if summary.shadow is not None:
+        table.add_row("shadow model", _describe_shadow(summary.shadow))
     console.print(table)
     folder = output.rstrip("/")
     outputs = f"{folder}/{SCORED_FILES}" + (f", {folder}/{ERROR_FILES}" if summary.error_files else "")
     console.print(f"output: {outputs}", soft_wrap=True)
     if summary.report:
         console.print(f"report: {link(summary.report)}", soft_wrap=True)
+
+
+def _describe_shadow(shadow: ShadowSummary) -> str:
+    if shadow.agreement is None:
+        return f"{shadow.model.version}: no review compared"
+    failed = f", {shadow.records_failed:,} not scored by it" if shadow.records_failed else ""
+    return f"{shadow.model.version}: {shadow.agreement:.2%} agreement ({shadow.reviews_compared:,} reviews{failed})"
 
 
 def _describe_drift(drift: Drift) -> str:

@@ -30,11 +30,18 @@ from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 from apache_beam.utils import shared
 
 from pipeline.job.metrics import NAMESPACE
-from pipeline.job.model_handler import EncodedReviews, LoadedModel, ReviewModelHandler, ScoredBatch
+from pipeline.job.model_handler import (
+    EncodedReviews,
+    LoadedModel,
+    ReviewModelHandler,
+    ScoredBatch,
+    ShadowModelHandler,
+    ShadowReviews,
+)
 from pipeline.job.sinks import PublishShards, ScoredSink, WriteSummary, write_errors, write_scored
 from pipeline.job.sources import FAILED, Failure, InputPlan, ReadReviews, ReviewBatch
-from pipeline.job.summarize import RunContext, Summarize
-from pipeline.job.tallies import add_tallies, failed_tally, read_tally, scored_tally, statistics_tally
+from pipeline.job.summarize import RunContext, ShadowContext, Summarize
+from pipeline.job.tallies import add_tallies, failed_tally, read_tally, scored_tally, shadow_tally, statistics_tally
 from pipeline.job.verdict import RunPolicy
 from pipeline.model.engines.base import ScorerSettings
 from pipeline.model.engines.length_order import DEFAULT_MAX_BATCH_SIZE
@@ -52,7 +59,8 @@ from schemas.output import (
     TEXT,
     TOP_WORDS,
 )
-from schemas.summary import Lineage
+from schemas.output_names import SHADOW_PREFIX
+from schemas.summary import Lineage, ModelLineage
 
 log = logging.getLogger("reviewscore")
 
@@ -80,10 +88,17 @@ class ScoringModel:
     """The handle every handler of this model loads through: one copy per process (ReviewModelHandler),
     which the explanation step (ExplainReviews) acquires too."""
 
-    def handler(self) -> ReviewModelHandler:
-        return ReviewModelHandler(
-            self.bundle_uri, settings=self.scorer, explain=self.explain, shared_model=self.shared_model
-        )
+    def handler(self, kind: type[ReviewModelHandler] = ReviewModelHandler) -> ReviewModelHandler:
+        return kind(self.bundle_uri, settings=self.scorer, explain=self.explain, shared_model=self.shared_model)
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A second bundle that scores the same reviews beside the run's (--shadow-model): its own
+    ScoringModel (its own handle, so one copy of each model per worker process) and its lineage."""
+
+    model: ScoringModel
+    lineage: ModelLineage
 
 
 class CountRead(beam.DoFn):
@@ -199,6 +214,46 @@ class EncodeReviews(beam.DoFn):
             )
 
 
+class EncodeForShadow(EncodeReviews):
+    """After the run's model scored a batch: its texts encoded with the shadow bundle's own preprocessing
+    and vocabulary, for the shadow model's RunInference (ShadowReviews). In the same fused chain as the
+    run's scoring: the batch goes on as it is, with no shuffle between the two models.
+
+    A review the shadow's encoding leaves no word of (its cleaning may differ), or cannot encode, is
+    not given to the shadow model: its row keeps null shadow columns, and the summary counts it."""
+
+    def __init__(self, bundle_uri: str, text_column: str, threads: int = 0):
+        super().__init__(bundle_uri, text_column, threads)
+
+    def process(self, result: PredictionResult) -> Iterator[ShadowReviews]:
+        texts = result.example.reviews.table.column(self.text_column)
+        try:
+            encoded = self.encoder.encode_parallel(texts, self.pool, self.workers)
+        except Exception:  # keep what the shadow can encode, review by review
+            encoded = EncodedBatch.from_rows([self._encoded_or_empty(text) for text in texts.to_pylist()])
+        rows = np.flatnonzero(encoded.lengths > 0)
+        yield ShadowReviews(result, encoded.take(rows) if len(rows) else None, rows)
+
+    def _encoded_or_empty(self, text: str | None) -> np.ndarray:
+        try:
+            return self.encoder.encode_words([text])[0].row(0)
+        except Exception:
+            return np.zeros(0, np.int32)
+
+
+def shadow_step(predictions, shadow: Shadow | None, text_column: str):
+    """(what ToScoredBatch takes, the shadow's tallies): without a shadow, the run's predictions; with
+    one, the shadow model's PredictionResults, each carrying the run's model's (ShadowReviews)."""
+    if shadow is None:
+        return predictions, ()
+    encoded = predictions | "ShadowEncode" >> beam.ParDo(
+        EncodeForShadow(shadow.model.bundle_uri, text_column, shadow.model.scorer.threads)
+    )
+    scored = encoded | "ShadowScore" >> RunInference(shadow.model.handler(ShadowModelHandler))
+    tally = scored | "TallyShadow" >> beam.Map(shadow_tally, shadow.model.labels, text_column)
+    return scored, (tally,)
+
+
 class ExplainReviews(beam.DoFn):
     """Explains each scored batch's sampled or requested rows (`EncodedReviews.words`, `explain_rows`),
     after RunInference and apart from it: explanations never change a score.
@@ -256,21 +311,31 @@ def explain_step(predictions, model: ScoringModel, handler: ReviewModelHandler, 
 
 class ToScoredBatch(beam.DoFn):
     """A scored batch as the output's Arrow table: the input columns, then predicted_label, score,
-    label_probs and model_version, all built as columns."""
+    label_probs and model_version, all built as columns; then, with a shadow model, its own four
+    (`shadow_columns`)."""
 
-    def __init__(self, labels: Labels, schema: pa.Schema, progress: WorkerCount | None = None):
+    def __init__(
+        self, labels: Labels, schema: pa.Schema, progress: WorkerCount | None = None, shadow: Labels | None = None
+    ):
         self.labels = labels
         self.schema = schema
         self.progress = progress
+        self.shadow = shadow
+        """The shadow model's labels: each element is then its PredictionResult (a ShadowReviews)."""
         self.scored = beam.metrics.Metrics.counter(NAMESPACE, "records_scored")
 
     def process(self, result: PredictionResult) -> Iterator[pa.Table]:
+        shadowed = None
+        if self.shadow is not None:
+            shadowed, result = result, result.example.champion
         batch: ReviewBatch = result.example.reviews
         scored: ScoredBatch = result.inference
         columns = self.labels.columns(scored.probabilities)
         columns[MODEL_VERSION] = pa.repeat(pa.scalar(result.model_id, pa.string()), len(batch))
         if scored.explained is not None and scored.explained.rows is None:
             columns[TOP_WORDS] = scored.explained.top_words
+        if shadowed is not None:
+            columns.update(shadow_columns(shadowed, self.shadow, len(batch)))
         table = batch.table
         for name, column in columns.items():
             table = table.append_column(name, column)
@@ -278,6 +343,21 @@ class ToScoredBatch(beam.DoFn):
         if self.progress is not None:
             self.progress.add(len(batch))
         yield conform(table, self.schema)
+
+
+def shadow_columns(result: PredictionResult, labels: Labels, rows: int) -> dict[str, pa.Array]:
+    """The shadow model's four columns for a batch of `rows`: null where it did not score a review
+    (none at all where its model call failed: `conform` fills them with nulls)."""
+    item: ShadowReviews = result.example
+    scored: ScoredBatch | None = result.inference
+    if scored is None:
+        return {}
+    columns = labels.columns(scored.probabilities)
+    columns[MODEL_VERSION] = pa.repeat(pa.scalar(result.model_id, pa.string()), len(item.rows))
+    where = np.full(rows, -1, np.int64)
+    where[item.rows] = np.arange(len(item.rows))
+    take = pa.array(where, mask=where < 0)  # a null index takes a null
+    return {SHADOW_PREFIX + name: column.take(take) for name, column in columns.items()}
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -351,6 +431,7 @@ def build_pipeline(
     progress: RunProgress | WorkerLines | None = None,
     policy: RunPolicy | None = None,
     lineage: Lineage | None = None,
+    shadow: Shadow | None = None,
 ):
     """Wire the scoring graph onto `p`; returns the PCollection holding the run summary.
 
@@ -375,7 +456,9 @@ def build_pipeline(
     handler = model.handler()
     predictions, dead_letters = encoded | "Score" >> RunInference(handler).with_exception_handling()
     predictions, explain_failures = explain_step(predictions, model, handler, explained_count)
-    scored = predictions | "ToScoredBatch" >> beam.ParDo(ToScoredBatch(model.labels, sink.schema, scored_count))
+    both, shadow_tallies = shadow_step(predictions, shadow, source.text_column)
+    shadow_labels = None if shadow is None else shadow.model.labels
+    scored = both | "ToScoredBatch" >> beam.ParDo(ToScoredBatch(model.labels, sink.schema, scored_count, shadow_labels))
 
     failures = (
         (read_failures, encode_failures, *explain_failures)
@@ -396,6 +479,7 @@ def build_pipeline(
         scored | "TallyScored" >> beam.Map(scored_tally),
         predictions | "TallyStatistics" >> beam.Map(statistics_tally, model.labels),
         errors | "TallyFailed" >> beam.Map(failed),
+        *shadow_tallies,
     )
     counts = tallies | "Tallies" >> beam.Flatten() | "Count" >> beam.CombineGlobally(add_tallies)
     context = RunContext(
@@ -407,6 +491,7 @@ def build_pipeline(
         policy or RunPolicy(),
         started,
         lineage,
+        None if shadow is None else ShadowContext(shadow.lineage, shadow.model.profile),
     )
     return (
         p

@@ -63,7 +63,11 @@ class OutputError(ValueError):
     """The output folder cannot be used (exit code 2)."""
 
 
-EARLY_ERRORS = (InputError, OutputError, MissingExtra)
+class ShadowError(ValueError):
+    """The shadow bundle (--shadow-model) cannot be read, or its classes are not the model's (exit code 2)."""
+
+
+EARLY_ERRORS = (InputError, OutputError, ShadowError, MissingExtra)
 """What `check_early` raises."""
 
 
@@ -74,9 +78,11 @@ class JobPaths:
     inputs: list[str]
     output: str
     model: str
+    shadow_model: str | None = None
 
     def named(self) -> list[tuple[str, str]]:
-        return [*(("input", path) for path in self.inputs), ("output", self.output), ("model", self.model)]
+        shadow = [("shadow model", self.shadow_model)] if self.shadow_model else []
+        return [*(("input", path) for path in self.inputs), ("output", self.output), ("model", self.model), *shadow]
 
 
 def is_local(path: str) -> bool:
@@ -95,7 +101,8 @@ def is_remote_runner(options: PipelineOptions) -> bool:
 
 def check_early(paths: JobPaths, overwrite: bool) -> None:
     """The checks that need neither Beam nor the model, in the order a user reads the command: the
-    extra that gs:// paths need, inputs that exist, an output folder that is free.
+    extra that gs:// paths need, inputs that exist, an output folder that is free, a shadow bundle
+    whose classes are the model's.
 
     Only local paths are looked at here (a remote one needs Beam's filesystems and a probe); the
     job checks them all again, remote ones included, before its model loads.
@@ -105,6 +112,48 @@ def check_early(paths: JobPaths, overwrite: bool) -> None:
         check_input_exists(path)
     if "://" not in paths.output:
         check_output(paths.output, overwrite)
+    if paths.shadow_model:
+        check_shadow_manifests(paths.model, paths.shadow_model)
+
+
+def check_shadow_classes(model: str, classes: tuple[str, ...], shadow: str, shadow_classes: tuple[str, ...]) -> None:
+    """ShadowError unless the shadow bundle has the model's class names, in order: each scored row
+    compares the two labels, and the summary's label table crosses them."""
+    if tuple(classes) != tuple(shadow_classes):
+        raise ShadowError(
+            f"the shadow model {shadow} has the classes {', '.join(shadow_classes)}, the model {model} has "
+            f"{', '.join(classes)}: pass a --shadow-model bundle with the model's class names, in order"
+        )
+
+
+def check_shadow_manifests(model: str, shadow: str) -> None:
+    """For local bundles, from their two manifests alone (no model loads): the shadow bundle is there
+    and has the model's classes. A model bundle that cannot be read is left to the job, which names it."""
+    if not (is_local(model) and is_local(shadow)):
+        return
+    shadow_classes = _class_names(shadow, "shadow model")
+    try:
+        classes = _class_names(model, "model")
+    except ShadowError:
+        return
+    check_shadow_classes(model, classes, shadow, shadow_classes)
+
+
+def _class_names(bundle: str, name: str) -> tuple[str, ...]:
+    import json
+
+    from schemas.bundle import MANIFEST_FILE
+    from schemas.manifest import read_manifest
+
+    folder = bundle.removeprefix("file://")
+    if not os.path.isdir(folder):
+        raise ShadowError(f"{name} bundle {bundle} does not exist; pass a bundle folder (one with {MANIFEST_FILE})")
+    try:
+        with open(os.path.join(folder, MANIFEST_FILE), "rb") as f:
+            manifest = read_manifest(json.loads(f.read()))
+    except (OSError, ValueError) as e:  # ManifestError and JSON errors are ValueErrors
+        raise ShadowError(f"{name} bundle {bundle} does not open: {_first_line(str(e))}") from None
+    return tuple(manifest.class_names)
 
 
 def require_extras_for(paths: JobPaths) -> None:

@@ -64,6 +64,18 @@ class EncodedReviews(NamedTuple):
     """The rows explained, when a sample (`words` are theirs); None: every row, if `words` is set."""
 
 
+class ShadowReviews(NamedTuple):
+    """A batch the run's model scored, on its way to the shadow model (--shadow-model): the run's
+    model's result, and the batch's texts as the shadow bundle's own encoder encoded them."""
+
+    champion: PredictionResult
+    """The run's model's PredictionResult for the batch (its EncodedReviews and ScoredBatch)."""
+    ids: EncodedBatch | None
+    """The shadow's token ids of `rows`; None when it kept no row."""
+    rows: np.ndarray
+    """The batch's rows the shadow encoding kept (a review it leaves no word of is not scored by it)."""
+
+
 @dataclass(frozen=True)
 class ScoredBatch:
     """RunInference's result for one element: (rows, classes) probabilities; the explanation step
@@ -170,3 +182,37 @@ class ReviewModelHandler(ModelHandler[EncodedReviews, PredictionResult, LoadedMo
 
     def get_metrics_namespace(self) -> str:
         return NAMESPACE
+
+
+SHADOW_SCORED_METRIC = "shadow_reviews_scored"
+"""Counter of the reviews the shadow model scored, for the runner's live metrics."""
+
+
+class ShadowModelHandler(ReviewModelHandler):
+    """The shadow bundle's handler: scores the rows of each ShadowReviews that its encoder kept.
+
+    The run's model already scored the batch: a shadow model call that fails must not lose those
+    rows, so it leaves the batch's shadow result empty (None, its rows then have null shadow columns
+    and the summary counts them) instead of sending the batch to RunInference's failures."""
+
+    def run_inference(
+        self,
+        batch: Sequence[ShadowReviews],
+        model: LoadedModel,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        results = []
+        for item in batch:
+            scored = None
+            if item.ids is not None:
+                try:
+                    probabilities = model.score(item.ids.rows())
+                    scored = ScoredBatch(probabilities, None, model.score.engine, model.score.reason)
+                    Metrics.counter(NAMESPACE, SHADOW_SCORED_METRIC).inc(len(item.rows))
+                except Exception as e:  # the run's rows stand; the shadow's are counted as failed
+                    log.warning("the shadow model could not score a batch of %d reviews: %r", len(item.rows), e)
+            results.append(PredictionResult(item, scored, model.version))
+        return results
+
+    def get_num_bytes(self, batch: Sequence[ShadowReviews]) -> int:
+        return sum(item.ids.ids.nbytes for item in batch if item.ids is not None)

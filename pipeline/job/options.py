@@ -259,6 +259,16 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         cli_default=DEFAULT_MODEL,
         metavar="BUNDLE",
     ),
+    JobOption(
+        "shadow_model",
+        "Shadow model bundle",
+        "A second bundle, the challenger, that scores the same reviews beside {model}, with its own "
+        "preprocessing and vocabulary: each scored row adds its shadow_ columns and the summary compares the "
+        "two models (agreement, label table, score differences). Its class names must be {model}'s; local "
+        "or gs:// [default: none].",
+        default=None,
+        metavar="BUNDLE",
+    ),
     JobOption("text_column", "Text column", "Text column of Parquet inputs.", default=TEXT, metavar="COLUMN"),
     JobOption(
         "id_column",
@@ -305,6 +315,18 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         "Most failed records",
         f"The run fails (exit code 1; verdict.passed false in {SUMMARY_FILE}) when the share of records that "
         "failed exceeds this [default: no limit].",
+        float,
+        None,
+        minimum=0.0,
+        maximum=1.0,
+        metavar="RATE",
+    ),
+    JobOption(
+        "max_disagreement",
+        "Most disagreement with the shadow model",
+        "With {shadow_model}: the run fails (exit code 1; verdict.passed false in "
+        f"{SUMMARY_FILE}) when the two models label more than this share of the compared reviews differently; "
+        "every record is scored and written first [default: no limit].",
         float,
         None,
         minimum=0.0,

@@ -25,16 +25,18 @@ from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, 
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.job.beam_internals import LOAD_LATENCY_METRIC, described_only, graph_steps, submitted_job_id
-from pipeline.job.graph import ReviewSource, ScoringModel, build_pipeline
+from pipeline.job.graph import ReviewSource, ScoringModel, Shadow, build_pipeline
 from pipeline.job.lineage import DEFAULT_RUNNER, environment_versions, manifest_sha256, utc_iso
 from pipeline.job.local_run import Interrupted, Stopped, WorkerDied, run_here
 from pipeline.job.locations import (
     InputError,
     JobPaths,
     OutputError,
+    ShadowError,
     StorageError,
     check_locations,
     check_output,
+    check_shadow_classes,
     is_remote_runner,
     read_file,
 )
@@ -71,6 +73,7 @@ CONFIG_ERRORS = (
     MissingExtra,
     OutputError,
     SchemaError,
+    ShadowError,
     StorageError,
 )
 
@@ -113,6 +116,8 @@ class ScoringJob:
     inputs: list[str]
     output: str
     model: str
+    shadow_model: str | None = None
+    """A second bundle that scores the same reviews beside `model` (--shadow-model); None: none."""
     text_column: str = TEXT
     id_column: str = REVIEW_ID
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
@@ -135,6 +140,7 @@ class ScoringJob:
             inputs=list(values["input"]),
             output=values["output"],
             model=values["model"],
+            shadow_model=values["shadow_model"],
             text_column=values["text_column"],
             id_column=values["id_column"],
             max_batch_size=values["batch_size"],
@@ -142,7 +148,7 @@ class ScoringJob:
             explain=ExplainSettings(
                 values["explain"], values["explain_steps"], values["explain_method"], values["explain_sample"]
             ),
-            policy=RunPolicy(values["max_error_rate"], values["on_drift"]),
+            policy=RunPolicy(values["max_error_rate"], values["on_drift"], values["max_disagreement"]),
             overwrite=values["overwrite"],
             num_shards=values["num_shards"],
             beam_args=list(beam_args),
@@ -156,6 +162,7 @@ class ScoringJob:
             "input": list(self.inputs),
             "output": self.output,
             "model": self.model,
+            "shadow_model": self.shadow_model,
             "text_column": self.text_column,
             "id_column": self.id_column,
             "batch_size": self.max_batch_size,
@@ -164,6 +171,7 @@ class ScoringJob:
             "threads": self.scorer.threads,
             "max_error_rate": self.policy.max_error_rate,
             "on_drift": self.policy.on_drift,
+            "max_disagreement": self.policy.max_disagreement,
             "overwrite": self.overwrite,
             "num_shards": self.num_shards,
             "explain": self.explain.top_k,
@@ -180,11 +188,12 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     dry_run = bool(options.get_all_options().get("dry_run"))
     # the checks in the order a user reads the command, each before anything heavier: the paths
     # reachable, the inputs there, the output free, then the bundle and its model
-    check_locations(JobPaths(job.inputs, job.output, job.model), options, write=not dry_run)
+    check_locations(JobPaths(job.inputs, job.output, job.model, job.shadow_model), options, write=not dry_run)
     plan = plan_inputs(job.inputs, job.text_column, job.id_column)
     if not dry_run:
         check_output(job.output, job.overwrite)
     bundle = open_bundle(job.model, read_file)
+    shadow_bundle = open_shadow(job, bundle)
     threads = threads_per_process(job.scorer.threads, options)
     if local:
         engine, why = choose_engine(job.scorer.engine, bundle.manifest.files, plan.reviews)
@@ -204,11 +213,16 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         profile=bundle.profile,
     )
     loaded = check_model_loads(job, bundle, model, local)  # held to the end: a local run's workers share it
+    shadow = None
+    if shadow_bundle is not None:
+        shadow = shadow_of(job, shadow_bundle, settings, plan.reviews, local)
+        shadow_job = replace(job, model=shadow.model.bundle_uri, explain=ExplainSettings())
+        loaded = (loaded, check_model_loads(shadow_job, shadow_bundle, shadow.model, local))
     explaining = job.explain.every_review
     lineage = launch_lineage(job, bundle, plan, options, settings.engine)
     sink = ScoredSink(
         job.output,
-        scored_schema(plan.schema, manifest, explaining, lineage),
+        scored_schema(plan.schema, manifest, explaining, lineage, shadow=shadow is not None),
         error_schema(manifest, lineage),
         job.num_shards,
     )
@@ -228,6 +242,7 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         progress=progress,
         policy=job.policy,
         lineage=lineage,
+        shadow=shadow,
     )
     with progress:
         result = run_locally(pipeline, job, progress.so_far) if local else pipeline.run()
@@ -240,6 +255,45 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
         return launched(result, options)
     result.wait_until_finish()
     return read_summary(job.output).model_copy(update={"model_loads": model_loads(result)})
+
+
+def open_shadow(job: ScoringJob, bundle: Bundle) -> Bundle | None:
+    """The shadow bundle, opened (checksums, vocabulary, profile), with the model's class names; None
+    without --shadow-model. Nothing loads a model here: a mismatch costs no load."""
+    if not job.shadow_model:
+        if job.policy.max_disagreement is not None:
+            raise ShadowError("--max-disagreement compares with a shadow model: add --shadow-model BUNDLE")
+        return None
+    try:
+        shadow = open_bundle(job.shadow_model, read_file)
+    except BundleError as e:
+        raise ShadowError(f"shadow model: {e}") from None
+    check_shadow_classes(job.model, bundle.manifest.class_names, job.shadow_model, shadow.manifest.class_names)
+    return shadow
+
+
+def shadow_of(job: ScoringJob, bundle: Bundle, settings: ScorerSettings, reviews: int, local: bool) -> Shadow:
+    """The shadow bundle as the graph scores it: the champion's scorer settings, its own engine where
+    it is chosen here (a local run), no explanations; and its lineage, for the summary's shadow part."""
+    if local:
+        engine, why = choose_engine(job.scorer.engine, bundle.manifest.files, reviews)
+        settings = replace(settings, engine=engine, reason=why)
+    model = ScoringModel(
+        job.shadow_model,
+        bundle.model_version,
+        Labels.of(bundle.manifest),
+        job.max_batch_size,
+        settings,
+        manifest=bundle.manifest.model_dump(mode="json"),
+        profile=bundle.profile,
+    )
+    lineage = ModelLineage(
+        location=job.shadow_model,
+        name=bundle.manifest.name,
+        version=bundle.model_version,
+        manifest_sha256=manifest_sha256(bundle.path),
+    )
+    return Shadow(model, lineage)
 
 
 def launch_lineage(job: ScoringJob, bundle: Bundle, plan: InputPlan, options: PipelineOptions, engine: str) -> Lineage:
