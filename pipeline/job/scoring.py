@@ -78,6 +78,10 @@ CONFIG_ERRORS = (
 )
 
 
+UNEXPLAINED = ExplainSettings(sample=0)
+"""The shadow model's: it explains nothing (neither a column nor a sample), so it loads no explainer."""
+
+
 class DryRun(BaseModel):
     """A dry run (--dry_run): the runner built the job graph and ran nothing.
 
@@ -216,7 +220,7 @@ def run_scoring(job: ScoringJob) -> RunSummary | NotRun:
     shadow = None
     if shadow_bundle is not None:
         shadow = shadow_of(job, shadow_bundle, settings, plan.reviews, local)
-        shadow_job = replace(job, model=shadow.model.bundle_uri, explain=ExplainSettings())
+        shadow_job = replace(job, model=shadow.model.bundle_uri, explain=shadow.model.explain)
         loaded = (loaded, check_model_loads(shadow_job, shadow_bundle, shadow.model, local))
     explaining = job.explain.every_review
     lineage = launch_lineage(job, bundle, plan, options, settings.engine)
@@ -284,6 +288,7 @@ def shadow_of(job: ScoringJob, bundle: Bundle, settings: ScorerSettings, reviews
         Labels.of(bundle.manifest),
         job.max_batch_size,
         settings,
+        explain=UNEXPLAINED,
         manifest=bundle.manifest.model_dump(mode="json"),
         profile=bundle.profile,
     )
