@@ -199,6 +199,7 @@ def evaluate_bundle(
     progress: Progress | None = None,
     check_output: Callable[[Path, bool], None] | None = None,
     shadow_model: str | None = None,
+    read_file: Callable[[str], bytes] | None = None,
 ) -> Evaluation:
     """Score labelled reviews with a bundle (same encoder and engines as the pipeline) and report;
     with `shadow_model`, score them with that bundle too (its own encoder and engine) and compare.
@@ -210,15 +211,15 @@ def evaluate_bundle(
     bundles open (BundleError), the shadow has the model's class names (BundleError), the labels are
     the bundle's classes (DatasetError); only then are the models loaded, both before either scores.
     Nothing is written until everything is computed, so a failed evaluation leaves the output folder
-    as it was.
+    as it was. A remote bundle (gs://) is read through `read_file` (the CLI's is the job's filesystems).
     """
     from pipeline.model.bundle import open_bundle
 
     paths = labelled_inputs(inputs)
     if check_output is not None:
         check_output(output, overwrite)
-    bundle = open_bundle(model)
-    bundles = [bundle] if shadow_model is None else [bundle, open_shadow(shadow_model, bundle)]
+    bundle = open_bundle(model, read_file)
+    bundles = [bundle] if shadow_model is None else [bundle, open_shadow(shadow_model, bundle, read_file)]
     names = Labels.of(bundle.manifest)
     sources, ids = read_labelled(paths, text_column, label_column, id_column, names.class_names)
     labelled = sources[0]
@@ -253,13 +254,13 @@ def evaluate_bundle(
     return Evaluation(metrics, output / PREDICTIONS_FILE, overlaps[0], overlaps[1] if len(overlaps) == 2 else None)
 
 
-def open_shadow(shadow_model: str, bundle: Bundle) -> Bundle:
+def open_shadow(shadow_model: str, bundle: Bundle, read_file: Callable[[str], bytes] | None = None) -> Bundle:
     """The shadow bundle, opened (no model loaded) and refused unless it has the model's class names in
     the model's order: both models' labels are then the same classes, compared review by review."""
     from pipeline.model.bundle import BundleError, open_bundle
 
     try:
-        shadow = open_bundle(shadow_model)
+        shadow = open_bundle(shadow_model, read_file)
     except BundleError as e:
         raise BundleError(f"--shadow-model: {e}") from None
     theirs, ours = shadow.manifest.class_names, bundle.manifest.class_names

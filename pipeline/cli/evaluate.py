@@ -90,7 +90,7 @@ def evaluate(
     on the same reviews: both models' metrics side by side and McNemar's test of the difference."""
     quiet_logging(verbose)
     model = model_or_default(model)
-    from pipeline.job.locations import OutputError
+    from pipeline.job.locations import OutputError, read_file
     from pipeline.model.bundle import BundleError
     from pipeline.model.progress import report_progress
     from training.datasets import DatasetError
@@ -100,7 +100,7 @@ def evaluate(
         with report_progress("evaluating") as progress:
             evaluation = evaluate_bundle(
                 model, inputs, output, text_column, label_column, id_column, overwrite, progress, check_output,
-                shadow_model,
+                shadow_model, read_file,
             )  # fmt: skip
     except (BundleError, DatasetError, OutputError) as e:
         fail(str(e))
