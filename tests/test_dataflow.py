@@ -292,7 +292,7 @@ def test_auto_engine_is_left_to_remote_workers(remote, cloud_storage, monkeypatc
 
     checked = []
     check = job_module.check_model_loads
-    monkeypatch.setattr(job_module, "check_model_loads", lambda *args: checked.append(args[2]) or check(*args))
+    monkeypatch.setattr(job_module, "check_model_loads", lambda *args: checked.append(args[2].scorer) or check(*args))
     job = ScoringJob([remote["input"]], cloud_storage.path("scored", "auto"), remote["model"], beam_args=DATAFLOW)
     run_scoring(job)
     assert checked[0].engine == "auto" and checked[0].reviews == 2
