@@ -6,3 +6,6 @@ was loaded. A module of its own so that both can import it: the graph imports th
 """
 
 NAMESPACE = "reviewscore"
+SHADOW_NAMESPACE = NAMESPACE + ".shadow"
+"""RunInference's own metrics of the shadow model (--shadow-model): apart, so that the run's model
+loads are counted alone (`model_loads`)."""

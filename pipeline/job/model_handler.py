@@ -33,7 +33,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.utils import shared
 
-from pipeline.job.metrics import NAMESPACE
+from pipeline.job.metrics import NAMESPACE, SHADOW_NAMESPACE
 from pipeline.job.sources import ReviewBatch
 from pipeline.model.engines.base import ScorerSettings
 from pipeline.model.explain import OCCLUSION
@@ -216,3 +216,6 @@ class ShadowModelHandler(ReviewModelHandler):
 
     def get_num_bytes(self, batch: Sequence[ShadowReviews]) -> int:
         return sum(item.ids.ids.nbytes for item in batch if item.ids is not None)
+
+    def get_metrics_namespace(self) -> str:
+        return SHADOW_NAMESPACE
