@@ -292,13 +292,17 @@ def shadow_of(job: ScoringJob, bundle: Bundle, settings: ScorerSettings, reviews
         manifest=bundle.manifest.model_dump(mode="json"),
         profile=bundle.profile,
     )
-    lineage = ModelLineage(
-        location=job.shadow_model,
+    return Shadow(model, model_lineage(job.shadow_model, bundle))
+
+
+def model_lineage(location: str, bundle: Bundle) -> ModelLineage:
+    """A bundle as lineage records it: where the job was told to read it, and what it is."""
+    return ModelLineage(
+        location=location,
         name=bundle.manifest.name,
         version=bundle.model_version,
         manifest_sha256=manifest_sha256(bundle.path),
     )
-    return Shadow(model, lineage)
 
 
 def launch_lineage(job: ScoringJob, bundle: Bundle, plan: InputPlan, options: PipelineOptions, engine: str) -> Lineage:
@@ -315,12 +319,7 @@ def launch_lineage(job: ScoringJob, bundle: Bundle, plan: InputPlan, options: Pi
             parquet_files=tuple(plan.parquet_files),
             records=plan.reviews,
         ),
-        model=ModelLineage(
-            location=job.model,
-            name=bundle.manifest.name,
-            version=bundle.model_version,
-            manifest_sha256=manifest_sha256(bundle.path),
-        ),
+        model=model_lineage(job.model, bundle),
         options=job.option_values(),
         versions=environment_versions([] if engine == AUTO else [engine]),
         runner=options.view_as(StandardOptions).runner or DEFAULT_RUNNER,
