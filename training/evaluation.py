@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.model.engines.length_order import DEFAULT_MAX_BATCH_SIZE
-from pipeline.model.labels import Labels
+from pipeline.model.labels import Labels, class_mismatch
 from pipeline.model.monitoring import charts
 from pipeline.model.monitoring.charts import HISTOGRAM_BINS
 from schemas.bundle import METRICS_FILE
@@ -263,12 +263,9 @@ def open_shadow(shadow_model: str, bundle: Bundle, read_file: Callable[[str], by
         shadow = open_bundle(shadow_model, read_file)
     except BundleError as e:
         raise BundleError(f"--shadow-model: {e}") from None
-    theirs, ours = shadow.manifest.class_names, bundle.manifest.class_names
-    if tuple(theirs) != tuple(ours):
-        raise BundleError(
-            f"the shadow model {shadow_model} has the classes {', '.join(theirs)}, the model {bundle.path} has "
-            f"{', '.join(ours)}: pass a --shadow-model bundle with the model's class names, in order"
-        )
+    mismatch = class_mismatch(str(bundle.path), bundle.manifest.class_names, shadow_model, shadow.manifest.class_names)
+    if mismatch is not None:
+        raise BundleError(mismatch)
     return shadow
 
 

@@ -119,11 +119,11 @@ def check_early(paths: JobPaths, overwrite: bool) -> None:
 def check_shadow_classes(model: str, classes: tuple[str, ...], shadow: str, shadow_classes: tuple[str, ...]) -> None:
     """ShadowError unless the shadow bundle has the model's class names, in order: each scored row
     compares the two labels, and the summary's label table crosses them."""
-    if tuple(classes) != tuple(shadow_classes):
-        raise ShadowError(
-            f"the shadow model {shadow} has the classes {', '.join(shadow_classes)}, the model {model} has "
-            f"{', '.join(classes)}: pass a --shadow-model bundle with the model's class names, in order"
-        )
+    from pipeline.model.labels import class_mismatch
+
+    mismatch = class_mismatch(model, classes, shadow, shadow_classes)
+    if mismatch is not None:
+        raise ShadowError(mismatch)
 
 
 def check_shadow_manifests(model: str, shadow: str) -> None:

@@ -62,3 +62,15 @@ class Labels:
             SCORE: pa.array(self.scores(p, predicted)),
             LABEL_PROBS: pa.ListArray.from_arrays(pa.array(np.arange(0, rows * classes + 1, classes, np.int32)), pairs),
         }
+
+
+def class_mismatch(model: str, classes: tuple[str, ...], shadow: str, shadow_classes: tuple[str, ...]) -> str | None:
+    """Why a shadow bundle cannot be compared with the model, review by review, or None when it can:
+    it must have the model's class names in the model's order, so that the two labels of a review are
+    the same kind of thing and the label table crosses them (`score` and `evaluate` alike)."""
+    if tuple(classes) == tuple(shadow_classes):
+        return None
+    return (
+        f"the shadow model {shadow} has the classes {', '.join(shadow_classes)}, the model {model} has "
+        f"{', '.join(classes)}: pass a --shadow-model bundle with the model's class names, in order"
+    )
