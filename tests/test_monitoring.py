@@ -44,6 +44,7 @@ from schemas.bundle import PROFILE_FILE
 from schemas.output import REPORT_FILE, SUMMARY_FILE
 from schemas.summary import ClassWords, Drift, RunSummary, WordWeight
 from tests.conftest import make_reviews
+from tests.test_shadow import ONLY_STOPWORDS, challenger  # noqa: F401 (a fixture: the second, flipped bundle)
 
 runner = CliRunner()
 BINARY = Labels(("negative", "positive"), "positive")
@@ -541,3 +542,41 @@ def test_the_champion_and_challenger_section_renders_in_a_browser(browser, tmp_p
     rows = browser.find_elements("css selector", "#disagreements tr")
     assert len(rows) == 3 and "Not <b>bad</b> & not good either" in rows[1].text  # the snippet as text, escaped
     assert all(row.is_displayed() for row in rows)
+
+
+@pytest.mark.slow
+def test_a_real_shadowed_runs_report_shows_the_comparison_in_a_browser(tiny_bundle, challenger, browser, tmp_path):  # noqa: F811
+    """A real `score --shadow-model` (two tiny bundles, one trained on flipped labels, on DirectRunner): its
+    report shows the summary's agreement, label table, chart and disagreements, with the champion's words (the
+    sample explains every review here)."""
+    texts = [text for text, _ in make_reviews(40, seed=11)] + ["The and it was."]
+    ids = [f"r{i:03d}" for i in range(len(texts) - 1)] + [ONLY_STOPWORDS]
+    reviews = tmp_path / "reviews.parquet"
+    pq.write_table(pa.table({"review_id": ids, "text": texts}), reviews)
+    out = tmp_path / "out"
+    result = score(reviews, "--output", out, "--model", tiny_bundle.path, "--shadow-model", challenger.path,
+                   "--explain-sample", 1000)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    shadow = read_summary(out)["shadow"]
+    assert shadow["records_failed"] == 1 and shadow["disagreements"]  # the flipped challenger disagrees
+
+    browser.get((out / REPORT_FILE).resolve().as_uri())
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+    assert browser.find_element("id", "shadow").is_displayed()
+    agreement = browser.find_element("id", "agreement").text
+    assert f"{shadow['agreement']:.1%} agreement" in agreement and "could not score 1 review" in agreement
+    diagonal = browser.execute_script(
+        "return [...document.querySelectorAll('#shadow-labels td.agree')].map(td => td.innerText)"
+    )
+    assert diagonal == [f"{shadow['labels'][name][name]:,}" for name in shadow["labels"]]
+    painted = browser.execute_script(
+        "return [...document.querySelectorAll('#shadow svg.chart rect.bar')]"
+        "  .filter(r => r.getBoundingClientRect().height > 0).length"
+    )
+    assert painted == sum(1 for count in shadow["score_differences"] if count)
+    rows = browser.find_elements("css selector", "#disagreements tr")[1:]
+    assert len(rows) == len(shadow["disagreements"]) and all(row.is_displayed() for row in rows)
+    first = shadow["disagreements"][0]
+    assert first["review_id"] in rows[0].text and f"{first['shadow_score']:.4f}" in rows[0].text
+    assert first["champion_words"][0]["word"] in rows[0].text
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # nothing fetched
