@@ -147,10 +147,11 @@ score: $(SCORING_ENV) ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/sc
 	REVIEWSCORE_CALLER_FLAGS='--overwrite=OVERWRITE=1 --model=MODEL= --output=OUTPUT=' \
 	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL) $(if $(OVERWRITE),--overwrite) $(if $(BEAM_ARGS),-- $(BEAM_ARGS))
 
-bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone and the pipeline end to end: make bench [BENCH_DATA=... BENCH_SIZES=... BEAM_ARGS=...].
+# SHADOW_MODEL: the challenger whose cost bench measures (--shadow-model); unset, a copy of MODEL, which costs the same.
+bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone, the pipeline end to end and a challenger's cost: make bench [BENCH_DATA=... BENCH_SIZES=... SHADOW_MODEL=... BEAM_ARGS=...].
 	$(call need-data,$(BENCH_DATA),BENCH_DATA)
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes $(BENCH_SIZES) --skip-naive-above 50000 \
-		--compare-size 50000 --out bench-results $(if $(BEAM_ARGS),--beam-args "$(BEAM_ARGS)")
+		--compare-size 50000 --out bench-results $(if $(SHADOW_MODEL),--shadow-bundle $(SHADOW_MODEL)) $(if $(BEAM_ARGS),--beam-args "$(BEAM_ARGS)")
 
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
 	$(call need-data,$(BENCH_DATA),BENCH_DATA)

@@ -14,6 +14,8 @@ and each process's peak resident memory. Then, on the --compare-size reviews, in
     ids, timed apart, with the executed GFLOP/s against the machine's peak;
   - end to end against both: the ratios the README promises;
 and start-up: `reviewscore --help`, the README's 12-review quick start, 10 reviews of Parquet.
+A challenger's cost: the --shadow-size reviews (default --compare-size) plainly and with --shadow-model,
+in turns; the challenger is --shadow-bundle, or a copy of the bundle itself (same network, same cost).
 It ends with what a million reviews would cost on Dataflow at the pipeline's rate per core.
 Results go to --out as JSON, Markdown and a PNG.
 Inputs larger than the data file repeat it with suffixed review ids (200,000 = unsup.parquet x 4).
@@ -204,6 +206,35 @@ def measure_sample(data, inputs, bundle, out, extra, size: int, repeat: int) -> 
         "explained": explained.get("reviews", 0),
         "runs": runs,
         "extra": runs["default sample"]["wall_seconds"] / runs["no explanations"]["wall_seconds"] - 1,
+    }
+
+
+def measure_shadow(data, inputs, bundle, out, extra, size: int, repeat: int, challenger: Path | None) -> dict | None:
+    """What a challenger costs a run: `size` reviews end to end plainly and with `--shadow-model`,
+    interleaved `repeat` times; the medians. Without a challenger a copy of the bundle itself shadows
+    it: the shadow's cost is its network's, so any challenger of the same architecture costs the same."""
+    if not size:
+        return None
+    path = make_input(data, size, inputs)
+    if challenger is None:
+        challenger = out / "shadow-bundle"
+        shutil.rmtree(challenger, ignore_errors=True)
+        shutil.copytree(bundle, challenger)
+    variants = {"plain": (), "shadowed": ("--shadow-model", str(challenger))}
+    runs = interleaved(path, bundle, out / "scored-shadow", extra, variants, repeat, size)
+    summary = json.loads((out / "scored-shadow" / "_SUMMARY.json").read_text())
+    shutil.rmtree(out / "scored-shadow")
+    copy = challenger == out / "shadow-bundle"
+    if copy:
+        shutil.rmtree(challenger)
+    shadow = summary.get("shadow") or {}
+    return {
+        "reviews": size,
+        "challenger": shadow.get("model", {}),
+        "challenger_is_copy": copy,
+        "agreement": shadow.get("agreement"),
+        "runs": runs,
+        "ratio": runs["shadowed"]["wall_seconds"] / runs["plain"]["wall_seconds"],
     }
 
 
@@ -445,6 +476,24 @@ def render_sample(x: dict[str, Any]) -> list[str]:
     ]
 
 
+def render_shadow(x: dict[str, Any]) -> list[str]:
+    """The challenger's cost as one line; a copy of the bundle is named as such, since its agreement is 1."""
+    plain, shadowed = x["runs"]["plain"], x["runs"]["shadowed"]
+    model = x["challenger"]
+    who = (
+        "a copy of the bundle itself (the same network, so the cost of any challenger of its architecture)"
+        if x["challenger_is_copy"]
+        else f"{model.get('name', '?')} {model.get('version', '?')}"
+    )
+    return [
+        "",
+        f"A challenger, {x['reviews']:,} reviews end to end, `--shadow-model` set to {who}: "
+        f"{shadowed['wall_seconds']:.1f} s against {plain['wall_seconds']:.1f} s plain "
+        f"(runs: {shadowed['runs_wall_seconds']} and {plain['runs_wall_seconds']}), **{x['ratio']:.2f}x**; "
+        f"agreement {x['agreement']}.",
+    ]
+
+
 def render_explain(x: dict[str, Any]) -> list[str]:
     return [
         "",
@@ -490,6 +539,8 @@ def render(report: dict[str, Any]) -> str:
         lines += render_explain(report["explain"])
     if report.get("sample"):
         lines += render_sample(report["sample"])
+    if report.get("shadow"):
+        lines += render_shadow(report["shadow"])
     lines += render_efficiency(report["efficiency"])
     if "cores" in report:
         lines += ["", "Dataflow cost per million reviews at this rate (benchmarks/dataflow_cost.py):", ""]
@@ -581,6 +632,12 @@ def main(
     sample_size: Annotated[
         int, typer.Option(help="Reviews scored with the default --explain-sample and without (0: skip).")
     ] = 50000,
+    shadow_size: Annotated[
+        int | None, typer.Option(help="Reviews scored plain and shadowed (0: skip; default: --compare-size).")
+    ] = None,
+    shadow_bundle: Annotated[
+        Path | None, typer.Option(help="The challenger for --shadow-model (default: a copy of --bundle, same cost).")
+    ] = None,
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     inputs = out / "inputs"
@@ -593,6 +650,8 @@ def main(
     startup = measure_startup(data, inputs, bundle, out, extra)
     explained = measure_explain(data, inputs, bundle, out, extra, explain_size, explain_methods.split(","), repeat)
     sampled = measure_sample(data, inputs, bundle, out, extra, sample_size, repeat)
+    shadow_size = compare_size if shadow_size is None else shadow_size  # the ratio at the size the README's are
+    shadowed = measure_shadow(data, inputs, bundle, out, extra, shadow_size, repeat, shadow_bundle)
 
     largest = max(results, key=lambda r: r["reviews"])
     peak, machine = peak_flops()
@@ -619,6 +678,7 @@ def main(
         "comparison": comparison,
         "explain": explained,
         "sample": sampled,
+        "shadow": shadowed,
         "efficiency": efficiency,
         "tokens": tokens,
     }
@@ -626,6 +686,8 @@ def main(
     (out / "results.md").write_text(render(report))
     plot(results, out / "scaling.png")
     print(json.dumps({"startup_10_reviews": startup["startup_10_reviews"], "efficiency": efficiency}, indent=2))
+    if shadowed:
+        print("\n".join(render_shadow(shadowed)).strip())
 
 
 if __name__ == "__main__":
