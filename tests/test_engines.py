@@ -226,7 +226,8 @@ def test_tensorflow_load_lines_are_held_to_the_level_asked():
     assert native_log.kept_lines(absl, 0) == absl
     assert native_log.kept_lines(absl, 1) == "a line of our own\nE0000 00:00:1796145808.5   28549 util.cc:1] an error\n"
     assert native_log.kept_lines(absl, 3) == "a line of our own\n"
-    done = subprocess.run([sys.executable, "-c", "import pipeline, tensorflow"], capture_output=True, text=True,
+    quieted = "from pipeline.model.native_log import quiet_tensorflow; quiet_tensorflow(); import tensorflow"
+    done = subprocess.run([sys.executable, "-c", quieted], capture_output=True, text=True,
                           cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
                           timeout=300)  # fmt: skip
     assert done.returncode == 0 and not NOISE.search(done.stderr), done.stderr[-2000:]
