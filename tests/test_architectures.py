@@ -52,7 +52,9 @@ def test_masked_max_pooling1d_pools_the_mask():
 
 
 def test_masked_conv_zeroes_padded_outputs():
-    layer = MaskedConv1D(filters=2, kernel_size=3, activation="relu", kernel_initializer="ones", bias_initializer="ones")
+    layer = MaskedConv1D(
+        filters=2, kernel_size=3, activation="relu", kernel_initializer="ones", bias_initializer="ones"
+    )
     out = layer(np.ones((1, 4, 3), np.float32), mask=np.array([[True, True, False, False]])).numpy()
     assert (out[0, 2:] == 0).all() and (out[0, :2] > 0).all()
 

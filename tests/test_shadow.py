@@ -121,7 +121,8 @@ def test_agreement_is_the_share_of_equal_labels(runs):
     rows = scored(runs["shadowed"]).dropna(subset=[SHADOW_PREDICTED_LABEL])
     shadow = summary(runs["shadowed"])["shadow"]
     assert shadow["reviews_compared"] == len(rows)
-    assert shadow["agreement"] == pytest.approx((rows[PREDICTED_LABEL] == rows[SHADOW_PREDICTED_LABEL]).mean(), abs=1e-6)
+    same = (rows[PREDICTED_LABEL] == rows[SHADOW_PREDICTED_LABEL]).mean()
+    assert shadow["agreement"] == pytest.approx(same, abs=1e-6)
     assert shadow["agreement"] < 0.5  # trained on the opposite labels
     assert sum(sum(row.values()) for row in shadow["labels"].values()) == len(rows)
     assert sum(shadow["score_differences"]) == len(rows)
