@@ -42,6 +42,7 @@ import typer
 
 from pipeline.job.options import DEFAULT_MODEL
 from pipeline.model.calibration import logit
+from pipeline.model.native_log import quiet_tensorflow
 from schemas.output import REVIEW_ID, SCORE, SCORED_PREFIX, TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -639,6 +640,7 @@ def main(
         Path | None, typer.Option(help="The challenger for --shadow-model (default: a copy of --bundle, same cost).")
     ] = None,
 ) -> None:
+    quiet_tensorflow()  # the tutorial's way and the engines alone load TensorFlow in this process
     out.mkdir(parents=True, exist_ok=True)
     inputs = out / "inputs"
     inputs.mkdir(exist_ok=True)
