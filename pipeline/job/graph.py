@@ -222,9 +222,6 @@ class EncodeForShadow(EncodeReviews):
     A review the shadow's encoding leaves no word of (its cleaning may differ), or cannot encode, is
     not given to the shadow model: its row keeps null shadow columns, and the summary counts it."""
 
-    def __init__(self, bundle_uri: str, text_column: str, threads: int = 0):
-        super().__init__(bundle_uri, text_column, threads)
-
     def process(self, result: PredictionResult) -> Iterator[ShadowReviews]:
         texts = result.example.reviews.table.column(self.text_column)
         try:

@@ -40,7 +40,9 @@ class OnnxEngine:
         occlusion = bundle.path / OCCLUSION_FILE if OCCLUSION_FILE in bundle.manifest.files else None
         opening = None
         if settings.with_recurrence and occlusion is not None:
-            opening = ThreadPoolExecutor(max_workers=1).submit(_session, occlusion)  # beside the model's own
+            opener = ThreadPoolExecutor(max_workers=1)
+            opening = opener.submit(_session, occlusion)  # beside the model's own
+            opener.shutdown(wait=False)  # its one thread ends once occlusion.onnx is open
         scorer = OnnxScorer.from_file(
             bundle.path / ONNX_FILE,
             settings.batch_size_for(self),
