@@ -33,6 +33,12 @@ class Architecture:
     max_length: int = 500
     batch_size: int = 64
     learning_rate: float = 1e-3
+    wide: bool = False
+    """A wide part (`pipeline.model.wide`: a linear model over hashed n-grams of the ids) beside the
+    deep one: the classifier reads [deep features, wide logits], its weights on the wide logits
+    starting at the identity, so the model starts as the wide part alone."""
+    teacher_member: str | None = None
+    """The architecture a teacher's network members train with; None: this one."""
 
     def build(
         self,
@@ -46,6 +52,7 @@ class Architecture:
         `num_classes` classes, its embedding started from `embeddings` (input_dim, dim) when given,
         else at random, and kept as it is during training when `train_embedding` is false."""
         import keras
+        import numpy as np
         from keras import layers
 
         if embeddings is not None:
@@ -55,10 +62,26 @@ class Architecture:
             input_dim, embedding_dim or self.embedding_dim, mask_zero=True, trainable=train_embedding, name="embedding"
         )
         features = self.build_layers(embedding(ids))
-        model = keras.Model(ids, output_layer(num_classes)(features), name=self.name.replace("-", "_"))
+        outputs = 1 if num_classes == 2 else num_classes
+        if self.wide:
+            from pipeline.model.layers import HashedNgramLogits
+            from pipeline.model.wide import DEFAULT_BUCKETS, MAX_N
+
+            wide = HashedNgramLogits(input_dim, DEFAULT_BUCKETS, MAX_N, outputs, trainable=False, name=WIDE_LAYER)
+            features = layers.Concatenate(name="wide_and_deep")([features, wide(ids)])
+        head = output_layer(num_classes)
+        model = keras.Model(ids, head(features), name=self.name.replace("-", "_"))
         if embeddings is not None:  # set, not an initializer: a Constant would be saved into the config
             embedding.set_weights([embeddings])
+        if self.wide:
+            kernel, bias = head.get_weights()
+            kernel[-outputs:] = np.eye(outputs, dtype=kernel.dtype)
+            head.set_weights([kernel, bias])
         return model
+
+
+WIDE_LAYER = "wide"
+"""The name of a wide-and-deep model's wide part, by which training sets its table."""
 
 
 def output_layer(num_classes: int) -> layers.Dense:
@@ -168,6 +191,26 @@ ARCHITECTURES: dict[str, Architecture] = {
             100,
             50000,
             max_length=60,
+        ),
+        Architecture(
+            "wide-bilstm-pool",
+            "bilstm-pool beside a wide part: a linear model over hashed uni- to trigrams of the same ids, "
+            "fitted first and kept fixed while the BiLSTM learns what it misses",
+            _bilstm_pool,
+            64,
+            20000,
+            wide=True,
+            teacher_member="bilstm-pool",
+        ),
+        Architecture(
+            "wide-bilstm-pool-short",
+            "bilstm-pool-short beside the same wide part, for sentences and phrases",
+            _bilstm_pool_short,
+            100,
+            50000,
+            max_length=60,
+            wide=True,
+            teacher_member="bilstm-pool-short",
         ),
     )
 }

@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from training.config import NgramSettings
 
-__all__ = ["NgramModel"]
+__all__ = ["NgramModel", "log_count_ratios"]
 
 
 class NgramModel:
@@ -48,7 +48,7 @@ class NgramModel:
         )
         features = vectorizer.fit_transform(_joined(tokens))
         labels = np.asarray(labels, dtype=np.int64)
-        ratios = _log_count_ratios(features, labels, settings.smoothing) if num_classes == 2 else None
+        ratios = log_count_ratios(features, labels, settings.smoothing) if num_classes == 2 else None
         # liblinear is the fastest on two classes; lbfgs fits one multinomial model for more.
         solver = "liblinear" if num_classes == 2 else "lbfgs"
         classifier = LogisticRegression(C=settings.regularisation, max_iter=1000, solver=solver)
@@ -71,7 +71,7 @@ def _joined(tokens: pa.Array) -> list[str]:
     return pc.binary_join(tokens, pa.scalar(" ", pa.large_string())).to_pylist()
 
 
-def _log_count_ratios(features: sparse.csr_matrix, labels: np.ndarray, smoothing: float) -> np.ndarray:
+def log_count_ratios(features: sparse.csr_matrix, labels: np.ndarray, smoothing: float) -> np.ndarray:
     positive = np.asarray(features[labels == 1].sum(axis=0)).ravel() + smoothing
     negative = np.asarray(features[labels == 0].sum(axis=0)).ravel() + smoothing
     return np.log((positive / positive.sum()) / (negative / negative.sum())).astype(np.float32)

@@ -46,6 +46,7 @@ from pipeline.model.bundle import (
 from pipeline.model.engines.onnx_engine import OnnxScorer
 from pipeline.model.engines.plan import RecurrentPlan, UnsupportedModel, difference_to_keras, plan_model
 from pipeline.model.layers import BELOW_ANY_VALUE
+from pipeline.model.wide import TRIGRAM_OFFSET, WIDE_IDS
 from schemas.bundle import FORMAT_VERSION, KERAS_FILE, MODEL_FILE, OCCLUSION_FILE, ONNX_FILE, ONNX_FILES, WEIGHTS_FILE
 
 OPSET = 18
@@ -69,9 +70,72 @@ def onnx_model(plan: RecurrentPlan):
 
     nodes = _folded_table(plan) + _scoring_inputs(plan) + [_scan(plan, emit_states=False)]
     nodes += _by_direction(plan, [f"{name}_final" for name in _state_names(plan)], axis=0) + _readout(plan)
+    constants = _constants(plan)
+    if plan.wide is not None:
+        nodes = _renamed_output(nodes, "logits", "deep_logits") + _wide(plan, "ids", "wide_logits", constants)
+        nodes.append(helper.make_node("Add", ["deep_logits", "wide_logits"], ["logits"]))
     inputs = [helper.make_tensor_value_info("ids", TensorProto.INT32, ["batch", "time"])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", plan.outputs])]
-    return _checked_model(nodes, "reviewscore", inputs, outputs, _constants(plan))
+    return _checked_model(nodes, "reviewscore", inputs, outputs, constants)
+
+
+def _renamed_output(nodes: list, name: str, new: str) -> list:
+    """The nodes with the one that outputs `name` writing `new` instead."""
+    for node in nodes:
+        node.output[:] = [new if output == name else output for output in node.output]
+    return nodes
+
+
+def _wide(plan: RecurrentPlan, ids: str, out: str, constants: dict[str, np.ndarray]) -> list:
+    """The wide part's logits `out` (batch, outputs) from `ids` (batch, time) int32: pipeline.model.wide's
+    rows of each distinct n-gram, sorted (TopK, ascending) so that the first of each run of equal rows
+    is counted once, their table rows summed, times the classifier's rows for them. Adds its
+    constants to `constants`."""
+    from onnx import TensorProto, helper
+
+    node, wide = helper.make_node, plan.wide
+    v, buckets = wide.ngrams.vocabulary, wide.ngrams.buckets
+    constants.update(
+        wide_table=wide.table,
+        wide_kernel=wide.kernel,
+        wide_v=np.array(v, np.int64),
+        wide_vv=np.array(v * v, np.int64),
+        wide_buckets=np.array(buckets, np.int64),
+        wide_offset=np.array(TRIGRAM_OFFSET, np.int64),
+        wide_zero=np.array(0, np.int64),
+        wide_start0=np.array([0], np.int64),
+        wide_start1=np.array([1], np.int64),
+        wide_start2=np.array([2], np.int64),
+        wide_end=np.array([np.iinfo(np.int64).max], np.int64),
+        wide_end1=np.array([-1], np.int64),
+        wide_end2=np.array([-2], np.int64),
+        wide_axis1=np.array([1], np.int64),
+        wide_axis2=np.array([2], np.int64),
+    )
+
+    p = f"{out}_"
+    nodes = _wide_rows(plan, ids, p)
+    nodes += [
+        node("Where", [f"{p}real", f"{p}index", "wide_zero"], [f"{p}kept"]),
+        node("Shape", [f"{p}kept"], [f"{p}count"], start=1, end=2),
+        node("TopK", [f"{p}kept", f"{p}count"], [f"{p}ordered", f"{p}order"], axis=1, largest=0, sorted=1),
+        node("Slice", [f"{p}ordered", "wide_start1", "wide_end", "wide_axis1"], [f"{p}next"]),
+        node("Slice", [f"{p}ordered", "wide_start0", "wide_end1", "wide_axis1"], [f"{p}previous"]),
+        node("Equal", [f"{p}next", f"{p}previous"], [f"{p}same"]),
+        node("Not", [f"{p}same"], [f"{p}new"]),
+        node("Slice", [f"{p}ordered", "wide_start0", "wide_start1", "wide_axis1"], [f"{p}head"]),
+        node("Greater", [f"{p}head", "wide_zero"], [f"{p}head_new"]),  # the first row is new unless it is 0
+        node("Concat", [f"{p}head_new", f"{p}new"], [f"{p}first"], axis=1),
+        node("Greater", [f"{p}ordered", "wide_zero"], [f"{p}not_padding"]),
+        node("And", [f"{p}first", f"{p}not_padding"], [f"{p}counted"]),
+        node("Cast", [f"{p}counted"], [f"{p}counted_f"], to=TensorProto.FLOAT),
+        node("Unsqueeze", [f"{p}counted_f", "wide_axis2"], [f"{p}weights"]),
+        node("Gather", ["wide_table", f"{p}ordered"], [f"{p}values"], axis=0),
+        node("Mul", [f"{p}values", f"{p}weights"], [f"{p}weighted"]),
+        node("ReduceSum", [f"{p}weighted", "wide_axis1"], [f"{p}sums"], keepdims=0),
+        node("MatMul", [f"{p}sums", "wide_kernel"], [out]),
+    ]
+    return nodes
 
 
 def _state_names(plan: RecurrentPlan) -> list[str]:
@@ -289,6 +353,54 @@ def _readout(plan: RecurrentPlan) -> list:
     ]
 
 
+def _wide_rows(plan: RecurrentPlan, ids: str, p: str) -> list:
+    """From `ids`, `{p}index` (batch, n-grams) int64, each n-gram's table row (pipeline.model.wide's
+    arithmetic), and `{p}real`, whether none of its ids is padding."""
+    from onnx import TensorProto, helper
+
+    node, max_n = helper.make_node, plan.wide.ngrams.max_n
+
+    def cut(name: str, start: str, end: str, new: str) -> list:  # new = name[:, start:end]
+        return [
+            node("Slice", [name, f"wide_{start}", f"wide_{end}", "wide_axis1"], [new]),
+            node("Greater", [new, "wide_zero"], [f"{new}_real"]),
+        ]
+
+    nodes = [
+        node("Cast", [ids], [f"{p}ids"], to=TensorProto.INT64),
+        node("Greater", [f"{p}ids", "wide_zero"], [f"{p}r1"]),
+    ]
+    rows, real = [f"{p}ids"], [f"{p}r1"]
+    if max_n >= 2:
+        nodes += cut(f"{p}ids", "start0", "end1", f"{p}a2") + cut(f"{p}ids", "start1", "end", f"{p}b2")
+        nodes += [
+            node("Mul", [f"{p}a2", "wide_v"], [f"{p}av2"]),
+            node("Add", [f"{p}av2", f"{p}b2"], [f"{p}code2"]),
+            node("Mod", [f"{p}code2", "wide_buckets"], [f"{p}bucket2"]),
+            node("Add", [f"{p}bucket2", "wide_v"], [f"{p}rows2"]),
+            node("And", [f"{p}a2_real", f"{p}b2_real"], [f"{p}r2"]),
+        ]
+        rows.append(f"{p}rows2")
+        real.append(f"{p}r2")
+    if max_n >= 3:
+        nodes += cut(f"{p}ids", "start0", "end2", f"{p}a3") + cut(f"{p}ids", "start1", "end1", f"{p}b3")
+        nodes += cut(f"{p}ids", "start2", "end", f"{p}c3")
+        nodes += [
+            node("Mul", [f"{p}a3", "wide_vv"], [f"{p}avv3"]),
+            node("Mul", [f"{p}b3", "wide_v"], [f"{p}bv3"]),
+            node("Add", [f"{p}avv3", f"{p}bv3"], [f"{p}ab3"]),
+            node("Add", [f"{p}ab3", f"{p}c3"], [f"{p}abc3"]),
+            node("Add", [f"{p}abc3", "wide_offset"], [f"{p}code3"]),
+            node("Mod", [f"{p}code3", "wide_buckets"], [f"{p}bucket3"]),
+            node("Add", [f"{p}bucket3", "wide_v"], [f"{p}rows3"]),
+            node("And", [f"{p}a3_real", f"{p}b3_real"], [f"{p}ab3_real"]),
+            node("And", [f"{p}ab3_real", f"{p}c3_real"], [f"{p}r3"]),
+        ]
+        rows.append(f"{p}rows3")
+        real.append(f"{p}r3")
+    return [*nodes, node("Concat", rows, [f"{p}index"], axis=1), node("Concat", real, [f"{p}real"], axis=1)]
+
+
 def occlusion_model(plan: RecurrentPlan):
     """The plan's recurrence with its states open, as an onnx.ModelProto: what exact occlusion reuses
     (pipeline/model/explain/occlusion.py).
@@ -320,7 +432,12 @@ def occlusion_model(plan: RecurrentPlan):
         helper.make_tensor_value_info(f"part{d}", TensorProto.FLOAT, ["batch", plan.outputs]) for d in range(count)
     ]
     outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["time", *matrix]) for name in steps]
-    return _checked_model(nodes + _shares(plan), "reviewscore_occlusion", inputs, outputs, constants)
+    shares = _shares(plan)
+    if plan.wide is not None:  # the first share also holds the wide logits of the row's whole review
+        inputs.append(helper.make_tensor_value_info(WIDE_IDS, TensorProto.INT32, ["batch", "wide_time"]))
+        shares = _renamed_output(shares, "part0", "deep_part0") + _wide(plan, WIDE_IDS, "wide_part0", constants)
+        shares.append(helper.make_node("Add", ["deep_part0", "wide_part0"], ["part0"]))
+    return _checked_model(nodes + shares, "reviewscore_occlusion", inputs, outputs, constants)
 
 
 def _occlusion_inputs(plan: RecurrentPlan) -> tuple[list, list]:

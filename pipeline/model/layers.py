@@ -110,3 +110,60 @@ def output_head(model):
             f"model {model.name} must end in Dense(1, sigmoid) or Dense(K, softmax), not {type(head).__name__}"
         )
     return head
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HashedNgramLogits(keras.layers.Layer):
+    """The wide part of a wide-and-deep model: from token ids, the sum of one table row per distinct
+    hashed n-gram (`pipeline.model.wide` defines the rows and is the reference this layer matches),
+    (batch, outputs). It reads the ids, not the embedding, so it needs no mask: padding is id 0."""
+
+    def __init__(self, vocabulary: int, buckets: int, max_n: int, outputs: int, **kwargs):
+        super().__init__(**kwargs)
+        from pipeline.model.wide import HashedNgrams
+
+        self.ngrams = HashedNgrams(vocabulary, buckets, max_n)
+        self.outputs = outputs
+        self.table = self.add_weight(
+            shape=(self.ngrams.rows, outputs), initializer="zeros", name="table", trainable=self.trainable
+        )
+
+    def call(self, ids):
+        return hashed_ngram_sums(self.table, self.ngrams, ids)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary": self.ngrams.vocabulary,
+            "buckets": self.ngrams.buckets,
+            "max_n": self.ngrams.max_n,
+            "outputs": self.outputs,
+        }
+
+
+def hashed_ngram_sums(table, ngrams, ids):
+    """(batch, outputs) sums of `table`'s rows of each review's distinct hashed n-grams, in keras.ops:
+    the Keras layer's computation, which the xla engine compiles too (`pipeline.model.wide` is the
+    reference both are held to)."""
+    from pipeline.model.wide import TRIGRAM_OFFSET
+
+    ids = ops.cast(ids, "int64")
+    v, buckets = ngrams.vocabulary, ngrams.buckets
+    rows, present = [ids], [ids > 0]
+    if ngrams.max_n >= 2:
+        a, b = ids[:, :-1], ids[:, 1:]
+        rows.append(v + ops.mod(a * v + b, buckets))
+        present.append(ops.logical_and(a > 0, b > 0))
+    if ngrams.max_n >= 3:
+        a, b, c = ids[:, :-2], ids[:, 1:-1], ids[:, 2:]
+        rows.append(v + ops.mod(a * (v * v) + b * v + c + TRIGRAM_OFFSET, buckets))
+        present.append(ops.logical_and(ops.logical_and(a > 0, b > 0), c > 0))
+    index = ops.concatenate(rows, axis=1)
+    ordered = ops.sort(ops.where(ops.concatenate(present, axis=1), index, ops.zeros_like(index)), axis=1)
+    repeated = ops.concatenate([ops.zeros_like(ordered[:, :1], dtype="bool"), ordered[:, 1:] == ordered[:, :-1]], 1)
+    counted = ops.logical_and(ops.logical_not(repeated), ordered > 0)
+    values = ops.take(table, ordered, axis=0)
+    return ops.sum(values * ops.expand_dims(ops.cast(counted, values.dtype), -1), axis=1)

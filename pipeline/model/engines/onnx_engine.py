@@ -109,6 +109,9 @@ class OnnxRecurrence:
         inputs = {i.name: i for i in session.get_inputs()}
         self.directions = sum(name.startswith("ids") for name in inputs)  # ids0, ids1
         self.pooled = "top0" in inputs
+        from pipeline.model.wide import WIDE_IDS  # here: the registry imports this module for --help
+
+        self.wide = WIDE_IDS in inputs
         self.units = int(inputs["h0"].shape[1])
 
     def run(self, feeds: list[dict[str, np.ndarray]], states: bool) -> list[dict[str, np.ndarray]]:

@@ -3,7 +3,8 @@
 `plan_model` reads a Keras model's weights into a RecurrentPlan, accepting exactly the layer
 sequences this project trains and the engines reproduce (Embedding with mask_zero, Dropout, LSTM
 or Bidirectional(LSTM) with Keras' default activations, then either the last state or masked max
-and mean pooling, then Dense(1, sigmoid) or Dense(K, softmax)), and refusing anything else with the
+and mean pooling, optionally beside a wide part over hashed n-grams of the ids, then Dense(1, sigmoid)
+or Dense(K, softmax)), and refusing anything else with the
 reason, so the caller can fall back to Keras. Dropout is the identity at inference. Reading the
 model in one place means the two engines cannot disagree about what the model is.
 """
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from pipeline.model.wide import WidePart
 
 
 class UnsupportedModel(ValueError):
@@ -42,7 +45,11 @@ class RecurrentPlan:
     readout: str
     """'last': each direction's state at its last real token; 'pool': [max..., mean...] over real tokens."""
     dense_kernel: np.ndarray
+    """(deep features, outputs): the classifier's rows for the deep features only."""
     dense_bias: np.ndarray
+    wide: WidePart | None = None
+    """A wide-and-deep model's wide part, with the classifier's rows for it: its logits add to the
+    deep part's."""
 
     @property
     def units(self) -> int:
@@ -64,6 +71,7 @@ def plan_model(model) -> RecurrentPlan:
     import numpy as np
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer | keras.layers.Dropout)]
+    layers, wide = _without_wide_part(model, layers)
     kinds = [type(layer).__name__ for layer in layers]
     if len(layers) < 3 or not isinstance(layers[0], keras.layers.Embedding) or not layers[0].mask_zero:
         raise UnsupportedModel(f"expected an Embedding with mask_zero first, found {kinds}")
@@ -108,7 +116,34 @@ def plan_model(model) -> RecurrentPlan:
     if dense is not rest[-1]:
         raise UnsupportedModel(f"unsupported layers after the LSTM: {kinds[2:]}")
     bias = _numpy(dense.bias) if dense.use_bias else np.zeros(dense.units, np.float32)
-    return RecurrentPlan(embedding, directions, readout, _numpy(dense.kernel), bias)
+    kernel = _numpy(dense.kernel)
+    if wide is not None:
+        from pipeline.model.wide import WidePart
+
+        outputs = dense.units
+        wide = WidePart(wide.ngrams, _numpy(wide.table), np.ascontiguousarray(kernel[-outputs:]))
+        kernel = np.ascontiguousarray(kernel[:-outputs])
+    return RecurrentPlan(embedding, directions, readout, kernel, bias, wide)
+
+
+def _without_wide_part(model, layers: list) -> tuple[list, Any]:
+    """(the layers without a wide part and the concatenation that joins it to the deep features,
+    the wide layer or None). The join must be the classifier's input, [deep features, wide logits]."""
+    from pipeline.model.layers import HashedNgramLogits
+
+    wides = [layer for layer in layers if isinstance(layer, HashedNgramLogits)]
+    if not wides:
+        return layers, None
+    if len(wides) > 1:
+        raise UnsupportedModel(f"expected one wide part, found {len(wides)}")
+    wide = wides[0]
+    if wide.input is not model.inputs[0]:
+        raise UnsupportedModel("the wide part does not read the token ids")
+    head = layers[-1]
+    join = head.input._keras_history.operation
+    if _concatenated(join)[-1] is not wide or len(_concatenated(join)) != 2:
+        raise UnsupportedModel("the wide part's logits are not the classifier's last inputs")
+    return [layer for layer in layers if layer is not wide and layer is not join], wide
 
 
 def _check_lstm(layer) -> None:

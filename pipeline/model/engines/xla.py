@@ -139,22 +139,36 @@ def compile_plan(plan: RecurrentPlan, width: int):
         readers = [tf.transpose(ids)]  # time-major (width, batch)
         if len(plan.directions) == 2:
             readers.append(tf.transpose(tf.reverse_sequence(ids, lengths, seq_axis=1, batch_axis=0)))
-        return recurrent_logits(
+        logits = recurrent_logits(
             plan, lambda d, t: tf.gather(tables[d], readers[d][t]), lengths, width, steps, constants
         )
+        return logits if plan.wide is None else logits + wide_logits(constants, plan, ids)
 
     return predict
+
+
+def wide_logits(constants: dict, plan: RecurrentPlan, ids):
+    """(rows, outputs) logits of the plan's wide part, in TensorFlow (the Keras layer's own operations)."""
+    import tensorflow as tf
+
+    from pipeline.model.layers import hashed_ngram_sums
+
+    return tf.matmul(hashed_ngram_sums(constants["wide_table"], plan.wide.ngrams, ids), constants["wide_kernel"])
 
 
 def plan_constants(plan: RecurrentPlan) -> dict:
     """The plan's recurrent and dense weights as TensorFlow constants, for recurrent_logits."""
     import tensorflow as tf
 
-    return {
+    constants = {
         "recurrent": [tf.constant(d.recurrent_kernel) for d in plan.directions],
         "dense_kernel": tf.constant(plan.dense_kernel),
         "dense_bias": tf.constant(plan.dense_bias),
     }
+    if plan.wide is not None:
+        constants["wide_table"] = tf.constant(plan.wide.table)
+        constants["wide_kernel"] = tf.constant(plan.wide.kernel)
+    return constants
 
 
 def recurrent_logits(plan: RecurrentPlan, input_at, lengths, width: int, steps, constants: dict):
@@ -228,6 +242,7 @@ class CompiledRecurrence:
         self.plan = plan
         self.directions = len(plan.directions)
         self.pooled = plan.readout == "pool"
+        self.wide = plan.wide is not None
         self.units = plan.units
         self.width = width
         self.batch_size = batch_size
@@ -238,6 +253,8 @@ class CompiledRecurrence:
     def run(self, feeds: list[dict[str, np.ndarray]], states: bool) -> list[dict[str, np.ndarray]]:
         import numpy as np
 
+        from pipeline.model.wide import WIDE_IDS
+
         if states not in self._compiled:
             self._compiled[states] = compile_recurrence(self.plan, self.width, states)
         names, function = self._compiled[states]
@@ -247,9 +264,8 @@ class CompiledRecurrence:
             args = []
             for name in names:
                 value = feed[name]
-                full = np.zeros(
-                    (self.batch_size, self.width if name.startswith("ids") else value.shape[1]), value.dtype
-                )
+                ids = name.startswith("ids") or name == WIDE_IDS
+                full = np.zeros((self.batch_size, self.width if ids else value.shape[1]), value.dtype)
                 full[:rows, : value.shape[1]] = value
                 args.append(full)
             out = function(*args, np.int32(time))
@@ -266,15 +282,18 @@ def compile_recurrence(plan: RecurrentPlan, width: int, states: bool):
     share of the logits, and with `states` the state after every step."""
     import tensorflow as tf
 
+    from pipeline.model.wide import WIDE_IDS
+
     count, units, pool = len(plan.directions), plan.units, plan.readout == "pool"
     tables = [tf.constant(folded_table(plan.embedding, d)) for d in plan.directions]
     recurrent = [tf.constant(d.recurrent_kernel) for d in plan.directions]
     dense = [tf.constant(plan.dense_kernel[b * units : (b + 1) * units]) for b in range(2 * count if pool else count)]
     bias = tf.constant(plan.dense_bias)
+    constants = plan_constants(plan)
     per = ("h", "c", "top", "total", "count") if pool else ("h", "c")
-    names = [f"{n}{d}" for d in range(count) for n in ("ids", *per)]
-    spec = {"ids": ([None, width], tf.int32), "count": ([None, 1], tf.float32)}
-    signature = [tf.TensorSpec(*spec.get(name[:-1], ([None, units], tf.float32))) for name in names]
+    names = [f"{n}{d}" for d in range(count) for n in ("ids", *per)] + ([WIDE_IDS] if plan.wide is not None else [])
+    spec = {"ids": ([None, width], tf.int32), "count": ([None, 1], tf.float32), WIDE_IDS: ([None, width], tf.int32)}
+    signature = [tf.TensorSpec(*spec.get(name, spec.get(name[:-1], ([None, units], tf.float32)))) for name in names]
 
     @tf.function(input_signature=[*signature, tf.TensorSpec([], tf.int32)], jit_compile=True)
     def run(*args):
@@ -308,6 +327,8 @@ def compile_recurrence(plan: RecurrentPlan, width: int, states: bool):
             if states:
                 out[f"h{d}_steps"], out[f"c{d}_steps"] = seen[2 * d].stack(), seen[2 * d + 1].stack()
         out["part0"] = out["part0"] + bias
+        if plan.wide is not None:
+            out["part0"] = out["part0"] + wide_logits(constants, plan, feed[WIDE_IDS])
         return out
 
     return names, run

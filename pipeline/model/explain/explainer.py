@@ -137,6 +137,11 @@ class Explainer:
             plan = plan_model(bundle.load_model())
         except UnsupportedModel as e:
             raise ExplainUnavailable(f"integrated gradients cannot attribute this model: {e}") from None
+        if plan.wide is not None:  # its n-grams have no embedding to interpolate: IG would miss them
+            raise ExplainUnavailable(
+                "integrated gradients cannot attribute this model: its wide part reads n-grams, not "
+                "embeddings; explain by occlusion"
+            )
         self.attribute = IntegratedGradients(plan, bundle.preprocessing.max_length, settings.steps, batch_size)
 
     def __call__(

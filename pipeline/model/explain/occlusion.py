@@ -21,6 +21,10 @@ Two ways to the same numbers:
   length, and rows run in length order, so padding stays small (`_slices` cuts them into calls);
 - re-scoring every occluded review (`brute_force`, any engine): the definition, and what a test
   compares the reuse with.
+A wide-and-deep model's wide part (`pipeline.model.wide`) reads n-grams, which leaving a word out
+changes around every occurrence (the n-grams across the gap are new), so it is not continued from
+the full pass: each variant's whole review goes into the recurrence's call beside its jobs, and the
+graph adds that review's wide logits to the first direction's share.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pipeline.model.explain import OCCLUSION
 from pipeline.model.explain.integrated_gradients import Attributions, class_logit
 from pipeline.model.preprocessing import EncodedBatch, offsets_of
 from pipeline.model.progress import WorkerCount
+from pipeline.model.wide import WIDE_IDS
 
 NOTHING_SEEN = np.float32(-np.inf)
 """The pooled readout's running max before any step: every real step replaces it (a job always has a
@@ -60,6 +65,9 @@ class Recurrence(Protocol):
     """1 (forward) or 2 (forward and backward)."""
     pooled: bool
     """Masked max and mean pooling over the steps (else: each direction's last state)."""
+    wide: bool
+    """A wide part beside the recurrence: each row also takes its first job's whole review (WIDE_IDS),
+    whose wide logits the first share includes."""
     units: int
     batch_size: int
     """Rows per call, at most."""
@@ -87,6 +95,8 @@ class _Jobs:
     each starts from."""
 
     tokens: EncodedBatch
+    variants: EncodedBatch | None
+    """The whole review each job belongs to (the first direction's jobs of a wide model), else None."""
     h: np.ndarray
     c: np.ndarray
     top: np.ndarray
@@ -99,8 +109,10 @@ class _Jobs:
 
     @classmethod
     def join(cls, parts: list[_Jobs]) -> _Jobs:
+        variants = None if parts[0].variants is None else EncodedBatch.concatenate([p.variants for p in parts])
         return cls(
             EncodedBatch.concatenate([p.tokens for p in parts]),
+            variants,
             *(np.concatenate([getattr(p, f) for p in parts]) for f in ("h", "c", "top", "total", "count")),
         )
 
@@ -225,7 +237,7 @@ def full_pass_logits(recurrence: Recurrence, rows: Sequence[np.ndarray]) -> np.n
 def _full_pass(recurrence: Recurrence, rows, states: bool):
     """Every review read whole by every direction from the zero state, in length order: (its logits,
     and with `states` each direction's per-review [h steps, c steps])."""
-    full = [_start(rows, recurrence.units, backward=d == 1) for d in range(recurrence.directions)]
+    full = [_start(rows, recurrence.units, d == 1, recurrence.wide) for d in range(recurrence.directions)]
     orders = [np.argsort(full[0].lengths, kind="stable")] * len(full)
     parts, steps = _run(recurrence, full, orders, states)
     return _summed(parts, orders), steps
@@ -239,12 +251,13 @@ def _summed(parts: list[np.ndarray], orders: list[np.ndarray]) -> np.ndarray:
     return logits
 
 
-def _start(rows, units: int, backward: bool) -> _Jobs:
+def _start(rows, units: int, backward: bool, wide: bool) -> _Jobs:
     """Every review read whole (the backward direction reversed), from the zero state."""
     tokens = EncodedBatch.from_rows([r[::-1] if backward else r for r in rows])
     zeros = np.zeros((len(rows), units), np.float32)
     count = tokens.lengths.astype(np.float32)
-    return _Jobs(tokens, zeros, zeros, np.full_like(zeros, NOTHING_SEEN), zeros, count)
+    variants = tokens if wide and not backward else None
+    return _Jobs(tokens, variants, zeros, zeros, np.full_like(zeros, NOTHING_SEEN), zeros, count)
 
 
 def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, backward: bool) -> _Jobs:
@@ -254,6 +267,9 @@ def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, back
     `steps` are the full pass's per-step (h, c) of this direction, in its reading order."""
     length = len(row)
     others = inverse[None, :] != np.arange(count)[:, None]  # (words, tokens)
+    variants = None
+    if recurrence.wide and not backward:  # each word's occluded review, whole
+        variants = EncodedBatch(np.broadcast_to(row, others.shape)[others].astype(np.int32), offsets_of(others.sum(1)))
     if backward:  # reads the review reversed: step s is token length - 1 - s
         row, others = row[::-1], others[:, ::-1]
     first = np.argmax(~others, axis=1)  # each word's first step in reading order
@@ -271,7 +287,7 @@ def _continuations(row, inverse, count: int, steps, recurrence: Recurrence, back
     else:
         top = total = h
     remaining = length - np.bincount(inverse, minlength=count)
-    return _Jobs(tokens, h, c, top, total, remaining.astype(np.float32))
+    return _Jobs(tokens, variants, h, c, top, total, remaining.astype(np.float32))
 
 
 def _slices(widths: np.ndarray, batch_size: int, parallel_calls: int) -> list[np.ndarray]:
@@ -317,6 +333,9 @@ def _run(recurrence: Recurrence, directions: list[_Jobs], orders: list[np.ndarra
             if recurrence.pooled:
                 feed[f"top{k}"], feed[f"total{k}"] = d.top[j], d.total[j]
                 feed[f"count{k}"] = d.count[j][:, None]
+        if recurrence.wide:
+            variants = directions[0].variants.take(jobs[0])
+            feed[WIDE_IDS] = variants.padded(max(1, int(variants.lengths.max(initial=0))))
         feeds.append(feed)
     outputs = recurrence.run(feeds, states)
     parts = [np.concatenate([o[f"part{k}"] for o in outputs]) for k in range(len(directions))]
