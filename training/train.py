@@ -35,7 +35,7 @@ from pipeline.model.progress import EPOCHS, Display, Step
 from pipeline.model.wide import HashedNgrams
 from schemas.bundle import CALIBRATION_FILE, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
 from training.architectures import WIDE_LAYER, Architecture, get_architecture, loss_for
-from training.calibration_fit import calibration_metrics, choose_and_fit, labels_for
+from training.calibration_fit import calibration_metrics, choose_and_fit, expected_calibration_error, labels_for
 from training.config import (
     PRETRAINED_EMBEDDING_DIM,
     REDUCE_LR_FACTOR,
@@ -529,7 +529,8 @@ def distillation_record(
 
     def figures(y: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
         found = classification_metrics(y, probabilities, names, config.ordinal)
-        return {key: found[key] for key in ("accuracy", "loss", "macro_f1", "roc_auc") if key in found}
+        kept = {key: found[key] for key in ("accuracy", "loss", "macro_f1", "roc_auc") if key in found}
+        return {**kept, "ece": expected_calibration_error(y, probabilities, names)}  # uncalibrated
 
     return {
         "distillation": {
