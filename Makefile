@@ -148,14 +148,16 @@ score: $(SCORING_ENV) ## Score reviews: make score INPUT=reviews/ [OUTPUT=out/sc
 	$(BIN)/reviewscore score $(INPUT) --output $(OUTPUT) --model $(MODEL) $(if $(OVERWRITE),--overwrite) $(if $(BEAM_ARGS),-- $(BEAM_ARGS))
 
 # SHADOW_MODEL: the challenger whose cost bench measures (--shadow-model); unset, a copy of MODEL, which costs the same.
-bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone, the pipeline end to end and a challenger's cost: make bench [BENCH_DATA=... BENCH_SIZES=... SHADOW_MODEL=... BEAM_ARGS=...].
+bench: $(BIN)/.installed ## Benchmark the tutorial way, each engine alone, the pipeline end to end, a challenger's cost and a bundle against the one it replaces: make bench [BENCH_DATA=... BENCH_SIZES=... SHADOW_MODEL=... PREVIOUS_MODEL=... BEAM_ARGS=...].
 	$(call need-data,$(BENCH_DATA),BENCH_DATA)
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes $(BENCH_SIZES) --skip-naive-above 50000 \
-		--compare-size 50000 --out bench-results $(if $(SHADOW_MODEL),--shadow-bundle $(SHADOW_MODEL)) $(if $(BEAM_ARGS),--beam-args "$(BEAM_ARGS)")
+		--compare-size 50000 --out bench-results $(if $(SHADOW_MODEL),--shadow-bundle $(SHADOW_MODEL)) \
+		$(if $(PREVIOUS_MODEL),--previous-bundle $(PREVIOUS_MODEL)) $(if $(BEAM_ARGS),--beam-args "$(BEAM_ARGS)")
 
 bench-smoke: $(BIN)/.installed ## A tiny run of the benchmark (200 reviews), to check it works; no timing is judged.
 	$(call need-data,$(BENCH_DATA),BENCH_DATA)
-	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --sample-size 200 --out bench-results/smoke
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --bundle $(MODEL) --sizes 200 --compare-size 200 --explain-size 200 --sample-size 200 \
+		--previous-bundle $(MODEL) --out bench-results/smoke
 
 beam-image-pins: $(BIN)/.installed ## Re-pin deploy/beam_image_requirements.txt, the packages of the Beam SDK image the Dockerfile starts FROM.
 	deploy/beam_image_pins.sh

@@ -16,6 +16,8 @@ and each process's peak resident memory. Then, on the --compare-size reviews, in
 and start-up: `reviewscore --help`, the README's 12-review quick start, 10 reviews of Parquet.
 A challenger's cost: the --shadow-size reviews (default --compare-size) plainly and with --shadow-model,
 in turns; the challenger is --shadow-bundle, or a copy of the bundle itself (same network, same cost).
+A new bundle's cost against the one it replaces (--previous-bundle): the --previous-size reviews
+(default --compare-size), a default run with each, in turns.
 It ends with what a million reviews would cost on Dataflow at the pipeline's rate per core.
 Results go to --out as JSON, Markdown and a PNG.
 Inputs larger than the data file repeat it with suffixed review ids (200,000 = unsup.parquet x 4).
@@ -236,6 +238,28 @@ def measure_shadow(data, inputs, bundle, out, extra, size: int, repeat: int, cha
         "agreement": shadow.get("agreement"),
         "runs": runs,
         "ratio": runs["shadowed"]["wall_seconds"] / runs["plain"]["wall_seconds"],
+    }
+
+
+def measure_previous(data, inputs, bundle, out, extra, size: int, repeat: int, previous: Path | None) -> dict | None:
+    """What a new bundle costs against the one it replaces: `size` reviews end to end (a default run)
+    with each, interleaved `repeat` times; the medians and the ratio."""
+    if not size or previous is None:
+        return None
+    path = make_input(data, size, inputs)
+    bundles = {"bundle": bundle, "previous": previous}
+    done: dict[str, list[dict[str, float]]] = {name: [] for name in bundles}
+    for _ in range(repeat):
+        for name, which in bundles.items():
+            done[name].append(score_pipeline(path, which, out / "scored-previous", extra, ()))
+    shutil.rmtree(out / "scored-previous")
+    runs = {name: median_run(r, size) for name, r in done.items()}
+    versions = {name: json.loads((b / "manifest.json").read_text())["version"] for name, b in bundles.items()}
+    return {
+        "reviews": size,
+        "versions": versions,
+        "runs": runs,
+        "ratio": runs["bundle"]["wall_seconds"] / runs["previous"]["wall_seconds"],
     }
 
 
@@ -495,6 +519,18 @@ def render_shadow(x: dict[str, Any]) -> list[str]:
     ]
 
 
+def render_previous(x: dict[str, Any]) -> list[str]:
+    """The bundle against the one it replaces, as one line."""
+    new, old = x["runs"]["bundle"], x["runs"]["previous"]
+    return [
+        "",
+        f"Against the previous bundle, {x['reviews']:,} reviews end to end (a default run), in turns: "
+        f"{x['versions']['bundle']} {new['wall_seconds']:.1f} s (runs: {new['runs_wall_seconds']}), "
+        f"{x['versions']['previous']} {old['wall_seconds']:.1f} s (runs: {old['runs_wall_seconds']}), "
+        f"**{x['ratio']:.2f}x**.",
+    ]
+
+
 def render_explain(x: dict[str, Any]) -> list[str]:
     return [
         "",
@@ -542,6 +578,8 @@ def render(report: dict[str, Any]) -> str:
         lines += render_sample(report["sample"])
     if report.get("shadow"):
         lines += render_shadow(report["shadow"])
+    if report.get("previous"):
+        lines += render_previous(report["previous"])
     lines += render_efficiency(report["efficiency"])
     if "cores" in report:
         lines += ["", "Dataflow cost per million reviews at this rate (benchmarks/dataflow_cost.py):", ""]
@@ -639,6 +677,12 @@ def main(
     shadow_bundle: Annotated[
         Path | None, typer.Option(help="The challenger for --shadow-model (default: a copy of --bundle, same cost).")
     ] = None,
+    previous_bundle: Annotated[
+        Path | None, typer.Option(help="The bundle --bundle replaces: both score the same reviews, in turns.")
+    ] = None,
+    previous_size: Annotated[
+        int | None, typer.Option(help="Reviews scored with each bundle (0: skip; default: --compare-size).")
+    ] = None,
 ) -> None:
     quiet_tensorflow()  # the tutorial's way and the engines alone load TensorFlow in this process
     out.mkdir(parents=True, exist_ok=True)
@@ -654,6 +698,8 @@ def main(
     sampled = measure_sample(data, inputs, bundle, out, extra, sample_size, repeat)
     shadow_size = compare_size if shadow_size is None else shadow_size  # the ratio at the size the README's are
     shadowed = measure_shadow(data, inputs, bundle, out, extra, shadow_size, repeat, shadow_bundle)
+    previous_size = compare_size if previous_size is None else previous_size
+    previous = measure_previous(data, inputs, bundle, out, extra, previous_size, repeat, previous_bundle)
 
     largest = max(results, key=lambda r: r["reviews"])
     peak, machine = peak_flops()
@@ -681,6 +727,7 @@ def main(
         "explain": explained,
         "sample": sampled,
         "shadow": shadowed,
+        "previous": previous,
         "efficiency": efficiency,
         "tokens": tokens,
     }
@@ -690,6 +737,8 @@ def main(
     print(json.dumps({"startup_10_reviews": startup["startup_10_reviews"], "efficiency": efficiency}, indent=2))
     if shadowed:
         print("\n".join(render_shadow(shadowed)).strip())
+    if previous:
+        print("\n".join(render_previous(previous)).strip())
 
 
 if __name__ == "__main__":
