@@ -152,6 +152,12 @@ def test_distilled_training_end_to_end_then_cached(tmp_path):
     second = json.loads((tmp_path / "again" / "metrics.json").read_text())["distillation"]["teacher"]
     assert first["validation"] == second["validation"]  # the same members' outputs, from the cache
 
+    # a member's outputs do not depend on which other members there are: adding one trains it alone
+    more = distil(data, unlabelled, tmp_path / "more", tmp_path / "cache", "--teacher-seeds", "5,6")
+    assert more.exit_code == 0, more.output
+    assert "teacher member seed 5: read from the cache" in more.output
+    assert "teacher member seed 6: training" in more.output
+
 
 def test_review_sentences_cut_at_breaks_and_sentence_ends_and_sample_deterministically():
     texts = pa.array(

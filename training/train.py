@@ -443,7 +443,8 @@ def teacher_inputs(
     for name in NOT_MEMBER_INPUTS:
         recipe_fields.pop(name)
     recipe_fields["architecture"] = recipe.arch.name  # the members', which a wide-and-deep student shares
-    recipe_fields["teacher"].pop("labelled_weight")
+    for name in ("labelled_weight", "ngram", "seeds"):  # which other members there are: not this one's input
+        recipe_fields["teacher"].pop(name)
     return {
         "data": data.fingerprint(),
         "split": recipe.parts.description,
