@@ -89,8 +89,9 @@ def _renamed_output(nodes: list, name: str, new: str) -> list:
 def _wide(plan: RecurrentPlan, ids: str, out: str, constants: dict[str, np.ndarray]) -> list:
     """The wide part's logits `out` (batch, outputs) from `ids` (batch, time) int32: pipeline.model.wide's
     rows of each distinct n-gram, sorted (TopK, ascending) so that the first of each run of equal rows
-    is counted once, their table rows summed, times the classifier's rows for them. Adds its
-    constants to `constants`."""
+    is counted once, their table rows summed (in float64, so that a review's sum does not depend on
+    how far it was padded: occlusion's variants and scoring's rows are padded differently), times
+    the classifier's rows for them. Adds its constants to `constants`."""
     from onnx import TensorProto, helper
 
     node, wide = helper.make_node, plan.wide
@@ -128,11 +129,14 @@ def _wide(plan: RecurrentPlan, ids: str, out: str, constants: dict[str, np.ndarr
         node("Concat", [f"{p}head_new", f"{p}new"], [f"{p}first"], axis=1),
         node("Greater", [f"{p}ordered", "wide_zero"], [f"{p}not_padding"]),
         node("And", [f"{p}first", f"{p}not_padding"], [f"{p}counted"]),
-        node("Cast", [f"{p}counted"], [f"{p}counted_f"], to=TensorProto.FLOAT),
-        node("Unsqueeze", [f"{p}counted_f", "wide_axis2"], [f"{p}weights"]),
+        node("Cast", [f"{p}counted"], [f"{p}counted_d"], to=TensorProto.DOUBLE),
+        node("Unsqueeze", [f"{p}counted_d", "wide_axis2"], [f"{p}weights"]),
         node("Gather", ["wide_table", f"{p}ordered"], [f"{p}values"], axis=0),
-        node("Mul", [f"{p}values", f"{p}weights"], [f"{p}weighted"]),
-        node("ReduceSum", [f"{p}weighted", "wide_axis1"], [f"{p}sums"], keepdims=0),
+        node("Cast", [f"{p}values"], [f"{p}values_d"], to=TensorProto.DOUBLE),
+        node("Mul", [f"{p}values_d", f"{p}weights"], [f"{p}weighted"]),
+        # summed in float64: the same rows give the same float32 sum at any padding and batch width
+        node("ReduceSum", [f"{p}weighted", "wide_axis1"], [f"{p}sums_d"], keepdims=0),
+        node("Cast", [f"{p}sums_d"], [f"{p}sums"], to=TensorProto.FLOAT),
         node("MatMul", [f"{p}sums", "wide_kernel"], [out]),
     ]
     return nodes

@@ -119,4 +119,5 @@ class WidePart:
         if ids.shape[1] == 0:
             return np.zeros((ids.shape[0], self.kernel.shape[1]), np.float32)
         index, counted = self.ngrams.distinct_rows(ids)
-        return (self.table[index] * counted[..., None]).sum(axis=1, dtype=np.float32) @ self.kernel
+        sums = (self.table[index] * counted[..., None]).sum(axis=1, dtype=np.float64)  # as the engines sum them
+        return sums.astype(np.float32) @ self.kernel

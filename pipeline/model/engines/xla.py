@@ -153,7 +153,8 @@ def wide_logits(constants: dict, plan: RecurrentPlan, ids):
 
     from pipeline.model.layers import hashed_ngram_sums
 
-    return tf.matmul(hashed_ngram_sums(constants["wide_table"], plan.wide.ngrams, ids), constants["wide_kernel"])
+    sums = hashed_ngram_sums(constants["wide_table"], plan.wide.ngrams, ids)  # float64: the ONNX export's sums
+    return tf.matmul(tf.cast(sums, tf.float32), constants["wide_kernel"])
 
 
 def plan_constants(plan: RecurrentPlan) -> dict:
@@ -166,7 +167,7 @@ def plan_constants(plan: RecurrentPlan) -> dict:
         "dense_bias": tf.constant(plan.dense_bias),
     }
     if plan.wide is not None:
-        constants["wide_table"] = tf.constant(plan.wide.table)
+        constants["wide_table"] = tf.constant(plan.wide.table, tf.float64)
         constants["wide_kernel"] = tf.constant(plan.wide.kernel)
     return constants
 
