@@ -16,7 +16,7 @@ BEAM_ARGS ?=
 IMDB ?= data/imdb
 SST5 ?= data/sst5
 # The committed default's recipe (docs/models.md).
-DEFAULT_RECIPE := --arch wide-bilstm-pool --vocab-size 30000 --freeze-embedding --epochs 15 --patience 3 --name imdb-bilstm \
+DEFAULT_RECIPE := --vocab-size 30000 --freeze-embedding --epochs 15 --patience 3 --name imdb-bilstm \
 	--teacher-ngram --teacher-seeds 1337,1,2 --distill-unlabelled $(IMDB)/unsup.parquet
 # The committed five-class model's recipe (docs/models.md).
 RT_CLASSES := negative,somewhat negative,neutral,somewhat positive,positive
