@@ -8,8 +8,6 @@ here: the n-gram arithmetic itself, a trained bundle end to end, and occlusion t
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.model.bundle import open_bundle
@@ -20,7 +18,6 @@ from pipeline.model.explain.explainer import Explainer, ExplainSettings, Explain
 from pipeline.model.explain.integrated_gradients import class_logit
 from pipeline.model.preprocessing import pad_rows
 from pipeline.model.wide import TRIGRAM_OFFSET, HashedNgrams, WidePart
-from tests.conftest import make_reviews
 
 VOCABULARY = 50
 BUCKETS = 101
@@ -91,7 +88,7 @@ def test_the_keras_layer_computes_the_reference_rows():
 
 
 @pytest.fixture(scope="module")
-def wide_bundle(tmp_path_factory):
+def wide_bundle(tmp_path_factory, labelled_parquet):
     """A real wide-and-deep bundle: its wide part fitted first, its BiLSTM on the synthetic reviews."""
     from pathlib import Path
 
@@ -99,20 +96,9 @@ def wide_bundle(tmp_path_factory):
     from training.train import train
 
     folder = tmp_path_factory.mktemp("wide")
-    reviews = make_reviews(240, seed=3)
-    pq.write_table(
-        pa.table(
-            {
-                "text": [t for t, _ in reviews],
-                "label": [label for _, label in reviews],
-                "movie_id": [f"tt{i // 4}" for i in range(len(reviews))],
-            }
-        ),
-        folder / "labelled.parquet",
-    )
     return train(
         TrainingConfig(
-            data=Path(folder / "labelled.parquet"),
+            data=Path(labelled_parquet),
             out=folder / "bundle",
             architecture="wide-bilstm-pool",
             epochs=2,
