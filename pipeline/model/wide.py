@@ -16,8 +16,8 @@ is padding, and each row a review's real n-grams reach counts once, however ofte
 presence, not counts, as in NBSVM, whose binary features beat counts by 0.6 points of validation
 accuracy here (BENCHMARKS.md#wide-buckets). The rows are sorted and the first of each run kept, which
 every engine can do in its graph. The wide logits are the sum of the kept rows. Leaving a word out
-of a review changes which n-grams it has, and explanations re-count them for each variant (`logits`
-of the variant's ids), so occlusion stays exact.
+of a review changes which n-grams it has, so occlusion gives each variant's whole review to the
+engine's occlusion graph again (WIDE_IDS), which re-counts them: occlusion stays exact.
 
 `hashed_rows` and `logits` here are the reference: the Keras layer (`pipeline.model.layers`), the
 xla engine and the ONNX export compute the same integer arithmetic, and tests hold them to it.

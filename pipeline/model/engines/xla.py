@@ -287,10 +287,9 @@ def compile_recurrence(plan: RecurrentPlan, width: int, states: bool):
 
     count, units, pool = len(plan.directions), plan.units, plan.readout == "pool"
     tables = [tf.constant(folded_table(plan.embedding, d)) for d in plan.directions]
-    recurrent = [tf.constant(d.recurrent_kernel) for d in plan.directions]
+    constants = plan_constants(plan)  # the recurrent kernels, the bias and any wide part, as scoring has them
+    recurrent = constants["recurrent"]
     dense = [tf.constant(plan.dense_kernel[b * units : (b + 1) * units]) for b in range(2 * count if pool else count)]
-    bias = tf.constant(plan.dense_bias)
-    constants = plan_constants(plan)
     per = ("h", "c", "top", "total", "count") if pool else ("h", "c")
     names = [f"{n}{d}" for d in range(count) for n in ("ids", *per)] + ([WIDE_IDS] if plan.wide is not None else [])
     spec = {"ids": ([None, width], tf.int32), "count": ([None, 1], tf.float32), WIDE_IDS: ([None, width], tf.int32)}
@@ -327,7 +326,7 @@ def compile_recurrence(plan: RecurrentPlan, width: int, states: bool):
                 out[f"part{d}"] = tf.matmul(final[carried * d], dense[d])
             if states:
                 out[f"h{d}_steps"], out[f"c{d}_steps"] = seen[2 * d].stack(), seen[2 * d + 1].stack()
-        out["part0"] = out["part0"] + bias
+        out["part0"] = out["part0"] + constants["dense_bias"]
         if plan.wide is not None:
             out["part0"] = out["part0"] + wide_logits(constants, plan, feed[WIDE_IDS])
         return out
