@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import keras
     from keras import layers
 
+    from pipeline.model.wide import HashedNgrams
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -63,21 +65,32 @@ class Architecture:
         )
         features = self.build_layers(embedding(ids))
         outputs = 1 if num_classes == 2 else num_classes
-        if self.wide:
+        ngrams = self.hashed_ngrams(input_dim)
+        if ngrams is not None:
             from pipeline.model.layers import HashedNgramLogits
-            from pipeline.model.wide import DEFAULT_BUCKETS, MAX_N
 
-            wide = HashedNgramLogits(input_dim, DEFAULT_BUCKETS, MAX_N, outputs, trainable=False, name=WIDE_LAYER)
+            wide = HashedNgramLogits(
+                ngrams.vocabulary, ngrams.buckets, ngrams.max_n, outputs, trainable=False, name=WIDE_LAYER
+            )
             features = layers.Concatenate(name="wide_and_deep")([features, wide(ids)])
         head = output_layer(num_classes)
         model = keras.Model(ids, head(features), name=self.name.replace("-", "_"))
         if embeddings is not None:  # set, not an initializer: a Constant would be saved into the config
             embedding.set_weights([embeddings])
-        if self.wide:
+        if ngrams is not None:
             kernel, bias = head.get_weights()
             kernel[-outputs:] = np.eye(outputs, dtype=kernel.dtype)
             head.set_weights([kernel, bias])
         return model
+
+    def hashed_ngrams(self, input_dim: int) -> HashedNgrams | None:
+        """The wide part's hashing for a vocabulary of `input_dim` ids; None without a wide part. The
+        model's layer and the fit of its table (training/wide_fit.py) both read it from here."""
+        if not self.wide:
+            return None
+        from pipeline.model.wide import HashedNgrams
+
+        return HashedNgrams(input_dim)
 
 
 WIDE_LAYER = "wide"

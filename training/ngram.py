@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from training.config import NgramSettings
 
-__all__ = ["NgramModel", "log_count_ratios"]
+__all__ = ["NgramModel", "log_count_ratios", "logistic_regression", "scaled"]
 
 
 class NgramModel:
@@ -49,10 +49,7 @@ class NgramModel:
         features = vectorizer.fit_transform(_joined(tokens))
         labels = np.asarray(labels, dtype=np.int64)
         ratios = log_count_ratios(features, labels, settings.smoothing) if num_classes == 2 else None
-        # liblinear is the fastest on two classes; lbfgs fits one multinomial model for more.
-        solver = "liblinear" if num_classes == 2 else "lbfgs"
-        classifier = LogisticRegression(C=settings.regularisation, max_iter=1000, solver=solver)
-        classifier.fit(_scaled(features, ratios), labels)
+        classifier = logistic_regression(settings.regularisation, num_classes).fit(scaled(features, ratios), labels)
         return cls(vectorizer, ratios, classifier)
 
     @property
@@ -61,7 +58,7 @@ class NgramModel:
 
     def log_probabilities(self, tokens: pa.Array) -> np.ndarray:
         """(texts, classes) natural-log class probabilities."""
-        features = _scaled(self.vectorizer.transform(_joined(tokens)), self.ratios)
+        features = scaled(self.vectorizer.transform(_joined(tokens)), self.ratios)
         return self.classifier.predict_log_proba(features)
 
 
@@ -77,5 +74,13 @@ def log_count_ratios(features: sparse.csr_matrix, labels: np.ndarray, smoothing:
     return np.log((positive / positive.sum()) / (negative / negative.sum())).astype(np.float32)
 
 
-def _scaled(features: sparse.csr_matrix, ratios: np.ndarray | None) -> sparse.csr_matrix:
+def logistic_regression(regularisation: float, num_classes: int) -> LogisticRegression:
+    """An unfitted regression with scikit-learn's C = `regularisation`: liblinear is the fastest on two
+    classes; lbfgs fits one multinomial model for more."""
+    solver = "liblinear" if num_classes == 2 else "lbfgs"
+    return LogisticRegression(C=regularisation, max_iter=1000, solver=solver)
+
+
+def scaled(features: sparse.csr_matrix, ratios: np.ndarray | None) -> sparse.csr_matrix:
+    """The features times each one's log-count ratio (NB-LR); unchanged without ratios."""
     return features if ratios is None else sparse.csr_matrix(features.multiply(ratios))

@@ -32,7 +32,6 @@ from pipeline.model.labels import Labels
 from pipeline.model.monitoring.training_profile import TrainingProfile
 from pipeline.model.preprocessing import EncodedBatch, PreprocessingConfig, TextEncoder, Vocabulary, tokenize
 from pipeline.model.progress import EPOCHS, Display, Step
-from pipeline.model.wide import HashedNgrams
 from schemas.bundle import CALIBRATION_FILE, HISTORY_PLOT_FILE, METRICS_FILE, default_score_label
 from training.architectures import WIDE_LAYER, Architecture, get_architecture, loss_for
 from training.calibration_fit import calibration_metrics, choose_and_fit, expected_calibration_error, labels_for
@@ -553,10 +552,11 @@ def fit_wide_part(
 ) -> FittedWide | None:
     """A wide-and-deep architecture's wide part, fitted to the training part's labels before the
     network (training/wide_fit.py); None for an architecture without one."""
-    if not arch.wide:
+    ngrams = arch.hashed_ngrams(vocabulary_size)
+    if ngrams is None:
         return None
     wide = fit_wide(
-        HashedNgrams(vocabulary_size),
+        ngrams,
         encoded.train,
         parts.train.labels,
         encoded.validation,
@@ -892,5 +892,5 @@ def architecture_record(
         "embedding": embedding.description,
     }
     if wide is not None:
-        record["wide"] = wide.record(model.get_layer(WIDE_LAYER).ngrams)
+        record["wide"] = wide.record()
     return record

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from sklearn.linear_model import LogisticRegression
 
 from pipeline.model.preprocessing import EncodedBatch
 from pipeline.model.wide import HashedNgrams
-from training.ngram import log_count_ratios
+from training.ngram import log_count_ratios, logistic_regression, scaled
 
 __all__ = ["REGULARISATIONS", "FittedWide", "fit_wide", "presence"]
 
@@ -35,6 +34,7 @@ SMOOTHING = 1.0
 
 @dataclass(frozen=True)
 class FittedWide:
+    ngrams: HashedNgrams
     table: np.ndarray
     """(rows, outputs) float32: the regression's weights times the ratios."""
     intercept: np.ndarray
@@ -46,9 +46,9 @@ class FittedWide:
     """The chosen wide part's accuracy alone on the held-out (calibration) part, which chose nothing."""
     seconds: float
 
-    def record(self, ngrams: HashedNgrams) -> dict:
+    def record(self) -> dict:
         return {
-            **ngrams.record(),
+            **self.ngrams.record(),
             "weighting": "presence, scaled by NB log-count ratios" if self.table.shape[1] == 1 else "presence",
             "regularisation": self.regularisation,
             "validation_accuracy_by_regularisation": {str(c): round(a, 4) for c, a in self.validation_accuracy.items()},
@@ -77,23 +77,24 @@ def fit_wide(
 ) -> FittedWide:
     started = time.perf_counter()
     labels = np.asarray(labels, dtype=np.int64)
-    features, validation_features = presence(train, ngrams), presence(validation, ngrams)
-    ratios = log_count_ratios(features, labels, SMOOTHING) if classes == 2 else np.ones(ngrams.rows, np.float32)
-    scale = sparse.diags(ratios)
-    features, validation_features = features @ scale, validation_features @ scale
-    solver = "liblinear" if classes == 2 else "lbfgs"
+    features = presence(train, ngrams)
+    ratios = log_count_ratios(features, labels, SMOOTHING) if classes == 2 else None
+    features, validation_features = scaled(features, ratios), scaled(presence(validation, ngrams), ratios)
     fitted, accuracy = {}, {}
     for c in REGULARISATIONS:
-        model = LogisticRegression(C=c, max_iter=1000, solver=solver).fit(features, labels)
+        model = logistic_regression(c, classes).fit(features, labels)
         accuracy[c] = float((model.predict(validation_features) == validation_labels).mean())
         fitted[c] = model
         print(f"wide part: C={c}, validation accuracy {accuracy[c]:.4f}")
     best = max(REGULARISATIONS, key=lambda c: accuracy[c])
     model = fitted[best]
-    held_out_accuracy = float((model.predict(presence(held_out, ngrams) @ scale) == held_out_labels).mean())
-    coef = model.coef_.T.astype(np.float32)  # (rows, 1) for two classes, (rows, K) for K
+    held_out_accuracy = float((model.predict(scaled(presence(held_out, ngrams), ratios)) == held_out_labels).mean())
+    table = model.coef_.T.astype(np.float32)  # (rows, 1) for two classes, (rows, K) for K
+    if ratios is not None:
+        table = table * ratios[:, None]
     return FittedWide(
-        (coef * ratios[:, None]).astype(np.float32),
+        ngrams,
+        table.astype(np.float32),
         model.intercept_.astype(np.float32),
         best,
         accuracy,
