@@ -248,12 +248,9 @@ def measure_previous(data, inputs, bundle, out, extra, size: int, repeat: int, p
         return None
     path = make_input(data, size, inputs)
     bundles = {"bundle": bundle, "previous": previous}
-    done: dict[str, list[dict[str, float]]] = {name: [] for name in bundles}
-    for _ in range(repeat):
-        for name, which in bundles.items():
-            done[name].append(score_pipeline(path, which, out / "scored-previous", extra, ()))
+    variants = {name: () for name in bundles}
+    runs = interleaved(path, bundle, out / "scored-previous", extra, variants, repeat, size, bundles)
     shutil.rmtree(out / "scored-previous")
-    runs = {name: median_run(r, size) for name, r in done.items()}
     versions = {name: json.loads((b / "manifest.json").read_text())["version"] for name, b in bundles.items()}
     return {
         "reviews": size,
@@ -263,12 +260,22 @@ def measure_previous(data, inputs, bundle, out, extra, size: int, repeat: int, p
     }
 
 
-def interleaved(path, bundle, folder, extra, variants: dict[str, tuple[str, ...]], repeat: int, size: int) -> dict:
-    """Each variant's options run `repeat` times, the variants taking turns; the median run of each."""
+def interleaved(
+    path,
+    bundle,
+    folder,
+    extra,
+    variants: dict[str, tuple[str, ...]],
+    repeat: int,
+    size: int,
+    bundles: dict[str, Path] | None = None,
+) -> dict:
+    """Each variant's options run `repeat` times, the variants taking turns; the median run of each.
+    `bundles` names a variant's own bundle where it is not `bundle`."""
     done: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for _ in range(repeat):
         for name, options in variants.items():
-            done[name].append(score_pipeline(path, bundle, folder, extra, options))
+            done[name].append(score_pipeline(path, (bundles or {}).get(name, bundle), folder, extra, options))
     return {name: median_run(runs, size) for name, runs in done.items()}
 
 

@@ -47,6 +47,23 @@ def explain_both_ways(bundle, engine: str, texts=TEXTS):
     return rows, words, predicted, scorer, reused, brute
 
 
+def assert_weights_are_logit_drops(bundle, rows, words, predicted, scorer, weights) -> None:
+    """Each word's weight (its tokens' summed) is F(x) minus F of the text re-encoded without any of
+    its occurrences; a review's only word gets F(x)."""
+    vocabulary = bundle.encoder.vocabulary
+    for row, review_words, review_weights, label in zip(rows, words, weights, predicted, strict=True):
+        full = class_logit(scorer.logits([row]), [label])[0]
+        totals = dict(word_weights(review_words, review_weights))
+        assert set(totals) == set(review_words)
+        for word, weight in totals.items():
+            kept = [w for w in review_words if w != word]
+            if not kept:  # nothing left to score: the word gets F(x)
+                assert weight == pytest.approx(full, abs=TOLERANCE)
+                continue
+            without = vocabulary.ids(pa.array(kept))
+            assert weight == pytest.approx(full - class_logit(scorer.logits([without]), [label])[0], abs=TOLERANCE)
+
+
 @pytest.mark.parametrize("engine", ["onnx", "xla"])
 @pytest.mark.parametrize("which", ["tiny_bundle", "five_class_bundle"])
 @pytest.mark.slow
@@ -75,18 +92,7 @@ def test_reusing_states_on_the_committed_default(engine):
 def test_a_words_weight_is_the_logit_drop_without_all_its_occurrences(five_class_bundle):
     """The definition, against the text re-encoded with the word's every occurrence removed."""
     rows, words, predicted, scorer, reused, _ = explain_both_ways(five_class_bundle, "onnx")
-    vocabulary = five_class_bundle.encoder.vocabulary
-    for row, review_words, weights, label in zip(rows, words, reused.weights, predicted, strict=True):
-        full = class_logit(scorer.logits([row]), [label])[0]
-        totals = dict(word_weights(review_words, weights))
-        assert set(totals) == set(review_words)
-        for word, weight in totals.items():
-            kept = [w for w in review_words if w != word]
-            if not kept:  # nothing left to score: the word gets F(x)
-                assert weight == pytest.approx(full, abs=TOLERANCE)
-                continue
-            without = vocabulary.ids(pa.array(kept))
-            assert weight == pytest.approx(full - class_logit(scorer.logits([without]), [label])[0], abs=TOLERANCE)
+    assert_weights_are_logit_drops(five_class_bundle, rows, words, predicted, scorer, reused.weights)
     unknown = words[2]
     assert "zyzzyva" in unknown and "quokka" in unknown  # two words that share the unknown id, weighed apart
 

@@ -15,7 +15,6 @@ from pipeline.model.engines.base import ScorerSettings
 from pipeline.model.engines.calibrated import bundle_scorer
 from pipeline.model.engines.plan import plan_model
 from pipeline.model.explain.explainer import Explainer, ExplainSettings, ExplainUnavailable
-from pipeline.model.explain.integrated_gradients import class_logit
 from pipeline.model.preprocessing import pad_rows
 from pipeline.model.wide import TRIGRAM_OFFSET, HashedNgrams, WidePart
 
@@ -144,20 +143,12 @@ def test_a_trained_wide_bundle_scores_alike_on_every_engine(wide_bundle):
 def test_occlusion_through_the_wide_part_is_rescoring(wide_bundle, engine):
     """Reusing the full pass's states gives re-scoring's weights, and a word's weight is the logit
     drop of the text re-encoded without it: its n-grams gone, the ones across the gap new."""
-    from tests.test_occlusion import TOLERANCE, explain_both_ways
+    from tests.test_occlusion import TOLERANCE, assert_weights_are_logit_drops, explain_both_ways
 
     rows, words, predicted, scorer, reused, brute = explain_both_ways(wide_bundle, engine, TEXTS)
     for fast, slow in zip(reused.weights, brute.weights, strict=True):
         np.testing.assert_allclose(fast, slow, atol=TOLERANCE, rtol=0)
-    vocabulary = wide_bundle.encoder.vocabulary
-    row, review_words, weights, label = rows[0], words[0], reused.weights[0], predicted[0]
-    full = class_logit(scorer.logits([row]), [label])[0]
-    for word in set(review_words):
-        left = np.array([i for i, w in zip(row, review_words, strict=True) if w != word], np.int32)
-        expected = full - class_logit(scorer.logits([left]), [label])[0]
-        got = sum(weights[i] for i, w in enumerate(review_words) if w == word)
-        assert abs(got - expected) < TOLERANCE, (word, got, expected)
-    assert vocabulary
+    assert_weights_are_logit_drops(wide_bundle, rows, words, predicted, scorer, reused.weights)
 
 
 def test_integrated_gradients_refuse_a_wide_model(wide_bundle):
